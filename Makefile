@@ -1,0 +1,41 @@
+# nst: run `make help` for the targets. Every target sets itself up from nothing.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := 1
+
+.PHONY: help setup repro test test-all lint bench ui
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv with the pinned dependencies and nst in editable mode
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	@PY=$(PY) VENV=$(VENV) bash scripts/setup.sh
+	@touch $(STAMP)
+
+repro: setup ## run the whole pipeline (fetch -> studies -> reports) with DVC
+	@bash scripts/repro.sh
+
+test: setup ## run the fast test suite (slow tests: make test-all)
+	$(BIN)/pytest -q
+
+test-all: setup ## run every test, the slow ones included
+	$(BIN)/pytest -q -m ""
+
+lint: setup ## ruff and mypy
+	$(BIN)/ruff check nst tests benchmarks
+	$(BIN)/ruff format --check nst tests benchmarks
+	$(BIN)/mypy
+
+bench: setup ## speed and memory benchmarks, ratios against baselines run side by side
+	$(BIN)/python -m benchmarks
+
+ui: setup ## browse runs in the MLflow UI on 127.0.0.1:5000
+	$(BIN)/nst ui

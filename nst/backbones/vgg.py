@@ -1,0 +1,126 @@
+"""VGG16 and VGG19 (Simonyan & Zisserman, 2015) with named layers, as used by Gatys et al.
+
+Layer names follow the paper: conv{block}_{index}, relu{block}_{index}, pool{block}.
+ReLUs are not in-place, so conv and relu layers are distinct features. Pooling can be max
+(the trained network) or average (what Gatys et al. used for nicer gradients).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from nst import NstError
+from nst.backbones import register
+from nst.backbones.base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Backbone,
+    WeightsInfo,
+    file_sha256,
+    load_state_dict_file,
+    resolve_weights,
+    tensors_sha256,
+    warn_random,
+)
+
+_TORCHVISION = {
+    "vgg16": (torchvision.models.vgg16, torchvision.models.VGG16_Weights.IMAGENET1K_V1),
+    "vgg19": (torchvision.models.vgg19, torchvision.models.VGG19_Weights.IMAGENET1K_V1),
+}
+
+
+def imagenet_cache_file(arch: str) -> Path:
+    """Where torchvision keeps the ImageNet file: $TORCH_HOME/hub/checkpoints/<name>."""
+    url = _TORCHVISION[arch][1].url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def layer_names(features: nn.Sequential) -> list[str]:
+    names, block, index = [], 1, 1
+    for module in features:
+        if isinstance(module, nn.Conv2d):
+            names.append(f"conv{block}_{index}")
+        elif isinstance(module, nn.ReLU):
+            names.append(f"relu{block}_{index}")
+            index += 1
+        elif isinstance(module, nn.MaxPool2d):
+            names.append(f"pool{block}")
+            block, index = block + 1, 1
+    return names
+
+
+class VGG(Backbone):
+    def __init__(self, arch: str, features: nn.Sequential, pooling: str, weights_info: WeightsInfo):
+        super().__init__()
+        self.name = arch
+        self.weights_info = weights_info
+        self.layer_names = tuple(layer_names(features))
+        modules: list[nn.Module] = []
+        for module in features:
+            if isinstance(module, nn.ReLU):
+                module = nn.ReLU(inplace=False)
+            elif isinstance(module, nn.MaxPool2d) and pooling == "avg":
+                module = nn.AvgPool2d(kernel_size=2, stride=2)
+            modules.append(module)
+        self.layers = nn.ModuleList(modules)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.freeze()
+
+    def features(self, x: torch.Tensor, layers: tuple[str, ...] | list[str]) -> dict[str, torch.Tensor]:
+        """Run the network up to the deepest requested layer and return those layers' outputs."""
+        self.check_layers(layers)
+        wanted = set(layers)
+        last = max(self.layer_names.index(layer) for layer in layers)
+        out: dict[str, torch.Tensor] = {}
+        h = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        for i in range(last + 1):
+            h = self.layers[i](h)
+            if self.layer_names[i] in wanted:
+                out[self.layer_names[i]] = h
+        return {layer: out[layer] for layer in layers}
+
+
+def build_vgg(arch: str, weights: str = "auto", pooling: str = "max", seed: int = 0) -> VGG:
+    if pooling not in ("max", "avg"):
+        raise NstError(f"pooling {pooling!r}: use max or avg")
+    factory, _ = _TORCHVISION[arch]
+    kind, path = resolve_weights(weights, arch, imagenet_cache_file(arch))
+    if kind == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = factory(weights=None)
+        state = net.features.state_dict()
+        info = WeightsInfo(f"random:seed={seed}", tensors_sha256(state), pretrained=False)
+        warn_random(arch, seed)
+        return VGG(arch, net.features, pooling, info)
+    assert path is not None
+    state = load_state_dict_file(path)
+    net = factory(weights=None)
+    features_state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    missing = set(net.features.state_dict()) - set(features_state)
+    if missing:
+        raise NstError(
+            f"{path}: not a torchvision {arch} state dict (missing {', '.join(sorted(missing)[:3])} "
+            "under features.)"
+        )
+    try:
+        net.features.load_state_dict(features_state)
+    except RuntimeError as err:
+        raise NstError(f"{path}: does not fit {arch}: {str(err).splitlines()[-1].strip()}") from None
+    info = WeightsInfo(f"{kind}:{path.name if kind == 'imagenet' else path}", file_sha256(path), pretrained=True)
+    return VGG(arch, net.features, pooling, info)
+
+
+@register("vgg16")
+def vgg16(weights: str = "auto", pooling: str = "max", seed: int = 0) -> VGG:
+    return build_vgg("vgg16", weights, pooling, seed)
+
+
+@register("vgg19")
+def vgg19(weights: str = "auto", pooling: str = "max", seed: int = 0) -> VGG:
+    return build_vgg("vgg19", weights, pooling, seed)

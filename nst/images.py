@@ -1,0 +1,133 @@
+"""Images in and out: safe loading with Pillow, resizing, tensor <-> image, atomic writes.
+
+Tensors are float RGB in [0, 1], shape 1x3xHxW. Every failure to read an image becomes an
+`ImageError` whose one-line message names the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from nst import NstError
+
+MAX_PIXELS = 64_000_000  # larger files are refused as possible decompression bombs
+
+
+class ImageError(NstError):
+    """An image file that cannot be used, with the reason."""
+
+
+def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
+    """Read an image file as a 1x3xHxW float tensor in [0, 1], optionally resized so that
+    its long side is `size` pixels. EXIF orientation is applied; any mode becomes RGB."""
+    return to_tensor(resize_long_side(open_rgb(path), size) if size else open_rgb(path))
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, expected an image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
+            try:
+                with Image.open(path) as img:
+                    img.load()
+                    img = ImageOps.exif_transpose(img)
+                    return _to_rgb(img)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(
+            f"{path}: image is larger than {MAX_PIXELS:,} pixels (possible decompression bomb); "
+            "downscale it first"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"{path}: corrupt or truncated image ({err})".splitlines()[0]) from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.width == 0 or img.height == 0:
+        raise ValueError("image has zero size")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16/32-bit grey: scale the actual range to 8 bits instead of clipping at 255
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        img = Image.fromarray(arr.round().astype(np.uint8), mode="L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)  # transparent pixels become white
+    return img.convert("RGB")
+
+
+def resize_long_side(img: Image.Image, size: int) -> Image.Image:
+    scale = size / max(img.size)
+    new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img if new == img.size else img.resize(new, Image.Resampling.LANCZOS)
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
+
+
+def to_image(tensor: torch.Tensor) -> Image.Image:
+    arr = tensor.detach().float().clamp(0, 1).squeeze(0).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray((arr * 255.0).round().astype(np.uint8), mode="RGB")
+
+
+def resize_tensor(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(hw):
+        return x
+    return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def save_image(
+    image: torch.Tensor | Image.Image,
+    path: str | Path,
+    protect: tuple[str | Path, ...] = (),
+) -> Path:
+    """Write an image atomically (temp file + rename). Refuse to overwrite any `protect` file,
+    so that `--out` pointing at an input never destroys it."""
+    path = Path(path)
+    for other in protect:
+        if Path(other).exists() and path.exists() and path.resolve() == Path(other).resolve():
+            raise ImageError(f"{path}: refusing to overwrite an input image; choose another --out")
+    img = to_image(image) if isinstance(image, torch.Tensor) else image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"{path}: unknown image extension; use .png or .jpg")
+    atomic_write(path, lambda f: img.save(f, format=fmt))
+    return path
+
+
+def atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
+    """Call write(file) on a temporary file beside `path`, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

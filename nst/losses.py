@@ -1,0 +1,74 @@
+"""The loss terms of neural style transfer, as pure functions of feature tensors.
+
+Notation (Gatys, Ecker & Bethge, 2016): F^l is the C_l x M_l matrix of layer l's features of
+the generated image (C_l channels, M_l = H_l * W_l positions), P^l the content image's, and
+A^l the Gram matrix of the style image at layer l.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+
+def gram(features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Gram matrix G = F F^T of an NxCxHxW tensor, one CxC matrix per batch item.
+
+    G_ij = sum_k F_ik F_jk / (C * H * W) when `normalize` (the PyTorch tutorial's convention,
+    which makes the value independent of image size), or the raw sum otherwise (Gatys).
+    """
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    g = torch.bmm(flat, flat.transpose(1, 2))
+    return g / (c * h * w) if normalize else g
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_content = mean_ij (F_ij - P_ij)^2, the mean squared feature difference.
+
+    Gatys use 1/2 * sum; the mean makes layers of different sizes comparable."""
+    return torch.mean((features - target) ** 2)
+
+
+def style_layer_loss(features: torch.Tensor, target_gram: torch.Tensor, gatys: bool = False) -> torch.Tensor:
+    """E_l, the style loss of one layer.
+
+    gram (default): E_l = mean_ij (G_ij - A_ij)^2 with G, A normalised by C*H*W.
+    gatys:          E_l = 1 / (4 C_l^2 M_l^2) * sum_ij (G_ij - A_ij)^2 with raw Gram matrices
+                    (equation 4 of Gatys et al.); `target_gram` must then be raw too.
+    """
+    if not gatys:
+        return torch.mean((gram(features) - target_gram) ** 2)
+    _, c, h, w = features.shape
+    return torch.sum((gram(features, normalize=False) - target_gram) ** 2) / (4.0 * c**2 * (h * w) ** 2)
+
+
+def weighted_sum(terms: Mapping[str, torch.Tensor], weights: Sequence[float] = ()) -> torch.Tensor:
+    """sum_l w_l * E_l over layers; equal weights 1/L when `weights` is empty."""
+    values = list(terms.values())
+    w = list(weights) if weights else [1.0 / len(values)] * len(values)
+    return sum((wi * v for wi, v in zip(w, values, strict=True)), torch.zeros_like(values[0]))
+
+
+def total_variation(image: torch.Tensor, kind: str = "l2") -> torch.Tensor:
+    """Total variation of an NxCxHxW image, a smoothness prior.
+
+    l1: TV = mean |x_{i+1,j} - x_{i,j}| + mean |x_{i,j+1} - x_{i,j}|  (anisotropic)
+    l2: TV = mean (x_{i+1,j} - x_{i,j})^2 + mean (x_{i,j+1} - x_{i,j})^2
+    The differences only pair pixels inside the image, so there is no wrap-around or
+    padding term at the borders; each mean is over the (H-1)*W or H*(W-1) differences.
+    """
+    dh = image[..., 1:, :] - image[..., :-1, :]
+    dw = image[..., :, 1:] - image[..., :, :-1]
+    if kind == "l1":
+        return dh.abs().mean() + dw.abs().mean()
+    if kind == "l2":
+        return (dh**2).mean() + (dw**2).mean()
+    raise ValueError(f"unknown TV kind {kind!r}; use l1 or l2")
+
+
+def total_loss(content: torch.Tensor, style: torch.Tensor, tv: torch.Tensor,
+               alpha: float, beta: float, gamma: float) -> torch.Tensor:
+    """L_total = alpha * L_content + beta * L_style + gamma * L_tv."""
+    return alpha * content + beta * style + gamma * tv

@@ -1,0 +1,229 @@
+"""`stylize`: the one optimisation loop of the harness (Gatys, Ecker & Bethge, 2016).
+
+The image x is optimised to minimise alpha * L_content(x) + beta * L_style(x) + gamma * L_tv(x),
+where the content and style terms compare features of a frozen backbone (see nst.losses).
+"""
+
+from __future__ import annotations
+
+import copy
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from nst import NstError
+from nst.backbones import Backbone, WeightsInfo, get_backbone
+from nst.config import TransferConfig
+from nst.images import resize_tensor
+from nst.losses import content_loss, gram, style_layer_loss, total_variation, weighted_sum
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a callback sees after each optimisation step."""
+
+    step: int  # 1-based
+    losses: dict[str, float]  # content, style, tv, total
+    image: torch.Tensor  # the current image; read it, do not modify it
+    seconds: float  # wall time since the loop started
+
+
+#: A callback may return True to stop the run early (or raise, e.g. optuna.TrialPruned).
+Callback = Callable[[Step], bool | None]
+
+
+@dataclass
+class Result:
+    image: torch.Tensor  # 1x3xHxW in [0, 1], on the CPU, float32
+    history: dict[str, list[float]]  # per step: content, style, tv, total
+    steps: int
+    seconds: float
+    seconds_per_step: float
+    peak_memory_mb: float
+    weights: WeightsInfo
+    stopped_early: bool
+    config: TransferConfig
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def final_losses(self) -> dict[str, float]:
+        return {k: v[-1] for k, v in self.history.items()}
+
+
+def build_backbone(config: TransferConfig) -> Backbone:
+    return get_backbone(config.backbone, weights=config.weights, pooling=config.pooling, seed=config.seed)
+
+
+def fit_size(image: torch.Tensor, size: int, multiple: int = 1) -> torch.Tensor:
+    """Resize so the long side is `size`, each side rounded to a multiple of `multiple`."""
+    h, w = image.shape[-2:]
+    scale = size / max(h, w)
+    hw = tuple(max(multiple, round(s * scale / multiple) * multiple) for s in (h, w))
+    return resize_tensor(image, hw)  # type: ignore[arg-type]
+
+
+class Objective:
+    """The loss of a candidate image against fixed content and style targets."""
+
+    def __init__(self, backbone: Backbone, config: TransferConfig, content: torch.Tensor,
+                 style: torch.Tensor, dtype: torch.dtype):
+        self.backbone, self.config, self.dtype = backbone, config, dtype
+        self.layers = list(dict.fromkeys(config.content_layers + config.style_layers))
+        gatys = config.style_normalization == "gatys"
+        with torch.no_grad():
+            c = self.extract(content)
+            s = self.extract(style)
+        self.content_targets = {layer: c[layer] for layer in config.content_layers}
+        self.style_targets = {layer: gram(s[layer], normalize=not gatys) for layer in config.style_layers}
+
+    def extract(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.backbone.features(x.to(self.dtype), self.layers)
+        return {k: v.float() for k, v in feats.items()}  # losses in fp32 even in bf16 mode
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        feats = self.extract(x)
+        gatys = cfg.style_normalization == "gatys"
+        content = weighted_sum(
+            {k: content_loss(feats[k], t) for k, t in self.content_targets.items()}, cfg.content_layer_weights
+        )
+        style = weighted_sum(
+            {k: style_layer_loss(feats[k], t, gatys) for k, t in self.style_targets.items()},
+            cfg.style_layer_weights,
+        )
+        tv = total_variation(x, cfg.tv) if cfg.gamma > 0 else torch.zeros((), device=x.device)
+        total = cfg.alpha * content + cfg.beta * style + cfg.gamma * tv
+        return {"content": content, "style": style, "tv": tv, "total": total}
+
+
+def initial_image(config: TransferConfig, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    gen = torch.Generator(device="cpu").manual_seed(config.seed)
+    noise = torch.rand(content.shape, generator=gen).to(content.device)
+    if config.init == "content":
+        return content.clone()
+    if config.init == "style":
+        return resize_tensor(style, tuple(content.shape[-2:])).clone()  # type: ignore[arg-type]
+    if config.init == "noise":
+        return noise
+    return config.init_blend * content + (1.0 - config.init_blend) * noise
+
+
+def make_optimizer(config: TransferConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    name = config.optimizer
+    if name == "adam":
+        return torch.optim.Adam(params, lr=config.lr)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    # one of our steps is one L-BFGS iteration; the history persists across step() calls
+    return torch.optim.LBFGS(
+        params, lr=config.lr, max_iter=1, history_size=config.lbfgs_history,
+        line_search_fn=None if config.lbfgs_line_search == "none" else "strong_wolfe",
+    )
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def stylize(
+    config: TransferConfig,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    callbacks: Sequence[Callback] = (),
+    backbone: Backbone | None = None,
+) -> Result:
+    """Optimise an image that has `content`'s content and `style`'s style.
+
+    content, style: 1x3xHxW tensors in [0, 1] (any size; resized to config.size here).
+    backbone: pass one to reuse it across runs; built from the config otherwise.
+    """
+    t0 = time.perf_counter()
+    device, dtype = resolve_device(config.device), DTYPES[config.dtype]
+    torch.manual_seed(config.seed)
+    backbone = backbone if backbone is not None else build_backbone(config)
+    backbone.check_layers(list(config.content_layers) + list(config.style_layers))
+    if next(backbone.parameters()).dtype != dtype or next(backbone.parameters()).device != device:
+        backbone = copy.deepcopy(backbone).to(device=device, dtype=dtype)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    content = fit_size(content, config.size, backbone.size_multiple).to(device)
+    style = fit_size(style, config.size, backbone.size_multiple).to(device)
+    objective = Objective(backbone, config, content, style, dtype)
+    x = initial_image(config, content, style).requires_grad_(True)
+    optimizer = make_optimizer(config, [x])
+    setup_seconds = time.perf_counter() - t0
+
+    history: dict[str, list[float]] = {"content": [], "style": [], "tv": [], "total": []}
+    last: dict[str, torch.Tensor] = {}
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        terms = objective(x)
+        terms["total"].backward()
+        last.update(terms)
+        return terms["total"]
+
+    stopped, step = False, 0
+    t1 = time.perf_counter()
+    for step in range(1, config.steps + 1):
+        optimizer.step(closure)
+        with torch.no_grad():
+            x.clamp_(0, 1)
+        losses = {k: float(v.detach()) for k, v in last.items()}
+        if not all(map(_finite, losses.values())):
+            raise NonFiniteLoss(f"loss became {losses['total']} at step {step}; lower the lr or the weights")
+        for k, v in losses.items():
+            history[k].append(v)
+        info = Step(step, losses, x.detach(), time.perf_counter() - t1)
+        if any([bool(cb(info)) for cb in callbacks]) or _converged(history["total"], config.stop_rtol):
+            stopped = step < config.steps
+            break
+    loop_seconds = time.perf_counter() - t1
+    return Result(
+        image=x.detach().float().cpu().clamp(0, 1),
+        history=history,
+        steps=step,
+        seconds=time.perf_counter() - t0,
+        seconds_per_step=loop_seconds / max(step, 1),
+        peak_memory_mb=peak_memory_mb(device),
+        weights=backbone.weights_info,
+        stopped_early=stopped,
+        config=config,
+        timings={"setup_s": setup_seconds, "loop_s": loop_seconds},
+    )
+
+
+class NonFiniteLoss(NstError):
+    """The loss became NaN or infinite: the run diverged."""
+
+
+def _finite(v: float) -> bool:
+    return v == v and abs(v) != float("inf")
+
+
+def _converged(totals: list[float], rtol: float, window: int = 10) -> bool:
+    if rtol <= 0 or len(totals) <= window:
+        return False
+    before, now = totals[-window - 1], totals[-1]
+    return (before - now) <= rtol * abs(before)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NstError(f"device {name!r}: use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NstError(f"device {name!r}: CUDA is not available on this machine; use --device cpu")
+    return device

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Create the virtual environment and install nst with its pinned dependencies.
+# Idempotent: make only re-runs this when pyproject.toml or this script changes.
+set -euo pipefail
+PY=${PY:-python3.11}
+VENV=${VENV:-.venv}
+command -v "$PY" >/dev/null || PY=python3
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+# torch/torchvision first and exactly: pip takes these versions from the machine's local wheels.
+"$VENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+"$VENV/bin/python" -m pip install -q -e ".[dev]"
+echo "setup: $("$VENV/bin/python" -c 'import torch, nst; print("torch", torch.__version__, "nst", nst.__version__)')"

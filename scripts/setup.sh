@@ -10,4 +10,9 @@ command -v "$PY" >/dev/null || PY=python3
 # torch/torchvision first and exactly: pip takes these versions from the machine's local wheels.
 "$VENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 "$VENV/bin/python" -m pip install -q -e ".[dev]"
+# Headless Chromium for the report's browser tests (Debian package; optional, never fatal).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+    || echo "setup: could not install chromium; the browser tests will be skipped" >&2
+fi
 echo "setup: $("$VENV/bin/python" -c 'import torch, nst; print("torch", torch.__version__, "nst", nst.__version__)')"

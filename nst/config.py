@@ -54,6 +54,19 @@ class TransferConfig:
     seed: int = 0
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16"] = "float32"
+    # patch-grid artefact mitigation for ViT backbones (nst.artifacts); 0 = off
+    jitter: int = 0  # roll the image by a seeded random shift of 0..N px per step
+    shift_average: int = 0  # average features over K fixed sub-patch shifts
+    # artistic controls (nst.color, nst.pyramid, nst.gradnorm, nst.masks, nst.frames)
+    style_blend: tuple[float, ...] = ()  # one weight per style image; empty: equal
+    style_scale: float = 1.0  # style long side = style_scale * size
+    color: Literal["none", "luminance", "histogram", "histogram_post"] = "none"
+    pyramid: tuple[int, ...] = ()  # stage sizes, e.g. 256,512; the last is the output size
+    pyramid_steps: tuple[int, ...] = ()  # steps per pyramid stage; empty: `steps` each
+    normalize_gradients: bool = False  # each loss term's pixel gradient divided by its L1 norm
+    layer_weight_normalization: Literal["none", "sum", "channels"] = "none"
+    mask: str = ""  # grey image: white = stylise, black = keep the content
+    frame_every: int = 0  # capture a frame every k steps (Result.frames); 0 = off
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -73,6 +86,10 @@ class TransferConfig:
         for key in ("alpha", "beta", "gamma", "lr"):
             if getattr(self, key) < 0:
                 raise NstError(f"{key} must be non-negative, got {getattr(self, key)}")
+        for key in ("jitter", "shift_average"):
+            if getattr(self, key) < 0:
+                raise NstError(f"{key} must be non-negative, got {getattr(self, key)}")
+        _check_controls(self)
         if not 0.0 <= self.init_blend <= 1.0:
             raise NstError(f"init_blend must be in [0, 1], got {self.init_blend}")
 
@@ -162,3 +179,19 @@ def _check_types(config: TransferConfig) -> None:
         if coerced != value or type(coerced) is not type(value):
             object.__setattr__(config, f.name, coerced)
 
+
+def _check_controls(config: TransferConfig) -> None:
+    """Ranges of the artistic-control fields (nst.color, nst.pyramid, ...)."""
+    if any(w < 0 for w in config.style_blend) or (config.style_blend and sum(config.style_blend) <= 0):
+        raise NstError(f"style_blend {list(config.style_blend)}: weights must be >= 0 with a positive sum")
+    if config.style_scale <= 0:
+        raise NstError(f"style_scale must be positive, got {config.style_scale}")
+    if any(s < 1 for s in config.pyramid) or any(n < 1 for n in config.pyramid_steps):
+        raise NstError("pyramid sizes and pyramid_steps must be at least 1")
+    if config.pyramid_steps and len(config.pyramid_steps) != len(config.pyramid):
+        raise NstError(
+            f"pyramid_steps has {len(config.pyramid_steps)} values for {len(config.pyramid)} "
+            "pyramid stages: give one per stage or none"
+        )
+    if config.frame_every < 0:
+        raise NstError(f"frame_every must be non-negative, got {config.frame_every}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from nst import NstError
+from nst.artifacts import Jitter, average_shifts, roll, shift_averaged
 from nst.backbones import Backbone, WeightsInfo, get_backbone
 from nst.config import TransferConfig
 from nst.images import resize_tensor
@@ -74,6 +75,9 @@ class Objective:
                  style: torch.Tensor, dtype: torch.dtype):
         self.backbone, self.config, self.dtype = backbone, config, dtype
         self.layers = list(dict.fromkeys(config.content_layers + config.style_layers))
+        # patch-grid artefact mitigation (nst.artifacts): averaged fixed shifts, per-step jitter
+        self.shifts = average_shifts(config.shift_average, backbone.size_multiple)
+        self.jitter, self.content, self._jittered = Jitter(config.jitter, config.seed), content, {}
         gatys = config.style_normalization == "gatys"
         with torch.no_grad():
             c = self.extract(content)
@@ -82,15 +86,17 @@ class Objective:
         self.style_targets = {layer: gram(s[layer], normalize=not gatys) for layer in config.style_layers}
 
     def extract(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.backbone.features(x.to(self.dtype), self.layers)
+        feats = shift_averaged(lambda z: self.backbone.features(z, self.layers), x.to(self.dtype), self.shifts)
         return {k: v.float() for k, v in feats.items()}  # losses in fp32 even in bf16 mode
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg = self.config
-        feats = self.extract(x)
+        shift = self.jitter.current
+        feats = self.extract(roll(x, shift))
         gatys = cfg.style_normalization == "gatys"
         content = weighted_sum(
-            {k: content_loss(feats[k], t) for k, t in self.content_targets.items()}, cfg.content_layer_weights
+            {k: content_loss(feats[k], t) for k, t in self.content_targets_at(shift).items()},
+            cfg.content_layer_weights,
         )
         style = weighted_sum(
             {k: style_layer_loss(feats[k], t, gatys) for k, t in self.style_targets.items()},
@@ -99,6 +105,16 @@ class Objective:
         tv = total_variation(x, cfg.tv) if cfg.gamma > 0 else torch.zeros((), device=x.device)
         total = cfg.alpha * content + cfg.beta * style + cfg.gamma * tv
         return {"content": content, "style": style, "tv": tv, "total": total}
+
+    def content_targets_at(self, shift: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Content targets for an image rolled by `shift` (jitter): from the content rolled alike."""
+        if shift == (0, 0):
+            return self.content_targets
+        if shift not in self._jittered:
+            with torch.no_grad():
+                c = self.extract(roll(self.content, shift))
+            self._jittered[shift] = {layer: c[layer] for layer in self.config.content_layers}
+        return self._jittered[shift]
 
 
 def initial_image(config: TransferConfig, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -175,6 +191,7 @@ def stylize(
     stopped, step = False, 0
     t1 = time.perf_counter()
     for step in range(1, config.steps + 1):
+        objective.jitter.next_step()
         optimizer.step(closure)
         with torch.no_grad():
             x.clamp_(0, 1)

@@ -1,0 +1,103 @@
+"""Patch-grid artefacts of transformer backbones: a metric and two mitigations.
+
+A ViT sees the image through a fixed P x P patch grid, so an optimised image can lower
+its loss with structure that repeats every P pixels: a visible grid. The metric measures
+that periodic part; the mitigations take away the grid's fixed phase.
+
+Metric. Split an image x (C x H x W, H and W multiples of P) into its (H/P)(W/P) patches
+and average them into one mean patch m (C x P x P). The patch-periodic component of x is m
+tiled over the image; by Parseval it is exactly the part of the spectrum on the lattice of
+the patch frequency and its harmonics, (u, v) in {(a H/P, b W/P)}. The patch-grid energy is
+
+    E_P(x) = sum_c ||m_c - mean(m_c)||^2 * (H W / P^2) / sum_c ||x_c - mean(x_c)||^2
+
+the share of the image's variance that repeats with period P (in [0, 1]). Random noise
+scores about P^2 / (H W) (one over the number of patches); a pure P-periodic pattern
+scores 1.
+
+Mitigations (TransferConfig.jitter, TransferConfig.shift_average; both 0 = off):
+- jitter N: before each optimisation step draw a shift (dy, dx) uniformly in {0..N}^2
+  from a generator seeded with the run's seed, and give the backbone the image rolled by
+  it (the content target is computed from the content image rolled the same way, so
+  content and image stay aligned). With N >= P - 1 every phase of the grid is visited.
+- shift_average K: features are the mean over K fixed shifts s_k = round(k P / K),
+  k = 0..K-1, applied on both axes, f(x) = 1/K sum_k f(roll(x, s_k)); targets use the
+  same averaged extractor. Deterministic, K times the cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+Shift = tuple[int, int]
+Features = dict[str, torch.Tensor]
+
+
+def patch_grid_energy(image: torch.Tensor, patch: int = 16) -> float:
+    """E_P: the share of an image's variance that repeats every `patch` pixels (see above).
+
+    image: CxHxW or 1xCxHxW; sides that are not multiples of `patch` are cropped to the
+    largest multiple (bottom/right), so the metric always uses whole patches.
+    """
+    x = image.detach().float()
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"patch_grid_energy takes one image, got a batch of {x.shape[0]}")
+        x = x[0]
+    c, h, w = x.shape
+    gh, gw = h // patch, w // patch
+    if gh < 1 or gw < 1:
+        raise ValueError(f"image {h}x{w} is smaller than one {patch}px patch")
+    x = x[:, : gh * patch, : gw * patch]
+    x = x - x.mean(dim=(1, 2), keepdim=True)
+    total = float((x**2).sum())
+    if total == 0.0:
+        return 0.0
+    mean_patch = x.reshape(c, gh, patch, gw, patch).mean(dim=(1, 3))  # C x P x P
+    mean_patch = mean_patch - mean_patch.mean(dim=(1, 2), keepdim=True)
+    periodic = float((mean_patch**2).sum()) * gh * gw
+    return periodic / total
+
+
+def roll(x: torch.Tensor, shift: Shift) -> torch.Tensor:
+    """Circularly shift an NCHW image by (dy, dx) pixels; a no-op (same tensor) for (0, 0)."""
+    return x if shift == (0, 0) else torch.roll(x, shifts=shift, dims=(-2, -1))
+
+
+def average_shifts(count: int, period: int) -> list[Shift]:
+    """The K fixed diagonal shifts s_k = round(k P / K) of shift averaging (K <= 1: none)."""
+    if count <= 1:
+        return [(0, 0)]
+    return [(round(k * period / count),) * 2 for k in range(count)]  # type: ignore[misc]
+
+
+def shift_averaged(extract: Callable[[torch.Tensor], Features], x: torch.Tensor,
+                   shifts: list[Shift]) -> Features:
+    """f(x) = 1/K sum_k f(roll(x, s_k)), layer by layer."""
+    if len(shifts) == 1:
+        return extract(roll(x, shifts[0]))
+    total: Features = {}
+    for s in shifts:
+        for k, v in extract(roll(x, s)).items():
+            total[k] = total[k] + v if k in total else v
+    return {k: v / len(shifts) for k, v in total.items()}
+
+
+class Jitter:
+    """The per-step random shift of `jitter N`, drawn from its own seeded generator so that
+    runs with the same seed see the same shifts (and the global RNG is left alone)."""
+
+    def __init__(self, max_shift: int, seed: int):
+        self.max_shift = max_shift
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.current: Shift = (0, 0)
+
+    def next_step(self) -> Shift:
+        """Draw the shift for the coming step (all closure calls of one step share it, which
+        L-BFGS line searches need)."""
+        if self.max_shift > 0:
+            dy, dx = torch.randint(0, self.max_shift + 1, (2,), generator=self.generator).tolist()
+            self.current = (dy, dx)
+        return self.current

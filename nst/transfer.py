@@ -17,9 +17,14 @@ import torch
 from nst import NstError
 from nst.artifacts import Jitter, average_shifts, roll, shift_averaged
 from nst.backbones import Backbone, WeightsInfo, get_backbone
+from nst.blend import as_styles, blended_grams
+from nst.color import ColorControl
 from nst.config import TransferConfig
+from nst.frames import FrameCapture
+from nst.gradnorm import normalize_layer_weights, normalized_backward
 from nst.images import resize_tensor
-from nst.losses import content_loss, gram, style_layer_loss, total_variation, weighted_sum
+from nst.losses import content_loss, style_layer_loss, total_variation, weighted_sum
+from nst.masks import blend, load_mask, mask_gradient
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -50,6 +55,7 @@ class Result:
     stopped_early: bool
     config: TransferConfig
     timings: dict[str, float] = field(default_factory=dict)
+    frames: list[torch.Tensor] = field(default_factory=list)  # every config.frame_every steps
 
     @property
     def final_losses(self) -> dict[str, float]:
@@ -72,7 +78,7 @@ class Objective:
     """The loss of a candidate image against fixed content and style targets."""
 
     def __init__(self, backbone: Backbone, config: TransferConfig, content: torch.Tensor,
-                 style: torch.Tensor, dtype: torch.dtype):
+                 style: torch.Tensor | Sequence[torch.Tensor], dtype: torch.dtype):
         self.backbone, self.config, self.dtype = backbone, config, dtype
         self.layers = list(dict.fromkeys(config.content_layers + config.style_layers))
         # patch-grid artefact mitigation (nst.artifacts): averaged fixed shifts, per-step jitter
@@ -81,9 +87,18 @@ class Objective:
         gatys = config.style_normalization == "gatys"
         with torch.no_grad():
             c = self.extract(content)
-            s = self.extract(style)
         self.content_targets = {layer: c[layer] for layer in config.content_layers}
-        self.style_targets = {layer: gram(s[layer], normalize=not gatys) for layer in config.style_layers}
+        # several styles: Gram targets mixed by config.style_blend (nst.blend)
+        self.style_targets = blended_grams(
+            self.extract, as_styles(style), config.style_layers, config.style_blend, normalize=not gatys
+        )
+        norm = config.layer_weight_normalization  # nst.gradnorm
+        self.content_weights = normalize_layer_weights(
+            config.content_layer_weights, [c[k].shape[1] for k in config.content_layers], norm
+        )
+        self.style_weights = normalize_layer_weights(
+            config.style_layer_weights, [t.shape[-1] for t in self.style_targets.values()], norm
+        )
 
     def extract(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = shift_averaged(lambda z: self.backbone.features(z, self.layers), x.to(self.dtype), self.shifts)
@@ -96,11 +111,11 @@ class Objective:
         gatys = cfg.style_normalization == "gatys"
         content = weighted_sum(
             {k: content_loss(feats[k], t) for k, t in self.content_targets_at(shift).items()},
-            cfg.content_layer_weights,
+            self.content_weights,
         )
         style = weighted_sum(
             {k: style_layer_loss(feats[k], t, gatys) for k, t in self.style_targets.items()},
-            cfg.style_layer_weights,
+            self.style_weights,
         )
         tv = total_variation(x, cfg.tv) if cfg.gamma > 0 else torch.zeros((), device=x.device)
         total = cfg.alpha * content + cfg.beta * style + cfg.gamma * tv
@@ -137,9 +152,12 @@ def make_optimizer(config: TransferConfig, params: list[torch.Tensor]) -> torch.
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    # one of our steps is one L-BFGS iteration; the history persists across step() calls
+    # One of our steps is one L-BFGS iteration; the history persists across step() calls.
+    # Its own tolerances are off: pixel gradients can be below 1e-7 while the image still
+    # changes visibly, and stopping is decided by config.steps and config.stop_rtol.
     return torch.optim.LBFGS(
         params, lr=config.lr, max_iter=1, history_size=config.lbfgs_history,
+        tolerance_grad=0.0, tolerance_change=0.0,
         line_search_fn=None if config.lbfgs_line_search == "none" else "strong_wolfe",
     )
 
@@ -153,15 +171,23 @@ def peak_memory_mb(device: torch.device) -> float:
 def stylize(
     config: TransferConfig,
     content: torch.Tensor,
-    style: torch.Tensor,
+    style: torch.Tensor | Sequence[torch.Tensor],
     callbacks: Sequence[Callback] = (),
     backbone: Backbone | None = None,
+    init: torch.Tensor | None = None,
 ) -> Result:
     """Optimise an image that has `content`'s content and `style`'s style.
 
-    content, style: 1x3xHxW tensors in [0, 1] (any size; resized to config.size here).
+    content, style: 1x3xHxW tensors in [0, 1] (any size; resized to config.size here); style
+    may be several tensors, mixed by config.style_blend.
     backbone: pass one to reuse it across runs; built from the config otherwise.
+    init: start from this image (resized to the content) instead of config.init.
+    With config.pyramid set, runs nst.pyramid.stylize_pyramid (which calls this per stage).
     """
+    if config.pyramid:
+        from nst.pyramid import stylize_pyramid  # imports this module: import here, not above
+
+        return stylize_pyramid(config, content, style, callbacks, backbone, init=init)
     t0 = time.perf_counter()
     device, dtype = resolve_device(config.device), DTYPES[config.dtype]
     torch.manual_seed(config.seed)
@@ -172,9 +198,25 @@ def stylize(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     content = fit_size(content, config.size, backbone.size_multiple).to(device)
-    style = fit_size(style, config.size, backbone.size_multiple).to(device)
-    objective = Objective(backbone, config, content, style, dtype)
-    x = initial_image(config, content, style).requires_grad_(True)
+    style_size = max(1, round(config.style_scale * config.size))
+    styles = [fit_size(s, style_size, backbone.size_multiple).to(device) for s in as_styles(style)]
+    # colour preservation (nst.color): what the optimiser sees, and what the user gets
+    color = ColorControl(config.color, content)
+    objective = Objective(
+        backbone, config, color.content_image(), [color.style_image(s) for s in styles], dtype
+    )
+    start = initial_image(config, content, styles[0]) if init is None else init.to(device)
+    x = color.init_image(resize_tensor(start, tuple(content.shape[-2:]))).requires_grad_(True)  # type: ignore[arg-type]
+    mask = load_mask(config.mask, tuple(content.shape[-2:])).to(device) if config.mask else None  # type: ignore[arg-type]
+    if mask is not None:  # nst.masks: only white pixels move, and the output is blended
+        mask_gradient(x, mask)
+
+    def finish(image: torch.Tensor) -> torch.Tensor:
+        out = color.finish(image)
+        return blend(out, content, mask) if mask is not None else out
+
+    capture = FrameCapture(config.frame_every, finish) if config.frame_every > 0 else None
+    callbacks = [*callbacks, capture] if capture is not None else callbacks
     optimizer = make_optimizer(config, [x])
     setup_seconds = time.perf_counter() - t0
 
@@ -184,17 +226,28 @@ def stylize(
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         terms = objective(x)
-        terms["total"].backward()
-        last.update(terms)
+        if config.normalize_gradients:  # each term's gradient scaled to unit L1 norm (nst.gradnorm)
+            normalized_backward(terms, {"content": config.alpha, "style": config.beta, "tv": config.gamma}, x)
+        else:
+            terms["total"].backward()
+        # the first evaluation of a step is at the current image (a line search evaluates
+        # trial points after it), so a step's losses are those of the image it started from
+        if not last:
+            last.update(terms)
         return terms["total"]
 
+    # First-order optimisers take projected steps (clamped to [0, 1]); L-BFGS stays
+    # unconstrained as in Gatys et al., because clamping would corrupt its curvature pairs.
+    project = config.optimizer != "lbfgs"
     stopped, step = False, 0
     t1 = time.perf_counter()
     for step in range(1, config.steps + 1):
+        last.clear()
         objective.jitter.next_step()
         optimizer.step(closure)
-        with torch.no_grad():
-            x.clamp_(0, 1)
+        if project:
+            with torch.no_grad():
+                x.clamp_(0, 1)
         losses = {k: float(v.detach()) for k, v in last.items()}
         if not all(map(_finite, losses.values())):
             raise NonFiniteLoss(f"loss became {losses['total']} at step {step}; lower the lr or the weights")
@@ -206,7 +259,7 @@ def stylize(
             break
     loop_seconds = time.perf_counter() - t1
     return Result(
-        image=x.detach().float().cpu().clamp(0, 1),
+        image=finish(x.detach().float().clamp(0, 1)).cpu(),
         history=history,
         steps=step,
         seconds=time.perf_counter() - t0,
@@ -216,6 +269,7 @@ def stylize(
         stopped_early=stopped,
         config=config,
         timings={"setup_s": setup_seconds, "loop_s": loop_seconds},
+        frames=capture.frames if capture is not None else [],
     )
 
 

@@ -248,6 +248,9 @@ def stylize(
         if project:
             with torch.no_grad():
                 x.clamp_(0, 1)
+        elif optimizer.state[x].get("t") == 0:
+            # the line search found no decrease: drop the curvature history and restart
+            optimizer = make_optimizer(config, [x])
         losses = {k: float(v.detach()) for k, v in last.items()}
         if not all(map(_finite, losses.values())):
             raise NonFiniteLoss(f"loss became {losses['total']} at step {step}; lower the lr or the weights")

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import nn
+from torchvision.models.vgg import cfgs, make_layers
 
 from nst import NstError
 from nst.backbones import register
@@ -28,9 +29,20 @@ from nst.backbones.base import (
 )
 
 _TORCHVISION = {
-    "vgg16": (torchvision.models.vgg16, torchvision.models.VGG16_Weights.IMAGENET1K_V1),
-    "vgg19": (torchvision.models.vgg19, torchvision.models.VGG19_Weights.IMAGENET1K_V1),
+    "vgg16": ("D", torchvision.models.VGG16_Weights.IMAGENET1K_V1),
+    "vgg19": ("E", torchvision.models.VGG19_Weights.IMAGENET1K_V1),
 }
+
+
+def torchvision_features(arch: str) -> nn.Sequential:
+    """torchvision's VGG feature stack alone, initialised as torchvision does (Kaiming normal,
+    fan-out); building the classifier too would cost 100M parameters we never use."""
+    features = make_layers(cfgs[_TORCHVISION[arch][0]])
+    for m in features.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return features
 
 
 def imagenet_cache_file(arch: str) -> Path:
@@ -88,32 +100,30 @@ class VGG(Backbone):
 def build_vgg(arch: str, weights: str = "auto", pooling: str = "max", seed: int = 0) -> VGG:
     if pooling not in ("max", "avg"):
         raise NstError(f"pooling {pooling!r}: use max or avg")
-    factory, _ = _TORCHVISION[arch]
     kind, path = resolve_weights(weights, arch, imagenet_cache_file(arch))
     if kind == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = factory(weights=None)
-        state = net.features.state_dict()
-        info = WeightsInfo(f"random:seed={seed}", tensors_sha256(state), pretrained=False)
+            features = torchvision_features(arch)
+        info = WeightsInfo(f"random:seed={seed}", tensors_sha256(features.state_dict()), pretrained=False)
         warn_random(arch, seed)
-        return VGG(arch, net.features, pooling, info)
+        return VGG(arch, features, pooling, info)
     assert path is not None
     state = load_state_dict_file(path)
-    net = factory(weights=None)
+    features = make_layers(cfgs[_TORCHVISION[arch][0]])
     features_state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
-    missing = set(net.features.state_dict()) - set(features_state)
+    missing = set(features.state_dict()) - set(features_state)
     if missing:
         raise NstError(
             f"{path}: not a torchvision {arch} state dict (missing {', '.join(sorted(missing)[:3])} "
             "under features.)"
         )
     try:
-        net.features.load_state_dict(features_state)
+        features.load_state_dict(features_state)
     except RuntimeError as err:
         raise NstError(f"{path}: does not fit {arch}: {str(err).splitlines()[-1].strip()}") from None
     info = WeightsInfo(f"{kind}:{path.name if kind == 'imagenet' else path}", file_sha256(path), pretrained=True)
-    return VGG(arch, net.features, pooling, info)
+    return VGG(arch, features, pooling, info)
 
 
 @register("vgg16")

@@ -1,0 +1,119 @@
+"""The optimisation loop: it lowers the loss with every optimiser and init, is deterministic,
+and lets callbacks watch and stop it."""
+
+import io
+
+import pytest
+import torch
+
+from nst import NstError
+from nst.backbones import get_backbone
+from nst.config import TransferConfig
+from nst.images import to_image
+from nst.transfer import NonFiniteLoss, stylize
+
+SMALL = {"size": 32, "steps": 8, "weights": "random", "style_layers": ["relu1_1", "relu2_1", "relu3_1"],
+         "content_layers": ["relu3_1"], "beta": 1.0e6}
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return get_backbone("vgg19", weights="random")
+
+
+def _png(t: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    to_image(t).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "lr", "factor"),
+    [("adam", 0.05, 0.8), ("adamw", 0.05, 0.8), ("sgd", 100.0, 0.8), ("lbfgs", 1.0, 0.999)],
+)
+def test_each_optimizer_reduces_the_loss(tiny_pair, vgg, optimizer, lr, factor):
+    cfg = TransferConfig.from_dict({**SMALL, "optimizer": optimizer, "lr": lr, "gamma": 1.0})
+    result = stylize(cfg, *tiny_pair, backbone=vgg)
+    total = result.history["total"]
+    assert len(total) == result.steps == 8
+    assert all(b < a for a, b in zip(total, total[1:], strict=False)), total
+    assert total[-1] < factor * total[0], total
+
+
+@pytest.mark.parametrize("init", ["content", "style", "noise", "blend"])
+def test_each_init_reduces_the_loss(tiny_pair, vgg, init):
+    cfg = TransferConfig.from_dict({**SMALL, "init": init, "lr": 0.05, "steps": 12})
+    total = stylize(cfg, *tiny_pair, backbone=vgg).history["total"]
+    assert total[-1] < 0.95 * total[0], total
+
+
+def test_inits_start_where_they_say(tiny_pair, vgg):
+    content, style = tiny_pair
+    first = {}
+    for init in ("content", "style", "noise"):
+        cfg = TransferConfig.from_dict({**SMALL, "init": init, "steps": 1, "lr": 0.0})
+        first[init] = stylize(cfg, content, style, backbone=vgg).image
+    assert torch.allclose(first["content"], content, atol=1e-6)
+    assert torch.allclose(first["style"], style, atol=1e-6)
+    assert not torch.allclose(first["noise"], content, atol=0.1)
+
+
+def test_same_seed_gives_byte_identical_image(tiny_pair):
+    cfg = TransferConfig.from_dict({**SMALL, "init": "noise", "seed": 7})
+    a = stylize(cfg, *tiny_pair)
+    b = stylize(cfg, *tiny_pair)
+    c = stylize(cfg.replace(seed=8), *tiny_pair)
+    assert _png(a.image) == _png(b.image)
+    assert a.history == b.history
+    assert _png(a.image) != _png(c.image)
+
+
+def test_callbacks_see_every_step_and_can_stop(tiny_pair, vgg):
+    seen = []
+
+    def watch(step):
+        seen.append((step.step, step.losses["total"]))
+        return step.step == 3
+
+    result = stylize(TransferConfig.from_dict(SMALL), *tiny_pair, callbacks=[watch], backbone=vgg)
+    assert [s for s, _ in seen] == [1, 2, 3]
+    assert result.steps == 3 and result.stopped_early
+    assert [v for _, v in seen] == result.history["total"]
+
+
+def test_convergence_based_stopping(tiny_pair, vgg):
+    cfg = TransferConfig.from_dict({**SMALL, "steps": 200, "stop_rtol": 0.5})
+    result = stylize(cfg, *tiny_pair, backbone=vgg)
+    assert result.stopped_early and result.steps < 200
+
+
+def test_diverging_run_raises_a_clear_error(tiny_pair, vgg):
+    # unconstrained L-BFGS with a huge fixed step and no line search blows up
+    cfg = TransferConfig.from_dict(
+        {**SMALL, "optimizer": "lbfgs", "lr": 1.0e12, "lbfgs_line_search": "none", "steps": 50}
+    )
+    with pytest.raises(NonFiniteLoss, match="lower the lr or the weights"):
+        stylize(cfg, *tiny_pair, backbone=vgg)
+
+
+def test_result_records_weights_timings_and_memory(tiny_pair, vgg):
+    result = stylize(TransferConfig.from_dict({**SMALL, "steps": 2}), *tiny_pair, backbone=vgg)
+    assert result.weights.identity == "random:seed=0"
+    assert result.seconds_per_step > 0 and result.peak_memory_mb > 0
+    assert result.image.shape == (1, 3, 32, 32) and result.image.dtype == torch.float32
+
+
+def test_bfloat16_mode_tracks_float32(tiny_pair, vgg):
+    cfg = TransferConfig.from_dict({**SMALL, "steps": 3})
+    fp32 = stylize(cfg, *tiny_pair, backbone=vgg)
+    bf16 = stylize(cfg.replace(dtype="bfloat16"), *tiny_pair, backbone=vgg)
+    assert next(vgg.parameters()).dtype == torch.float32  # the caller's backbone is untouched
+    assert bf16.history["total"][-1] == pytest.approx(fp32.history["total"][-1], rel=0.2)
+
+
+def test_bad_layer_and_device(tiny_pair, vgg):
+    with pytest.raises(NstError, match="no layer"):
+        stylize(TransferConfig.from_dict({**SMALL, "style_layers": ["block3"]}), *tiny_pair, backbone=vgg)
+    if not torch.cuda.is_available():
+        with pytest.raises(NstError, match="CUDA is not available"):
+            stylize(TransferConfig.from_dict({**SMALL, "device": "cuda"}), *tiny_pair, backbone=vgg)

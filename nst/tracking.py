@@ -28,7 +28,7 @@ import platform
 import re
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -322,7 +322,7 @@ class TransferTracker:
         self,
         result: Result,
         content: Tensor,
-        style: Tensor,
+        style: Tensor | Sequence[Tensor],
         *,
         prefix: str = "",
         metrics: dict[str, float] | None = None,
@@ -333,7 +333,9 @@ class TransferTracker:
         self.flush()
         size = result.config.size
         self.log_image(fit_size(content, size), f"{prefix}images/content.png")
-        self.log_image(fit_size(style, size), f"{prefix}images/style.png")
+        styles = [style] if isinstance(style, Tensor) else list(style)
+        for i, each in enumerate(styles):  # several styles (a blend): style.png, style1.png, ...
+            self.log_image(fit_size(each, size), f"{prefix}images/style{i or ''}.png")
         self.log_image(result.image, f"{prefix}images/result.png")
         frames = getattr(result, "frames", None)
         if frames:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -15,6 +17,10 @@ from nst.frames import write_frames
 from nst.images import load_image, save_image
 from nst.provenance import package_versions
 from nst.transfer import Result, Step, stylize
+
+if TYPE_CHECKING:
+    from nst.config import TransferConfig
+    from nst.tracking import TransferTracker
 
 HELP = "stylise a content image with a style image"
 
@@ -28,7 +34,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames-out", metavar="PATH.gif",
                    help="write the progress frames as an animated GIF (and an MP4 beside it when ffmpeg "
                         "is installed); default with --frame-every: <out>.frames.gif beside --out")
+    add_tracking_options(p)
     add_config_options(p)
+
+
+def add_tracking_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("MLflow tracking (on by default: sqlite mlflow.db at the project root)")
+    g.add_argument("--tracking-uri", metavar="URI",
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite mlflow.db)")
+    g.add_argument("--experiment", default="nst", help="MLflow experiment name (default: nst)")
+    g.add_argument("--run-name", help="MLflow run name")
+    g.add_argument("--no-track", action="store_true", help="do not log this run to MLflow")
+    g.add_argument("--track", choices=("strict", "best-effort"), default="strict",
+                   help="strict (default): a tracking failure fails the command after the result is "
+                        "written; best-effort: warn and keep going")
+
+
+def tracked(args: argparse.Namespace, config: TransferConfig,
+            inputs: dict[str, str]) -> contextlib.AbstractContextManager[TransferTracker | None]:
+    """The MLflow run context of this command, or a no-op one with --no-track."""
+    if getattr(args, "no_track", True):
+        return contextlib.nullcontext(None)
+    from nst.tracking import transfer_run  # imports mlflow: only when tracking
+
+    return transfer_run(config, tracking_uri=args.tracking_uri, experiment=args.experiment,
+                        run_name=args.run_name, mode=args.track,
+                        tags={f"nst.input.{k}": v for k, v in inputs.items()})
 
 
 def progress_bar(total: int) -> tuple[tqdm, object]:
@@ -70,16 +101,33 @@ def run(args: argparse.Namespace) -> int:
     styles = [load_image(p) for p in style_paths]
     style = styles[0] if len(styles) == 1 else styles
     bar, update = progress_bar(sum(config.pyramid_steps) or config.steps * max(1, len(config.pyramid)))
-    with bar:
-        result = stylize(config, content, style, callbacks=[update])
-    save_image(result.image, args.out, protect=(args.content, *style_paths))
-    if result.frames:
-        frames_out = args.frames_out or str(Path(args.out).with_suffix(".frames.gif"))
-        for path in write_frames(result.frames, frames_out):
-            print(f"wrote {path} ({len(result.frames)} frames)", file=sys.stderr)
-    if args.json:
-        print(json.dumps(summary(result, args.out), indent=2))
-    else:
-        print(f"wrote {args.out} ({result.steps} steps, {result.seconds:.1f} s, "
-              f"loss {result.final_losses['total']:.4g}, weights {result.weights.identity})")
+    inputs = {"content": args.content, **{f"style{i or ''}": p for i, p in enumerate(style_paths)}}
+    # a tracking failure (strict) is raised when this block exits: the result is on disk by then
+    with tracked(args, config, inputs) as tracker:
+        callbacks: list[Any] = [update] if tracker is None else [update, tracker.callback()]
+        with bar:
+            result = stylize(config, content, style, callbacks=callbacks)
+        save_image(result.image, args.out, protect=(args.content, *style_paths))
+        frame_files: list[Path] = []
+        if result.frames:
+            frames_out = args.frames_out or str(Path(args.out).with_suffix(".frames.gif"))
+            frame_files = write_frames(result.frames, frames_out)
+            for path in frame_files:
+                print(f"wrote {path} ({len(result.frames)} frames)", file=sys.stderr)
+        if tracker is not None:
+            from nst.tracking import hash_files
+
+            tracker.log_result(result, content, style, data_hashes=hash_files(inputs))
+            for path in frame_files:
+                tracker.log_artifact(path, "images")
+        if args.json:
+            info = summary(result, args.out)
+            if tracker is not None:
+                info["mlflow"] = {"tracking_uri": tracker.uri, "run_id": tracker.run_id}
+            print(json.dumps(info, indent=2))
+        else:
+            print(f"wrote {args.out} ({result.steps} steps, {result.seconds:.1f} s, "
+                  f"loss {result.final_losses['total']:.4g}, weights {result.weights.identity})")
+        if tracker is not None and tracker.active:
+            print(f"MLflow run {tracker.run_id} in {tracker.uri}", file=sys.stderr)
     return 0

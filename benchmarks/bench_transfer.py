@@ -1,0 +1,194 @@
+"""Foundation benchmark: nst's stylize against the PyTorch-tutorial baseline, side by side.
+
+Lines printed:
+  speed     seconds per step at SIZE px (VGG19, content relu4_2, style relu1_1..relu5_1, Adam),
+            ours fp32 vs baseline fp32, and the share of the measured conv FLOP rate each reaches
+  bf16      ours in bfloat16 vs the fp32 baseline, the CPU's bf16 capability, and the cosine
+            similarity of the bf16 image gradient to the fp32 one
+  quality   time to quality: wall time until the total loss reaches the baseline's loss after
+            STEPS steps, for several of our strategies, against the baseline's wall time
+  memory    peak memory of Adam and L-BFGS at 512 px (fresh processes) vs the baseline's Adam
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmarks import tutorial_baseline
+from benchmarks.common import benchmark_pair, interleaved
+from nst.backbones import get_backbone
+from nst.config import TransferConfig
+from nst.provenance import bf16_support
+from nst.transfer import Objective, fit_size, stylize
+
+STYLE = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+CONTENT = ["relu4_2"]
+
+
+def baseline_cnn(backbone: nn.Module) -> nn.Sequential:
+    """torchvision's VGG19 feature stack carrying exactly our backbone's weights."""
+    from nst.backbones.vgg import torchvision_features
+
+    cnn = torchvision_features("vgg19")
+    cnn.load_state_dict({k.removeprefix("layers."): v for k, v in backbone.state_dict().items()
+                         if k.startswith("layers.")})
+    return cnn.eval()
+
+
+def conv_flops_per_step(backbone, x: torch.Tensor) -> float:  # type: ignore[no-untyped-def]
+    """Forward conv FLOPs up to relu5_1, times 2: the backward pass computes input gradients
+    only (the weights are frozen), which costs as much as the forward convolutions."""
+    flops = 0.0
+
+    def hook(m: nn.Module, i: tuple[torch.Tensor], o: torch.Tensor) -> None:
+        nonlocal flops
+        if isinstance(m, nn.Conv2d):
+            flops += 2 * m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] * o.numel() / m.out_channels
+
+    handles = [m.register_forward_hook(hook) for m in backbone.layers]
+    with torch.no_grad():
+        backbone.features(x, STYLE + CONTENT)
+    for h in handles:
+        h.remove()
+    return 2 * flops
+
+
+def conv_peak_gflops(seconds: float = 3.0) -> float:
+    """The machine's fp32 conv rate: a 3x3, 256->256 conv at 64x64 (VGG's typical shape)."""
+    conv = nn.Conv2d(256, 256, 3, padding=1).requires_grad_(False)
+    x = torch.randn(1, 256, 64, 64)
+    flops = 2 * 256 * 256 * 9 * 64 * 64
+    with torch.no_grad():
+        for _ in range(3):
+            conv(x)
+        n, t = 0, time.perf_counter()
+        while time.perf_counter() - t < seconds:
+            F.conv2d(x, conv.weight, conv.bias, padding=1)
+            n += 1
+        return n * flops / (time.perf_counter() - t) / 1e9
+
+
+def gradient_cosine(config: TransferConfig, backbone, content, style) -> float:  # type: ignore[no-untyped-def]
+    grads = []
+    for dtype in (torch.float32, torch.bfloat16):
+        net = backbone if dtype == torch.float32 else _cast(backbone, dtype)
+        objective = Objective(net, config, content, style, dtype)
+        x = content.clone().requires_grad_(True)
+        objective(x)["total"].backward()
+        grads.append(x.grad.flatten())
+    return float(F.cosine_similarity(grads[0], grads[1], dim=0))
+
+
+def _cast(backbone, dtype):  # type: ignore[no-untyped-def]
+    import copy
+
+    return copy.deepcopy(backbone).to(dtype)
+
+
+def memory_line(size: int) -> None:
+    code = (
+        "import json,resource,sys,torch;from nst.config import TransferConfig;"
+        "from nst.transfer import stylize;from benchmarks.common import benchmark_pair;"
+        "c,s,_=benchmark_pair();o=sys.argv[1];"
+        "cfg=TransferConfig(size=int(sys.argv[2]),steps=3,weights='random',optimizer=o if o!='baseline' else 'adam',"
+        "lr=1.0 if o=='lbfgs' else 0.02);"
+        "stylize(cfg,c,s) if o!='baseline' else __import__('benchmarks.bench_transfer',fromlist=['x']).baseline_only(cfg,c,s);"
+        "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024))"
+    )
+    peaks = {}
+    for arm in ("baseline", "adam", "lbfgs"):
+        out = subprocess.run([sys.executable, "-W", "ignore", "-c", code, arm, str(size)],
+                             capture_output=True, text=True, check=True)
+        peaks[arm] = float(out.stdout.strip().splitlines()[-1])
+    print(f"memory    {size} px peak RSS: baseline adam {peaks['baseline']:.0f} MiB | ours adam "
+          f"{peaks['adam']:.0f} MiB ({peaks['adam'] / peaks['baseline']:.2f}x) | ours lbfgs "
+          f"{peaks['lbfgs']:.0f} MiB ({peaks['lbfgs'] / peaks['baseline']:.2f}x)")
+
+
+def baseline_only(config: TransferConfig, content: torch.Tensor, style: torch.Tensor) -> None:
+    backbone = get_backbone("vgg19", weights="random")
+    c, s = fit_size(content, config.size), fit_size(style, config.size)
+    tutorial_baseline.run(baseline_cnn(backbone), c, s, config.steps, CONTENT, STYLE, 1.0, config.beta, config.lr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_transfer")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--steps", type=int, default=300, help="steps of the time-to-quality baseline")
+    p.add_argument("--timing-steps", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--memory-size", type=int, default=512)
+    p.add_argument("--skip", default="", help="comma-separated: speed,bf16,quality,memory")
+    args = p.parse_args(argv)
+    skip = set(args.skip.split(","))
+    content, style, pair = benchmark_pair()
+    backbone = get_backbone("vgg19", weights="random")
+    config = TransferConfig(size=args.size, steps=args.timing_steps, weights="random", content_layers=tuple(CONTENT),
+                            style_layers=tuple(STYLE), optimizer="adam", lr=0.02)
+    c, s = fit_size(content, args.size), fit_size(style, args.size)
+    cnn = baseline_cnn(backbone)
+    print(f"pair {pair}, {args.size} px, VGG19 random weights (seed 0), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+
+    def ours(cfg: TransferConfig = config) -> float:
+        return stylize(cfg, c, s, backbone=backbone).seconds_per_step
+
+    def base() -> float:
+        return tutorial_baseline.run(cnn, c, s, args.timing_steps, CONTENT, STYLE, 1.0, config.beta, 0.02)[2]
+
+    if "speed" not in skip:
+        peak = conv_peak_gflops()
+        flops = conv_flops_per_step(backbone, c)
+        t = interleaved({"baseline": base, "ours": ours}, args.repeats)
+        print(f"speed     s/step: baseline {t['baseline']:.4f} | ours {t['ours']:.4f} | "
+              f"speed ratio ours/baseline {t['baseline'] / t['ours']:.3f}x (>=1 is faster)")
+        print(f"flops     {flops / 1e9:.1f} GFLOP/step; conv peak {peak:.1f} GFLOP/s; share of peak: "
+              f"baseline {flops / t['baseline'] / 1e9 / peak:.0%} | ours {flops / t['ours'] / 1e9 / peak:.0%}")
+    if "bf16" not in skip:
+        support = bf16_support(torch.device("cpu"))
+        cfg16 = config.replace(dtype="bfloat16")
+        t = interleaved({"baseline": base, "bf16": lambda: ours(cfg16)}, args.repeats)
+        cos = gradient_cosine(config, backbone, c, s)
+        print(f"bf16      CPU bf16 is {support}; s/step: baseline fp32 {t['baseline']:.4f} | ours bf16 "
+              f"{t['bf16']:.4f} | speed ratio {t['baseline'] / t['bf16']:.2f}x | gradient cosine vs fp32 {cos:.4f}")
+    if "quality" not in skip:
+        time_to_quality(args, backbone, cnn, c, s, config)
+    if "memory" not in skip:
+        memory_line(args.memory_size)
+
+
+def time_to_quality(args, backbone, cnn, c, s, config) -> None:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    _, losses, _ = tutorial_baseline.run(cnn, c, s, args.steps, CONTENT, STYLE, 1.0, config.beta, 0.02)
+    base_wall = time.perf_counter() - t0
+    target = losses[-1]
+    print(f"quality   baseline: Adam lr 0.02, {args.steps} steps -> total loss {target:.4g} in {base_wall:.1f} s")
+    strategies = {
+        "adam lr0.02 (same recipe)": config.replace(steps=args.steps * 2),
+        "adam lr0.05": config.replace(steps=args.steps * 2, lr=0.05),
+        "adam lr0.05 bf16": config.replace(steps=args.steps * 2, lr=0.05, dtype="bfloat16"),
+        "lbfgs": config.replace(steps=args.steps * 2, optimizer="lbfgs", lr=1.0),
+    }
+    for name, cfg in strategies.items():
+        def reached(step, target=target):  # type: ignore[no-untyped-def]
+            return step.losses["total"] <= target
+
+        t0 = time.perf_counter()
+        result = stylize(cfg, c, s, callbacks=[reached], backbone=backbone)
+        wall = time.perf_counter() - t0
+        ok = result.history["total"][-1] <= target
+        print(f"quality   {name:28s} {'reached' if ok else 'NOT reached'} in {result.steps} steps, "
+              f"{wall:.1f} s | time ratio baseline/ours {base_wall / wall:.2f}x")
+    print(json.dumps({"baseline_final_loss": target, "baseline_wall_s": round(base_wall, 2)}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,41 @@
+"""Helpers shared by the benchmarks: the benchmark pair and a side-by-side timer."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from nst.images import load_image, to_tensor
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def benchmark_pair() -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Tübingen and The Starry Night from ../shared/data, or scikit-image's demo pair."""
+    content, style = SHARED / "content" / "tubingen.jpg", SHARED / "style" / "starry_night.jpg"
+    if content.exists() and style.exists():
+        return load_image(content), load_image(style), "tubingen x starry_night"
+    from nst.cli.demo import demo_pair
+
+    c, s = demo_pair()
+    return to_tensor(c), to_tensor(s), "astronaut x brick (scikit-image)"
+
+
+def interleaved(arms: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
+    """Run each arm `repeats` times, alternating arms so drifts in machine speed hit all alike;
+    each call returns seconds per step; report the median."""
+    times: dict[str, list[float]] = {k: [] for k in arms}
+    for _ in range(repeats):
+        for name, arm in arms.items():
+            times[name].append(arm())
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t

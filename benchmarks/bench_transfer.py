@@ -38,8 +38,13 @@ def baseline_cnn(backbone: nn.Module) -> nn.Sequential:
     from nst.backbones.vgg import torchvision_features
 
     cnn = torchvision_features("vgg19")
-    cnn.load_state_dict({k.removeprefix("layers."): v for k, v in backbone.state_dict().items()
-                         if k.startswith("layers.")})
+    cnn.load_state_dict(
+        {
+            k.removeprefix("layers."): v
+            for k, v in backbone.state_dict().items()
+            if k.startswith("layers.")
+        }
+    )
     return cnn.eval()
 
 
@@ -51,7 +56,15 @@ def conv_flops_per_step(backbone, x: torch.Tensor) -> float:  # type: ignore[no-
     def hook(m: nn.Module, i: tuple[torch.Tensor], o: torch.Tensor) -> None:
         nonlocal flops
         if isinstance(m, nn.Conv2d):
-            flops += 2 * m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] * o.numel() / m.out_channels
+            flops += (
+                2
+                * m.in_channels
+                * m.out_channels
+                * m.kernel_size[0]
+                * m.kernel_size[1]
+                * o.numel()
+                / m.out_channels
+            )
 
     handles = [m.register_forward_hook(hook) for m in backbone.layers]
     with torch.no_grad():
@@ -105,18 +118,26 @@ def memory_line(size: int) -> None:
     )
     peaks = {}
     for arm in ("baseline", "adam", "lbfgs"):
-        out = subprocess.run([sys.executable, "-W", "ignore", "-c", code, arm, str(size)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-W", "ignore", "-c", code, arm, str(size)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         peaks[arm] = float(out.stdout.strip().splitlines()[-1])
-    print(f"memory    {size} px peak RSS: baseline adam {peaks['baseline']:.0f} MiB | ours adam "
-          f"{peaks['adam']:.0f} MiB ({peaks['adam'] / peaks['baseline']:.2f}x) | ours lbfgs "
-          f"{peaks['lbfgs']:.0f} MiB ({peaks['lbfgs'] / peaks['baseline']:.2f}x)")
+    print(
+        f"memory    {size} px peak RSS: baseline adam {peaks['baseline']:.0f} MiB | ours adam "
+        f"{peaks['adam']:.0f} MiB ({peaks['adam'] / peaks['baseline']:.2f}x) | ours lbfgs "
+        f"{peaks['lbfgs']:.0f} MiB ({peaks['lbfgs'] / peaks['baseline']:.2f}x)"
+    )
 
 
 def baseline_only(config: TransferConfig, content: torch.Tensor, style: torch.Tensor) -> None:
     backbone = get_backbone("vgg19", weights="random")
     c, s = fit_size(content, config.size), fit_size(style, config.size)
-    tutorial_baseline.run(baseline_cnn(backbone), c, s, config.steps, CONTENT, STYLE, 1.0, config.beta, config.lr)
+    tutorial_baseline.run(
+        baseline_cnn(backbone), c, s, config.steps, CONTENT, STYLE, 1.0, config.beta, config.lr
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,34 +152,51 @@ def main(argv: list[str] | None = None) -> None:
     skip = set(args.skip.split(","))
     content, style, pair = benchmark_pair()
     backbone = get_backbone("vgg19", weights="random")
-    config = TransferConfig(size=args.size, steps=args.timing_steps, weights="random", content_layers=tuple(CONTENT),
-                            style_layers=tuple(STYLE), optimizer="adam", lr=0.02)
+    config = TransferConfig(
+        size=args.size,
+        steps=args.timing_steps,
+        weights="random",
+        content_layers=tuple(CONTENT),
+        style_layers=tuple(STYLE),
+        optimizer="adam",
+        lr=0.02,
+    )
     c, s = fit_size(content, args.size), fit_size(style, args.size)
     cnn = baseline_cnn(backbone)
-    print(f"pair {pair}, {args.size} px, VGG19 random weights (seed 0), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"pair {pair}, {args.size} px, VGG19 random weights (seed 0), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
 
     def ours(cfg: TransferConfig = config) -> float:
         return stylize(cfg, c, s, backbone=backbone).seconds_per_step
 
     def base() -> float:
-        return tutorial_baseline.run(cnn, c, s, args.timing_steps, CONTENT, STYLE, 1.0, config.beta, 0.02)[2]
+        return tutorial_baseline.run(
+            cnn, c, s, args.timing_steps, CONTENT, STYLE, 1.0, config.beta, 0.02
+        )[2]
 
     if "speed" not in skip:
         peak = conv_peak_gflops()
         flops = conv_flops_per_step(backbone, c)
         t = interleaved({"baseline": base, "ours": ours}, args.repeats)
-        print(f"speed     s/step: baseline {t['baseline']:.4f} | ours {t['ours']:.4f} | "
-              f"speed ratio ours/baseline {t['baseline'] / t['ours']:.3f}x (>=1 is faster)")
-        print(f"flops     {flops / 1e9:.1f} GFLOP/step; conv peak {peak:.1f} GFLOP/s; share of peak: "
-              f"baseline {flops / t['baseline'] / 1e9 / peak:.0%} | ours {flops / t['ours'] / 1e9 / peak:.0%}")
+        print(
+            f"speed     s/step: baseline {t['baseline']:.4f} | ours {t['ours']:.4f} | "
+            f"speed ratio ours/baseline {t['baseline'] / t['ours']:.3f}x (>=1 is faster)"
+        )
+        print(
+            f"flops     {flops / 1e9:.1f} GFLOP/step; conv peak {peak:.1f} GFLOP/s; share of peak: "
+            f"baseline {flops / t['baseline'] / 1e9 / peak:.0%} | ours {flops / t['ours'] / 1e9 / peak:.0%}"
+        )
     if "bf16" not in skip:
         support = bf16_support(torch.device("cpu"))
         cfg16 = config.replace(dtype="bfloat16")
         t = interleaved({"baseline": base, "bf16": lambda: ours(cfg16)}, args.repeats)
         cos = gradient_cosine(config, backbone, c, s)
-        print(f"bf16      CPU bf16 is {support}; s/step: baseline fp32 {t['baseline']:.4f} | ours bf16 "
-              f"{t['bf16']:.4f} | speed ratio {t['baseline'] / t['bf16']:.2f}x | gradient cosine vs fp32 {cos:.4f}")
+        print(
+            f"bf16      CPU bf16 is {support}; s/step: baseline fp32 {t['baseline']:.4f} | ours bf16 "
+            f"{t['bf16']:.4f} | speed ratio {t['baseline'] / t['bf16']:.2f}x | gradient cosine vs fp32 {cos:.4f}"
+        )
     if "quality" not in skip:
         time_to_quality(args, backbone, cnn, c, s, config)
     if "memory" not in skip:
@@ -167,10 +205,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def time_to_quality(args, backbone, cnn, c, s, config) -> None:  # type: ignore[no-untyped-def]
     t0 = time.perf_counter()
-    _, losses, _ = tutorial_baseline.run(cnn, c, s, args.steps, CONTENT, STYLE, 1.0, config.beta, 0.02)
+    _, losses, _ = tutorial_baseline.run(
+        cnn, c, s, args.steps, CONTENT, STYLE, 1.0, config.beta, 0.02
+    )
     base_wall = time.perf_counter() - t0
     target = losses[-1]
-    print(f"quality   baseline: Adam lr 0.02, {args.steps} steps -> total loss {target:.4g} in {base_wall:.1f} s")
+    print(
+        f"quality   baseline: Adam lr 0.02, {args.steps} steps -> total loss {target:.4g} in {base_wall:.1f} s"
+    )
     strategies = {
         "adam lr0.02 (same recipe)": config.replace(steps=args.steps * 2),
         "adam lr0.05": config.replace(steps=args.steps * 2, lr=0.05),
@@ -178,6 +220,7 @@ def time_to_quality(args, backbone, cnn, c, s, config) -> None:  # type: ignore[
         "lbfgs": config.replace(steps=args.steps * 2, optimizer="lbfgs", lr=1.0),
     }
     for name, cfg in strategies.items():
+
         def reached(step, target=target):  # type: ignore[no-untyped-def]
             return step.losses["total"] <= target
 
@@ -185,8 +228,10 @@ def time_to_quality(args, backbone, cnn, c, s, config) -> None:  # type: ignore[
         result = stylize(cfg, c, s, callbacks=[reached], backbone=backbone)
         wall = time.perf_counter() - t0
         ok = result.history["total"][-1] <= target
-        print(f"quality   {name:28s} {'reached' if ok else 'NOT reached'} in {result.steps} steps, "
-              f"{wall:.1f} s | time ratio baseline/ours {base_wall / wall:.2f}x")
+        print(
+            f"quality   {name:28s} {'reached' if ok else 'NOT reached'} in {result.steps} steps, "
+            f"{wall:.1f} s | time ratio baseline/ours {base_wall / wall:.2f}x"
+        )
     print(json.dumps({"baseline_final_loss": target, "baseline_wall_s": round(base_wall, 2)}))
 
 

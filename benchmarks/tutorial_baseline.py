@@ -13,8 +13,14 @@ from torch import nn
 from nst.backbones.base import IMAGENET_MEAN, IMAGENET_STD
 
 # tutorial names count convolutions globally: relu4_2 is the 10th conv's ReLU
-TUTORIAL_NAMES = {"relu1_1": "relu_1", "relu2_1": "relu_3", "relu3_1": "relu_5", "relu4_1": "relu_9",
-                  "relu4_2": "relu_10", "relu5_1": "relu_13"}
+TUTORIAL_NAMES = {
+    "relu1_1": "relu_1",
+    "relu2_1": "relu_3",
+    "relu3_1": "relu_5",
+    "relu4_1": "relu_9",
+    "relu4_2": "relu_10",
+    "relu5_1": "relu_13",
+}
 
 
 def gram_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -55,8 +61,13 @@ class Normalization(nn.Module):
         return (img - self.mean) / self.std
 
 
-def build(cnn: nn.Sequential, content: torch.Tensor, style: torch.Tensor,
-          content_layers: list[str], style_layers: list[str]):  # type: ignore[no-untyped-def]
+def build(
+    cnn: nn.Sequential,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    content_layers: list[str],
+    style_layers: list[str],
+):  # type: ignore[no-untyped-def]
     content_layers = [TUTORIAL_NAMES[n] for n in content_layers]
     style_layers = [TUTORIAL_NAMES[n] for n in style_layers]
     model = nn.Sequential(Normalization())
@@ -91,9 +102,17 @@ def build(cnn: nn.Sequential, content: torch.Tensor, style: torch.Tensor,
     return model, content_losses, style_losses
 
 
-def run(cnn: nn.Sequential, content: torch.Tensor, style: torch.Tensor, steps: int,
-        content_layers: list[str], style_layers: list[str], alpha: float, beta: float,
-        lr: float) -> tuple[torch.Tensor, list[float], float]:
+def run(
+    cnn: nn.Sequential,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    steps: int,
+    content_layers: list[str],
+    style_layers: list[str],
+    alpha: float,
+    beta: float,
+    lr: float,
+) -> tuple[torch.Tensor, list[float], float]:
     """Adam on the pixels; returns image, per-step total loss, seconds per step.
     beta is spread evenly over the style layers, as nst's default layer weights do."""
     model, content_losses, style_losses = build(cnn, content, style, content_layers, style_layers)

@@ -101,7 +101,9 @@ class TransferConfig:
         valid = field_names()
         unknown = sorted(set(values) - set(valid))
         if unknown:
-            raise NstError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
+            raise NstError(
+                f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
+            )
         hints = typing.get_type_hints(cls)
         return cls(**{k: coerce(k, v, hints[k]) for k, v in values.items()})
 
@@ -118,7 +120,9 @@ class TransferConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (tuples become lists) that `from_dict` reads back to an equal config."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
 
 def field_names() -> list[str]:
@@ -182,8 +186,12 @@ def _check_types(config: TransferConfig) -> None:
 
 def _check_controls(config: TransferConfig) -> None:
     """Ranges of the artistic-control fields (nst.color, nst.pyramid, ...)."""
-    if any(w < 0 for w in config.style_blend) or (config.style_blend and sum(config.style_blend) <= 0):
-        raise NstError(f"style_blend {list(config.style_blend)}: weights must be >= 0 with a positive sum")
+    if any(w < 0 for w in config.style_blend) or (
+        config.style_blend and sum(config.style_blend) <= 0
+    ):
+        raise NstError(
+            f"style_blend {list(config.style_blend)}: weights must be >= 0 with a positive sum"
+        )
     if config.style_scale <= 0:
         raise NstError(f"style_scale must be positive, got {config.style_scale}")
     if any(s < 1 for s in config.pyramid) or any(n < 1 for n in config.pyramid_steps):

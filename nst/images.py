@@ -46,8 +46,7 @@ def open_rgb(path: str | Path) -> Image.Image:
             try:
                 with Image.open(path) as img:
                     img.load()
-                    img = ImageOps.exif_transpose(img)
-                    return _to_rgb(img)
+                    return _to_rgb(ImageOps.exif_transpose(img))
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -96,7 +95,9 @@ def to_image(tensor: torch.Tensor) -> Image.Image:
 def resize_tensor(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(hw):
         return x
-    return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True).clamp(
+        0, 1
+    )
 
 
 def save_image(

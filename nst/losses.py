@@ -31,7 +31,9 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.mean((features - target) ** 2)
 
 
-def style_layer_loss(features: torch.Tensor, target_gram: torch.Tensor, gatys: bool = False) -> torch.Tensor:
+def style_layer_loss(
+    features: torch.Tensor, target_gram: torch.Tensor, gatys: bool = False
+) -> torch.Tensor:
     """E_l, the style loss of one layer.
 
     gram (default): E_l = mean_ij (G_ij - A_ij)^2 with G, A normalised by C*H*W.
@@ -41,7 +43,9 @@ def style_layer_loss(features: torch.Tensor, target_gram: torch.Tensor, gatys: b
     if not gatys:
         return torch.mean((gram(features) - target_gram) ** 2)
     _, c, h, w = features.shape
-    return torch.sum((gram(features, normalize=False) - target_gram) ** 2) / (4.0 * c**2 * (h * w) ** 2)
+    return torch.sum((gram(features, normalize=False) - target_gram) ** 2) / (
+        4.0 * c**2 * (h * w) ** 2
+    )
 
 
 def weighted_sum(terms: Mapping[str, torch.Tensor], weights: Sequence[float] = ()) -> torch.Tensor:
@@ -68,7 +72,13 @@ def total_variation(image: torch.Tensor, kind: str = "l2") -> torch.Tensor:
     raise ValueError(f"unknown TV kind {kind!r}; use l1 or l2")
 
 
-def total_loss(content: torch.Tensor, style: torch.Tensor, tv: torch.Tensor,
-               alpha: float, beta: float, gamma: float) -> torch.Tensor:
+def total_loss(
+    content: torch.Tensor,
+    style: torch.Tensor,
+    tv: torch.Tensor,
+    alpha: float,
+    beta: float,
+    gamma: float,
+) -> torch.Tensor:
     """L_total = alpha * L_content + beta * L_style + gamma * L_tv."""
     return alpha * content + beta * style + gamma * tv

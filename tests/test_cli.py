@@ -11,7 +11,9 @@ from nst.cli import main
 
 
 def nst(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nst", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "nst", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -21,13 +23,31 @@ def pair(tmp_path, shared_data):
 
 def test_transfer_end_to_end_at_64px_with_json_summary(tmp_path, pair):
     out = tmp_path / "out.png"
-    proc = nst("transfer", "--content", str(pair[0]), "--style", str(pair[1]), "--out", str(out),
-               "--size", "64", "--steps", "5", "--weights", "random", "--json", "--no-track")
+    proc = nst(
+        "transfer",
+        "--content",
+        str(pair[0]),
+        "--style",
+        str(pair[1]),
+        "--out",
+        str(out),
+        "--size",
+        "64",
+        "--steps",
+        "5",
+        "--weights",
+        "random",
+        "--json",
+        "--no-track",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["steps"] == 5 and summary["output"] == str(out)
     assert set(summary["final_losses"]) == {"content", "style", "tv", "total"}
-    assert summary["weights"]["identity"] == "random:seed=0" and len(summary["weights"]["sha256"]) == 64
+    assert (
+        summary["weights"]["identity"] == "random:seed=0"
+        and len(summary["weights"]["sha256"]) == 64
+    )
     assert summary["seconds_per_step"] > 0 and summary["peak_memory_mb"] > 0
     assert summary["versions"]["torch"].startswith("2.14.1") and summary["seed"] == 0
     assert "RandomWeightsWarning" in proc.stderr  # loud, on stderr, not in the JSON
@@ -38,9 +58,29 @@ def test_transfer_end_to_end_at_64px_with_json_summary(tmp_path, pair):
 def test_cli_is_deterministic_byte_for_byte(tmp_path, pair):
     outs = [tmp_path / "a.png", tmp_path / "b.png"]
     for out in outs:
-        args = ("--size", "32", "--steps", "3", "--weights", "random", "--init", "noise", "--seed", "3")
-        proc = nst("transfer", "--content", str(pair[0]), "--style", str(pair[1]), "--out", str(out), *args,
-                   "--no-track")
+        args = (
+            "--size",
+            "32",
+            "--steps",
+            "3",
+            "--weights",
+            "random",
+            "--init",
+            "noise",
+            "--seed",
+            "3",
+        )
+        proc = nst(
+            "transfer",
+            "--content",
+            str(pair[0]),
+            "--style",
+            str(pair[1]),
+            "--out",
+            str(out),
+            *args,
+            "--no-track",
+        )
         assert proc.returncode == 0, proc.stderr
     assert outs[0].read_bytes() == outs[1].read_bytes()
 
@@ -48,11 +88,28 @@ def test_cli_is_deterministic_byte_for_byte(tmp_path, pair):
 def test_config_file_and_overrides(tmp_path, pair):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("steps: 2\nsize: 32\nweights: random\nbeta: 1.0e+4\n")
-    proc = nst("transfer", "--content", str(pair[0]), "--style", str(pair[1]), "--out", str(tmp_path / "o.png"),
-               "--config", str(cfg), "--steps", "3", "--json", "--no-track")
+    proc = nst(
+        "transfer",
+        "--content",
+        str(pair[0]),
+        "--style",
+        str(pair[1]),
+        "--out",
+        str(tmp_path / "o.png"),
+        "--config",
+        str(cfg),
+        "--steps",
+        "3",
+        "--json",
+        "--no-track",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["steps"] == 3 and summary["config"]["beta"] == 1e4 and summary["config"]["size"] == 32
+    assert (
+        summary["steps"] == 3
+        and summary["config"]["beta"] == 1e4
+        and summary["config"]["size"] == 32
+    )
 
 
 @pytest.mark.parametrize(
@@ -67,8 +124,23 @@ def test_config_file_and_overrides(tmp_path, pair):
 )
 def test_bad_options_give_one_line_errors(tmp_path, pair, args, message, capsys):
     # in-process (fast); the subprocess tests in test_images.py check there is no traceback
-    code = main(["transfer", "--content", str(pair[0]), "--style", str(pair[1]),
-                 "--out", str(tmp_path / "o.png"), "--size", "32", "--steps", "1", "--no-track", *args])
+    code = main(
+        [
+            "transfer",
+            "--content",
+            str(pair[0]),
+            "--style",
+            str(pair[1]),
+            "--out",
+            str(tmp_path / "o.png"),
+            "--size",
+            "32",
+            "--steps",
+            "1",
+            "--no-track",
+            *args,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
     assert err.count("error:") == 1 and not (tmp_path / "o.png").exists()
@@ -78,8 +150,20 @@ def test_out_must_not_be_an_input(tmp_path, pair):
     content = tmp_path / "c.png"
     content.write_bytes(pair[0].read_bytes())
     before = content.read_bytes()
-    proc = nst("transfer", "--content", str(content), "--style", str(pair[1]), "--out", str(content),
-               "--size", "32", "--steps", "1", "--no-track")
+    proc = nst(
+        "transfer",
+        "--content",
+        str(content),
+        "--style",
+        str(pair[1]),
+        "--out",
+        str(content),
+        "--size",
+        "32",
+        "--steps",
+        "1",
+        "--no-track",
+    )
     assert proc.returncode == 2 and "is an input image" in proc.stderr
     assert content.read_bytes() == before
 
@@ -87,5 +171,12 @@ def test_out_must_not_be_an_input(tmp_path, pair):
 def test_help_and_version():
     assert nst("--version").stdout.startswith("nst ")
     helptext = nst("transfer", "--help").stdout
-    for option in ("--content-layers", "--style-layers", "--optimizer", "--lbfgs-history", "--dtype", "--json"):
+    for option in (
+        "--content-layers",
+        "--style-layers",
+        "--optimizer",
+        "--lbfgs-history",
+        "--dtype",
+        "--json",
+    ):
         assert option in helptext

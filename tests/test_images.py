@@ -19,9 +19,17 @@ def _bad_files(tmp_path):
     middle = len(data) // 2
     files = {
         "empty": (tmp_path / "empty.png", b"", "file is empty"),
-        "not an image": (tmp_path / "notes.jpg", b"hello, this is text\n" * 10, "not an image file"),
+        "not an image": (
+            tmp_path / "notes.jpg",
+            b"hello, this is text\n" * 10,
+            "not an image file",
+        ),
         "truncated": (tmp_path / "truncated.png", data[: len(data) // 2], "corrupt or truncated"),
-        "corrupt": (tmp_path / "corrupt.png", data[:middle] + b"\xff" * 64 + data[middle + 64 :], "corrupt or truncated"),
+        "corrupt": (
+            tmp_path / "corrupt.png",
+            data[:middle] + b"\xff" * 64 + data[middle + 64 :],
+            "corrupt or truncated",
+        ),
     }
     for path, content, _ in files.values():
         path.write_bytes(content)
@@ -46,9 +54,26 @@ def test_cli_exits_nonzero_without_traceback_for_each_bad_image(tmp_path):
     Image.new("RGB", (16, 16), (0, 0, 255)).save(style)
     for kind, (path, _, message) in _bad_files(tmp_path).items():
         proc = subprocess.run(
-            [sys.executable, "-m", "nst", "transfer", "--content", str(path), "--style", str(style),
-             "--out", str(tmp_path / "out.png"), "--steps", "1", "--size", "16", "--no-track"],
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "nst",
+                "transfer",
+                "--content",
+                str(path),
+                "--style",
+                str(style),
+                "--out",
+                str(tmp_path / "out.png"),
+                "--steps",
+                "1",
+                "--size",
+                "16",
+                "--no-track",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert proc.returncode == 2, (kind, proc.stderr)
         assert "Traceback" not in proc.stderr and message in proc.stderr, (kind, proc.stderr)
@@ -65,7 +90,7 @@ def test_every_mode_becomes_rgb(tmp_path, mode):
         Image.new("RGB", (20, 10), (120, 60, 30)).convert(mode).save(path)
     x = load_image(path)
     assert x.shape == (1, 3, 10, 20) and x.dtype == torch.float32
-    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert x.min() >= 0.0 and x.max() <= 1.0
     if mode == "I;16":  # the 16-bit range is scaled, not clipped at 255
         assert x.max() == 1.0 and x.min() == 0.0 and len(torch.unique(x)) > 100
 

@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from nst.losses import content_loss, gram, style_layer_loss, total_loss, total_variation, weighted_sum
+from nst.losses import (
+    content_loss,
+    gram,
+    style_layer_loss,
+    total_loss,
+    total_variation,
+    weighted_sum,
+)
 
 
 def test_gram_by_hand():
@@ -50,4 +57,7 @@ def test_total_variation_by_hand_with_no_border_term():
 
 
 def test_total_loss_weights():
-    assert total_loss(torch.tensor(1.0), torch.tensor(2.0), torch.tensor(3.0), 1, 10, 100).item() == 321
+    assert (
+        total_loss(torch.tensor(1.0), torch.tensor(2.0), torch.tensor(3.0), 1, 10, 100).item()
+        == 321
+    )

@@ -12,8 +12,14 @@ from nst.config import TransferConfig
 from nst.images import to_image
 from nst.transfer import NonFiniteLoss, stylize
 
-SMALL = {"size": 32, "steps": 8, "weights": "random", "style_layers": ["relu1_1", "relu2_1", "relu3_1"],
-         "content_layers": ["relu3_1"], "beta": 1.0e6}
+SMALL = {
+    "size": 32,
+    "steps": 8,
+    "weights": "random",
+    "style_layers": ["relu1_1", "relu2_1", "relu3_1"],
+    "content_layers": ["relu3_1"],
+    "beta": 1.0e6,
+}
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +119,11 @@ def test_bfloat16_mode_tracks_float32(tiny_pair, vgg):
 
 def test_bad_layer_and_device(tiny_pair, vgg):
     with pytest.raises(NstError, match="no layer"):
-        stylize(TransferConfig.from_dict({**SMALL, "style_layers": ["block3"]}), *tiny_pair, backbone=vgg)
+        stylize(
+            TransferConfig.from_dict({**SMALL, "style_layers": ["block3"]}),
+            *tiny_pair,
+            backbone=vgg,
+        )
     if not torch.cuda.is_available():
         with pytest.raises(NstError, match="CUDA is not available"):
             stylize(TransferConfig.from_dict({**SMALL, "device": "cuda"}), *tiny_pair, backbone=vgg)

@@ -37,7 +37,10 @@ def test_conv_and_relu_features_differ_and_relu_is_not_inplace(tiny_pair):
 def test_features_stop_at_the_deepest_requested_layer(tiny_pair):
     net = get_backbone("vgg19", weights="random")
     called = []
-    hooks = [m.register_forward_hook(lambda m, i, o, k=k: called.append(k)) for k, m in enumerate(net.layers)]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o, k=k: called.append(k))
+        for k, m in enumerate(net.layers)
+    ]
     net.features(tiny_pair[0], ["relu2_1", "conv1_1"])
     for h in hooks:
         h.remove()
@@ -67,11 +70,16 @@ def test_random_weights_are_seeded_and_identified():
 
 
 def _reference_features(model, x, index):
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean, std = (
+        torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
+        torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+    )
     return model.features[: index + 1]((x - mean) / std)
 
 
-def test_imagenet_cache_and_file_give_torchvision_features(reference_vgg19, isolated_torch_home, tmp_path, tiny_pair):
+def test_imagenet_cache_and_file_give_torchvision_features(
+    reference_vgg19, isolated_torch_home, tmp_path, tiny_pair
+):
     cache_file = imagenet_cache_file("vgg19")
     assert str(cache_file).startswith(str(isolated_torch_home))
     cache_file.parent.mkdir(parents=True)
@@ -86,7 +94,10 @@ def test_imagenet_cache_and_file_give_torchvision_features(reference_vgg19, isol
             for layer in ("conv2_1", "relu4_2"):
                 ref = _reference_features(reference_vgg19, x, net.layer_names.index(layer))
                 assert torch.equal(ours[layer], ref), (spec, layer)
-    assert get_backbone("vgg19", weights="imagenet").weights_info.identity == "imagenet:vgg19-dcbb9e9d.pth"
+    assert (
+        get_backbone("vgg19", weights="imagenet").weights_info.identity
+        == "imagenet:vgg19-dcbb9e9d.pth"
+    )
 
 
 def test_imagenet_missing_names_the_expected_file(isolated_torch_home):

@@ -41,7 +41,8 @@ def torchvision_features(arch: str) -> nn.Sequential:
     for m in features.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     return features
 
 
@@ -66,6 +67,9 @@ def layer_names(features: nn.Sequential) -> list[str]:
 
 
 class VGG(Backbone):
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, arch: str, features: nn.Sequential, pooling: str, weights_info: WeightsInfo):
         super().__init__()
         self.name = arch
@@ -83,7 +87,9 @@ class VGG(Backbone):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.freeze()
 
-    def features(self, x: torch.Tensor, layers: tuple[str, ...] | list[str]) -> dict[str, torch.Tensor]:
+    def features(
+        self, x: torch.Tensor, layers: tuple[str, ...] | list[str]
+    ) -> dict[str, torch.Tensor]:
         """Run the network up to the deepest requested layer and return those layers' outputs."""
         self.check_layers(layers)
         wanted = set(layers)
@@ -105,13 +111,17 @@ def build_vgg(arch: str, weights: str = "auto", pooling: str = "max", seed: int 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             features = torchvision_features(arch)
-        info = WeightsInfo(f"random:seed={seed}", tensors_sha256(features.state_dict()), pretrained=False)
+        info = WeightsInfo(
+            f"random:seed={seed}", tensors_sha256(features.state_dict()), pretrained=False
+        )
         warn_random(arch, seed)
         return VGG(arch, features, pooling, info)
     assert path is not None
     state = load_state_dict_file(path)
     features = make_layers(cfgs[_TORCHVISION[arch][0]])
-    features_state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    features_state = {
+        k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")
+    }
     missing = set(features.state_dict()) - set(features_state)
     if missing:
         raise NstError(
@@ -121,8 +131,12 @@ def build_vgg(arch: str, weights: str = "auto", pooling: str = "max", seed: int 
     try:
         features.load_state_dict(features_state)
     except RuntimeError as err:
-        raise NstError(f"{path}: does not fit {arch}: {str(err).splitlines()[-1].strip()}") from None
-    info = WeightsInfo(f"{kind}:{path.name if kind == 'imagenet' else path}", file_sha256(path), pretrained=True)
+        raise NstError(
+            f"{path}: does not fit {arch}: {str(err).splitlines()[-1].strip()}"
+        ) from None
+    info = WeightsInfo(
+        f"{kind}:{path.name if kind == 'imagenet' else path}", file_sha256(path), pretrained=True
+    )
     return VGG(arch, features, pooling, info)
 
 

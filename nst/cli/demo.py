@@ -36,5 +36,7 @@ def run(args: argparse.Namespace) -> int:
     with bar:
         result = stylize(config, to_tensor(content), to_tensor(style), callbacks=[update])
     save_image(result.image, args.out)
-    print(f"wrote {args.out} ({result.steps} steps, {result.seconds:.1f} s, weights {result.weights.identity})")
+    print(
+        f"wrote {args.out} ({result.steps} steps, {result.seconds:.1f} s, weights {result.weights.identity})"
+    )
     return 0

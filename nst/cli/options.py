@@ -19,7 +19,11 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         hint = field_type(name)
         default = getattr(defaults, name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        kwargs: dict[str, Any] = {"default": None, "dest": f"cfg_{name}", "help": f"(default: {shown})"}
+        kwargs: dict[str, Any] = {
+            "default": None,
+            "dest": f"cfg_{name}",
+            "help": f"(default: {shown})",
+        }
         if get_origin(hint) is Literal:
             kwargs["choices"] = get_args(hint)
         elif get_origin(hint) is tuple:

@@ -16,7 +16,7 @@ from nst.cli.options import add_config_options, config_from_args
 from nst.frames import write_frames
 from nst.images import load_image, save_image
 from nst.provenance import package_versions
-from nst.transfer import Result, Step, stylize
+from nst.transfer import Callback, Result, Step, stylize
 
 if TYPE_CHECKING:
     from nst.config import TransferConfig
@@ -62,7 +62,7 @@ def tracked(args: argparse.Namespace, config: TransferConfig,
                         tags={f"nst.input.{k}": v for k, v in inputs.items()})
 
 
-def progress_bar(total: int) -> tuple[tqdm, object]:
+def progress_bar(total: int) -> tuple[tqdm, Callback]:
     # tqdm disables itself when stderr is not a terminal (disable=None)
     bar = tqdm(total=total, unit="step", disable=None, file=sys.stderr, dynamic_ncols=True)
 

@@ -1,0 +1,249 @@
+"""`build_report`: results/<study>/ -> reports/ (index.html, README.md, one page per study).
+
+A page is a list of sections; a section holds plots (nst.report_figures), tables, commands
+and, when its data is missing, a one-line note saying so. The same pages are rendered twice
+with jinja2 (nst/templates/): HTML with every image embedded as a base64 data URI (the file
+opens from disk and makes no request) and Markdown that links PNG files under reports/assets/.
+A banner tops every page when any run used random instead of pretrained weights.
+"""
+
+from __future__ import annotations
+
+import base64
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+
+from nst import NstError, __version__
+from nst import report_figures as figs
+from nst.images import atomic_write
+from nst.report_data import StudyResults, load_results, sqlite_lookup
+
+DEFAULT_MLFLOW_URL = "http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+MAX_TRIAL_ROWS = 200
+
+
+@dataclass(frozen=True)
+class Link:
+    text: str
+    href: str
+    page: bool = False  # href is a page slug: ".html" in HTML, ".md" (index: README.md) in Markdown
+
+
+Cell = str | Link
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[Cell]]
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    note: str = ""  # one line; shown when (part of) the section's data is missing
+    plots: list[figs.Plot] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    code: list[str] = field(default_factory=list)  # shell commands
+
+
+@dataclass
+class Page:
+    slug: str  # file stem: index, or the study name
+    title: str
+    banner: str
+    intro: str
+    sections: list[Section]
+    nav: list[Link]
+
+
+class Links:
+    """Links to MLflow runs and to optuna-dashboard, from URL templates.
+
+    The MLflow template may use {run_id}, {experiment_id} and {experiment}; the experiment id
+    is read from summary.json or from a local sqlite tracking store. The optuna-dashboard
+    template may use {study} and {study_id} (looked up in a local sqlite storage)."""
+
+    def __init__(self, mlflow_template: str | None, optuna_template: str | None):
+        self.mlflow = _check_template(mlflow_template, {"run_id", "experiment_id", "experiment"})
+        self.optuna = _check_template(optuna_template, {"study", "study_id"})
+
+    def run(self, study: StudyResults, run_id: object) -> Cell:
+        if not isinstance(run_id, str) or not run_id or run_id == "nan":
+            return "–"
+        if not self.mlflow:
+            return run_id[:8]
+        info = study.summary.get("mlflow") or {}
+        experiment_id = info.get("experiment_id") or sqlite_lookup(
+            info.get("tracking_uri"), "SELECT experiment_id FROM runs WHERE run_uuid = ?", (run_id,)
+        )
+        if experiment_id is None and "{experiment_id}" in self.mlflow:
+            return run_id[:8]
+        href = self.mlflow.format(
+            run_id=run_id, experiment_id=experiment_id, experiment=info.get("experiment", "")
+        )
+        return Link(run_id[:8], href)
+
+    def dashboard(self, study: StudyResults) -> Link | None:
+        if not self.optuna:
+            return None
+        study_id = sqlite_lookup(
+            study.summary.get("storage"),
+            "SELECT study_id FROM studies WHERE study_name = ?",
+            (study.name,),
+        )
+        if study_id is None and "{study_id}" in self.optuna:
+            return None
+        return Link("optuna-dashboard", self.optuna.format(study=study.name, study_id=study_id))
+
+
+def _check_template(template: str | None, allowed: set[str]) -> str | None:
+    if not template:
+        return None
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as err:
+        raise NstError(f"bad URL template {template!r}: {err}") from None
+    unknown = names - allowed
+    if unknown:
+        raise NstError(
+            f"URL template {template!r} uses {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join('{' + a + '}' for a in sorted(allowed))}"
+        )
+    return template
+
+
+def build_report(
+    results_dir: str | Path = "results",
+    out_dir: str | Path = "reports",
+    *,
+    mlflow_url_template: str | None = DEFAULT_MLFLOW_URL,
+    optuna_dashboard_url: str | None = None,
+    reconstruction_size: int = 48,
+    reconstruction_steps: int = 30,
+) -> list[Path]:
+    """Write the report for every study under `results_dir`; returns the files written.
+    The layer-by-layer reconstructions are computed at `reconstruction_size` px with
+    `reconstruction_steps` steps (0 steps: skip them)."""
+    from nst.report_compare import cross_study_sections, reconstruction_section
+    from nst.report_study import study_sections
+
+    if reconstruction_steps < 0 or reconstruction_size < 16:
+        raise NstError(
+            f"reconstruction steps must be >= 0 and size >= 16 px, got {reconstruction_steps} "
+            f"and {reconstruction_size}"
+        )
+    links = Links(mlflow_url_template, optuna_dashboard_url)
+    studies = load_results(results_dir)
+    cross = cross_study_sections(studies)
+    recon_random = False
+    if reconstruction_steps > 0:
+        recon, recon_random = reconstruction_section(
+            studies, reconstruction_size, reconstruction_steps
+        )
+        cross.append(recon)
+    else:
+        cross.append(
+            Section("Layer-by-layer reconstruction", note="Skipped (reconstruction steps = 0).")
+        )
+    banner = random_weights_banner(studies, recon_random)
+    index_link = Link("overview", "index", page=True)
+    pages = [
+        Page(
+            "index",
+            "Neural style transfer: study report",
+            banner,
+            f"{len(studies)} studies from {Path(results_dir)}; generated "
+            f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by nst {__version__}.",
+            [overview_section(studies, links), *cross],
+            [Link(s.name, s.name, page=True) for s in studies],
+        )
+    ]
+    for study in studies:
+        intro = str(study.summary.get("description") or "")
+        nav = [index_link] + [Link(s.name, s.name, page=True) for s in studies if s is not study]
+        pages.append(
+            Page(
+                study.name, f"Study {study.name}", banner, intro, study_sections(study, links), nav
+            )
+        )
+    return write_pages(pages, Path(out_dir))
+
+
+def random_weights_banner(studies: Iterable[StudyResults], reconstructions: bool = False) -> str:
+    """The warning shown on every page when any run used random instead of pretrained weights."""
+    names = [f"study {s.name}" for s in studies if s.random_weights]
+    names += ["the layer reconstructions"] if reconstructions else []
+    if not names:
+        return ""
+    return (
+        f"Random weights: {', '.join(names)} used seeded random backbone weights, not pretrained "
+        "ImageNet weights. These images and metrics check the harness, not the method."
+    )
+
+
+def overview_section(studies: list[StudyResults], links: Links) -> Section:
+    rows: list[list[Cell]] = []
+    for s in studies:
+        best = []
+        for obj in figs.objectives_of(s):
+            trial = s.best_by(obj)
+            if trial is not None:
+                best.append(
+                    f"{obj.name} {obj.arrow} {figs.nice(float(trial[obj.name]))} (#{trial['number']})"
+                )
+        states = s.summary.get("states") or s.trials.get("state", []).value_counts().to_dict()
+        dash = links.dashboard(s)
+        rows.append(
+            [
+                Link(s.name, s.name, page=True),
+                str(s.summary.get("description") or ""),
+                ", ".join(f"{k} {v}" for k, v in states.items()) or "–",
+                "; ".join(best) or "–",
+                "random" if s.random_weights else "pretrained",
+                dash if dash else "–",
+            ]
+        )
+    headers = ["study", "description", "trials", "best (trial)", "weights", "dashboard"]
+    table = Table(headers, rows, "Every study, its trial states and its best value per objective.")
+    return Section("Studies", tables=[table], code=["dvc repro   # re-run the whole pipeline"])
+
+
+def write_pages(pages: list[Page], out: Path) -> list[Path]:
+    """Render every page to HTML and Markdown, and the Markdown's PNGs; atomic writes."""
+    try:
+        (out / "assets").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise NstError(f"cannot create {out}: {err.strerror}") from None
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("nst", "templates"),
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["b64"] = lambda data: base64.b64encode(data).decode("ascii")
+    env.filters["md"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
+    env.tests["link"] = lambda cell: isinstance(cell, Link)
+    written: list[Path] = []
+
+    def put(path: Path, data: bytes) -> None:
+        atomic_write(path, lambda f: f.write(data))
+        written.append(path)
+
+    for page in pages:
+        for plot in (p for s in page.sections for p in s.plots):
+            put(out / "assets" / f"{page.slug}-{plot.name}.png", plot.png)
+        html = env.get_template("page.html.j2").render(page=page)
+        put(out / f"{page.slug}.html", html.encode())
+        md = env.get_template("page.md.j2").render(page=page)
+        put(out / ("README.md" if page.slug == "index" else f"{page.slug}.md"), md.encode())
+    for stale in set((out / "assets").glob("*.png")) - set(written):
+        stale.unlink(missing_ok=True)  # plots of a study that no longer exists
+    return written

@@ -1,0 +1,251 @@
+"""Cross-study sections of the report's index page.
+
+A comparison is found by what a study searched, not by its file name: the backbone
+comparison (VGG vs DeiT) is the study whose trials vary `backbone`, the optimiser comparison
+varies `optimizer`, the initialisation comparison varies `init`. Each shows the best result
+per group side by side, and per metric the mean with a 95% confidence interval over the
+group's complete trials (Student's t; see nst.report_data.mean_ci). The content x style grid
+collects the best trials' results of every study; the layer-by-layer grid is computed here,
+at a tiny size, with nst.reconstruct.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Literal
+
+from nst import report_figures as figs
+from nst.report import Cell, Section, Table
+from nst.report_data import StudyResults, mean_ci
+
+
+def cross_study_sections(studies: list[StudyResults]) -> list[Section]:
+    return [
+        group_section(studies, "backbone", "Backbones: VGG vs DeiT"),
+        group_section(studies, "optimizer", "Optimisers"),
+        group_section(studies, "init", "Initialisation"),
+        content_style_section(studies),
+    ]
+
+
+def find_study(studies: list[StudyResults], param: str) -> StudyResults | None:
+    """The study that compares values of `param` (prefer one whose name mentions it)."""
+    column = f"params_{param}"
+    found = [s for s in studies if column in s.complete and s.complete[column].nunique() >= 2]
+    found.sort(key=lambda s: (param[:4] not in s.name, s.name))
+    return found[0] if found else None
+
+
+def group_section(studies: list[StudyResults], param: str, title: str) -> Section:
+    study = find_study(studies, param)
+    if study is None:
+        return Section(
+            title, note=f"Not available: no study searched `{param}` with 2 or more values."
+        )
+    column = f"params_{param}"
+    frame = study.complete
+    groups = sorted(frame[column].dropna().astype(str).unique())
+    directions = {o.name: o.direction for o in study.objectives}
+    section = Section(f"{title} (study {study.name})")
+    section.tables.append(metric_table(study, column, groups))
+    grid = best_per_group_grid(study, column, groups, param)
+    if grid:
+        section.plots.append(grid)
+    if study.curves is not None and "trial" in study.curves:
+        curves = study.curves.merge(
+            frame[["number", column]].astype({column: str}), left_on="trial", right_on="number"
+        )
+        for x in ("step", "seconds"):
+            what = "optimiser step (mean, 95% CI band)" if x == "step" else "wall-clock time"
+            plot = figs.group_curves(
+                curves,
+                column,
+                x,
+                f"{param}-curves-{x}",
+                f"Total loss against {what}, one colour per {param}.",
+            )
+            if plot:
+                section.plots.append(plot)
+    cost = [c for c in frame.columns if "peak_memory" in c] + ["duration_s"]
+    plot = figs.group_values(
+        frame,
+        column,
+        [o.name for o in study.objectives] + cost,
+        f"{param}-values",
+        f"Objectives, peak memory and trial duration per {param}: bars are means with 95% CI, "
+        "dots are trials.",
+        directions,
+    )
+    if plot:
+        section.plots.append(plot)
+    return section
+
+
+def metric_table(study: StudyResults, column: str, groups: list[str]) -> Table:
+    frame = study.complete.astype({column: str})
+    directions = {o.name: o.arrow for o in study.objectives}
+    metrics = [o.name for o in figs.objectives_of(study)]
+    metrics += [
+        c
+        for c in frame.columns
+        if c.startswith("metric_") and c.removeprefix("metric_") not in metrics
+    ]
+    metrics += [c for c in ("duration_s",) if c in frame]
+    rows: list[list[Cell]] = []
+    for metric in metrics:
+        name = metric.removeprefix("metric_")
+        row: list[Cell] = [f"{name} {directions.get(name, '')}".strip()]
+        for g in groups:
+            mean, low, high, n = mean_ci(frame.loc[frame[column] == g, metric])
+            ci = f" [{figs.nice(low)}, {figs.nice(high)}]" if n >= 2 else ""
+            row.append(f"{figs.nice(mean)}{ci} (n={n})")
+        rows.append(row)
+    caption = (
+        f"Mean [95% confidence interval] (n complete trials) of every metric per "
+        f"{column.removeprefix('params_')}; ↑ higher is better, ↓ lower is better for objectives."
+    )
+    return Table(["metric", *groups], rows, caption)
+
+
+def best_per_group_grid(
+    study: StudyResults, column: str, groups: list[str], param: str
+) -> figs.Plot | None:
+    """Rows: content/style pairs; columns: content, style, then the best result per group."""
+    objective = figs.objectives_of(study)[0] if figs.objectives_of(study) else None
+    if objective is None:
+        return None
+    sources = study.pair_sources()
+    best = {}
+    for g in groups:
+        trial = study.best_by(objective, study.complete[study.complete[column].astype(str) == g])
+        if trial is not None:
+            best[g] = int(trial["number"])
+    pairs = sorted({k for (t, k) in study.images if t in best.values()} | set(sources))
+    cells: list[list[Path | None]] = []
+    for k in pairs:
+        content, style = sources.get(k, (None, None))
+        cells.append(
+            [study.resolve(content), study.resolve(style)]
+            + [study.images.get((best[g], k)) if g in best else None for g in groups]
+        )
+    labels = [_pair_label(sources[k]) if k in sources else f"pair {k}" for k in pairs]
+    cols = ["content", "style", *[f"{param}={g} (#{best.get(g, '–')})" for g in groups]]
+    caption = (
+        f"Best result per {param} (by {objective.name}) for each content/style pair; "
+        f"thumbnails at most {figs.THUMB} px."
+    )
+    return figs.image_grid(cells, labels, cols, f"{param}-images", caption)
+
+
+def _pair_label(pair: tuple[str, str]) -> str:
+    return f"{Path(pair[0]).stem} x {Path(pair[1]).stem}"
+
+
+def content_style_section(studies: list[StudyResults]) -> Section:
+    """Results of the best trials of every study on a content (rows) x style (columns) grid."""
+    results: dict[tuple[str, str], Path] = {}
+    sources: dict[str, Path | None] = {}
+    for study in studies:
+        for best in study.summary.get("best_trials") or []:
+            for pair in best.get("pairs") or []:
+                if not isinstance(pair, dict) or not pair.get("content") or not pair.get("style"):
+                    continue
+                result = study.resolve(pair.get("result"))
+                c, s = str(pair["content"]), str(pair["style"])
+                sources.setdefault(c, study.resolve(c))
+                sources.setdefault(s, study.resolve(s))
+                if result is not None:
+                    results.setdefault((c, s), result)
+    contents = sorted({c for c, _ in results})
+    styles = sorted({s for _, s in results})
+    title = "Content x style grid"
+    if not results:
+        return Section(
+            title, note="Not available: no best trial lists its content/style pairs and results."
+        )
+    cells = [[None, *[sources.get(s) for s in styles]]]
+    cells += [[sources.get(c), *[results.get((c, s)) for s in styles]] for c in contents]
+    labels = ["style →", *[Path(c).stem for c in contents]]
+    cols = ["content ↓", *[Path(s).stem for s in styles]]
+    caption = (
+        f"Results of the best trials of all studies: {len(contents)} content images (rows) x "
+        f"{len(styles)} styles (columns); first row and column show the inputs."
+    )
+    plot = figs.image_grid(cells, labels, cols, "content-style", caption)
+    return Section(title, plots=[plot] if plot else [])
+
+
+def reconstruction_section(
+    studies: list[StudyResults], size: int, steps: int
+) -> tuple[Section, bool]:
+    """Layer-by-layer reconstructions (nst.reconstruct) of one content image, computed now at a
+    tiny size. Returns the section and whether it used random weights."""
+    title = "Layer-by-layer reconstruction"
+    try:
+        from nst import reconstruct
+        from nst.backbones import get_backbone, list_backbones
+        from nst.images import load_image, to_tensor
+    except ImportError:
+        return Section(title, note="Not available: nst.reconstruct is not installed."), False
+    image_path = next(
+        (
+            study.resolve(c)
+            for study in studies
+            for c, _ in study.pair_sources().values()
+            if study.resolve(c)
+        ),
+        None,
+    )
+    if image_path is not None:
+        image, image_name = load_image(image_path), image_path.name
+    else:  # no study input on disk: scikit-image's public-domain astronaut photo
+        from PIL import Image
+        from skimage import data as skdata
+
+        image, image_name = to_tensor(Image.fromarray(skdata.astronaut())), "skimage astronaut"
+    # the DeiT the studies compared, else the smallest one (the reconstructions run on a CPU too)
+    used = [
+        str(v)
+        for s in studies
+        if "params_backbone" in s.trials
+        for v in s.trials["params_backbone"]
+    ]
+    deits = [b for b in used if b in list_backbones() and b.startswith("deit")]
+    deits += [b for b in ("deit_tiny", "deit_small") if b in list_backbones()]
+    deit = deits[0] if deits else None
+    vgg = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    jobs: list[tuple[str, tuple[str, ...], Literal["content", "style"]]] = [
+        ("vgg19", vgg, "content"),
+        ("vgg19", vgg, "style"),
+    ]
+    if deit:
+        jobs.append((deit, ("block0", "block3", "block6", "block9", "block11"), "content"))
+    section, random = Section(title), False
+    with tempfile.TemporaryDirectory(prefix="nst-report-") as tmp:
+        for name, layers, mode in jobs:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the banner reports random weights
+                backbone = get_backbone(name, weights="auto", seed=0)
+            layers = tuple(layer for layer in layers if layer in backbone.layer_names)
+            out = reconstruct.reconstruction_grid(
+                backbone,
+                image,
+                layers,
+                Path(tmp) / f"{name}-{mode}.png",
+                mode=mode,
+                steps=steps,
+                size=size,
+            )
+            weights = backbone.weights_info
+            random = random or not weights.pretrained
+            section.plots.append(
+                figs.Plot(
+                    f"reconstruct-{name}-{mode}",
+                    out.read_bytes(),
+                    f"{name} {mode} reconstructions of {image_name} from one layer each "
+                    f"({size} px long side, {steps} Adam steps from noise; weights {weights.identity}).",
+                )
+            )
+    return section, random

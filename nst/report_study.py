@@ -1,0 +1,234 @@
+"""The sections of one study's page: best trials, Pareto front, importances, history, loss
+curves, parameter slices, every trial with its MLflow run, and the provenance with the
+commands that reproduce the study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+from nst import report_figures as figs
+from nst.report import MAX_TRIAL_ROWS, Cell, Links, Section, Table
+from nst.report_data import StudyResults
+
+
+def study_sections(study: StudyResults, links: Links) -> list[Section]:
+    return [
+        summary_section(study, links),
+        best_trials_section(study, links),
+        _plot_section("Pareto front", figs.pareto_front(study), _pareto_note(study)),
+        _plot_section(
+            "Parameter importances",
+            figs.importances(study),
+            "no importances in summary.json (needs at least 2 complete trials and a searched parameter)",
+        ),
+        _plot_section("Optimisation history", figs.history(study), "no complete trials"),
+        loss_section(study),
+        _plot_section(
+            "Parameter slices", figs.slices(study), "no searched parameters or no complete trials"
+        ),
+        trials_section(study, links),
+        provenance_section(study),
+    ]
+
+
+def _plot_section(title: str, plot: figs.Plot | None, missing: str) -> Section:
+    return (
+        Section(title, plots=[plot]) if plot else Section(title, note=f"Not available: {missing}.")
+    )
+
+
+def _pareto_note(study: StudyResults) -> str:
+    if len(study.objectives) < 2:
+        return f"single objective ({study.objectives[0].name}), so no Pareto front"
+    return "no complete trial with both objective values"
+
+
+def summary_section(study: StudyResults, links: Links) -> Section:
+    s = study.summary
+    states = s.get("states") or study.trials.get("state", []).value_counts().to_dict()
+    mlflow = s.get("mlflow") or {}
+    rows: list[list[Cell]] = [
+        ["objectives", ", ".join(f"{o.name} ({o.direction})" for o in study.objectives)],
+        ["searched", ", ".join(study.params) or "–"],
+        [
+            "trials",
+            f"{s.get('n_trials', len(study.trials))}: "
+            + (", ".join(f"{k} {v}" for k, v in states.items()) or "–"),
+        ],
+        ["profile", str(s.get("profile", "–"))],
+        ["Optuna storage", str(s.get("storage", "–"))],
+        [
+            "MLflow",
+            f"{mlflow.get('tracking_uri', '–')}, experiment {mlflow.get('experiment', '–')}",
+        ],
+        ["MLflow parent run", links.run(study, mlflow.get("parent_run_id"))],
+        ["weights", ", ".join(study.weights) or "–"],
+    ]
+    dash = links.dashboard(study)
+    if dash:
+        rows.append(["Optuna dashboard", dash])
+    return Section(
+        "Summary",
+        tables=[Table(["", ""], rows, "What was searched, and where the runs are stored.")],
+    )
+
+
+def best_trials_section(study: StudyResults, links: Links) -> Section:
+    best = study.summary.get("best_trials") or []
+    if not best:
+        return Section("Best trials", note="Not available: summary.json lists no best trials.")
+    names = [o.name for o in study.objectives]
+    params = sorted({p for b in best for p in (b.get("params") or {})})
+    rows: list[list[Cell]] = []
+    cells: list[list[Path | None]] = []
+    labels: list[str] = []
+    for b in best:
+        values = b.get("values") or {}
+        rows.append(
+            [cast(Cell, f"#{b.get('number')}")]
+            + [figs.nice(_float(values.get(n))) for n in names]
+            + [figs.nice((b.get("params") or {}).get(p, "–")) for p in params]
+            + [links.run(study, b.get("mlflow_run_id"))]
+        )
+        for k, pair in enumerate(b.get("pairs") or []):
+            pair = pair if isinstance(pair, dict) else {}
+            result = study.resolve(pair.get("result")) or study.images.get(
+                (_int(b.get("number")), k)
+            )
+            cells.append(
+                [study.resolve(pair.get("content")), study.resolve(pair.get("style")), result]
+            )
+            labels.append(
+                f"#{b.get('number')}: "
+                + " x ".join(Path(str(pair.get(key, "?"))).stem for key in ("content", "style"))
+            )
+    headers = (
+        ["trial"] + [f"{o.name} {o.arrow}" for o in study.objectives] + params + ["MLflow run"]
+    )
+    table = Table(
+        headers, rows, "The best trials (the Pareto set when there are several objectives)."
+    )
+    grid = figs.image_grid(
+        cells,
+        labels,
+        ["content", "style", "result"],
+        "best-images",
+        "Best trials: content image, style image and result side by side (thumbnails, long side "
+        f"at most {figs.THUMB} px).",
+    )
+    note = "" if grid else "Images not found: the best trials' image paths do not exist."
+    return Section("Best trials", note=note, tables=[table], plots=[grid] if grid else [])
+
+
+def loss_section(study: StudyResults) -> Section:
+    plots = [p for p in (figs.loss_curves(study, "step"), figs.loss_curves(study, "seconds")) if p]
+    if not plots:
+        return Section(
+            "Loss curves", note="Not available: no curves.csv (or it has no loss columns)."
+        )
+    return Section("Loss curves", plots=plots)
+
+
+def trials_section(study: StudyResults, links: Links) -> Section:
+    frame = study.trials.sort_values("number") if "number" in study.trials else study.trials
+    if frame.empty:
+        return Section("All trials", note="Not available: no trials.csv or it has no rows.")
+    objectives = [o.name for o in figs.objectives_of(study)]
+    params = [f"params_{p}" for p in study.params]
+    extra = [c for c in ("duration_s",) if c in frame]
+    rows: list[list[Cell]] = []
+    for _, t in frame.head(MAX_TRIAL_ROWS).iterrows():
+        rows.append(
+            [cast(Cell, str(t.get("number", "?"))), str(t.get("state", "?"))]
+            + [figs.nice(t[c]) for c in objectives + params + extra]
+            + [links.run(study, t.get("mlflow_run_id"))]
+        )
+    headers = [
+        "trial",
+        "state",
+        *objectives,
+        *[p.removeprefix("params_") for p in params],
+        *extra,
+        "MLflow run",
+    ]
+    caption = "Every trial, linked to its MLflow run (per-step losses, images, parameters, tags)."
+    note = (
+        ""
+        if len(frame) <= MAX_TRIAL_ROWS
+        else f"First {MAX_TRIAL_ROWS} of {len(frame)} trials shown."
+    )
+    return Section("All trials", note=note, tables=[Table(headers, rows, caption)])
+
+
+def provenance_section(study: StudyResults) -> Section:
+    p = study.provenance
+    if not p:
+        return Section(
+            "Provenance and reproduction",
+            note="Not available: summary.json has no provenance.",
+            code=reproduce_commands(study),
+        )
+    dirty = " (uncommitted changes)" if str(p.get("git_dirty")).lower() == "true" else ""
+    versions = p.get("versions") or {}
+    rows: list[list[Cell]] = [
+        ["git commit", f"{p.get('git_commit', 'unknown')}{dirty}"],
+        [
+            "data lock sha256",
+            str(p.get("data_lock_sha256") or "– (embedded sample, no data/lock.json)"),
+        ],
+        ["started", str(p.get("started", "–"))],
+        ["finished", str(p.get("finished", "–"))],
+        ["host", str(p.get("host", "–"))],
+        ["weights", ", ".join(study.weights) or "–"],
+        ["versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "–"],
+    ]
+    rows += [[f"param {k}", figs.nice(v)] for k, v in _flatten(p.get("params") or {}).items()]
+    caption = "Where, when and from what this study ran."
+    return Section(
+        "Provenance and reproduction",
+        tables=[Table(["", ""], rows, caption)],
+        code=reproduce_commands(study),
+    )
+
+
+def reproduce_commands(study: StudyResults) -> list[str]:
+    p = study.provenance
+    commit = p.get("git_commit")
+    profile = study.summary.get("profile", "quick")
+    sets = " ".join(
+        f"-S '{k}={v}'"
+        for k, v in _flatten(p.get("params") or {}).items()
+        if not isinstance(v, dict | list)
+    )
+    lines = [f"git checkout {commit}" if commit and commit != "unknown" else "# commit unknown"]
+    lines += [
+        "dvc repro                 # the whole pipeline: fetch -> studies -> report",
+        f"dvc exp run {sets}".rstrip() + "   # the same parameters as a DVC experiment",
+        f"nst study experiments/{study.name}.yaml --profile {profile} --out results/   # this study only",
+    ]
+    return lines
+
+
+def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return -1

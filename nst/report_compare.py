@@ -96,7 +96,9 @@ def metric_table(study: StudyResults, column: str, groups: list[str]) -> Table:
     rows: list[list[Cell]] = []
     for metric in metrics:
         name = metric.removeprefix("metric_")
-        row: list[Cell] = [f"{name} {directions.get(name, '')}".strip()]
+        direction = figs.metric_direction(name)
+        arrow = directions.get(name) or {"maximize": "↑", "minimize": "↓"}.get(direction or "", "")
+        row: list[Cell] = [f"{name} {arrow}".strip()]
         for g in groups:
             mean, low, high, n = mean_ci(frame.loc[frame[column] == g, metric])
             ci = f" [{figs.nice(low)}, {figs.nice(high)}]" if n >= 2 else ""
@@ -104,7 +106,7 @@ def metric_table(study: StudyResults, column: str, groups: list[str]) -> Table:
         rows.append(row)
     caption = (
         f"Mean [95% confidence interval] (n complete trials) of every metric per "
-        f"{column.removeprefix('params_')}; ↑ higher is better, ↓ lower is better for objectives."
+        f"{column.removeprefix('params_')}; ↑ higher is better, ↓ lower is better."
     )
     return Table(["metric", *groups], rows, caption)
 
@@ -243,9 +245,9 @@ def reconstruction_section(
             section.plots.append(
                 figs.Plot(
                     f"reconstruct-{name}-{mode}",
-                    out.read_bytes(),
+                    figs.enlarge(out, 640),
                     f"{name} {mode} reconstructions of {image_name} from one layer each "
-                    f"({size} px long side, {steps} Adam steps from noise; weights {weights.identity}).",
+                    f"({size} px long side, shown enlarged; {steps} Adam steps from noise; weights {weights.identity}).",
                 )
             )
     return section, random

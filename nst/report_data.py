@@ -27,6 +27,7 @@ from scipy import stats
 
 from nst import NstError
 
+TEXT_COLUMNS = ("mlflow_run_id", "weights_identity", "state")
 IMAGE_NAME = re.compile(r"trial0*(\d+)_pair0*(\d+)\.png$")
 
 
@@ -173,7 +174,8 @@ def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
             raise NstError(f"missing {path}")
         return None
     try:
-        return pd.read_csv(path)
+        # ids stay strings: pandas would read a run id like "1234e567..." as a number
+        return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise NstError(f"malformed {path}: {str(err).splitlines()[0]}") from None
 

@@ -37,6 +37,7 @@ UNITS = {
     "gamma": "loss weight",
     "lr": "step size",
     "init_blend": "content share",
+    "color_emd_lab": "Lab units",
 }
 THUMB = 160  # long side of an image-grid cell, pixels
 
@@ -52,10 +53,19 @@ def label(name: str, directions: dict[str, str] | None = None) -> str:
     """Axis label: quantity (unit[, direction])."""
     bare = name.removeprefix("metric_").removeprefix("params_")
     unit = UNITS.get(bare) or next((u for k, u in UNITS.items() if bare.endswith(k)), "unitless")
-    arrow = {"maximize": ", ↑ better", "minimize": ", ↓ better"}.get(
-        (directions or {}).get(bare, "")
-    )
-    return f"{bare} ({unit}{arrow or ''})"
+    direction = (directions or {}).get(bare) or metric_direction(bare)
+    arrow = {"maximize": ", ↑ better", "minimize": ", ↓ better"}.get(direction or "", "")
+    return f"{bare} ({unit}{arrow})"
+
+
+def metric_direction(name: str) -> str | None:
+    """'maximize' or 'minimize' for a metric of nst.metrics, else None."""
+    try:
+        from nst.metrics import METRICS
+    except ImportError:  # the metrics package is optional for reading results
+        return None
+    info = METRICS.get(name.removeprefix("metric_"))
+    return info.direction if info else None
 
 
 def _render(fig: Figure) -> bytes:
@@ -267,6 +277,17 @@ def _thumbnail(path: Path | None) -> np.ndarray | None:
         return np.asarray(img)
     except OSError:
         return None
+
+
+def enlarge(path: Path, width: int) -> bytes:
+    """A small PNG scaled up by a whole factor (nearest neighbour: pixels stay sharp)."""
+    with Image.open(path) as opened:
+        img = opened.convert("RGB")
+    factor = max(1, width // img.width)
+    img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def image_grid(

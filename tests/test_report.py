@@ -1,0 +1,212 @@
+"""`nst report`: pages, sections, provenance, links, bad input, and the pages in headless Chromium."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from cdp import Chromium, find_chromium
+from fake_study import fake_study, three_studies
+from PIL import Image
+
+from nst import NstError
+from nst.cli import main
+from nst.report import build_report
+from nst.report_data import mean_ci, pareto_mask
+
+BANNER = 'id="random-weights-banner"'
+
+
+@pytest.fixture(scope="module")
+def fake_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of three contract-conforming studies (backbones, optimizers, init)."""
+    tmp = tmp_path_factory.mktemp("report")
+    build_report(
+        three_studies(tmp), tmp / "reports", reconstruction_size=32, reconstruction_steps=2
+    )
+    return tmp / "reports"
+
+
+def img_sources(html: str) -> list[str]:
+    return re.findall(r'<img src="([^"]*)"', html)
+
+
+def test_writes_index_readme_and_a_page_per_study(fake_report: Path) -> None:
+    for name in ("index.html", "README.md"):
+        assert (fake_report / name).is_file()
+    for study in ("backbones", "optimizers", "init"):
+        assert (fake_report / f"{study}.html").is_file()
+        assert (fake_report / f"{study}.md").is_file()
+    assert not list(fake_report.rglob(".*.tmp")), "atomic writes leave no temporary files"
+
+
+def test_html_is_self_contained(fake_report: Path) -> None:
+    for page in fake_report.glob("*.html"):
+        html = page.read_text()
+        sources = img_sources(html)
+        assert sources and all(s.startswith("data:image/png;base64,") for s in sources), page
+        assert "<script" not in html and "stylesheet" not in html and "@import" not in html
+        for href in re.findall(r'href="([^"#:]+\.html)"', html):
+            assert (fake_report / href).is_file(), f"{page.name} links to missing {href}"
+
+
+def test_markdown_references_existing_pngs_and_pages(fake_report: Path) -> None:
+    for page in fake_report.glob("*.md"):
+        md = page.read_text()
+        pngs = re.findall(r"!\[[^\]]*\]\((assets/[^)]+\.png)\)", md)
+        assert pngs, page
+        for png in pngs:
+            with Image.open(fake_report / png) as img:
+                assert img.format == "PNG" and img.width > 100
+        for link in re.findall(r"\]\(([\w-]+\.md)\)", md):
+            assert (fake_report / link).is_file(), f"{page.name} links to missing {link}"
+    readme = (fake_report / "README.md").read_text()
+    assert "## Backbones: VGG vs DeiT" in readme and "⚠ Random weights" in readme
+
+
+def test_study_page_sections(fake_report: Path) -> None:
+    html = (fake_report / "backbones.html").read_text()
+    for title in ("Best trials", "Pareto front", "Parameter importances", "Optimisation history",
+                  "Loss curves", "Parameter slices", "All trials", "Provenance and reproduction"):  # fmt: skip
+        assert f"<h2>{title}</h2>" in html
+    assert "Not available" not in html  # every section of a complete study has its data
+    # every trial links to its MLflow run through the default URL template
+    for t in range(6):
+        assert f'href="http://127.0.0.1:5000/#/experiments/7/runs/{t + 1:032x}"' in html
+    assert "0123456789abcdef0123456789abcdef01234567" in html and "f" * 64 in html
+    assert "dvc exp run -S &#39;profile=smoke&#39; -S &#39;study.trials=6&#39;" in html
+    assert "nst study experiments/backbones.yaml --profile smoke" in html
+    # the optimizers study has one objective: no Pareto front, said in one line
+    single = (fake_report / "optimizers.html").read_text()
+    assert "Not available: single objective (total_loss), so no Pareto front." in single
+
+
+def test_backbone_table_shows_mean_and_95_ci(fake_report: Path) -> None:
+    trials = pd.read_csv(fake_report.parent / "results" / "backbones" / "trials.csv")
+    done = trials[(trials["state"] == "COMPLETE") & (trials["params_backbone"] == "vgg19")]
+    mean, low, high, n = mean_ci(done["ssim"])
+    assert n == 3 and low < mean < high
+    index = (fake_report / "index.html").read_text()
+    assert f"{mean:.4g} [{low:.4g}, {high:.4g}] (n=3)" in index
+    for title in ("Backbones: VGG vs DeiT (study backbones)", "Optimisers (study optimizers)",
+                  "Initialisation (study init)", "Content x style grid", "Layer-by-layer reconstruction"):  # fmt: skip
+        assert f"<h2>{title}</h2>" in index
+    assert "peak memory" in index and "vgg19 content reconstructions" in index
+
+
+def test_statistics() -> None:
+    # minimise both: (1, 3) and (2, 1) are the front, (3, 3) is dominated by both
+    values = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [3.0, 1.0, 3.0]}).to_numpy()
+    assert pareto_mask(values, ["minimize", "minimize"]).tolist() == [True, True, False]
+    assert pareto_mask(values, ["maximize", "maximize"]).tolist() == [False, False, True]
+    mean, low, high, n = mean_ci([1.0, 2.0, 3.0])
+    assert (mean, n) == (2.0, 3) and low == pytest.approx(2 - 4.302653 / 3**0.5, rel=1e-5)
+    assert mean_ci([5.0])[1] != mean_ci([5.0])[1]  # NaN: no interval from one value
+
+
+def test_missing_data_degrades_to_one_line_notes(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    root = fake_study(results, tmp_path / "data", "lonely", {"beta": [1e3, 1e4]}, [("ssim", "maximize")],
+                      random_weights=False, curves=False, importances=False)  # fmt: skip
+    shutil.rmtree(root / "images")
+    build_report(results, tmp_path / "reports", reconstruction_steps=0)
+    page = (tmp_path / "reports" / "lonely.html").read_text()
+    assert "Not available: no curves.csv (or it has no loss columns)." in page
+    assert "Not available: no importances in summary.json" in page
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert "Not available: no study searched `backbone` with 2 or more values." in index
+    assert "Skipped (reconstruction steps = 0)." in index
+    assert BANNER not in index and BANNER not in page  # pretrained weights: no banner
+
+
+def test_banner_on_every_page_with_random_weights(fake_report: Path) -> None:
+    for page in fake_report.glob("*.html"):
+        assert BANNER in page.read_text(), page.name
+
+
+def test_optuna_dashboard_link_reads_study_id_from_sqlite(tmp_path: Path) -> None:
+    import optuna
+
+    results = three_studies(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"  # the storage named in summary.json
+    optuna.create_study(study_name="other", storage=storage)
+    optuna.create_study(study_name="backbones", storage=storage)
+    build_report(results, tmp_path / "reports", reconstruction_steps=0,
+                 optuna_dashboard_url="http://127.0.0.1:8080/dashboard/studies/{study_id}")  # fmt: skip
+    page = (tmp_path / "reports" / "backbones.html").read_text()
+    assert 'href="http://127.0.0.1:8080/dashboard/studies/2"' in page
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("{not json", "malformed"),
+        ('{"study": "x", "objectives": []}', "'objectives' must be a non-empty list"),
+        ('{"objectives": [{"name": "ssim", "direction": "maximize"}]}', "missing the study name"),
+        ('["a list"]', "expected a JSON object"),
+    ],
+)
+def test_malformed_summary_is_a_one_line_error(tmp_path: Path, breakage: str, message: str) -> None:
+    results = three_studies(tmp_path)
+    (results / "init" / "summary.json").write_text(breakage)
+    with pytest.raises(NstError, match=re.escape(message)) as err:
+        build_report(results, tmp_path / "reports", reconstruction_steps=0)
+    assert "\n" not in str(err.value) and "init/summary.json" in str(err.value)
+
+
+def test_bad_arguments_are_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(NstError, match="no results folder"):
+        build_report(tmp_path / "nothing", tmp_path / "reports")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NstError, match="no study results"):
+        build_report(tmp_path / "empty", tmp_path / "reports")
+    with pytest.raises(NstError, match="uses run"):
+        build_report(tmp_path / "empty", mlflow_url_template="http://x/{run}")
+    assert (
+        main(["report", "--results", str(tmp_path / "nothing"), "--out", str(tmp_path / "r")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("nst report: error: no results folder") and err.count("\n") == 1
+
+
+def test_cli_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "results"
+    fake_study(results, tmp_path / "data", "solo", {"lr": [0.1, 1.0]}, [("ssim", "maximize")], n=3)
+    out = tmp_path / "reports"
+    assert main(["report", "--results", str(results), "--out", str(out), "--reconstruction-steps", "0",
+                 "--mlflow-url-template", "http://mlflow.example/{experiment}/{run_id}"]) == 0  # fmt: skip
+    assert "open" in capsys.readouterr().out
+    assert (
+        'href="http://mlflow.example/solo/00000000000000000000000000000001"'
+        in (out / "solo.html").read_text()
+    )
+    summary = json.loads((results / "solo" / "summary.json").read_text())
+    assert summary["study"] == "solo"
+
+
+chromium = pytest.mark.skipif(
+    find_chromium() is None,
+    reason="chromium not found (install Debian's `chromium`; scripts/setup.sh does when it can)",
+)
+
+
+@pytest.mark.browser
+@chromium
+def test_pages_render_in_headless_chromium(fake_report: Path, tmp_path: Path) -> None:
+    with Chromium(tmp_path / "profile") as browser:
+        for page in sorted(fake_report.glob("*.html")):
+            report = browser.open(page.as_uri())
+            assert report.console_errors == [], page.name
+            assert report.failed_requests == [] and report.external_requests == [], page.name
+            images = report.state["images"]
+            assert len(images) == len(img_sources(page.read_text())) > 0
+            assert all(i["complete"] and i["width"] > 0 for i in images), page.name
+            assert report.state["banner"] and "Random weights" in report.state["banner"]
+            assert report.state["width"] <= 1280, f"{page.name} scrolls sideways at 1280 px"
+            with Image.open(io.BytesIO(report.screenshot)) as shot:
+                assert shot.size == (1280, 2000)

@@ -131,7 +131,8 @@ def build_report(
     """Write the report for every study under `results_dir`; returns the files written.
     The layer-by-layer reconstructions are computed at `reconstruction_size` px with
     `reconstruction_steps` steps (0 steps: skip them)."""
-    from nst.report_compare import cross_study_sections, reconstruction_section
+    from nst.report_compare import cross_study_sections
+    from nst.report_reconstruct import reconstruction_section
     from nst.report_study import study_sections
 
     if reconstruction_steps < 0 or reconstruction_size < 16:

@@ -5,16 +5,12 @@ comparison (VGG vs DeiT) is the study whose trials vary `backbone`, the optimise
 varies `optimizer`, the initialisation comparison varies `init`. Each shows the best result
 per group side by side, and per metric the mean with a 95% confidence interval over the
 group's complete trials (Student's t; see nst.report_data.mean_ci). The content x style grid
-collects the best trials' results of every study; the layer-by-layer grid is computed here,
-at a tiny size, with nst.reconstruct.
+collects the best trials' results of every study.
 """
 
 from __future__ import annotations
 
-import tempfile
-import warnings
 from pathlib import Path
-from typing import Literal
 
 from nst import report_figures as figs
 from nst.report import Cell, Section, Table
@@ -175,79 +171,5 @@ def content_style_section(studies: list[StudyResults]) -> Section:
         f"Results of the best trials of all studies: {len(contents)} content images (rows) x "
         f"{len(styles)} styles (columns); first row and column show the inputs."
     )
-    plot = figs.image_grid(cells, labels, cols, "content-style", caption)
+    plot = figs.image_grid(cells, labels, cols, "content-style", caption, empty="not run")
     return Section(title, plots=[plot] if plot else [])
-
-
-def reconstruction_section(
-    studies: list[StudyResults], size: int, steps: int
-) -> tuple[Section, bool]:
-    """Layer-by-layer reconstructions (nst.reconstruct) of one content image, computed now at a
-    tiny size. Returns the section and whether it used random weights."""
-    title = "Layer-by-layer reconstruction"
-    try:
-        from nst import reconstruct
-        from nst.backbones import get_backbone, list_backbones
-        from nst.images import load_image, to_tensor
-    except ImportError:
-        return Section(title, note="Not available: nst.reconstruct is not installed."), False
-    image_path = next(
-        (
-            study.resolve(c)
-            for study in studies
-            for c, _ in study.pair_sources().values()
-            if study.resolve(c)
-        ),
-        None,
-    )
-    if image_path is not None:
-        image, image_name = load_image(image_path), image_path.name
-    else:  # no study input on disk: scikit-image's public-domain astronaut photo
-        from PIL import Image
-        from skimage import data as skdata
-
-        image, image_name = to_tensor(Image.fromarray(skdata.astronaut())), "skimage astronaut"
-    # the DeiT the studies compared, else the smallest one (the reconstructions run on a CPU too)
-    used = [
-        str(v)
-        for s in studies
-        if "params_backbone" in s.trials
-        for v in s.trials["params_backbone"]
-    ]
-    deits = [b for b in used if b in list_backbones() and b.startswith("deit")]
-    deits += [b for b in ("deit_tiny", "deit_small") if b in list_backbones()]
-    deit = deits[0] if deits else None
-    vgg = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    jobs: list[tuple[str, tuple[str, ...], Literal["content", "style"]]] = [
-        ("vgg19", vgg, "content"),
-        ("vgg19", vgg, "style"),
-    ]
-    if deit:
-        jobs.append((deit, ("block0", "block3", "block6", "block9", "block11"), "content"))
-    section, random = Section(title), False
-    with tempfile.TemporaryDirectory(prefix="nst-report-") as tmp:
-        for name, layers, mode in jobs:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the banner reports random weights
-                backbone = get_backbone(name, weights="auto", seed=0)
-            layers = tuple(layer for layer in layers if layer in backbone.layer_names)
-            out = reconstruct.reconstruction_grid(
-                backbone,
-                image,
-                layers,
-                Path(tmp) / f"{name}-{mode}.png",
-                mode=mode,
-                steps=steps,
-                size=size,
-            )
-            weights = backbone.weights_info
-            random = random or not weights.pretrained
-            section.plots.append(
-                figs.Plot(
-                    f"reconstruct-{name}-{mode}",
-                    figs.enlarge(out, 640),
-                    f"{name} {mode} reconstructions of {image_name} from one layer each "
-                    f"({size} px long side, shown enlarged; {steps} Adam steps from noise; weights {weights.identity}).",
-                )
-            )
-    return section, random

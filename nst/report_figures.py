@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from nst.report_data import Objective, StudyResults, pareto_mask
@@ -133,6 +134,7 @@ def importances(study: StudyResults) -> Plot | None:
     sns.barplot(frame, x="importance", y="parameter", hue="objective", ax=axes[0, 0], orient="h")
     axes[0, 0].set_xlabel("importance (fraction of objective variance, unitless)")
     axes[0, 0].set_ylabel("searched parameter")
+    sns.move_legend(axes[0, 0], "upper left", bbox_to_anchor=(1.01, 1), title="objective")
     caption = (
         "Parameter importances per objective (Optuna's evaluator; they sum to 1 per objective)."
     )
@@ -152,6 +154,7 @@ def history(study: StudyResults) -> Plot | None:
         ax.scatter(data["number"], values, color="C0", label="trial")
         ax.step(data["number"], best, where="post", color="C3", label="best so far")
         ax.set_xlabel("trial number (count)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label(obj.name, _directions(study)))
         ax.legend(loc="best", fontsize=8)
     caption = "Optimisation history: each complete trial's objective value and the best so far."
@@ -267,9 +270,9 @@ def group_values(
     return Plot(name, _render(fig), caption)
 
 
-def _thumbnail(path: Path | None) -> np.ndarray | None:
-    if path is None:
-        return None
+def _thumbnail(path: Path | np.ndarray | None) -> np.ndarray | None:
+    if path is None or isinstance(path, np.ndarray):
+        return path
     try:
         with Image.open(path) as opened:
             img = opened.convert("RGB")
@@ -279,25 +282,15 @@ def _thumbnail(path: Path | None) -> np.ndarray | None:
         return None
 
 
-def enlarge(path: Path, width: int) -> bytes:
-    """A small PNG scaled up by a whole factor (nearest neighbour: pixels stay sharp)."""
-    with Image.open(path) as opened:
-        img = opened.convert("RGB")
-    factor = max(1, width // img.width)
-    img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def image_grid(
-    cells: Sequence[Sequence[Path | None]],
+    cells: Sequence[Sequence[Path | np.ndarray | None]],
     row_labels: Sequence[str],
     col_labels: Sequence[str],
     name: str,
     caption: str,
+    empty: str = "missing",
 ) -> Plot | None:
-    """A table of images (rows x columns); a missing image is a labelled empty cell."""
+    """A table of images (files or HxWx3 arrays; rows x columns); an empty cell says `empty`."""
     if not cells or not any(p is not None for row in cells for p in row):
         return None
     nrows, ncols = len(cells), max(len(r) for r in cells)
@@ -313,14 +306,14 @@ def image_grid(
                 ax.text(
                     0.5,
                     0.5,
-                    "missing",
+                    empty,
                     ha="center",
                     va="center",
                     color="0.5",
                     transform=ax.transAxes,
                 )
             else:
-                ax.imshow(image)
+                ax.imshow(image, interpolation="nearest")
             if r == 0:
                 ax.set_title(col_labels[c], fontsize=9)
             if c == 0:

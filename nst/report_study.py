@@ -70,7 +70,9 @@ def summary_section(study: StudyResults, links: Links) -> Section:
         rows.append(["Optuna dashboard", dash])
     return Section(
         "Summary",
-        tables=[Table(["", ""], rows, "What was searched, and where the runs are stored.")],
+        tables=[
+            Table(["field", "value"], rows, "What was searched, and where the runs are stored.")
+        ],
     )
 
 
@@ -187,7 +189,7 @@ def provenance_section(study: StudyResults) -> Section:
     caption = "Where, when and from what this study ran."
     return Section(
         "Provenance and reproduction",
-        tables=[Table(["", ""], rows, caption)],
+        tables=[Table(["field", "value"], rows, caption)],
         code=reproduce_commands(study),
     )
 

@@ -96,7 +96,7 @@ def test_backbone_table_shows_mean_and_95_ci(fake_report: Path) -> None:
     for title in ("Backbones: VGG vs DeiT (study backbones)", "Optimisers (study optimizers)",
                   "Initialisation (study init)", "Content x style grid", "Layer-by-layer reconstruction"):  # fmt: skip
         assert f"<h2>{title}</h2>" in index
-    assert "peak memory" in index and "vgg19 content reconstructions" in index
+    assert "peak memory" in index and "vgg19: photo0.png reconstructed from one layer" in index
 
 
 def test_statistics() -> None:

@@ -142,6 +142,33 @@ def test_optuna_dashboard_link_reads_study_id_from_sqlite(tmp_path: Path) -> Non
     assert 'href="http://127.0.0.1:8080/dashboard/studies/2"' in page
 
 
+def test_mlflow_links_read_the_experiment_id_from_the_tracking_store(tmp_path: Path) -> None:
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    client.create_experiment("unrelated")
+    run = client.create_run(client.create_experiment("solo"))
+    results = tmp_path / "results"
+    root = fake_study(
+        results, tmp_path / "data", "solo", {"lr": [0.1, 1.0]}, [("ssim", "maximize")], n=3
+    )
+    trials = pd.read_csv(root / "trials.csv", dtype={"mlflow_run_id": str})
+    trials.loc[0, "mlflow_run_id"] = run.info.run_id
+    trials.to_csv(root / "trials.csv", index=False)
+    summary = json.loads((root / "summary.json").read_text())
+    del summary["mlflow"]["experiment_id"]  # as a study without it writes: read from the store
+    (root / "summary.json").write_text(json.dumps(summary))
+    build_report(results, tmp_path / "reports", reconstruction_steps=0)
+    html = (tmp_path / "reports" / "solo.html").read_text()
+    experiment_id = run.info.experiment_id
+    assert (
+        f'href="http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run.info.run_id}"' in html
+    )
+    # a run the store does not know is named, not linked to a wrong page
+    assert "runs/00000000000000000000000000000002" not in html
+
+
 @pytest.mark.parametrize(
     "breakage, message",
     [

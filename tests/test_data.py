@@ -1,0 +1,334 @@
+"""nst fetch against a real HTTP server on 127.0.0.1 that serves ../shared/data and can
+misbehave per path (HTTP 500, truncated bodies, slow answers, HTML instead of an image)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import nst.data
+from nst import NstError
+from nst.cli import main
+from nst.data import (
+    OfflineDataWarning,
+    embedded_sample,
+    fetch,
+    list_images,
+    load_manifest,
+    lock_hash,
+    select,
+)
+from nst.download import DownloadError, DownloadPolicy
+
+FILES = ["content/chelsea.png", "content/rocket.jpg", "style/great_wave.jpg", "style/water_lilies_crop.jpg"]  # fmt: skip
+FAST = DownloadPolicy(timeout=5, retries=2, backoff=0.01)
+
+
+class Server:
+    """http.server in a thread; `behaviour[path]` picks how a path is answered, `log` counts
+    requests per path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.behaviour, self.log = root, {}, Counter()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                path = self.path.lstrip("/")
+                outer.log[path] += 1
+                how = outer.behaviour.get(path, "ok")
+                if how == "flaky" and outer.log[path] == 1 or how == "500":
+                    return self.send_error(500, "boom")
+                if how == "slow":
+                    time.sleep(1.0)
+                if how == "html":
+                    return self._send(b"<html><body>Not found</body></html>", "text/html")
+                if how == "garbage":
+                    return self._send(b"\xff\xd8 not really a jpeg" * 50, "image/jpeg")
+                file = outer.root / (FILES[0] if how == "other" else path)
+                if not file.is_file():
+                    return self.send_error(404)
+                body = file.read_bytes()
+                ctype = "image/png" if file.suffix == ".png" else "image/jpeg"
+                self._send(body, ctype, cut=how == "truncate")
+
+            def _send(self, body: bytes, ctype: str, cut: bool = False) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if cut else body)
+                self.close_connection = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(shared_data: Path):
+    srv = Server(shared_data)
+    yield srv
+    srv.close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def write_manifest(path: Path, shared: Path, base: str, **overrides: dict) -> Path:
+    """A manifest of FILES with their real sha256 (from shared/data/manifest.json), served
+    from `base`; overrides[file] updates single items."""
+    real = {e["path"]: e for e in json.loads((shared / "manifest.json").read_text())}
+    items = []
+    for file in FILES:
+        e = real[file]
+        item = {"id": e["name"], "kind": e["kind"], "file": file, "url": f"{base}/{file}",
+                "title": e["title"], "author": e["creator"], "licence": e["licence"],
+                "sha256": e["sha256"]}  # fmt: skip
+        item.update(overrides.get(file, {}))
+        items.append(item)
+    path.write_text(json.dumps({"name": "tiny", "items": items}))
+    return path
+
+
+@pytest.fixture
+def manifest(tmp_path: Path, server: Server, shared_data: Path) -> Path:
+    return write_manifest(tmp_path / "tiny.json", shared_data, server.url)
+
+
+def run_fetch(out: Path, manifest: Path, policy: DownloadPolicy = FAST, **kw):  # type: ignore[no-untyped-def]
+    return fetch(out, manifests=[manifest], n_content=2, n_styles=2, policy=policy,
+                 progress=False, **kw)  # fmt: skip
+
+
+def test_fetch_downloads_verifies_locks_and_attributes(tmp_path, server, manifest, shared_data):
+    out = tmp_path / "data"
+    report = run_fetch(out, manifest)
+    assert report.source == "network" and sorted(report.fetched) == FILES
+    assert server.log == Counter({f: 1 for f in FILES})
+    lock = json.loads((out / "lock.json").read_text())
+    for file in FILES:
+        data = (out / file).read_bytes()
+        assert data == (shared_data / file).read_bytes()
+        entry = lock["files"][file]
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["size"] == len(data) and entry["source"] == "network"
+    body = {k: v for k, v in lock.items() if k != "sha256"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    assert lock["sha256"] == hashlib.sha256(canonical).hexdigest()
+    assert lock_hash(out) == hashlib.sha256((out / "lock.json").read_bytes()).hexdigest()
+    assert report.lock_sha256 == lock_hash(out)
+    content, styles = list_images(out)
+    assert [p.relative_to(out).as_posix() for p in content + styles] == FILES
+    attribution = (out / "ATTRIBUTION.md").read_text()
+    assert "The Great Wave off Kanagawa" in attribution and "Katsushika Hokusai" in attribution
+    assert f"{server.url}/style/great_wave.jpg" in attribution
+    assert not list(out.rglob("*.part"))
+
+
+def test_second_run_downloads_nothing(tmp_path, server, manifest):
+    out = tmp_path / "data"
+    run_fetch(out, manifest)
+    first_lock = lock_hash(out)
+    server.log.clear()
+    report = run_fetch(out, manifest)
+    assert server.log == Counter() and report.fetched == [] and sorted(report.kept) == FILES
+    assert lock_hash(out) == first_lock
+
+
+def test_sha256_mismatch_is_rejected(tmp_path, server, shared_data):
+    bad = {"style/great_wave.jpg": {"sha256": "0" * 64}}
+    manifest = write_manifest(tmp_path / "m.json", shared_data, server.url, **bad)
+    out = tmp_path / "data"
+    with pytest.raises(DownloadError, match="sha256 mismatch, expected 0000") as err:
+        run_fetch(out, manifest)
+    assert "1 of 4 files failed" in str(err.value)
+    assert server.log["style/great_wave.jpg"] == 1  # a wrong file is not retried
+    assert not (out / "style/great_wave.jpg").exists() and not list(out.rglob("*.part"))
+    assert "style/great_wave.jpg" not in json.loads((out / "lock.json").read_text())["files"]
+    assert (out / "content/chelsea.png").exists()  # the good files are kept for the next run
+
+
+@pytest.mark.parametrize(
+    "how, reason", [("500", "HTTP 500"), ("truncate", "truncated body"), ("slow", "timed out")]
+)
+def test_transient_failures_are_retried_then_reported(tmp_path, server, manifest, how, reason):
+    server.behaviour["content/rocket.jpg"] = how
+    policy = DownloadPolicy(timeout=0.3 if how == "slow" else 5, retries=2, backoff=0.01)
+    with pytest.raises(DownloadError) as err:
+        run_fetch(tmp_path / "data", manifest, policy)
+    message = str(err.value)
+    assert f"{server.url}/content/rocket.jpg: {reason}" in message
+    assert "gave up after 3 attempts" in message
+    assert server.log["content/rocket.jpg"] == 3  # first attempt + 2 retries
+    assert not (tmp_path / "data/content/rocket.jpg").exists()
+
+
+def test_a_transient_failure_then_success_is_accepted(tmp_path, server, manifest):
+    server.behaviour["content/rocket.jpg"] = "flaky"  # 500 once, then the file
+    report = run_fetch(tmp_path / "data", manifest)
+    assert sorted(report.fetched) == FILES and server.log["content/rocket.jpg"] == 2
+
+
+@pytest.mark.parametrize(
+    "how, reason",
+    [("html", "the server sent text/html, not an image"), ("garbage", "not an image file")],
+)
+def test_non_images_are_rejected(tmp_path, server, manifest, how, reason):
+    server.behaviour["style/water_lilies_crop.jpg"] = how
+    with pytest.raises(DownloadError, match=reason):
+        run_fetch(tmp_path / "data", manifest)
+    assert server.log["style/water_lilies_crop.jpg"] == 1
+    assert not (tmp_path / "data/style/water_lilies_crop.jpg").exists()
+
+
+def test_size_limit(tmp_path, server, manifest):
+    with pytest.raises(DownloadError, match="over the 150,000-byte limit"):
+        run_fetch(tmp_path / "data", manifest, DownloadPolicy(max_bytes=150_000, backoff=0.01))
+    assert (tmp_path / "data/content/rocket.jpg").exists()  # 112 kB
+    assert not (tmp_path / "data/content/chelsea.png").exists()  # 240 kB
+
+
+def test_interrupted_run_resumes(tmp_path, server, manifest, monkeypatch):
+    real, calls = nst.data.fetch_file, []
+
+    def interrupt_third(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nst.data, "fetch_file", interrupt_third)
+    out = tmp_path / "data"
+    with pytest.raises(KeyboardInterrupt):
+        run_fetch(out, manifest)
+    assert len(json.loads((out / "lock.json").read_text())["files"]) == 2
+    monkeypatch.setattr(nst.data, "fetch_file", real)
+    done = set(server.log)
+    server.log.clear()
+    report = run_fetch(out, manifest)
+    assert set(server.log) == set(FILES) - done and all(n == 1 for n in server.log.values())
+    assert sorted(report.kept) == sorted(done) and len(report.fetched) == 2
+
+
+def test_a_changed_file_is_fetched_again(tmp_path, server, manifest):
+    out = tmp_path / "data"
+    run_fetch(out, manifest)
+    (out / "content/chelsea.png").write_bytes(b"edited")
+    server.log.clear()
+    with pytest.warns(UserWarning, match="differs from its locked sha256"):
+        run_fetch(out, manifest)
+    assert server.log == Counter({"content/chelsea.png": 1})
+    assert list_images(out)[0][0].stat().st_size > 1000
+
+
+def test_the_lock_pins_files_the_manifest_has_no_sha256_for(tmp_path, server, shared_data):
+    unpinned = {"style/great_wave.jpg": {"sha256": None}}
+    manifest = write_manifest(tmp_path / "m.json", shared_data, server.url, **unpinned)
+    out = tmp_path / "data"
+    run_fetch(out, manifest)
+    (out / "style/great_wave.jpg").unlink()
+    server.behaviour["style/great_wave.jpg"] = "other"  # the source now serves other bytes
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        run_fetch(out, manifest)
+
+
+def test_mirror_directory_and_url(tmp_path, server, shared_data):
+    manifest = write_manifest(tmp_path / "m.json", shared_data, closed_port_url())
+    report = run_fetch(tmp_path / "a", manifest, mirror=shared_data)
+    assert report.source == "mirror" and sorted(report.fetched) == FILES and not server.log
+    report = run_fetch(tmp_path / "b", manifest, mirror=server.url + "/")
+    assert report.source == "mirror" and server.log == Counter({f: 1 for f in FILES})
+    lock = json.loads((tmp_path / "b/lock.json").read_text())
+    assert lock["source"] == "mirror"
+    assert lock["files"]["content/rocket.jpg"]["url"].endswith("/content/rocket.jpg")
+    with pytest.raises(NstError, match="no such directory"):
+        run_fetch(tmp_path / "c", manifest, mirror=tmp_path / "missing")
+
+
+def test_offline_falls_back_to_the_embedded_sample_loudly(tmp_path, shared_data):
+    manifest = write_manifest(tmp_path / "m.json", shared_data, closed_port_url())
+    out = tmp_path / "data"
+    with pytest.warns(OfflineDataWarning, match="IMAGE SOURCES UNREACHABLE.*EMBEDDED"):
+        report = run_fetch(out, manifest)
+    assert report.source == "embedded"
+    lock = json.loads((out / "lock.json").read_text())
+    assert lock["source"] == "embedded"
+    assert {e["source"] for e in lock["files"].values()} == {"embedded"}
+    content, styles = list_images(out)
+    assert [p.name for p in content] == ["astronaut.png", "chelsea.png"] and len(styles) == 2
+    assert "Stefan van der Walt" in (out / "ATTRIBUTION.md").read_text()
+    with pytest.raises(NstError, match="cannot be reached"):
+        run_fetch(tmp_path / "strict", manifest, fallback=False)
+
+
+@pytest.mark.parametrize(
+    "bad", ["../evil.png", "/etc/passwd", "content/../../evil.png", "notes/x.png", "C:/x.png"]
+)
+def test_manifest_paths_cannot_escape_the_data_dir(tmp_path, server, shared_data, bad):
+    manifest = write_manifest(
+        tmp_path / "m.json", shared_data, server.url, **{FILES[0]: {"file": bad}}
+    )
+    with pytest.raises(NstError, match="unsafe file name"):
+        load_manifest(manifest)
+    code = main(["fetch", "--out", str(tmp_path / "d"), "--manifest", str(manifest), "--quiet"])
+    assert code == 2 and not server.log and not (tmp_path / "evil.png").exists()
+
+
+def test_cli_fetch_from_a_mirror(tmp_path, shared_data, capsys):
+    manifest = write_manifest(tmp_path / "m.json", shared_data, closed_port_url())
+    argv = ["fetch", "--out", str(tmp_path / "d"), "--manifest", str(manifest),
+            "--mirror", str(shared_data), "--content", "2", "--styles", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "3 fetched, 0 kept (source mirror)" in capsys.readouterr().out
+    assert main([*argv[:-5], "--content", "1", "--styles", "1", "--quiet"]) == 0
+    assert "0 fetched, 2 kept" in capsys.readouterr().out
+    assert sum(map(len, list_images(tmp_path / "d"))) == 2  # the dropped file was pruned
+    assert len(list((tmp_path / "d").rglob("*.*g"))) == 2
+
+
+def test_shipped_manifests_selection_is_seeded_and_licences_permissive():
+    coco, wikiart = load_manifest("coco_val2017"), load_manifest("wikiart_pd")
+    assert len(coco) > 50 and len(wikiart) > 40
+    assert {i.licence for i in coco} <= {"CC BY 2.0", "CC BY-SA 2.0", "No known copyright restrictions", "United States Government Work"}  # fmt: skip
+    assert all(i.kind == "style" and "Public domain" in i.licence for i in wikiart)
+    items = coco + wikiart
+    a, b = select(items, 3, 5, seed=0), select(items, 3, 5, seed=0)
+    assert a == b and a != select(items, 3, 5, seed=1)
+    bigger = select(items, 6, 8, seed=0)  # asking for more keeps the earlier picks
+    assert [i.id for i in bigger if i.kind == "content"][:3] == [i.id for i in a[:3]]
+    with pytest.raises(NstError, match="asked for 1000 content images"):
+        select(items, 1000, 1, seed=0)
+    assert all(i.sha256 for i in load_manifest("classic"))
+
+
+def test_embedded_sample_is_deterministic(tmp_path):
+    c1, s1 = embedded_sample(tmp_path / "a", 1, 3, seed=7)
+    c2, s2 = embedded_sample(tmp_path / "b", 1, 3, seed=7)
+    _, s3 = embedded_sample(tmp_path / "c", 1, 3, seed=8)
+    digest = lambda paths: [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]  # noqa: E731
+    assert digest(c1 + s1) == digest(c2 + s2) and lock_hash(tmp_path / "a") == lock_hash(
+        tmp_path / "b"
+    )
+    assert digest(s1) != digest(s3)  # the generated compositions follow the seed
+    assert len(s1) == 3 and any("composition" in p.name for p in s1)
+    assert any("texture" in p.name for p in s1)

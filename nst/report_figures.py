@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,7 +213,7 @@ def slices(study: StudyResults) -> Plot | None:
                 _maybe_log(ax, data[column], axis="x")
                 ax.set_xlabel(label(param))
             else:
-                sns.stripplot(data.astype({column: str}), x=column, y=obj.name, ax=ax)
+                _swarm(data.astype({column: str}), column, obj.name, ax)
                 ax.set_xlabel(f"{param} (category)")
             ax.set_ylabel(label(obj.name, _directions(study)))
     caption = "Slices: every complete trial's objective value against each searched parameter."
@@ -227,7 +228,7 @@ def group_curves(curves: pd.DataFrame, group: str, x: str, name: str, caption: s
     fig, axes = _figure(width=7, height=4)
     ax = axes[0, 0]
     if x == "step":
-        sns.lineplot(curves, x=x, y="total", hue=group, errorbar=("ci", 95), ax=ax)
+        sns.lineplot(curves, x=x, y="total", hue=group, errorbar=("ci", 95), seed=0, ax=ax)
     else:
         units = curves["trial"].astype(str) + "/" + curves.get("pair", 0).astype(str)
         sns.lineplot(
@@ -263,11 +264,18 @@ def group_values(
     fig, axes = _figure(ncols=len(columns), width=3.8, height=3.4)
     data = frame.astype({group: str})
     for ax, column in zip(axes[0], columns, strict=True):
-        sns.barplot(data, x=group, y=column, errorbar=("ci", 95), ax=ax, alpha=0.6)
-        sns.stripplot(data, x=group, y=column, ax=ax, color="0.2", size=4)
+        sns.barplot(data, x=group, y=column, errorbar=("ci", 95), seed=0, ax=ax, alpha=0.6)
+        _swarm(data, group, column, ax, color="0.2")
         ax.set_xlabel(f"{group.removeprefix('params_')} (category)")
         ax.set_ylabel(label(column, directions))
     return Plot(name, _render(fig), caption)
+
+
+def _swarm(data: pd.DataFrame, x: str, y: str, ax, **style: object) -> None:  # type: ignore[no-untyped-def]
+    """Dots per category laid out without random jitter, so the same results give the same PNG."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "points cannot be placed" on crowded swarms
+        sns.swarmplot(data, x=x, y=y, ax=ax, size=4, **style)  # type: ignore[arg-type]
 
 
 def _thumbnail(path: Path | np.ndarray | None) -> np.ndarray | None:

@@ -99,6 +99,18 @@ def test_backbone_table_shows_mean_and_95_ci(fake_report: Path) -> None:
     assert "peak memory" in index and "vgg19: photo0.png reconstructed from one layer" in index
 
 
+def test_same_results_give_the_same_plots(fake_report: Path, tmp_path: Path) -> None:
+    """No random jitter or bootstrap without a seed: DVC sees no change when nothing changed."""
+    again = tmp_path / "again"
+    build_report(
+        fake_report.parent / "results", again, reconstruction_size=32, reconstruction_steps=2
+    )
+    first = {p.name: p.read_bytes() for p in (fake_report / "assets").glob("*.png")}
+    second = {p.name: p.read_bytes() for p in (again / "assets").glob("*.png")}
+    assert first.keys() == second.keys() and len(first) > 20
+    assert [name for name in first if first[name] != second[name]] == []
+
+
 def test_statistics() -> None:
     # minimise both: (1, 3) and (2, 1) are the front, (3, 3) is dominated by both
     values = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [3.0, 1.0, 3.0]}).to_numpy()

@@ -276,6 +276,10 @@ def _swarm(data: pd.DataFrame, x: str, y: str, ax, **style: object) -> None:  # 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "points cannot be placed" on crowded swarms
         sns.swarmplot(data, x=x, y=y, ax=ax, size=4, **style)  # type: ignore[arg-type]
+    if data[x].astype(str).str.len().max() > 8:  # long categories (layer lists) would overlap
+        ax.tick_params(axis="x", labelrotation=30)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
 
 
 def _thumbnail(path: Path | np.ndarray | None) -> np.ndarray | None:

@@ -1,0 +1,286 @@
+"""Evaluation metrics with known answers (nst.metrics, `nst evaluate`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy import stats
+from skimage import data, filters
+from skimage.exposure import match_histograms
+
+from nst import NstError
+from nst.backbones.base import RandomWeightsWarning
+from nst.cli import main
+from nst.images import load_image, resize_tensor, save_image, to_tensor
+from nst.metrics import (
+    METRICS,
+    PROTOCOL,
+    Evaluator,
+    color_emd_lab,
+    color_hellinger,
+    edge_f1,
+    evaluate,
+    held_out_identity,
+    ms_ssim,
+    ssim,
+    summarize,
+)
+from nst.metrics.structure import ms_ssim_scales
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CONTENT_KEYS = ("ssim", "ms_ssim", "edge_f1")
+
+
+def photo(name: str, size: tuple[int, int] = (64, 48)) -> torch.Tensor:
+    """A scikit-image sample photo as a 1x3xHxW tensor (size is W, H)."""
+    img = Image.fromarray(getattr(data, name)()).convert("RGB")
+    return to_tensor(img.resize(size, Image.Resampling.LANCZOS))
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    arr = filters.gaussian(x[0].permute(1, 2, 0).numpy(), sigma=sigma, channel_axis=-1)
+    return torch.from_numpy(arr).permute(2, 0, 1)[None].float()
+
+
+def shuffle_pixels(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    n, c, h, w = x.shape
+    perm = torch.randperm(h * w, generator=torch.Generator().manual_seed(seed))
+    return x.reshape(n, c, h * w)[..., perm].reshape(n, c, h, w)
+
+
+@pytest.fixture(scope="module")
+def evaluator() -> Evaluator:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return Evaluator()
+
+
+@pytest.fixture(scope="module")
+def content() -> torch.Tensor:
+    return photo("astronaut")
+
+
+@pytest.fixture(scope="module")
+def style() -> torch.Tensor:
+    return photo("chelsea", (60, 50))
+
+
+def test_identical_images_score_perfectly(evaluator: Evaluator, content: torch.Tensor) -> None:
+    v = evaluator.evaluate(content, content, content).values
+    for key in CONTENT_KEYS:
+        assert v[key] == pytest.approx(1.0, abs=1e-6), key
+    for key in ("content_feature_dist", "color_hellinger", "color_emd_lab", "style_gram_dist",
+                "style_stats_dist"):  # fmt: skip
+        assert v[key] == pytest.approx(0.0, abs=1e-6), key
+
+
+def test_every_value_is_documented_and_in_range(evaluator, content, style) -> None:
+    result = blur(content, 1.0)
+    v = evaluator.evaluate(content, style, result, runtime_s=1.5, peak_memory_mb=12.0).values
+    assert {"ssim", "ms_ssim", "edge_f1", "content_feature_dist", "color_hellinger", "color_emd_lab",
+            "style_gram_dist", "tv", "patch_energy", "runtime_s"} <= set(v)  # fmt: skip
+    for key, value in v.items():
+        info = METRICS[key]
+        assert info.direction in ("maximize", "minimize") and info.group in (
+            "content",
+            "style",
+            "quality",
+        )
+        assert info.range[0] <= value <= info.range[1], (key, value)
+        assert info.doc
+    assert v["runtime_s"] == 1.5 and v["peak_memory_mb"] == 12.0
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee"])
+def test_blur_and_noise_lower_content_scores_monotonically(evaluator, name: str) -> None:
+    content = photo(name)
+    noise = torch.randn(content.shape, generator=torch.Generator().manual_seed(0))
+    for degrade, strengths in (
+        (blur, [0.5, 1.0, 2.0, 3.0]),
+        (lambda x, s: (x + s * noise).clamp(0, 1), [0.02, 0.1, 0.2, 0.4]),
+    ):
+        rows = [evaluator.evaluate(content, content, degrade(content, s)).values for s in strengths]
+        for key in CONTENT_KEYS:
+            series = [1.0] + [r[key] for r in rows]
+            # never rises with strength; strictly lower at each step for SSIM (edge F1 may
+            # stay at 1 for the weakest noise: it is within the match tolerance)
+            assert all(a >= b for a, b in zip(series, series[1:], strict=False)), (key, series)
+            assert series[-1] < series[2] < series[1] - 0.01 or key == "edge_f1", (key, series)
+            assert series[-1] < series[1] - 0.1, (key, series)
+        dist = [0.0] + [r["content_feature_dist"] for r in rows]
+        assert all(a < b for a, b in zip(dist, dist[1:], strict=False)), dist
+
+
+def test_style_palette_lowers_colour_distance(content: torch.Tensor, style: torch.Tensor) -> None:
+    matched = match_histograms(content[0].permute(1, 2, 0).numpy(),
+                               style[0].permute(1, 2, 0).numpy(), channel_axis=-1)  # fmt: skip
+    recoloured = torch.from_numpy(np.asarray(matched)).permute(2, 0, 1)[None].float()
+    # per-channel RGB matching fixes the marginals, not the joint chroma: a clear drop, not 0
+    assert color_hellinger(recoloured, style) < 0.7 * color_hellinger(content, style)
+    assert color_emd_lab(recoloured, style) < 0.5 * color_emd_lab(content, style)
+    # the structure is unchanged, so content metrics still see the content
+    assert ssim(recoloured, content) > 0.6 and edge_f1(recoloured, content) > 0.8
+
+
+def test_colour_metrics_ignore_pixel_layout_structure_metrics_do_not(evaluator, content, style):
+    shuffled = shuffle_pixels(content)
+    assert color_hellinger(shuffled, style) == pytest.approx(
+        color_hellinger(content, style), abs=1e-12
+    )
+    assert color_emd_lab(shuffled, style) == pytest.approx(color_emd_lab(content, style), abs=1e-9)
+    v = evaluator.evaluate(content, content, shuffled).values
+    assert v["color_hellinger"] == pytest.approx(0.0, abs=1e-6)  # sqrt(1 - BC): float noise
+    assert v["color_emd_lab"] == pytest.approx(0.0, abs=1e-9)
+    assert v["ssim"] < 0.2 and v["ms_ssim"] < 0.2 and v["edge_f1"] < 0.7
+    assert v["content_feature_dist"] > 0.05
+    # texture statistics are spatial: a shuffled image no longer has the content's Gram matrices
+    assert v["style_gram_dist"] > 0.1
+
+
+def test_structure_metrics_ignore_colour(evaluator, content: torch.Tensor) -> None:
+    grey = (content * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    grey = grey.expand(1, 3, *content.shape[-2:]).contiguous()
+    v = evaluator.evaluate(content, content, grey).values
+    for key in CONTENT_KEYS:
+        assert v[key] == pytest.approx(1.0, abs=1e-5), key
+    assert v["color_hellinger"] > 0.5
+
+
+def test_ms_ssim_scales_adapt_to_size() -> None:
+    assert [ms_ssim_scales(s, s) for s in (16, 32, 64, 128, 256)] == [1, 2, 3, 4, 5]
+    small = photo("coffee", (32, 24))
+    assert ms_ssim(small, small) == pytest.approx(1.0)
+    assert 0.0 < ms_ssim(blur(small, 1.0), small) < 1.0
+
+
+def test_edge_f1_edge_cases() -> None:
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    edged = flat.clone()
+    edged[..., :, 16:] = 1.0
+    assert edge_f1(flat, flat) == 1.0
+    assert edge_f1(edged, flat) == 0.0 and edge_f1(flat, edged) == 0.0
+    shifted, far = flat.clone(), flat.clone()
+    shifted[..., :, 17:] = 1.0  # one pixel off: within the tolerance
+    far[..., :, 22:] = 1.0  # six pixels off: no match
+    assert edge_f1(shifted, edged) == 1.0
+    assert edge_f1(far, edged) == 0.0
+
+
+def test_held_out_network_is_not_the_run_backbone(isolated_torch_home: Path) -> None:
+    with pytest.warns(RandomWeightsWarning):
+        judge = Evaluator(exclude_backbone="vgg16")
+    assert judge.held_out["backbone"] == "vgg19"
+    assert judge.held_out["weights"] == "random:seed=0" and judge.held_out["pretrained"] == "false"
+    assert held_out_identity("vgg16") == "vgg19 random:seed=0"
+    assert held_out_identity("deit_small") == held_out_identity() == "vgg16 random:seed=0"
+    with pytest.raises(NstError, match="held-out"):
+        evaluate(photo("coffee"), photo("coffee"), photo("coffee"), exclude_backbone="vgg19",
+                 evaluator=judge)  # fmt: skip
+
+
+def test_random_judge_is_reproducible(evaluator: Evaluator, content, style) -> None:
+    with pytest.warns(RandomWeightsWarning):
+        again = Evaluator()
+    assert again.held_out == evaluator.held_out
+    result = blur(content, 1.0)
+    assert (
+        again.evaluate(content, style, result).values
+        == evaluator.evaluate(content, style, result).values
+    )
+
+
+def test_learned_metrics_are_skipped_with_a_note(isolated_torch_home: Path, content, style) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        ev = Evaluator().evaluate(content, style, content)
+    assert "lpips" not in ev.values
+    assert any("lpips skipped" in n and "never downloaded" in n for n in ev.notes)
+    assert any("RANDOM" in n for n in ev.notes)
+    assert not any(isolated_torch_home.rglob("*.pth"))  # nothing was fetched
+
+
+def test_bad_inputs_raise_nst_error(evaluator: Evaluator, content: torch.Tensor) -> None:
+    with pytest.raises(NstError, match="differ in size"):
+        evaluator.evaluate(content, content, photo("coffee", (40, 40)))
+    with pytest.raises(NstError, match="1x3xHxW"):
+        evaluator.evaluate(content[0], content, content)
+    with pytest.raises(NstError, match="too small"):
+        evaluator.evaluate(content, torch.rand(1, 3, 8, 8), content)
+
+
+def test_summarize_mean_and_t_interval() -> None:
+    values = [1.0, 2.0, 3.0, 4.0, 5.0]
+    mean, lo, hi = summarize(values)
+    expected = stats.t.interval(0.95, 4, loc=3.0, scale=stats.sem(values))
+    assert mean == 3.0 and (lo, hi) == pytest.approx(expected)
+    assert hi - lo == pytest.approx(2 * 2.7764451 * math.sqrt(2.5) / math.sqrt(5), rel=1e-6)
+    one = summarize([0.7])
+    assert one[0] == 0.7 and math.isnan(one[1]) and math.isnan(one[2])
+    with pytest.raises(NstError):
+        summarize([])
+    with pytest.raises(NstError):
+        summarize([1.0, float("nan")])
+    assert PROTOCOL.n_pairs == 800 and PROTOCOL.confidence == 0.95
+
+
+def test_cli_evaluate_json_and_table(tmp_path: Path, capsys, isolated_torch_home) -> None:
+    c, s = tmp_path / "c.png", tmp_path / "s.png"
+    save_image(photo("astronaut", (96, 96)), c)
+    save_image(photo("chelsea"), s)
+    r = save_image(blur(photo("astronaut"), 1.0), tmp_path / "r.png")  # smaller than the content
+    assert (
+        main(["evaluate", "--content", str(c), "--style", str(s), "--result", str(r), "--json"])
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert 0.3 < out["values"]["ssim"] < 1.0
+    assert out["directions"]["ssim"] == "maximize" and out["held_out"]["backbone"] == "vgg16"
+    assert any("lpips" in n for n in out["notes"])
+    assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", str(r),
+                 "--exclude-backbone", "vgg16"]) == 0  # fmt: skip
+    table = capsys.readouterr().out
+    assert "edge_f1" in table and "higher" in table and "held-out network: vgg19" in table
+    assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", "nope.png"]) == 2
+    assert "nope.png: no such file" in capsys.readouterr().err
+
+
+def test_shared_data_separates_content_style_and_result(evaluator: Evaluator) -> None:
+    """The content image, the style image and a quick stylisation are ranked as a reader
+    expects: content best on content metrics, style best on style metrics, result between."""
+    if not (SHARED_DATA / "manifest.json").exists():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    from nst.config import TransferConfig
+    from nst.transfer import stylize
+
+    content = load_image(SHARED_DATA / "content" / "chelsea.png", 64)
+    style = load_image(SHARED_DATA / "style" / "starry_night.jpg", 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        result = stylize(TransferConfig(size=64, steps=12, seed=0), content, style).image
+    content = resize_tensor(content, tuple(result.shape[-2:]))  # type: ignore[arg-type]
+    rows = {
+        "content": evaluator.evaluate(content, style, content).values,
+        "style": evaluator.evaluate(
+            content, style, resize_tensor(style, tuple(result.shape[-2:]))
+        ).values,  # type: ignore[arg-type]
+        "result": evaluator.evaluate(content, style, result).values,
+    }
+    keys = [k for k in METRICS if k in rows["result"] and METRICS[k].group in ("content", "style")]
+    print("\nchelsea x starry_night, 64 px, 12 steps; held-out", evaluator.held_out["weights"])
+    print(f"{'image':8} " + " ".join(f"{k:>20}" for k in keys))
+    for name, v in rows.items():
+        print(f"{name:8} " + " ".join(f"{v[k]:20.4f}" for k in keys))
+    for key in keys:
+        sign = 1 if METRICS[key].higher_is_better else -1
+        best, worst = (
+            ("content", "style") if METRICS[key].group == "content" else ("style", "content")
+        )
+        b, r, w = (sign * rows[n][key] for n in (best, "result", worst))
+        assert b > r > w, (key, rows[best][key], rows["result"][key], rows[worst][key])

@@ -284,3 +284,45 @@ def test_shared_data_separates_content_style_and_result(evaluator: Evaluator) ->
         )
         b, r, w = (sign * rows[n][key] for n in (best, "result", worst))
         assert b > r > w, (key, rows[best][key], rows["result"][key], rows[worst][key])
+
+
+@pytest.mark.slow
+def test_shared_data_all_pairs_order(evaluator: Evaluator) -> None:
+    """Every content x style pair of the shared data (12 steps at 64 px): content metrics
+    always rank content > result > style; each style metric ranks style > result > content
+    in most pairs (a barely stylised result can beat the aspect-distorted style image)."""
+    if not (SHARED_DATA / "manifest.json").exists():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    from nst.config import TransferConfig
+    from nst.transfer import stylize
+
+    ordered: dict[str, list[bool]] = {}
+    for c_path in sorted((SHARED_DATA / "content").iterdir()):
+        for s_path in sorted((SHARED_DATA / "style").iterdir()):
+            content, style = load_image(c_path, 64), load_image(s_path, 64)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RandomWeightsWarning)
+                result = stylize(TransferConfig(size=64, steps=12, seed=0), content, style).image
+            hw = tuple(result.shape[-2:])
+            content = resize_tensor(content, hw)  # type: ignore[arg-type]
+            rows = {
+                "content": evaluator.evaluate(content, style, content).values,
+                "style": evaluator.evaluate(content, style, resize_tensor(style, hw)).values,  # type: ignore[arg-type]
+                "result": evaluator.evaluate(content, style, result).values,
+            }
+            for key in rows["result"]:
+                info = METRICS[key]
+                if info.group not in ("content", "style"):
+                    continue
+                sign = 1 if info.higher_is_better else -1
+                best, worst = (
+                    ("content", "style") if info.group == "content" else ("style", "content")
+                )
+                b, r, w = (sign * rows[n][key] for n in (best, "result", worst))
+                ordered.setdefault(key, []).append(b > r > w)
+    shares = {key: sum(v) / len(v) for key, v in ordered.items()}
+    print("\nshare of pairs ordered as expected:", {k: round(v, 3) for k, v in shares.items()})
+    for key in ("ssim", "ms_ssim", "edge_f1", "content_feature_dist", "color_emd_lab"):
+        assert shares[key] == 1.0, (key, shares[key])
+    for key in ("color_hellinger", "style_gram_dist", "style_stats_dist"):
+        assert shares[key] >= 0.85, (key, shares[key])

@@ -264,12 +264,11 @@ def test_shared_data_separates_content_style_and_result(evaluator: Evaluator) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
         result = stylize(TransferConfig(size=64, steps=12, seed=0), content, style).image
-    content = resize_tensor(content, tuple(result.shape[-2:]))  # type: ignore[arg-type]
+    hw = (int(result.shape[-2]), int(result.shape[-1]))
+    content = resize_tensor(content, hw)
     rows = {
         "content": evaluator.evaluate(content, style, content).values,
-        "style": evaluator.evaluate(
-            content, style, resize_tensor(style, tuple(result.shape[-2:]))
-        ).values,  # type: ignore[arg-type]
+        "style": evaluator.evaluate(content, style, resize_tensor(style, hw)).values,
         "result": evaluator.evaluate(content, style, result).values,
     }
     keys = [k for k in METRICS if k in rows["result"] and METRICS[k].group in ("content", "style")]
@@ -303,11 +302,11 @@ def test_shared_data_all_pairs_order(evaluator: Evaluator) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RandomWeightsWarning)
                 result = stylize(TransferConfig(size=64, steps=12, seed=0), content, style).image
-            hw = tuple(result.shape[-2:])
-            content = resize_tensor(content, hw)  # type: ignore[arg-type]
+            hw = (int(result.shape[-2]), int(result.shape[-1]))
+            content = resize_tensor(content, hw)
             rows = {
                 "content": evaluator.evaluate(content, style, content).values,
-                "style": evaluator.evaluate(content, style, resize_tensor(style, hw)).values,  # type: ignore[arg-type]
+                "style": evaluator.evaluate(content, style, resize_tensor(style, hw)).values,
                 "result": evaluator.evaluate(content, style, result).values,
             }
             for key in rows["result"]:

@@ -1,0 +1,47 @@
+"""`nst study experiments/X.yaml [--profile smoke|quick|full] [--trials N] [--workers K]
+[--storage URL] [--data DIR] [--out DIR] [--tracking-uri URI] [--no-track]`: run (or resume) an
+Optuna study declared in an experiment file; results go to <out>/<name>/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from nst.experiment import load_experiment
+from nst.profiles import DEFAULT_PROFILE, PROFILES
+from nst.study import StudyOptions, run_study
+
+HELP = "run or resume an Optuna study declared in experiments/*.yaml"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", help="experiment file, e.g. experiments/loss_weights.yaml")
+    p.add_argument("--profile", choices=list(PROFILES), default=DEFAULT_PROFILE,
+                   help=f"compute budget (default {DEFAULT_PROFILE}; smoke for tests/CI)")  # fmt: skip
+    p.add_argument("--trials", type=int, help="total trial budget (resuming runs only the rest)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on the same storage")
+    p.add_argument("--storage", help="sqlite:///abs.db (default <project>/optuna.db), "
+                   "journal:PATH, or postgresql://user@host/db")  # fmt: skip
+    p.add_argument("--data", type=Path, help="data dir from `nst fetch` (default: embedded sample)")
+    p.add_argument(
+        "--out", type=Path, default=Path("results"), help="results root (default results/)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default <project>/mlflow.db)")
+    p.add_argument("--no-track", action="store_true", help="do not log trials to MLflow")
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_experiment(args.experiment).with_profile(args.profile, trials=args.trials)
+    opts = StudyOptions(out=args.out, storage=args.storage, data=args.data,
+                        tracking_uri=args.tracking_uri, track=not args.no_track,
+                        workers=args.workers, seed=args.seed)  # fmt: skip
+    out = run_study(spec, opts)
+    summary = json.loads((out / "summary.json").read_text())
+    states = ", ".join(f"{v} {k.lower()}" for k, v in summary["states"].items())
+    print(f"study {spec.name} ({spec.profile}): {summary['n_trials']} trials ({states}) -> {out}")
+    for best in summary["best_trials"][:5]:
+        values = ", ".join(f"{k}={v:.4g}" for k, v in best["values"].items())
+        print(f"  trial {best['number']}: {values}  {best['params']}")
+    return 0

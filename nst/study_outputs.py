@@ -1,0 +1,192 @@
+"""What a study leaves in results/<study>/ for the report and DVC (all written atomically):
+
+trials.csv    one row per trial: number, state, objectives, params_*, metric_*, duration_s,
+              mlflow_run_id, weights_identity
+curves.csv    trial, pair, step, seconds, content, style, tv, total (from curves/trialNNN.csv)
+images/       trialNNN_pairK.png
+summary.json  best trial (one objective) or Pareto front (several), importances, provenance
+metrics.json  flat numbers for `dvc metrics show`
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from nst.experiment import ExperimentSpec
+from nst.images import atomic_write
+from nst.provenance import git_state, package_versions
+
+CURVE_COLUMNS = ("trial", "pair", "step", "seconds", "content", "style", "tv", "total")
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _csv(rows: list[list[Any]], header: list[str] | tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_trial_curves(out: Path, number: int, rows: list[list[Any]]) -> None:
+    _write_text(out / "curves" / f"trial{number:03d}.csv", _csv(rows, CURVE_COLUMNS))
+
+
+def trial_rows(study: optuna.Study, spec: ExperimentSpec) -> tuple[list[str], list[list[Any]]]:
+    trials = study.get_trials(deepcopy=False)
+    names = [o.metric for o in spec.objectives]
+    params = sorted({p for t in trials for p in t.params})
+    metrics = sorted({m for t in trials for m in t.user_attrs.get("metrics", {})})
+    header = ["number", "state", *names, *(f"params_{p}" for p in params),
+              *(f"metric_{m}" for m in metrics), "duration_s", "mlflow_run_id", "weights_identity"]  # fmt: skip
+    rows = []
+    for t in trials:
+        values = t.values if t.values is not None else [None] * len(names)
+        duration = t.duration.total_seconds() if t.duration is not None else None
+        ms = t.user_attrs.get("metrics", {})
+        rows.append([t.number, t.state.name, *values, *(t.params.get(p) for p in params),
+                     *(ms.get(m) for m in metrics), duration,
+                     t.user_attrs.get("mlflow_run_id", ""), t.user_attrs.get("weights_identity", "")])  # fmt: skip
+    return header, rows
+
+
+def importances(
+    study: optuna.Study, spec: ExperimentSpec
+) -> tuple[dict[str, dict[str, float]], str]:
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return {}, f"importances need at least 2 complete trials; the study has {len(complete)}"
+    out: dict[str, dict[str, float]] = {}
+    for i, o in enumerate(spec.objectives):
+        sign = -1.0 if o.direction == "maximize" else 1.0  # evaluators look for low targets
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                imp = optuna.importance.get_param_importances(study, target=_target(i, sign))
+        except (RuntimeError, ValueError) as err:  # e.g. a parameter that never varied
+            return {}, f"importances not computed: {err}".splitlines()[0]
+        out[o.metric] = {k: float(v) for k, v in imp.items()}
+    return out, ""
+
+
+def _target(i: int, sign: float) -> Callable[[optuna.trial.FrozenTrial], float]:
+    return lambda t: sign * t.values[i]
+
+
+def _best(study: optuna.Study, spec: ExperimentSpec) -> list[dict[str, Any]]:
+    try:
+        best = study.best_trials if spec.multi_objective else [study.best_trial]
+    except ValueError:  # no complete trial
+        return []
+    return [
+        {
+            "number": t.number,
+            "values": dict(zip([o.metric for o in spec.objectives], t.values, strict=True)),
+            "params": t.params,
+            "images": t.user_attrs.get("images", []),
+            "pairs": t.user_attrs.get("pairs", []),
+            "mlflow_run_id": t.user_attrs.get("mlflow_run_id", ""),
+        }
+        for t in sorted(best, key=lambda t: t.number)
+    ]
+
+
+def _data_lock(data: Path | None) -> str:
+    try:
+        return (
+            str(json.loads((Path(data) / "lock.json").read_text()).get("sha256", ""))
+            if data
+            else ""
+        )
+    except (OSError, ValueError):
+        return ""
+
+
+def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, storage: str,
+                  data: Path | None, started: float) -> dict[str, Any]:  # fmt: skip
+    trials = study.get_trials(deepcopy=False)
+    header, rows = trial_rows(study, spec)
+    _write_text(out / "trials.csv", _csv(rows, header))
+    curve_lines = [",".join(CURVE_COLUMNS)]
+    for part in sorted((out / "curves").glob("trial*.csv")):
+        curve_lines += part.read_text().splitlines()[1:]
+    _write_text(out / "curves.csv", "\n".join(curve_lines) + "\n")
+
+    states = {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
+    imps, note = importances(study, spec)
+    git = git_state(Path(__file__).parent)
+    weights = sorted(
+        {
+            str(t.user_attrs["weights_identity"])
+            for t in trials
+            if "weights_identity" in t.user_attrs
+        }
+    )
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    summary = {
+        "study": spec.name,
+        "description": spec.description,
+        "objectives": [{"name": o.metric, "direction": o.direction} for o in spec.objectives],
+        "n_trials": len(trials),
+        "states": {k: v for k, v in states.items() if v},
+        "best_trials": _best(study, spec),
+        "pareto_front": spec.multi_objective,
+        "importances": imps,
+        "importances_note": note,
+        "profile": spec.profile,
+        "storage": storage,
+        "provenance": {
+            "git_commit": git["commit"],
+            "git_dirty": git["dirty"] == "true",
+            "data_lock_sha256": _data_lock(data),
+            "params": spec.to_dict(),
+            "started": (
+                min(starts).isoformat()
+                if starts
+                else datetime.fromtimestamp(started, UTC).isoformat()
+            ),  # fmt: skip
+            "finished": max(ends).isoformat() if ends else None,
+            "host": platform.node(),
+            "weights": weights,
+            "random_weights": any(t.user_attrs.get("weights_pretrained") is False for t in trials),
+            "versions": package_versions(),
+        },
+        "mlflow": {
+            k: study.user_attrs.get("mlflow", {}).get(v)
+            for k, v in (
+                ("tracking_uri", "uri"),
+                ("experiment", "experiment"),
+                ("parent_run_id", "parent_run_id"),
+            )
+        },  # fmt: skip
+    }
+    _write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+
+    metrics: dict[str, float | int] = {
+        "n_trials": len(trials),
+        "n_complete": states["COMPLETE"],
+        "n_pruned": states["PRUNED"],
+        "n_failed": states["FAIL"],
+    }
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    for i, o in enumerate(spec.objectives):
+        values = [t.values[i] for t in complete]
+        if values:
+            metrics[f"best_{o.metric}"] = max(values) if o.direction == "maximize" else min(values)
+    _write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return summary

@@ -38,6 +38,7 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
         path = Path(url[len("journal:") :])
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
+    url = sqlalchemy_url(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +57,18 @@ def _rdb(url: str, engine_kwargs: dict | None) -> optuna.storages.RDBStorage:
             max_retry=1
         ),
     )
+
+
+def sqlalchemy_url(url: str) -> str:
+    """SQLAlchemy 2.1 reads postgresql:// as the psycopg (3) driver; we ship psycopg2, so
+    name it explicitly unless psycopg is installed."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            try:
+                import psycopg  # noqa: F401
+            except ImportError:
+                return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
 
 
 def redact(url: str) -> str:

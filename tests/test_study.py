@@ -1,0 +1,192 @@
+"""Optuna studies from experiment files: validation, smoke runs, resume, workers, pruning, MLflow."""
+
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from nst import NstError
+from nst.cli import main as cli_main
+from nst.experiment import load_experiment, parse_experiment
+from nst.study import Resources, StudyObjective, StudyOptions, choose_pairs, run_study
+from nst.study_storage import sqlalchemy_url
+
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+BASE = {
+    "name": "t",
+    "search": {"style_ratio": {"type": "float", "low": 1.0e2, "high": 1.0e6}},
+    "objectives": [{"metric": "total"}],
+}
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "fix"),
+    [
+        ({"serch": {}}, "serch", "valid keys"),
+        ({"search": {"lr": {"type": "float", "low": "fast", "high": 1}}}, "search.lr", "numbers"),
+        ({"search": {"lr": {"type": "float", "low": 0.5, "high": 0.1}}}, "search.lr", "below high"),
+        ({"search": {"steps": {"type": "float", "low": 1, "high": 9}}}, "search.steps.type", "int"),
+        ({"search": {"optimizer": {"type": "categorical", "choices": ["adam", "rmsprop"]}}},
+         "search.optimizer.choices", "one of"),  # fmt: skip
+        ({"objectives": [{"metric": "beauty"}]}, "objectives[0].metric", "known:"),
+        ({"objectives": [{"metric": "ssim", "direction": "minimize"}]}, "objectives[0].direction", "maximize"),
+        ({"fixed": {"stepz": 3}}, "fixed", "valid keys"),
+        ({"sampler": "bayes"}, "sampler", "tpe"),
+        ({"objectives": ["ssim", "style_gram_dist"], "pruner": "median"}, "pruner", "pruner: none"),
+    ],
+)  # fmt: skip
+def test_spec_errors_are_one_line_naming_file_and_key(tmp_path, change, key, fix):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **change}))
+    with pytest.raises(NstError) as err:
+        load_experiment(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {key}")
+    assert fix in message
+
+
+def test_cli_reports_a_bad_spec_in_one_line_with_status_2(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "budget": {"trials": "many"}}))
+    assert cli_main(["study", str(path), "--profile", "smoke", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "budget.trials" in err
+
+
+def test_ratios_map_to_weights_and_presets_apply():
+    from nst.study import suggest
+
+    spec = load_experiment(EXPERIMENTS[0].parent / "backbones.yaml").with_profile("smoke")
+    trial = optuna.trial.FixedTrial({"backbone": "deit_small", "style_ratio": 1000.0})
+    config = suggest(trial, spec)  # type: ignore[arg-type]
+    assert (config.alpha, config.beta) == (1.0, 1000.0)
+    assert config.content_layers == ("block8",) and config.style_layers[0] == "block0"
+
+
+def run(tmp_path: Path, name: str, trials: int = 2, **opts) -> tuple[Path, optuna.Study]:
+    spec = load_experiment(EXPERIMENTS[0].parent / f"{name}.yaml").with_profile("smoke", trials=trials)
+    storage = opts.pop("storage", f"sqlite:///{tmp_path / 'optuna.db'}")
+    options = StudyOptions(out=tmp_path / "results", storage=storage, **{"track": False, **opts})
+    out = run_study(spec, options)
+    return out, optuna.load_study(study_name=spec.name, storage=storage)
+
+
+def test_loss_weights_smoke_gives_a_pareto_front_outputs_and_mlflow_runs(tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out, study = run(tmp_path, "loss_weights", trials=3, track=True, tracking_uri=uri)
+    summary = json.loads((out / "summary.json").read_text())
+    assert [o["name"] for o in summary["objectives"]] == ["ssim", "style_gram_dist"]
+    assert summary["n_trials"] == 3 and summary["profile"] == "smoke"
+    table = rows(out / "trials.csv")
+    assert {"params_style_ratio", "params_tv_ratio", "ssim", "metric_ms_ssim"} <= set(table[0])
+    # the Pareto front: every listed trial is non-dominated among the complete ones
+    points = [(float(r["ssim"]), float(r["style_gram_dist"])) for r in table if r["state"] == "COMPLETE"]
+    front = summary["best_trials"]
+    assert front
+    for best in front:
+        s, g = best["values"]["ssim"], best["values"]["style_gram_dist"]
+        assert not any(ps >= s and pg <= g and (ps, pg) != (s, g) for ps, pg in points)
+        assert (out / best["images"][0]).is_file()
+        assert best["pairs"][0]["content"] and best["pairs"][0]["style"]
+    curves = rows(out / "curves.csv")
+    assert {r["trial"] for r in curves} == {"0", "1", "2"} and len(curves) == 3 * 5
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_complete"] == 3 and "best_ssim" in metrics
+    assert summary["importances"] or summary["importances_note"]
+    # MLflow: one parent run, one nested run per trial with per-pair and objective metrics
+    client = mlflow.MlflowClient(uri)
+    parent = summary["mlflow"]["parent_run_id"]
+    assert client.get_run(parent).data.tags["nst.study"] == "loss_weights"
+    children = client.search_runs(
+        [client.get_experiment_by_name(summary["mlflow"]["experiment"]).experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent}'",
+    )
+    assert sorted(int(r.data.tags["nst.trial"]) for r in children) == [0, 1, 2]
+    assert {"pair0/ssim", "objective/ssim", "objective/style_gram_dist"} <= set(children[0].data.metrics)
+    assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {r.info.run_id for r in children}
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_each_shipped_experiment_runs_two_smoke_trials(tmp_path, path):
+    out, study = run(tmp_path, path.stem)
+    assert len(study.trials) == 2
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials), [
+        t.user_attrs for t in study.trials
+    ]
+    table = rows(out / "trials.csv")
+    assert [r["number"] for r in table] == ["0", "1"]
+    assert all(r["weights_identity"] for r in table)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    for t in done:
+        assert all((out / image).is_file() for image in t.user_attrs["images"])
+
+
+def test_resume_adds_trials_to_the_same_study(tmp_path):
+    out, study = run(tmp_path, "layers", trials=1)
+    assert len(study.trials) == 1
+    out, study = run(tmp_path, "layers", trials=2)
+    assert [t.number for t in study.trials] == [0, 1]
+    assert len(rows(out / "trials.csv")) == 2
+    _, study = run(tmp_path, "layers", trials=2)  # budget reached: nothing more runs
+    assert len(study.trials) == 2
+
+
+def test_pruner_stops_a_trial_with_a_bad_intermediate_value(tmp_path):
+    spec = parse_experiment(
+        {**BASE, "pruner": {"type": "median", "n_startup_trials": 1}}, "prune.yaml"
+    ).with_profile("smoke")
+    from nst.study import make_pruner
+
+    pairs = choose_pairs(spec, None, tmp_path / "cache")
+    objective = StudyObjective(spec, pairs, tmp_path / "out", Resources())
+    study = optuna.create_study(pruner=make_pruner(spec))
+    study.enqueue_trial({"style_ratio": 1.0e2})
+    study.enqueue_trial({"style_ratio": 1.0e6})  # a total loss 10^4 times larger at every step
+    study.optimize(objective, n_trials=2)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED"]
+    pruned = study.trials[1]
+    assert len(pruned.intermediate_values) < len(study.trials[0].intermediate_values)
+
+
+def _postgres_available() -> bool:
+    try:
+        import psycopg2
+
+        psycopg2.connect(POSTGRES, connect_timeout=2).close()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not _postgres_available(), reason="no PostgreSQL on 127.0.0.1:5432")
+def test_two_workers_share_one_postgres_study_without_duplicates_or_losses(tmp_path):
+    base = load_experiment(EXPERIMENTS[0].parent / "layers.yaml").with_profile("smoke", trials=4)
+    spec = replace(base, name=f"test_workers_{uuid.uuid4().hex[:8]}")
+    try:
+        run_study(spec, StudyOptions(out=tmp_path, storage=POSTGRES, track=False, workers=2))
+        study = optuna.load_study(study_name=spec.name, storage=sqlalchemy_url(POSTGRES))
+        numbers = [t.number for t in study.trials]
+        assert sorted(numbers) == [0, 1, 2, 3]
+        assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+        assert len({t._trial_id for t in study.trials}) == 4
+        assert len(rows(tmp_path / spec.name / "trials.csv")) == 4
+    finally:
+        optuna.delete_study(study_name=spec.name, storage=sqlalchemy_url(POSTGRES))

@@ -160,7 +160,7 @@ def build_report(
             "index",
             "Neural style transfer: study report",
             banner,
-            f"{len(studies)} studies from {Path(results_dir)}; generated "
+            f"{len(studies)} {'study' if len(studies) == 1 else 'studies'} from {Path(results_dir)}; generated "
             f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by nst {__version__}.",
             [overview_section(studies, links), *cross],
             [Link(s.name, s.name, page=True) for s in studies],

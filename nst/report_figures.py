@@ -185,6 +185,8 @@ def loss_curves(study: StudyResults, x: str) -> Plot | None:
         )
         _maybe_log(ax, data[term])
         ax.set_xlabel(label(x))
+        if x == "step":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{term} loss (unitless, weighted)")
     legend = axes[0, -1].get_legend()
     if legend is not None:
@@ -243,6 +245,8 @@ def group_curves(curves: pd.DataFrame, group: str, x: str, name: str, caption: s
         )
     _maybe_log(ax, curves["total"])
     ax.set_xlabel(label(x))
+    if x == "step":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("total loss (unitless, weighted)")
     if ax.get_legend() is not None:
         ax.get_legend().set_title(group.removeprefix("params_"))

@@ -20,7 +20,12 @@ def study_sections(study: StudyResults, links: Links) -> list[Section]:
         _plot_section(
             "Parameter importances",
             figs.importances(study),
-            "no importances in summary.json (needs at least 2 complete trials and a searched parameter)",
+            "no importances in summary.json"
+            + (
+                f" ({study.summary['importances_note']})"
+                if study.summary.get("importances_note")
+                else " (they need at least 2 complete trials and a searched parameter)"
+            ),
         ),
         _plot_section("Optimisation history", figs.history(study), "no complete trials"),
         loss_section(study),
@@ -195,20 +200,19 @@ def provenance_section(study: StudyResults) -> Section:
 
 
 def reproduce_commands(study: StudyResults) -> list[str]:
-    p = study.provenance
-    commit = p.get("git_commit")
-    profile = study.summary.get("profile", "quick")
-    sets = " ".join(
-        f"-S '{k}={v}'"
-        for k, v in _flatten(p.get("params") or {}).items()
-        if not isinstance(v, dict | list)
-    )
-    lines = [f"git checkout {commit}" if commit and commit != "unknown" else "# commit unknown"]
+    """Check out the code, then re-run through DVC (stage study@<name> of dvc.yaml, params from
+    params.yaml) or directly with `nst study`."""
+    commit = study.provenance.get("git_commit")
+    profile = study.summary.get("profile") or "quick"
+    trials = study.summary.get("n_trials")
+    lines = [f"git checkout {commit}" if commit and commit != "unknown" else "# git commit unknown"]
     lines += [
-        "dvc repro                 # the whole pipeline: fetch -> studies -> report",
-        f"dvc exp run {sets}".rstrip() + "   # the same parameters as a DVC experiment",
-        f"nst study experiments/{study.name}.yaml --profile {profile} --out results/   # this study only",
-    ]
+        f"dvc repro study@{study.name}   # this study (and the data it needs), as recorded",
+        f"dvc exp run -S profile={profile}" + (f" -S study.trials={trials}" if trials else "")
+        + "   # the pipeline as a DVC experiment with these settings",
+        f"nst study experiments/{study.name}.yaml --profile {profile} --out results/"
+        + (f" --trials {trials}" if trials else "") + "   # without DVC",
+    ]  # fmt: skip
     return lines
 
 

@@ -22,6 +22,49 @@ from nst.report_data import mean_ci, pareto_mask
 BANNER = 'id="random-weights-banner"'
 
 
+#: a real two-objective study comparing VGG-19 and DeiT-tiny: smoke profile (32 px, 5 steps,
+#: one pair), random weights, a grid over the backbone so both backbones run in 2 trials
+BACKBONES = {
+    "name": "backbones",
+    "description": "VGG-19 vs DeiT-tiny, the report's real test study",
+    "fixed": {"weights": "random"},
+    "search": {
+        "backbone": {
+            "type": "categorical",
+            "choices": ["vgg19", "deit_tiny"],
+            "presets": {
+                "deit_tiny": {"content_layers": ["block8"], "style_layers": ["block2", "block5"]}
+            },
+        }
+    },
+    "objectives": [
+        {"metric": "ssim", "direction": "maximize"},
+        {"metric": "style_gram_dist", "direction": "minimize"},
+    ],
+    "sampler": "grid",
+}
+
+
+@pytest.fixture(scope="module")
+def real_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of a small real study run through nst.study's Python API, tracked in a
+    temporary MLflow sqlite store, with an Optuna sqlite storage."""
+    from nst.experiment import parse_experiment
+    from nst.study import StudyOptions, run_study
+
+    tmp = tmp_path_factory.mktemp("real")
+    spec = parse_experiment(BACKBONES).with_profile("smoke", trials=2)
+    options = StudyOptions(
+        out=tmp / "results",
+        storage=f"sqlite:///{tmp / 'optuna.db'}",
+        tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+    )
+    run_study(spec, options)
+    build_report(tmp / "results", tmp / "reports", reconstruction_steps=0,
+                 optuna_dashboard_url="http://127.0.0.1:8080/dashboard/studies/{study_id}")  # fmt: skip
+    return tmp / "reports"
+
+
 @pytest.fixture(scope="module")
 def fake_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The report of three contract-conforming studies (backbones, optimizers, init)."""
@@ -34,6 +77,32 @@ def fake_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def img_sources(html: str) -> list[str]:
     return re.findall(r'<img src="([^"]*)"', html)
+
+
+def test_report_of_a_real_study(real_report: Path) -> None:
+    import mlflow
+
+    results = real_report.parent / "results" / "backbones"
+    trials = pd.read_csv(results / "trials.csv", dtype={"mlflow_run_id": str})
+    assert sorted(trials["params_backbone"]) == ["deit_tiny", "vgg19"]
+    page = (real_report / "backbones.html").read_text()
+    # every trial links to its own run in the MLflow UI, experiment id as the store knows it
+    client = mlflow.MlflowClient(f"sqlite:///{real_report.parent / 'mlflow.db'}")
+    for run_id in trials["mlflow_run_id"]:
+        experiment_id = client.get_run(run_id).info.experiment_id
+        assert f'href="http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"' in page
+    assert 'href="http://127.0.0.1:8080/dashboard/studies/1"' in page
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["provenance"]["git_commit"] in page and "dvc repro study@backbones" in page
+    assert BANNER in page  # the study ran with random weights
+    for title in ("Best trials", "Pareto front", "Parameter importances", "Optimisation history",
+                  "Loss curves", "Parameter slices", "All trials", "Provenance and reproduction"):  # fmt: skip
+        assert f"<h2>{title}</h2>" in page
+    index = (real_report / "index.html").read_text()
+    assert "<h2>Backbones: VGG vs DeiT (study backbones)</h2>" in index
+    vgg = trials.loc[trials["params_backbone"] == "vgg19", "ssim"].iloc[0]
+    assert f"<td>{vgg:.4g} (n=1)</td>" in index  # one trial per backbone: a mean, no interval
+    assert "Not available: no study searched `optimizer` with 2 or more values." in index
 
 
 def test_writes_index_readme_and_a_page_per_study(fake_report: Path) -> None:
@@ -79,8 +148,9 @@ def test_study_page_sections(fake_report: Path) -> None:
     for t in range(6):
         assert f'href="http://127.0.0.1:5000/#/experiments/7/runs/{t + 1:032x}"' in html
     assert "0123456789abcdef0123456789abcdef01234567" in html and "f" * 64 in html
-    assert "dvc exp run -S &#39;profile=smoke&#39; -S &#39;study.trials=6&#39;" in html
-    assert "nst study experiments/backbones.yaml --profile smoke" in html
+    assert "dvc repro study@backbones" in html
+    assert "dvc exp run -S profile=smoke -S study.trials=6" in html
+    assert "nst study experiments/backbones.yaml --profile smoke --out results/ --trials 6" in html
     # the optimizers study has one objective: no Pareto front, said in one line
     single = (fake_report / "optimizers.html").read_text()
     assert "Not available: single objective (total_loss), so no Pareto front." in single
@@ -144,14 +214,16 @@ def test_banner_on_every_page_with_random_weights(fake_report: Path) -> None:
 def test_optuna_dashboard_link_reads_study_id_from_sqlite(tmp_path: Path) -> None:
     import optuna
 
-    results = three_studies(tmp_path)
+    results = tmp_path / "results"
+    fake_study(results, tmp_path / "data", "solo", {"lr": [0.1, 1.0]}, [("ssim", "maximize")], n=3)
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"  # the storage named in summary.json
     optuna.create_study(study_name="other", storage=storage)
-    optuna.create_study(study_name="backbones", storage=storage)
+    optuna.create_study(study_name="solo", storage=storage)
     build_report(results, tmp_path / "reports", reconstruction_steps=0,
                  optuna_dashboard_url="http://127.0.0.1:8080/dashboard/studies/{study_id}")  # fmt: skip
-    page = (tmp_path / "reports" / "backbones.html").read_text()
-    assert 'href="http://127.0.0.1:8080/dashboard/studies/2"' in page
+    for page in ("solo.html", "index.html"):
+        html = (tmp_path / "reports" / page).read_text()
+        assert 'href="http://127.0.0.1:8080/dashboard/studies/2"' in html
 
 
 def test_mlflow_links_read_the_experiment_id_from_the_tracking_store(tmp_path: Path) -> None:
@@ -236,9 +308,13 @@ chromium = pytest.mark.skipif(
 
 @pytest.mark.browser
 @chromium
-def test_pages_render_in_headless_chromium(fake_report: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("which", ["real_report", "fake_report"])
+def test_pages_render_in_headless_chromium(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    reports: Path = request.getfixturevalue(which)
     with Chromium(tmp_path / "profile") as browser:
-        for page in sorted(fake_report.glob("*.html")):
+        for page in sorted(reports.glob("*.html")):
             report = browser.open(page.as_uri())
             assert report.console_errors == [], page.name
             assert report.failed_requests == [] and report.external_requests == [], page.name

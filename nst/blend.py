@@ -32,7 +32,9 @@ def blend_weights(weights: Sequence[float], n: int) -> list[float]:
     if not weights:
         return [1.0 / n] * n
     if len(weights) != n:
-        raise NstError(f"style_blend has {len(weights)} weights for {n} style image(s): give one per style")
+        raise NstError(
+            f"style_blend has {len(weights)} weights for {n} style image(s): give one per style"
+        )
     total = float(sum(weights))
     return [float(w) / total for w in weights]
 

@@ -48,14 +48,23 @@ def _images(frames: Sequence[torch.Tensor]) -> list[Image.Image]:
     return [to_image(resize_tensor(f, (h, w))) for f in frames]
 
 
-def write_gif(frames: Sequence[torch.Tensor], path: str | Path, duration_ms: int = 80, loop: int = 0) -> Path:
+def write_gif(
+    frames: Sequence[torch.Tensor], path: str | Path, duration_ms: int = 80, loop: int = 0
+) -> Path:
     """Animated GIF, one image per frame, `duration_ms` each, looping forever (loop=0)."""
     path = Path(path)
     images = _images(frames)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms,
-                   loop=loop, disposal=1)
+    images[0].save(
+        buf,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=duration_ms,
+        loop=loop,
+        disposal=1,
+    )
     atomic_write(path, lambda f: f.write(buf.getvalue()))
     return path
 
@@ -81,14 +90,36 @@ def write_mp4(frames: Sequence[torch.Tensor], path: str | Path, fps: int = 12) -
     w, h = images[0].width // 2 * 2, images[0].height // 2 * 2
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    cmd = [exe, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-           "-r", str(fps), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "+faststart",
-           str(tmp)]
+    cmd = [
+        exe,
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        str(tmp),
+    ]
     data = b"".join(np.asarray(im.crop((0, 0, w, h))).tobytes() for im in images)
     proc = subprocess.run(cmd, input=data, capture_output=True, check=False)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
-        raise NstError(f"ffmpeg failed writing {path}: {proc.stderr.decode(errors='replace').strip()[:200]}")
+        raise NstError(
+            f"ffmpeg failed writing {path}: {proc.stderr.decode(errors='replace').strip()[:200]}"
+        )
     tmp.replace(path)
     return path
 

@@ -46,10 +46,14 @@ def normalized_backward(
     return total
 
 
-def normalize_layer_weights(weights: Sequence[float], channels: Sequence[int], mode: str) -> tuple[float, ...]:
+def normalize_layer_weights(
+    weights: Sequence[float], channels: Sequence[int], mode: str
+) -> tuple[float, ...]:
     """Per-layer weights after `mode` (see the module docstring); `channels` holds C_l per layer."""
     if mode not in LAYER_NORMALIZATIONS:
-        raise ValueError(f"unknown layer weight normalisation {mode!r}; use {', '.join(LAYER_NORMALIZATIONS)}")
+        raise ValueError(
+            f"unknown layer weight normalisation {mode!r}; use {', '.join(LAYER_NORMALIZATIONS)}"
+        )
     w = [float(v) for v in weights] or [1.0 / len(channels)] * len(channels)
     if mode == "channels":
         w = [wi / c**2 for wi, c in zip(w, channels, strict=True)]

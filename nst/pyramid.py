@@ -47,7 +47,9 @@ def stylize_pyramid(
         # callbacks (progress bars, trackers) see steps 1..sum(steps), not a restart per stage
         def call(step: Step) -> bool | None:
             nonlocal stop
-            wanted = bool(cb(Step(step.step + offset, step.losses, step.image, step.seconds + elapsed)))
+            wanted = bool(
+                cb(Step(step.step + offset, step.losses, step.image, step.seconds + elapsed))
+            )
             stop = stop or wanted
             return wanted
 
@@ -55,7 +57,9 @@ def stylize_pyramid(
 
     stages: list[Result] = []
     for stage in stage_configs(config):
-        result = stylize(stage, content, style, [shifted(cb) for cb in callbacks], backbone, init=init)
+        result = stylize(
+            stage, content, style, [shifted(cb) for cb in callbacks], backbone, init=init
+        )
         stages.append(result)
         offset += result.steps
         elapsed += result.seconds
@@ -71,7 +75,10 @@ def combine(config: TransferConfig, stages: list[Result], stopped: bool) -> Resu
     history = {k: [v for r in stages for v in r.history[k]] for k in last.history}
     steps = sum(r.steps for r in stages)
     loop = sum(r.timings.get("loop_s", 0.0) for r in stages)
-    timings: dict[str, float] = {"setup_s": sum(r.timings.get("setup_s", 0.0) for r in stages), "loop_s": loop}
+    timings: dict[str, float] = {
+        "setup_s": sum(r.timings.get("setup_s", 0.0) for r in stages),
+        "loop_s": loop,
+    }
     for i, r in enumerate(stages):
         timings[f"stage{i}_s"] = r.seconds
     return replace(

@@ -202,9 +202,8 @@ def stylize(
     styles = [fit_size(s, style_size, backbone.size_multiple).to(device) for s in as_styles(style)]
     # colour preservation (nst.color): what the optimiser sees, and what the user gets
     color = ColorControl(config.color, content)
-    objective = Objective(
-        backbone, config, color.content_image(), [color.style_image(s) for s in styles], dtype
-    )
+    styles = [color.style_image(s) for s in styles]
+    objective = Objective(backbone, config, color.content_image(), styles, dtype)
     start = initial_image(config, content, styles[0]) if init is None else init.to(device)
     x = color.init_image(resize_tensor(start, tuple(content.shape[-2:]))).requires_grad_(True)  # type: ignore[arg-type]
     mask = load_mask(config.mask, tuple(content.shape[-2:])).to(device) if config.mask else None  # type: ignore[arg-type]
@@ -244,7 +243,7 @@ def stylize(
     for step in range(1, config.steps + 1):
         last.clear()
         objective.jitter.next_step()
-        optimizer.step(closure)
+        optimizer.step(closure)  # type: ignore[arg-type]
         if project:
             with torch.no_grad():
                 x.clamp_(0, 1)

@@ -263,7 +263,8 @@ def test_mask_keeps_masked_out_pixels_at_the_content(backbone, pair, tmp_path, i
 
 def test_missing_mask_is_a_clear_error(backbone, pair, tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(NstError, match="mask .*no such file"):
-        stylize(FAST.replace(mask=str(tmp_path / "none.png")), *pair, backbone=backbone)
+        content, style = pair
+        stylize(FAST.replace(mask=str(tmp_path / "none.png")), content, style, backbone=backbone)
 
 
 # ---- progress frames ----------------------------------------------------------------------
@@ -278,7 +279,8 @@ def test_gif_has_steps_over_k_frames(backbone, pair, tmp_path) -> None:  # type:
     torch.testing.assert_close(result.frames[-1], result.image)  # the last frame is the output
     written = write_frames(result.frames, tmp_path / "anim.gif")
     with Image.open(written[0]) as gif:
-        assert gif.n_frames == 3 and gif.size == (32, 32)
+        n_frames = gif.n_frames  # type: ignore[attr-defined]
+        assert n_frames == 3 and gif.size == (32, 32)
     with pytest.raises(NstError, match="no frames"):
         write_gif([], tmp_path / "empty.gif")
 
@@ -345,7 +347,8 @@ def test_cli_accepts_each_control(files, tmp_path, options, capsys) -> None:  # 
     assert out.exists()
     if "--frames-out" in options:
         with Image.open(tmp_path / "f.gif") as gif:
-            assert gif.n_frames == 2
+            n_frames = gif.n_frames  # type: ignore[attr-defined]
+            assert n_frames == 2
 
 
 def test_cli_repeated_style_and_single_style(files, tmp_path) -> None:  # type: ignore[no-untyped-def]

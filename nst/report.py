@@ -126,7 +126,7 @@ def build_report(
     mlflow_url_template: str | None = DEFAULT_MLFLOW_URL,
     optuna_dashboard_url: str | None = None,
     reconstruction_size: int = 48,
-    reconstruction_steps: int = 30,
+    reconstruction_steps: int = 20,
 ) -> list[Path]:
     """Write the report for every study under `results_dir`; returns the files written.
     The layer-by-layer reconstructions are computed at `reconstruction_size` px with

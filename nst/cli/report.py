@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--reconstruction-steps",
         type=int,
-        default=30,
+        default=20,
         help="steps per layer reconstruction (0: skip)",
     )
 

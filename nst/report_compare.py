@@ -45,6 +45,8 @@ def group_section(studies: list[StudyResults], param: str, title: str) -> Sectio
     groups = sorted(frame[column].dropna().astype(str).unique())
     directions = {o.name: o.direction for o in study.objectives}
     section = Section(f"{title} (study {study.name})")
+    if param == "backbone" and not any(g.startswith("deit") for g in groups):
+        section.note = f"No DeiT trial completed in this study: comparing {', '.join(groups)}."
     section.tables.append(metric_table(study, column, groups))
     grid = best_per_group_grid(study, column, groups, param)
     if grid:
@@ -163,7 +165,7 @@ def content_style_section(studies: list[StudyResults]) -> Section:
         return Section(
             title, note="Not available: no best trial lists its content/style pairs and results."
         )
-    cells = [[None, *[sources.get(s) for s in styles]]]
+    cells: list[list[Path | str | None]] = [["", *[sources.get(s) for s in styles]]]
     cells += [[sources.get(c), *[results.get((c, s)) for s in styles]] for c in contents]
     labels = ["style →", *[Path(c).stem for c in contents]]
     cols = ["content ↓", *[Path(s).stem for s in styles]]

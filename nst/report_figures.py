@@ -299,14 +299,15 @@ def _thumbnail(path: Path | np.ndarray | None) -> np.ndarray | None:
 
 
 def image_grid(
-    cells: Sequence[Sequence[Path | np.ndarray | None]],
+    cells: Sequence[Sequence[Path | np.ndarray | str | None]],
     row_labels: Sequence[str],
     col_labels: Sequence[str],
     name: str,
     caption: str,
     empty: str = "missing",
 ) -> Plot | None:
-    """A table of images (files or HxWx3 arrays; rows x columns); an empty cell says `empty`."""
+    """A table of images (files or HxWx3 arrays; rows x columns). A text cell shows its text;
+    a missing image (None, or a file that cannot be read) says `empty`."""
     if not cells or not any(p is not None for row in cells for p in row):
         return None
     nrows, ncols = len(cells), max(len(r) for r in cells)
@@ -317,12 +318,13 @@ def image_grid(
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
-            image = _thumbnail(cells[r][c]) if c < len(cells[r]) else None
+            cell = cells[r][c] if c < len(cells[r]) else None
+            image = None if isinstance(cell, str) else _thumbnail(cell)
             if image is None:
                 ax.text(
                     0.5,
                     0.5,
-                    empty,
+                    cell if isinstance(cell, str) else empty,
                     ha="center",
                     va="center",
                     color="0.5",

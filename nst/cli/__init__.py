@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from nst import NstError, __version__
 
 #: the subcommands, each a module nst.cli.<name>
-COMMANDS = ("transfer", "demo", "reconstruct", "fetch", "report", "evaluate", "study")
+COMMANDS = ("transfer", "demo", "reconstruct", "fetch", "report", "evaluate", "study", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:

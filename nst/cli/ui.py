@@ -1,0 +1,71 @@
+"""`nst ui [--port 5000]`: browse the tracked runs in the MLflow UI, on 127.0.0.1 only.
+
+Runs `mlflow ui` against the project's store (the same URI resolution as `nst transfer`:
+--tracking-uri > $MLFLOW_TRACKING_URI > sqlite mlflow.db at the project root). Artifacts of new
+experiments go to mlartifacts/ beside the database, as they do for runs logged by nst.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+
+from nst import NstError
+
+HELP = "browse MLflow runs in the web UI on 127.0.0.1"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking-uri", metavar="URI", help="store to browse (default: the project's)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+    p.add_argument("--workers", type=int, default=1, help="server worker processes (default: 1)")
+    p.add_argument("--dry-run", action="store_true", help="print the mlflow command, do not run it")
+
+
+def ui_command(uri: str, host: str, port: int, workers: int = 1) -> list[str]:
+    from nst.tracking import sqlite_path
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    db = sqlite_path(uri)
+    if db is not None:
+        cmd += ["--default-artifact-root", (db.parent / "mlartifacts").as_uri()]
+    return cmd
+
+
+def run(args: argparse.Namespace) -> int:
+    from nst.tracking import resolve_tracking_uri, sqlite_path
+
+    if not 0 < args.port < 65536:
+        raise NstError(f"--port {args.port}: use a port between 1 and 65535")
+    uri = resolve_tracking_uri(args.tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        raise NstError(f"{uri} is a tracking server already: open it in a browser instead")
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        print(
+            f"note: {db} does not exist yet; run `nst transfer` to log a first run", file=sys.stderr
+        )
+    cmd = ui_command(uri, args.host, args.port, args.workers)
+    if args.dry_run:
+        print(shlex.join(cmd))
+        return 0
+    print(
+        f"MLflow UI for {uri} on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr
+    )
+    return subprocess.run(cmd, check=False).returncode

@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mirror",
         metavar="DIR|URL",
-        help="fetch the manifests' relative file names from a local directory or URL prefix",
+        help="fetch the manifests' relative file names from a local directory or URL prefix "
+        "('' = the original URLs)",
     )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     p.add_argument("--retries", type=int, default=3, help="retries per file (default 3)")
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         n_content=args.content,
         n_styles=args.styles,
         seed=args.seed,
-        mirror=args.mirror,
+        mirror=args.mirror or None,  # '' from params.yaml means no mirror
         policy=policy,
         fallback=not args.no_fallback,
         progress=not args.quiet,

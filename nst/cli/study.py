@@ -19,10 +19,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("experiment", help="experiment file, e.g. experiments/loss_weights.yaml")
     p.add_argument("--profile", choices=list(PROFILES), default=DEFAULT_PROFILE,
                    help=f"compute budget (default {DEFAULT_PROFILE}; smoke for tests/CI)")  # fmt: skip
-    p.add_argument("--trials", type=int, help="total trial budget (resuming runs only the rest)")
+    p.add_argument("--trials", type=int,
+                   help="total trial budget (resuming runs only the rest; 0: the profile's)")  # fmt: skip
     p.add_argument("--workers", type=int, default=1, help="worker processes on the same storage")
     p.add_argument("--storage", help="sqlite:///abs.db (default <project>/optuna.db), "
-                   "journal:PATH, or postgresql://user@host/db")  # fmt: skip
+                   "journal:PATH, or postgresql://user@host/db; {name} is the study's name")  # fmt: skip
+    p.add_argument("--fresh", action="store_true",
+                   help="start over: delete an earlier study of this name from the storage and "
+                   "its trial images and curves (the DVC stage does, so a re-run adds nothing)")  # fmt: skip
     p.add_argument("--data", type=Path, help="data dir from `nst fetch` (default: embedded sample)")
     p.add_argument(
         "--out", type=Path, default=Path("results"), help="results root (default results/)"
@@ -33,9 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = load_experiment(args.experiment).with_profile(args.profile, trials=args.trials)
-    opts = StudyOptions(out=args.out, storage=args.storage, data=args.data,
-                        tracking_uri=args.tracking_uri, track=not args.no_track,
+    spec = load_experiment(args.experiment).with_profile(args.profile, trials=args.trials or None)
+    storage = args.storage.replace("{name}", spec.name) if args.storage else None
+    if args.fresh:
+        start_over(spec.name, storage, args.out / spec.name)
+    opts = StudyOptions(out=args.out, storage=storage, data=args.data,
+                        tracking_uri=args.tracking_uri or None, track=not args.no_track,
                         workers=args.workers, seed=args.seed)  # fmt: skip
     out = run_study(spec, opts)
     summary = json.loads((out / "summary.json").read_text())
@@ -45,3 +52,21 @@ def run(args: argparse.Namespace) -> int:
         values = ", ".join(f"{k}={v:.4g}" for k, v in best["values"].items())
         print(f"  trial {best['number']}: {values}  {best['params']}")
     return 0
+
+
+def start_over(name: str, storage: str | None, out: Path) -> None:
+    """Delete study `name` from the storage and its per-trial files under `out`: a study that
+    resumed instead would add trials to the earlier run's and mix its images with them."""
+    import contextlib
+    import shutil
+
+    import optuna
+
+    from nst.study_storage import make_storage, storage_url
+    from nst.tracking import project_root
+
+    url = storage_url(storage, project_root())
+    with contextlib.suppress(KeyError):  # KeyError: no such study yet
+        optuna.delete_study(study_name=name, storage=make_storage(url))
+    for part in ("images", "curves"):
+        shutil.rmtree(out / part, ignore_errors=True)

@@ -1,0 +1,162 @@
+"""The DVC pipeline (dvc.yaml + params.yaml): structure, and end to end in a temporary git+DVC
+repository with the smoke profile and two experiments.
+
+The end-to-end test checks what a user relies on: `dvc repro` completes; a second `dvc repro`
+runs nothing; editing one experiment file re-runs only that study and the report; a study
+re-run replaces its study rather than adding trials; `dvc exp run -S study.trials=3` records
+the parameter and its metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path("/work/shared/data")
+EXPERIMENTS = ("loss_weights", "optimizers")  # two quick ones
+
+
+def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def ran(output: str) -> set[str]:
+    """Stages that `dvc repro` ran (not skipped)."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+# ------------------------------------------------------------------------------ structure
+
+
+def test_every_experiment_in_params_has_a_study_stage() -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert params["profile"] in ("smoke", "quick", "full")
+    for name in params["experiments"]:
+        assert (ROOT / "experiments" / f"{name}.yaml").is_file(), name
+    out = dvc(ROOT, "stage", "list", "--all").stdout
+    stages = {line.split()[0] for line in out.splitlines() if line.strip()}
+    assert stages == {"fetch", "report", *(f"study@{n}" for n in params["experiments"])}
+
+
+def test_stages_declare_deps_params_outs_and_metrics() -> None:
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    study = pipeline["study"]
+    assert study["foreach"] == "${experiments}"  # one template, no copy-pasted stages
+    do = study["do"]
+    assert "experiments/${item}.yaml" in do["deps"] and "data/lock.json" in do["deps"]
+    assert "--fresh" in do["cmd"] and "--trials ${study.trials}" in do["cmd"]
+    assert {"profile", "study"} <= set(do["params"])
+    assert do["metrics"] == [{"results/${item}/metrics.json": {"cache": False}}]
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in do["outs"]]
+    assert not any("optuna.db" in o or "mlflow" in o for o in outs)  # stores accumulate
+    assert "data" in pipeline["fetch"]["params"]
+    assert "results" in pipeline["report"]["deps"] and pipeline["report"]["outs"] == ["reports"]
+    assert "analytics = false" in (ROOT / ".dvc" / "config").read_text()
+
+
+def test_dag_runs_fetch_then_each_study_then_the_report() -> None:
+    names = yaml.safe_load((ROOT / "params.yaml").read_text())["experiments"]
+    edges = set(re.findall(r'"([^"]+)" -> "([^"]+)"', dvc(ROOT, "dag", "--dot").stdout))
+    expected = {("fetch", f"study@{n}") for n in names} | {(f"study@{n}", "report") for n in names}
+    assert edges == expected
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+def make_repo(tmp: Path) -> Path:
+    """A git+DVC repo with the project's dvc.yaml, params.yaml (smoke profile, two
+    experiments, stores inside tmp) and the files the stages depend on."""
+    repo = tmp / "repo"
+    repo.mkdir()
+    shutil.copy(ROOT / "dvc.yaml", repo)
+    shutil.copytree(ROOT / "nst", repo / "nst", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "experiments").mkdir()
+    for name in EXPERIMENTS:
+        shutil.copy(ROOT / "experiments" / f"{name}.yaml", repo / "experiments")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    mirror = SHARED if (SHARED / "manifest.json").exists() else tmp / "no-mirror"
+    mirror.mkdir(exist_ok=True)  # an empty mirror: the fetch falls back to the embedded sample
+    params.update(profile="smoke", experiments=list(EXPERIMENTS))
+    params["data"].update(content=2, styles=2, mirror=str(mirror))
+    params["tracking"]["uri"] = f"sqlite:///{repo / 'mlflow.db'}"
+    params["report"]["reconstruction_steps"] = 0
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (repo / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/optuna.db\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    dvc(repo, "init", "-q")
+    dvc(repo, "config", "core.analytics", "false")
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
+    return repo
+
+
+def commit(repo: Path, message: str) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", message], cwd=repo, check=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    all_stages = {"fetch", "report", *(f"study@{n}" for n in EXPERIMENTS)}
+
+    # 1. the whole pipeline runs
+    first = dvc(repo, "repro")
+    assert ran(first.stdout) == all_stages, first.stdout
+    for name in EXPERIMENTS:
+        folder = repo / "results" / name
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["n_trials"] == 2  # the smoke budget
+        assert (folder / "optuna.db").is_file() and list((folder / "images").glob("*.png"))
+    assert (repo / "reports" / "index.html").is_file()
+    assert json.loads((repo / "data" / "lock.json").read_text())["files"]
+    commit(repo, "first run")
+
+    # 2. nothing changed: nothing runs
+    second = dvc(repo, "repro")
+    assert ran(second.stdout) == set(), second.stdout
+    assert "didn't change" in second.stdout
+
+    # 3. one experiment edited: its study and the report, nothing else; the study is replaced
+    spec = repo / "experiments" / "optimizers.yaml"
+    spec.write_text(spec.read_text().replace("step sizes", "learning rates"))
+    status = json.loads(dvc(repo, "status", "--json").stdout)
+    assert set(status) == {"study@optimizers"}, status
+    third = dvc(repo, "repro")
+    assert ran(third.stdout) == {"study@optimizers", "report"}, third.stdout
+    metrics = json.loads((repo / "results" / "optimizers" / "metrics.json").read_text())
+    assert metrics["n_trials"] == 2  # not 4: the re-run started afresh
+    summary = json.loads((repo / "results" / "optimizers" / "summary.json").read_text())
+    assert summary["description"].endswith("learning rates, at a fixed step budget.")
+    commit(repo, "edit optimizers")
+
+    # 4. an experiment with another trial budget: the param and its metrics are recorded
+    dvc(repo, "exp", "run", "-S", "study.trials=3")
+    diff = json.loads(dvc(repo, "params", "diff", "--json").stdout)
+    assert diff["params.yaml"]["study.trials"] == {"old": 0, "new": 3}
+    shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
+    text = json.dumps(shown)
+    for name in EXPERIMENTS:
+        assert f"results/{name}/metrics.json" in text
+    metrics = json.loads((repo / "results" / "loss_weights" / "metrics.json").read_text())
+    assert metrics["n_trials"] == 3
+    exps = json.dumps(json.loads(dvc(repo, "exp", "show", "--json").stdout))
+    assert '"study.trials": 3' in exps or '"trials": 3' in exps

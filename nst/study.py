@@ -9,14 +9,25 @@ While a pair runs, the running estimate of f (the finished pairs' values and the
 image's value) is reported `reports` times per pair, so a pruner (median, hyperband) can stop
 a trial that is already worse than its peers. Every trial is a nested MLflow run under one
 parent run per study (see nst.tracking); results land in results/<study>/ (nst.study_outputs).
+
+Faults stay inside their trial. Any exception in a trial (a NaN/inf loss, out of memory, a full
+disk, a bug) marks that trial FAIL with `fail_reason` in its user attributes and an
+nst.fail_reason tag on its FAILED MLflow run, and the study goes on. Two faults are not the
+trial's own and are retried instead of counted: a worker that dies mid-trial (found by the
+storage heartbeat, see nst.study_storage) and an MLflow store that stops answering mid-trial
+(the trial fails with "tracking unavailable", is queued again, and the worker stops with a
+clear error, since every further trial would fail the same way; re-run to resume). Unreadable
+images in the data are skipped with a warning and listed in summary.json ("skipped_images").
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import multiprocessing
 import os
 import random
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -31,8 +42,16 @@ from nst import NstError
 from nst.backbones import Backbone
 from nst.config import TransferConfig
 from nst.experiment import RATIOS, ExperimentSpec, Param, choice_label
+from nst.faults import (
+    TRACKING_DOWN,
+    fail_orphan_runs,
+    failure_reason,
+    is_out_of_memory,
+    readable,
+    worker_id,
+)
 from nst.images import load_image, save_image
-from nst.study_storage import make_storage, redact, storage_url
+from nst.study_storage import make_storage, redact, requeue, storage_url
 from nst.transfer import Step, build_backbone, fit_size, stylize
 
 DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -152,12 +171,21 @@ def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
 # ---------------------------------------------------------------------------- data
 
 
-def choose_pairs(spec: ExperimentSpec, data: Path | None, cache: Path) -> list[Pair]:
+def choose_pairs(
+    spec: ExperimentSpec, data: Path | None, cache: Path, skipped: list[str] | None = None
+) -> list[Pair]:
     """`pairs.count` distinct content x style pairs, drawn with `pairs.seed` from the data
-    directory (nst fetch), or from the embedded sample when there is no data."""
+    directory's readable images (nst fetch), or from the embedded sample when there is no
+    data. Unreadable images are skipped and appended to `skipped`."""
     from nst.data import embedded_sample, list_images
 
+    skipped = [] if skipped is None else skipped
     contents, styles = list_images(data) if data and Path(data).is_dir() else ([], [])
+    if contents or styles:
+        contents, styles = readable(contents, skipped), readable(styles, skipped)
+        if not contents or not styles:
+            raise NstError(f"{data}: no readable content or style images left after skipping "
+                           f"{len(skipped)} unreadable ones; run `nst fetch` again")  # fmt: skip
     if not contents or not styles:
         contents, styles = embedded_sample(cache)
     grid = [Pair(c, s) for c in contents for s in styles]
@@ -180,27 +208,55 @@ class StudyObjective:
         self.metrics = [o.metric for o in spec.objectives]
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
-        config = suggest(trial, self.spec)
-        trial.set_user_attr("config", config.to_dict())
-        if self.tracking is None:
-            return self._run(trial, config, None)
+        trial.set_user_attr("worker", worker_id())
+        try:
+            config = suggest(trial, self.spec)
+            trial.set_user_attr("config", config.to_dict())
+            if self.tracking is None:
+                return self._run(trial, config, None)
+            return self._tracked(trial, config)
+        except optuna.TrialPruned:
+            raise
+        except Exception as err:  # the trial fails alone; run_worker's catch lets the study go on
+            trial.set_user_attr("fail_reason", failure_reason(err))
+            if is_out_of_memory(err):  # give the next trial the memory back
+                gc.collect()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            raise
+
+    def _tracked(self, trial: optuna.Trial, config: TransferConfig) -> float | list[float]:
+        """The trial inside its MLflow run. Tracking is strict: a trial whose record cannot be
+        written fails ("tracking unavailable") rather than finishing with a silent hole."""
         from nst.tracking import transfer_run
 
         t = self.tracking
+        assert t is not None
         with transfer_run(config, tracking_uri=t["uri"], experiment=t["experiment"],
                           run_name=f"{self.spec.name}-trial{trial.number:03d}",
-                          parent_run_id=t["parent_run_id"], mode="best-effort",
-                          tags={"nst.study": self.spec.name, "nst.trial": str(trial.number)}) as run:  # fmt: skip
+                          parent_run_id=t["parent_run_id"], mode="strict",
+                          tags={"nst.study": self.spec.name, "nst.trial": str(trial.number),
+                                "nst.worker": worker_id()}) as run:  # fmt: skip
+            run.check()  # the run could not even be created: fail before spending compute
             trial.set_user_attr("mlflow_run_id", run.run_id)
-            return self._run(trial, config, run)
+            try:
+                return self._run(trial, config, run)
+            except optuna.TrialPruned:
+                raise
+            except Exception as err:
+                run.set_tags({"nst.fail_reason": failure_reason(err)})
+                raise
 
     def _run(self, trial: optuna.Trial, config: TransferConfig, run: Any) -> float | list[float]:
         per_pair: list[dict[str, float]] = []
+        proxies: list[float] = []
         curves: list[list[Any]] = []
         records: list[dict[str, str]] = []
         try:
             for k, pair in enumerate(self.pairs):
-                values = self._pair(trial, config, run, k, pair, per_pair, curves, records)
+                if run is not None:
+                    run.check()  # tracking broke during the last pair: stop now
+                values = self._pair(trial, config, run, k, pair, proxies, curves, records)
                 per_pair.append(values)
         finally:
             from nst.study_outputs import write_trial_curves
@@ -221,7 +277,7 @@ class StudyObjective:
         return objective[0] if len(objective) == 1 else objective
 
     def _pair(self, trial: optuna.Trial, config: TransferConfig, run: Any, k: int, pair: Pair,
-              done: list[dict[str, float]], curves: list[list[Any]], records: list[dict[str, str]]) -> dict[str, float]:  # fmt: skip
+              done_proxies: list[float], curves: list[list[Any]], records: list[dict[str, str]]) -> dict[str, float]:  # fmt: skip
         backbone = self.res.backbone(config)
         trial.set_user_attr("weights_identity", backbone.weights_info.identity)
         trial.set_user_attr("weights_pretrained", bool(backbone.weights_info.pretrained))
@@ -230,21 +286,22 @@ class StudyObjective:
         target = fit_size(content, config.size, backbone.size_multiple)
         every = max(1, config.steps // self.spec.reports)
         single = not self.spec.multi_objective
+        proxies = [*done_proxies, math.nan]  # finished pairs' last value, this pair's
 
         def on_step(step: Step) -> None:
             curves.append([trial.number, k, step.step, round(step.seconds, 4),
                            *(step.losses[t] for t in CURVE_TERMS)])  # fmt: skip
             if single and (step.step % every == 0 or step.step == config.steps):
-                current = self._values(config, target, style, step.image, step.losses)[
-                    self.metrics[0]
-                ]
-                estimate = (sum(v[self.metrics[0]] for v in done) + current) / (len(done) + 1)
-                trial.report(estimate, k * config.steps + step.step)
+                o = self.spec.objectives[0]
+                proxies[k] = proxy(o.metric, o.direction, target, style, step.image, step.losses)
+                trial.report(sum(proxies) / len(proxies), k * config.steps + step.step)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at pair {k} step {step.step}")
 
         callbacks = [run.callback(prefix=f"pair{k}/")] if run is not None else []
         result = stylize(config, content, style, callbacks=[*callbacks, on_step], backbone=backbone)
+        if single:
+            done_proxies.append(proxies[k])
         values = self._values(config, target, style, result.image, result.final_losses,
                               runtime_s=result.seconds, peak_memory_mb=result.peak_memory_mb)  # fmt: skip
         image = Path("images") / f"trial{trial.number:03d}_pair{k}.png"
@@ -269,6 +326,31 @@ class StudyObjective:
         return values
 
 
+def proxy(metric: str, direction: str, content: torch.Tensor, style: torch.Tensor,
+          image: torch.Tensor, losses: dict[str, float]) -> float:  # fmt: skip
+    """A cheap stand-in for `metric` on the current image, for pruning: the pruner only ranks
+    trials against each other at the same step, so an order-preserving proxy suffices.
+
+    Loss terms are themselves; cheap image metrics (SSIM, MS-SSIM, edge F1, colour distances)
+    are computed exactly; network-based metrics (Gram/feature distances, LPIPS) would need a
+    second network per report, so they are replaced by the matching raw loss term, the style
+    loss L_s for the style group and the content loss L_c otherwise, negated when maximised.
+    """
+    if metric in losses:
+        return losses[metric]
+    from nst import metrics as m
+
+    x = image.detach().float().cpu().clamp(0, 1)
+    exact = {"ssim": lambda: m.ssim(x, content), "ms_ssim": lambda: m.ms_ssim(x, content),
+             "edge_f1": lambda: m.edge_f1(x, content),
+             "color_hellinger": lambda: m.color_hellinger(x, style),
+             "color_emd_lab": lambda: m.color_emd_lab(x, style)}  # fmt: skip
+    if metric in exact:
+        return float(exact[metric]())
+    term = "style" if m.METRICS[metric].group == "style" else "content"
+    return losses[term] if direction == "minimize" else -losses[term]
+
+
 # ---------------------------------------------------------------------------- running
 
 
@@ -291,31 +373,54 @@ def open_study(spec: ExperimentSpec, url: str, seed: int) -> optuna.Study:
 
 
 def run_worker(
-    spec: ExperimentSpec, opts: StudyOptions, url: str, n_trials: int, seed: int
+    spec: ExperimentSpec,
+    opts: StudyOptions,
+    url: str,
+    n_trials: int,
+    seed: int,
+    pairs: list[Pair] | None = None,
 ) -> None:
-    """One process: join the study and run up to n_trials (fewer if others fill the budget)."""
+    """One process: join the study and run up to n_trials (fewer if others fill the budget).
+    Raises TrackingError when the MLflow store stopped answering (the trial it broke is
+    queued again for the next run)."""
+    from nst.tracking import TrackingError
+
     study = open_study(spec, url, seed)
     out = Path(opts.out) / spec.name
-    pairs = choose_pairs(spec, opts.data, Path(opts.out) / ".cache" / "embedded")
+    if pairs is None:
+        pairs = choose_pairs(spec, opts.data, Path(opts.out) / ".cache" / "embedded")
     tracking = study.user_attrs.get("mlflow") if opts.track else None
     objective = StudyObjective(spec, pairs, out, Resources(), tracking)
     budget = int(spec.budget["trials"])
+    tracking_down: list[str] = []
 
-    def stop_at_budget(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if n_done(study) >= budget:
+    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        reason = str(trial.user_attrs.get("fail_reason", ""))
+        if trial.state == optuna.trial.TrialState.FAIL and reason.startswith(TRACKING_DOWN):
+            # not the trial's fault: run it again later, and stop (the next would fail alike)
+            requeue(study, trial, reason, max_retry=None)
+            tracking_down.append(f"trial {trial.number}: {reason}")
+            study.stop()
+        elif n_done(study) >= budget:
             study.stop()
 
     timeout = float(spec.budget.get("timeout_s") or 0) or None
-    study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(NstError,),
-                   callbacks=[stop_at_budget], gc_after_trial=False)  # fmt: skip
+    study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
+                   callbacks=[after_trial], gc_after_trial=False)  # fmt: skip
+    if tracking_down:
+        raise TrackingError(f"{tracking_down[0]}; the trial is queued again, nothing is lost: "
+                            "restart the tracking server and re-run to resume")  # fmt: skip
 
 
-def _worker_entry(
-    spec: ExperimentSpec, opts: StudyOptions, url: str, n: int, seed: int, threads: int
-) -> None:
+def _worker_entry(spec: ExperimentSpec, opts: StudyOptions, url: str, n: int, seed: int,
+                  threads: int, pairs: list[Pair]) -> None:  # fmt: skip
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    run_worker(spec, opts, url, n, seed)
+    try:
+        run_worker(spec, opts, url, n, seed, pairs)
+    except NstError as err:  # one line, as the CLI would print it, and a distinct exit code
+        print(f"nst study worker {worker_id()}: {err}", file=sys.stderr, flush=True)
+        sys.exit(3)
 
 
 def run_study(spec: ExperimentSpec, opts: StudyOptions) -> Path:
@@ -328,28 +433,36 @@ def run_study(spec: ExperimentSpec, opts: StudyOptions) -> Path:
     out = Path(opts.out) / spec.name
     (out / "images").mkdir(parents=True, exist_ok=True)
     started = time.time()
+    skipped: list[str] = []
+    pairs = choose_pairs(spec, opts.data, Path(opts.out) / ".cache" / "embedded", skipped)
     study = open_study(spec, url, opts.seed)
     study.set_user_attr("spec", spec.to_dict())
     if opts.track:
         _ensure_parent_run(study, spec, opts)
     remaining = int(spec.budget["trials"]) - n_done(study)
-    if remaining > 0 and opts.workers <= 1:
-        run_worker(spec, opts, url, remaining, opts.seed)
-    elif remaining > 0:
-        _spawn(spec, opts, url, remaining)
-    study = open_study(spec, url, opts.seed)
+    try:
+        if remaining > 0 and opts.workers <= 1:
+            run_worker(spec, opts, url, remaining, opts.seed, pairs)
+        elif remaining > 0:
+            _spawn(spec, opts, url, remaining, pairs)
+    finally:  # what was done is written even when a worker or the tracking store failed
+        study = open_study(spec, url, opts.seed)
+        write_outputs(study, spec, out, storage=redact(url), data=opts.data, started=started,
+                      skipped_images=skipped)  # fmt: skip
     if opts.track and study.user_attrs.get("mlflow"):
         from nst.tracking import end_run
 
+        fail_orphan_runs(study)
         end_run(
             study.user_attrs["mlflow"]["parent_run_id"],
             tracking_uri=study.user_attrs["mlflow"]["uri"],
         )
-    write_outputs(study, spec, out, storage=redact(url), data=opts.data, started=started)
     return out
 
 
-def _spawn(spec: ExperimentSpec, opts: StudyOptions, url: str, remaining: int) -> None:
+def _spawn(
+    spec: ExperimentSpec, opts: StudyOptions, url: str, remaining: int, pairs: list[Pair]
+) -> None:
     if url.startswith("sqlite:///:memory:"):
         raise NstError(
             "an in-memory storage cannot be shared by workers; use sqlite, journal: or PostgreSQL"
@@ -358,7 +471,8 @@ def _spawn(spec: ExperimentSpec, opts: StudyOptions, url: str, remaining: int) -
     threads = max(1, (os.cpu_count() or 1) // k)
     ctx = multiprocessing.get_context("spawn")
     shares = [remaining // k + (i < remaining % k) for i in range(k)]
-    procs = [ctx.Process(target=_worker_entry, args=(spec, opts, url, n, opts.seed + i, threads))
+    procs = [ctx.Process(target=_worker_entry,
+                         args=(spec, opts, url, n, opts.seed + i, threads, pairs))
              for i, n in enumerate(shares)]  # fmt: skip
     for p in procs:
         p.start()
@@ -367,14 +481,16 @@ def _spawn(spec: ExperimentSpec, opts: StudyOptions, url: str, remaining: int) -
     failed = [p.exitcode for p in procs if p.exitcode != 0]
     if failed:
         raise NstError(
-            f"{len(failed)} of {k} workers failed (exit codes {failed}); re-run to resume"
+            f"{len(failed)} of {k} workers failed (exit codes {failed}; 3: see its message "
+            "above, negative: killed by that signal); re-run to resume"
         )
 
 
 def _ensure_parent_run(study: optuna.Study, spec: ExperimentSpec, opts: StudyOptions) -> None:
-    from nst.tracking import resolve_tracking_uri, start_parent_run
+    from nst.tracking import check_tracking, resolve_tracking_uri, start_parent_run
 
     uri = resolve_tracking_uri(opts.tracking_uri)
+    check_tracking(uri)  # a dead server fails the command now, not every trial later
     known = study.user_attrs.get("mlflow")
     if known and known.get("uri") == uri:
         return  # resuming: trials join the existing parent run

@@ -79,7 +79,9 @@ def test_ratios_map_to_weights_and_presets_apply():
 
 
 def run(tmp_path: Path, name: str, trials: int = 2, **opts) -> tuple[Path, optuna.Study]:
-    spec = load_experiment(EXPERIMENTS[0].parent / f"{name}.yaml").with_profile("smoke", trials=trials)
+    spec = load_experiment(EXPERIMENTS[0].parent / f"{name}.yaml").with_profile(
+        "smoke", trials=trials
+    )
     storage = opts.pop("storage", f"sqlite:///{tmp_path / 'optuna.db'}")
     options = StudyOptions(out=tmp_path / "results", storage=storage, **{"track": False, **opts})
     out = run_study(spec, options)
@@ -97,7 +99,9 @@ def test_loss_weights_smoke_gives_a_pareto_front_outputs_and_mlflow_runs(tmp_pat
     table = rows(out / "trials.csv")
     assert {"params_style_ratio", "params_tv_ratio", "ssim", "metric_ms_ssim"} <= set(table[0])
     # the Pareto front: every listed trial is non-dominated among the complete ones
-    points = [(float(r["ssim"]), float(r["style_gram_dist"])) for r in table if r["state"] == "COMPLETE"]
+    points = [
+        (float(r["ssim"]), float(r["style_gram_dist"])) for r in table if r["state"] == "COMPLETE"
+    ]
     front = summary["best_trials"]
     assert front
     for best in front:
@@ -119,8 +123,12 @@ def test_loss_weights_smoke_gives_a_pareto_front_outputs_and_mlflow_runs(tmp_pat
         filter_string=f"tags.mlflow.parentRunId = '{parent}'",
     )
     assert sorted(int(r.data.tags["nst.trial"]) for r in children) == [0, 1, 2]
-    assert {"pair0/ssim", "objective/ssim", "objective/style_gram_dist"} <= set(children[0].data.metrics)
-    assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {r.info.run_id for r in children}
+    assert {"pair0/ssim", "objective/ssim", "objective/style_gram_dist"} <= set(
+        children[0].data.metrics
+    )
+    assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {
+        r.info.run_id for r in children
+    }
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])

@@ -23,6 +23,7 @@ failure is a warning and the run goes on untracked. mlflow is imported lazily (i
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import re
@@ -109,6 +110,8 @@ def _client(uri: str) -> MlflowClient:
     db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
+    # "Creating initial MLflow database tables..." on a first run is noise on the CLI
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -476,3 +479,34 @@ def end_run(run_id: str, *, tracking_uri: str | None = None, status: str = "FINI
         _client(uri).set_terminated(run_id, status=status)
     except Exception as err:
         raise TrackingError(f"cannot end MLflow run {run_id} ({uri}): {_one_line(err)}") from None
+
+
+def fail_run(run_id: str, reason: str, *, tracking_uri: str | None = None) -> bool:
+    """Mark a run that is still RUNNING (its process died, or tracking broke mid-run) FAILED
+    with an nst.fail_reason tag. Best-effort: warns and returns False when the store is down."""
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        client = _client(uri)
+        if client.get_run(run_id).info.status != "RUNNING":
+            return False
+        client.set_tag(run_id, "nst.fail_reason", reason[:5000])
+        client.set_terminated(run_id, status="FAILED")
+    except Exception as err:
+        warnings.warn(f"cannot mark MLflow run {run_id} failed ({uri}): {_one_line(err)}",
+                      TrackingWarning, stacklevel=2)  # fmt: skip
+        return False
+    return True
+
+
+def check_tracking(uri: str) -> None:
+    """Raise TrackingError now when the store cannot be reached (before any compute is spent).
+
+    MLflow's HTTP client already retries each request (MLFLOW_HTTP_REQUEST_MAX_RETRIES, default
+    7, with exponential backoff: minutes in all), so a server restart is ridden out."""
+    try:
+        _client(uri).search_experiments(max_results=1)
+    except Exception as err:
+        raise TrackingError(
+            f"MLflow tracking unavailable ({uri}): {_one_line(err)}; start the server "
+            "(e.g. make mlflow-server) or pass --no-track"
+        ) from None

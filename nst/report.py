@@ -199,7 +199,7 @@ def overview_section(studies: list[StudyResults], links: Links) -> Section:
                 best.append(
                     f"{obj.name} {obj.arrow} {figs.nice(float(trial[obj.name]))} (#{trial['number']})"
                 )
-        states = s.summary.get("states") or s.trials.get("state", []).value_counts().to_dict()
+        states = s.states
         dash = links.dashboard(s)
         rows.append(
             [

@@ -65,6 +65,15 @@ class StudyResults:
         return self.trials[self.trials["state"] == "COMPLETE"]
 
     @property
+    def states(self) -> dict[str, int]:
+        """Trial counts per state, from summary.json or else counted in trials.csv."""
+        if self.summary.get("states"):
+            return dict(self.summary["states"])
+        if "state" not in self.trials:
+            return {}
+        return {str(k): int(v) for k, v in self.trials["state"].value_counts().items()}
+
+    @property
     def provenance(self) -> dict[str, Any]:
         return self.summary.get("provenance") or {}
 
@@ -127,6 +136,9 @@ def load_study(folder: Path) -> StudyResults:
     curves = _read_csv(folder / "curves.csv", required=False)
     if trials is None:
         trials = pd.DataFrame(columns=["number", "state"])
+    missing = [c for c in ("number", "state") if c not in trials]
+    if missing:
+        raise NstError(f"malformed {folder / 'trials.csv'}: no column {', '.join(missing)}")
     images: dict[tuple[int, int], Path] = {}
     for png in sorted((folder / "images").glob("*.png")):
         match = IMAGE_NAME.search(png.name)

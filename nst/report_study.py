@@ -51,7 +51,7 @@ def _pareto_note(study: StudyResults) -> str:
 
 def summary_section(study: StudyResults, links: Links) -> Section:
     s = study.summary
-    states = s.get("states") or study.trials.get("state", []).value_counts().to_dict()
+    states = study.states
     mlflow = s.get("mlflow") or {}
     rows: list[list[Cell]] = [
         ["objectives", ", ".join(f"{o.name} ({o.direction})" for o in study.objectives)],

@@ -271,6 +271,13 @@ def test_malformed_summary_is_a_one_line_error(tmp_path: Path, breakage: str, me
     assert "\n" not in str(err.value) and "init/summary.json" in str(err.value)
 
 
+def test_malformed_trials_table_is_a_one_line_error(tmp_path: Path) -> None:
+    results = three_studies(tmp_path)
+    (results / "init" / "trials.csv").write_text("trial,value\n0,1.0\n")
+    with pytest.raises(NstError, match=r"malformed .*init/trials.csv: no column number, state$"):
+        build_report(results, tmp_path / "reports", reconstruction_steps=0)
+
+
 def test_bad_arguments_are_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(NstError, match="no results folder"):
         build_report(tmp_path / "nothing", tmp_path / "reports")

@@ -49,6 +49,26 @@ def _pareto_note(study: StudyResults) -> str:
     return "no complete trial with both objective values"
 
 
+def _failures(failures: list[dict]) -> str:
+    """'2: non-finite loss: ... (retried as 5)', one per failed trial, or 'none'."""
+    return (
+        "; ".join(
+            f"{f.get('number')}: {f.get('reason')}"
+            + (f" (retried as {f['retried_as']})" if f.get("retried_as") is not None else "")
+            for f in failures
+        )
+        or "none"
+    )
+
+
+def _skipped(paths: list[str]) -> str:
+    """How many unreadable data images the study skipped, and which."""
+    if not paths:
+        return "0"
+    names = ", ".join(Path(p).name for p in paths[:5]) + (", ..." if len(paths) > 5 else "")
+    return f"{len(paths)} unreadable, skipped: {names}"
+
+
 def summary_section(study: StudyResults, links: Links) -> Section:
     s = study.summary
     states = study.states
@@ -61,6 +81,8 @@ def summary_section(study: StudyResults, links: Links) -> Section:
             f"{s.get('n_trials', len(study.trials))}: "
             + (", ".join(f"{k} {v}" for k, v in states.items()) or "–"),
         ],
+        ["failed trials", _failures(s.get("failures") or [])],
+        ["skipped images", _skipped(s.get("skipped_images") or [])],
         ["profile", str(s.get("profile", "–"))],
         ["Optuna storage", str(s.get("storage", "–"))],
         [

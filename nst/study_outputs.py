@@ -1,10 +1,11 @@
 """What a study leaves in results/<study>/ for the report and DVC (all written atomically):
 
 trials.csv    one row per trial: number, state, objectives, params_*, metric_*, duration_s,
-              mlflow_run_id, weights_identity
+              mlflow_run_id, weights_identity, fail_reason
 curves.csv    trial, pair, step, seconds, content, style, tv, total (from curves/trialNNN.csv)
 images/       trialNNN_pairK.png
-summary.json  best trial (one objective) or Pareto front (several), importances, provenance
+summary.json  best trial (one objective) or Pareto front (several), importances, provenance,
+              failures (number, reason, retried_as), skipped_images (unreadable data files)
 metrics.json  flat numbers for `dvc metrics show`
 """
 
@@ -52,7 +53,7 @@ def trial_rows(study: optuna.Study, spec: ExperimentSpec) -> tuple[list[str], li
     params = sorted({p for t in trials for p in t.params})
     metrics = sorted({m for t in trials for m in t.user_attrs.get("metrics", {})})
     header = ["number", "state", *names, *(f"params_{p}" for p in params),
-              *(f"metric_{m}" for m in metrics), "duration_s", "mlflow_run_id", "weights_identity"]  # fmt: skip
+              *(f"metric_{m}" for m in metrics), "duration_s", "mlflow_run_id", "weights_identity", "fail_reason"]  # fmt: skip
     rows = []
     for t in trials:
         values = t.values if t.values is not None else [None] * len(names)
@@ -60,7 +61,8 @@ def trial_rows(study: optuna.Study, spec: ExperimentSpec) -> tuple[list[str], li
         ms = t.user_attrs.get("metrics", {})
         rows.append([t.number, t.state.name, *values, *(t.params.get(p) for p in params),
                      *(ms.get(m) for m in metrics), duration,
-                     t.user_attrs.get("mlflow_run_id", ""), t.user_attrs.get("weights_identity", "")])  # fmt: skip
+                     t.user_attrs.get("mlflow_run_id", ""), t.user_attrs.get("weights_identity", ""),
+                     t.user_attrs.get("fail_reason", "")])  # fmt: skip
     return header, rows
 
 
@@ -116,8 +118,24 @@ def _data_lock(data: Path | None) -> str:
         return ""
 
 
+def failures(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
+    """Every FAIL trial with why it failed and the trial that retried it, if any (a killed
+    worker's trial has no fail_reason of its own: its retry carries the reason)."""
+    retries = {t.user_attrs["retry_of"]: t for t in trials if "retry_of" in t.user_attrs}
+    out = []
+    for t in trials:
+        if t.state != optuna.trial.TrialState.FAIL:
+            continue
+        retry = retries.get(t.number)
+        reason = t.user_attrs.get("fail_reason") or (retry and retry.user_attrs.get("retry_reason"))
+        out.append({"number": t.number, "reason": reason or "unknown",
+                    "retried_as": retry.number if retry else None})  # fmt: skip
+    return out
+
+
 def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, storage: str,
-                  data: Path | None, started: float) -> dict[str, Any]:  # fmt: skip
+                  data: Path | None, started: float,
+                  skipped_images: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
     trials = study.get_trials(deepcopy=False)
     header, rows = trial_rows(study, spec)
     _write_text(out / "trials.csv", _csv(rows, header))
@@ -145,6 +163,8 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
         "n_trials": len(trials),
         "states": {k: v for k, v in states.items() if v},
         "best_trials": _best(study, spec),
+        "failures": failures(trials),
+        "skipped_images": list(skipped_images),
         "pareto_front": spec.multi_objective,
         "importances": imps,
         "importances_note": note,
@@ -182,6 +202,7 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
         "n_complete": states["COMPLETE"],
         "n_pruned": states["PRUNED"],
         "n_failed": states["FAIL"],
+        "n_skipped_images": len(skipped_images),
     }
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     for i, o in enumerate(spec.objectives):

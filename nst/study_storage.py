@@ -6,19 +6,26 @@
 
 Database storages keep a heartbeat per running trial: a worker killed mid-trial stops beating,
 and after `grace_period` seconds the next worker to touch the study marks that trial FAIL and
-queues a copy of it (RetryHeartbeatStaleTrialCallback), so nothing recorded is lost.
+queues a copy of it once (`requeue`), so nothing recorded is lost. The stale trial's MLflow run
+is marked FAILED with the reason. NST_HEARTBEAT_S and NST_GRACE_S override the two periods
+(tests use 1 s and 3 s; a shorter grace than a slow step would fail live trials).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 HEARTBEAT_S = 30
 GRACE_S = 90
+#: user attributes a retry does not inherit from the trial it repeats
+NOT_INHERITED = ("fail_reason", "mlflow_run_id", "worker", "images", "pairs", "metrics")
 
 
 def storage_url(url: str | None, root: Path) -> str:
@@ -51,12 +58,43 @@ def _rdb(url: str, engine_kwargs: dict | None) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(
         url,
         engine_kwargs=engine_kwargs,
-        heartbeat_interval=HEARTBEAT_S,
-        grace_period=GRACE_S,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-            max_retry=1
-        ),
+        heartbeat_interval=int(os.environ.get("NST_HEARTBEAT_S", HEARTBEAT_S)),
+        grace_period=int(os.environ.get("NST_GRACE_S", GRACE_S)),
+        heartbeat_stale_trial_callback=retry_stale_trial,
     )
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial, reason: str, max_retry: int | None) -> bool:
+    """Queue a copy of a failed trial (same params) to run again, at most `max_retry` times
+    per original trial. The copy's system attributes follow Optuna's retry format
+    (failed_trial = the original number, retry_history), so
+    RetryHeartbeatStaleTrialCallback.retried_trial_number finds the original; its user
+    attributes say why ("retry_reason")."""
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if max_retry is not None and len(history) > max_retry:
+        return False
+    attrs: dict[str, Any] = {k: v for k, v in trial.user_attrs.items() if k not in NOT_INHERITED}
+    attrs.update(retry_of=trial.number, retry_reason=reason)
+    system = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history}
+    study.add_trial(
+        optuna.create_trial(state=TrialState.WAITING, params=trial.params,
+                            distributions=trial.distributions, user_attrs=attrs,
+                            system_attrs=system)
+    )  # fmt: skip
+    return True
+
+
+def retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Heartbeat callback: a worker stopped beating (killed, machine lost) in `trial`. Optuna
+    has already marked it FAIL; queue it again once and fail its MLflow run with the reason."""
+    grace = int(os.environ.get("NST_GRACE_S", GRACE_S))
+    reason = f"worker lost: no heartbeat for {grace} s ({trial.user_attrs.get('worker', '?')})"
+    requeue(study, trial, reason, max_retry=1)
+    run_id, mlflow = trial.user_attrs.get("mlflow_run_id"), study.user_attrs.get("mlflow")
+    if run_id and mlflow:
+        from nst.tracking import fail_run
+
+        fail_run(run_id, reason, tracking_uri=mlflow["uri"])
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -1,0 +1,92 @@
+"""Faults in a study: name them, keep them inside their trial, and leave a record.
+
+At scale something always breaks: a trial diverges (NaN), a GPU runs out of memory, a disk
+fills, a worker is killed, the tracking server goes away, a downloaded image is truncated.
+nst.study turns each into a FAIL trial with a one-line `fail_reason`, a retry (for faults that
+are not the trial's own), or a skipped input, using the helpers here:
+
+    failure_reason(err)   "non-finite loss: ..." | "out of memory: ..." | "disk full: ..." |
+                          "tracking unavailable: ..." | "error: <Type>: ..."
+    readable(paths, skipped)   the images that decode; the others warned about and listed
+    fail_orphan_runs(study)    MLflow runs of FAIL trials left RUNNING -> FAILED + reason
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import platform
+import warnings
+from pathlib import Path
+
+import optuna
+import torch
+
+from nst.images import ImageError, open_rgb
+
+TRACKING_DOWN = "tracking unavailable"
+
+
+class UnreadableImageWarning(UserWarning):
+    """An image in the data directory cannot be decoded; the study skips it."""
+
+
+def worker_id() -> str:
+    """host:pid, recorded on every trial (which worker ran it, and which one died)."""
+    return f"{platform.node()}:{os.getpid()}"
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    return isinstance(err, MemoryError | torch.cuda.OutOfMemoryError) or (
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+    )
+
+
+def failure_reason(err: BaseException) -> str:
+    """One line saying why a trial failed: the kind of fault, then the error itself."""
+    from nst.tracking import TrackingError
+    from nst.transfer import NonFiniteLoss
+
+    text = (str(err).strip().splitlines() or [""])[0][:300]
+    detail = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    if isinstance(err, NonFiniteLoss):
+        return f"non-finite loss: {text}"
+    if is_out_of_memory(err):
+        return f"out of memory: {detail}"
+    if isinstance(err, TrackingError):
+        return f"{TRACKING_DOWN}: {text}"
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full: {detail}"
+    return f"error: {detail}"
+
+
+def readable(paths: list[Path], skipped: list[str]) -> list[Path]:
+    """The paths whose images decode; each one that does not is warned about and appended
+    to `skipped` (a truncated download, a zero-byte file, a non-image with an image name)."""
+    ok = []
+    for path in paths:
+        try:
+            open_rgb(path)
+        except ImageError as err:
+            warnings.warn(f"skipping unreadable image: {err}", UnreadableImageWarning, stacklevel=2)
+            skipped.append(str(path))
+        else:
+            ok.append(path)
+    return ok
+
+
+def fail_orphan_runs(study: optuna.Study) -> None:
+    """MLflow runs of FAIL trials still marked RUNNING (the tracking store broke mid-trial, or
+    the worker died): FAILED now, with the trial's reason, so MLflow agrees with Optuna."""
+    from nst.tracking import fail_run
+
+    uri = study.user_attrs["mlflow"]["uri"]
+    retried = {
+        t.user_attrs.get("retry_of"): t.user_attrs.get("retry_reason")
+        for t in study.get_trials(deepcopy=False)
+    }
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+        run_id = t.user_attrs.get("mlflow_run_id")
+        reason = t.user_attrs.get("fail_reason") or retried.get(t.number) or "trial failed"
+        if run_id:
+            fail_run(str(run_id), str(reason), tracking_uri=uri)

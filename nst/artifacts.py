@@ -73,8 +73,9 @@ def average_shifts(count: int, period: int) -> list[Shift]:
     return [(round(k * period / count),) * 2 for k in range(count)]  # type: ignore[misc]
 
 
-def shift_averaged(extract: Callable[[torch.Tensor], Features], x: torch.Tensor,
-                   shifts: list[Shift]) -> Features:
+def shift_averaged(
+    extract: Callable[[torch.Tensor], Features], x: torch.Tensor, shifts: list[Shift]
+) -> Features:
     """f(x) = 1/K sum_k f(roll(x, s_k)), layer by layer."""
     if len(shifts) == 1:
         return extract(roll(x, shifts[0]))

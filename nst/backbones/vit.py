@@ -111,7 +111,9 @@ def load_weights_file(path: Path) -> dict[str, torch.Tensor]:
 class ViT(Backbone):
     """A frozen timm vision transformer with per-block NCHW features."""
 
-    def __init__(self, name: str, model: torch.nn.Module, weights_info: WeightsInfo, keep_cls: bool):
+    def __init__(
+        self, name: str, model: torch.nn.Module, weights_info: WeightsInfo, keep_cls: bool
+    ):
         super().__init__()
         self.name = name
         self.model = model
@@ -142,7 +144,9 @@ class ViT(Backbone):
             x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
         return x
 
-    def features(self, x: torch.Tensor, layers: tuple[str, ...] | list[str]) -> dict[str, torch.Tensor]:
+    def features(
+        self, x: torch.Tensor, layers: tuple[str, ...] | list[str]
+    ) -> dict[str, torch.Tensor]:
         """Run blocks 0..deepest requested and return their patch-token maps (N x C x H/P x W/P)."""
         self.check_layers(layers)
         blocks = sorted({int(layer.removesuffix("_cls").removeprefix("block")) for layer in layers})
@@ -178,7 +182,9 @@ def build_vit(
         torch.manual_seed(seed)
         model = timm.create_model(timm_name, pretrained=False, dynamic_img_size=True)
     if kind == "random":
-        info = WeightsInfo(f"random:seed={seed}", tensors_sha256(model.state_dict()), pretrained=False)
+        info = WeightsInfo(
+            f"random:seed={seed}", tensors_sha256(model.state_dict()), pretrained=False
+        )
         warn_random(name, seed)
         return ViT(name, model, info, keep_cls)
     assert path is not None
@@ -188,14 +194,20 @@ def build_vit(
         state = checkpoint_filter_fn(state, model)
         model.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as err:
-        raise NstError(f"{path}: not a timm {timm_name} state dict: {str(err).splitlines()[-1].strip()}") from None
-    info = WeightsInfo(f"{kind}:{path.name if kind == 'imagenet' else path}", file_sha256(path), pretrained=True)
+        raise NstError(
+            f"{path}: not a timm {timm_name} state dict: {str(err).splitlines()[-1].strip()}"
+        ) from None
+    info = WeightsInfo(
+        f"{kind}:{path.name if kind == 'imagenet' else path}", file_sha256(path), pretrained=True
+    )
     return ViT(name, model, info, keep_cls)
 
 
 def _register(name: str) -> None:
     @register(name)
-    def factory(weights: str = "auto", seed: int = 0, keep_cls: bool = False, pooling: str = "max") -> ViT:
+    def factory(
+        weights: str = "auto", seed: int = 0, keep_cls: bool = False, pooling: str = "max"
+    ) -> ViT:
         return build_vit(name, weights, seed, keep_cls, pooling)
 
     factory.__doc__ = f"{name}: timm {TIMM_MODELS[name]}"

@@ -92,7 +92,7 @@ def make_repo(tmp: Path) -> Path:
     mirror = SHARED if (SHARED / "manifest.json").exists() else tmp / "no-mirror"
     mirror.mkdir(exist_ok=True)  # an empty mirror: the fetch falls back to the embedded sample
     params.update(profile="smoke", experiments=list(EXPERIMENTS))
-    params["data"].update(content=2, styles=2, mirror=str(mirror))
+    params["data"].update(content=2, styles=2, manifests="classic", mirror=str(mirror))
     params["tracking"]["uri"] = f"sqlite:///{repo / 'mlflow.db'}"
     params["report"]["reconstruction_steps"] = 0
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -150,13 +150,15 @@ def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
 
     # 4. an experiment with another trial budget: the param and its metrics are recorded
     dvc(repo, "exp", "run", "-S", "study.trials=3")
-    diff = json.loads(dvc(repo, "params", "diff", "--json").stdout)
-    assert diff["params.yaml"]["study.trials"] == {"old": 0, "new": 3}
-    shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
-    text = json.dumps(shown)
+    diff = json.loads(dvc(repo, "params", "diff", "--json").stdout)["params.yaml"]
+    assert (diff["study.trials"]["old"], diff["study.trials"]["new"]) == (0, 3)
+    shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)[""]["data"]
     for name in EXPERIMENTS:
-        assert f"results/{name}/metrics.json" in text
-    metrics = json.loads((repo / "results" / "loss_weights" / "metrics.json").read_text())
-    assert metrics["n_trials"] == 3
-    exps = json.dumps(json.loads(dvc(repo, "exp", "show", "--json").stdout))
-    assert '"study.trials": 3' in exps or '"trials": 3' in exps
+        assert shown[f"results/{name}/metrics.json"]["data"]["n_trials"] == 3
+    # the experiment is recorded beside its baseline commit, with its params and metrics
+    baseline = next(r for r in json.loads(dvc(repo, "exp", "show", "--json").stdout)
+                    if r["rev"] != "workspace")  # fmt: skip
+    (exp,) = [rev["data"] for e in baseline["experiments"] or [] for rev in e["revs"]]
+    assert exp["params"]["params.yaml"]["data"]["study"]["trials"] == 3
+    assert exp["metrics"]["results/loss_weights/metrics.json"]["data"]["n_trials"] == 3
+    assert baseline["data"]["params"]["params.yaml"]["data"]["study"]["trials"] == 0

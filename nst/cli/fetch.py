@@ -20,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--manifest",
         action="append",
         metavar="NAME|FILE",
-        help=f"manifest to draw from, repeatable (default: {' '.join(DEFAULT_MANIFESTS)}; "
-        "also shipped: classic)",
+        help=f"manifest to draw from, repeatable or comma-separated (default: "
+        f"{' '.join(DEFAULT_MANIFESTS)}; also shipped: classic)",
     )
     p.add_argument(
         "--mirror",
@@ -50,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
     )
     report = fetch(
         args.out,
-        manifests=args.manifest or DEFAULT_MANIFESTS,
+        # params.yaml passes one comma-separated string, "" for the default
+        manifests=[m for arg in args.manifest or [] for m in arg.split(",") if m]
+        or DEFAULT_MANIFESTS,
         n_content=args.content,
         n_styles=args.styles,
         seed=args.seed,

@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup repro test test-all lint bench ui
+.PHONY: help setup repro test test-all lint bench ui mlflow-server
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -39,3 +39,6 @@ bench: setup ## speed and memory benchmarks, ratios against baselines run side b
 
 ui: setup ## browse runs in the MLflow UI on 127.0.0.1:5000
 	$(BIN)/nst ui
+
+mlflow-server: setup ## MLflow server on 127.0.0.1:5001, PostgreSQL store (db mlflow), for many workers
+	@BIN=$(BIN) bash scripts/mlflow_server.sh

@@ -30,9 +30,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def uri(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+@pytest.fixture(scope="module")
+def uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    # one store for the module: creating an MLflow schema costs seconds
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
 
 
 @pytest.fixture
@@ -66,7 +67,9 @@ def test_run_logs_params_curves_images_tags(uri: str, tiny_pair, monkeypatch) ->
         return real(self, run_id, metrics=metrics, **kw)
 
     monkeypatch.setattr(MlflowClient, "log_batch", counting)
-    with tracking.transfer_run(CONFIG, tracking_uri=uri, run_name="t", flush_every=5) as tracker:
+    with tracking.transfer_run(
+        CONFIG, tracking_uri=uri, run_name="curves-test", flush_every=5
+    ) as tracker:
         result = stylize(CONFIG, content, style, callbacks=[tracker.callback()])
         tracker.log_result(result, content, style, data_hashes={"content": "ab12"})
     assert calls == [5 * 4, 2 * 4]  # batched: flushed at step 5 and at the end, not per step
@@ -90,7 +93,8 @@ def test_run_logs_params_curves_images_tags(uri: str, tiny_pair, monkeypatch) ->
     images = {a.path for a in client.list_artifacts(tracker.run_id, "images")}
     assert images == {"images/content.png", "images/style.png", "images/result.png"}
     frame = MlflowClient(uri).search_runs(
-        [run.info.experiment_id], filter_string="params.seed = '3'"
+        [run.info.experiment_id],
+        filter_string="params.seed = '3' and tags.mlflow.runName = 'curves-test'",
     )
     assert [r.info.run_id for r in frame] == [tracker.run_id]
 

@@ -338,13 +338,20 @@ def list_images(data_dir: str | Path) -> tuple[list[Path], list[Path]]:
     found: dict[str, list[Path]] = {kind: [] for kind in KINDS}
     if lock:
         for file, entry in sorted(lock["files"].items()):
-            path = safe_path(data_dir, file)
+            path = safe_path(data_dir, file)  # a tampered lock cannot point outside data_dir
+            kind = entry.get("kind") if isinstance(entry, dict) else None
+            if kind not in KINDS or PurePosixPath(file).parts[0] != kind:
+                raise NstError(f"{data_dir / 'lock.json'}: {file}: kind {kind!r} does not match "
+                               "its folder; delete the lock and run `nst fetch` again")  # fmt: skip
             if not path.is_file():
                 raise NstError(f"{path}: listed in lock.json but missing; run `nst fetch` again")
-            found[entry["kind"]].append(path)
+            found[kind].append(path)
     else:
         for kind in KINDS:
             found[kind] = sorted(
-                p for p in (data_dir / kind).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                # safe_path refuses symlinks that lead out of data_dir
+                safe_path(data_dir, f"{kind}/{p.name}")
+                for p in (data_dir / kind).glob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES
             )
     return found["content"], found["style"]

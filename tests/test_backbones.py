@@ -229,3 +229,18 @@ def test_other_sizes_are_padded_with_a_warning() -> None:
 def test_position_embeddings_interpolate_for_larger_inputs() -> None:
     b = build("deit_tiny")
     assert b.features(image(64, 96), ["block0"])["block0"].shape[-2:] == (4, 6)
+
+
+@pytest.mark.slow
+def test_cli_transfer_with_deit_small_at_224(tmp_path: Path) -> None:
+    from nst.cli import main
+    from nst.images import load_image, save_image
+
+    content = save_image(image(224, 224, seed=1), tmp_path / "c.png")
+    style = save_image(image(224, 224, seed=2), tmp_path / "s.png")
+    out = tmp_path / "out.png"
+    argv = ["transfer", "--content", str(content), "--style", str(style), "--out", str(out),
+            "--backbone", "deit_small", "--weights", "random", "--size", "224", "--steps", "3",
+            "--content-layers", "block8", "--style-layers", "block1,block3,block5,block7", "--jitter", "8"]  # fmt: skip
+    assert main(argv) == 0
+    assert load_image(out).shape == (1, 3, 224, 224)

@@ -28,6 +28,7 @@ checkpoint in the torch hub cache ($TORCH_HOME/hub/checkpoints/<file>.pth).
 from __future__ import annotations
 
 import os
+import typing
 import warnings
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import timm
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file as load_safetensors
-from timm.models.vision_transformer import checkpoint_filter_fn
+from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
 from nst import NstError
 from nst.backbones import register
@@ -87,7 +88,7 @@ def imagenet_cache_files(timm_name: str) -> tuple[Path, list[Path]]:
     expected = repo / "snapshots" / revision / "model.safetensors"
     found = [expected] if expected.is_file() else sorted(repo.glob("snapshots/*/model.safetensors"))
     if cfg.url:  # the original release file, as torch.hub.load_state_dict_from_url caches it
-        legacy = Path(torch.hub.get_dir()) / "checkpoints" / cfg.url.rsplit("/", 1)[-1]
+        legacy = Path(torch.hub.get_dir()) / "checkpoints" / str(cfg.url).rsplit("/", 1)[-1]
         found += [legacy] if legacy.is_file() else []
     return expected, found
 
@@ -111,9 +112,11 @@ def load_weights_file(path: Path) -> dict[str, torch.Tensor]:
 class ViT(Backbone):
     """A frozen timm vision transformer with per-block NCHW features."""
 
-    def __init__(
-        self, name: str, model: torch.nn.Module, weights_info: WeightsInfo, keep_cls: bool
-    ):
+    model: typing.Any  # a timm VisionTransformer; nn.Module attributes are untyped
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, name: str, model: typing.Any, weights_info: WeightsInfo, keep_cls: bool):
         super().__init__()
         self.name = name
         self.model = model
@@ -151,7 +154,7 @@ class ViT(Backbone):
         self.check_layers(layers)
         blocks = sorted({int(layer.removesuffix("_cls").removeprefix("block")) for layer in layers})
         h = (self.pad_to_patches(x) - self.mean.to(x.dtype)) / self.std.to(x.dtype)
-        maps = self.model.forward_intermediates(
+        maps: typing.Any = self.model.forward_intermediates(
             h, indices=blocks, return_prefix_tokens=True, stop_early=True,
             output_fmt="NCHW", intermediates_only=True,
         )  # fmt: skip
@@ -180,7 +183,9 @@ def build_vit(
     kind, path = resolve_weights(weights, name, found[0] if found else expected)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = timm.create_model(timm_name, pretrained=False, dynamic_img_size=True)
+        model = typing.cast(
+            VisionTransformer, timm.create_model(timm_name, pretrained=False, dynamic_img_size=True)
+        )
     if kind == "random":
         info = WeightsInfo(
             f"random:seed={seed}", tensors_sha256(model.state_dict()), pretrained=False

@@ -10,6 +10,7 @@ A banner tops every page when any run used random instead of pretrained weights.
 from __future__ import annotations
 
 import base64
+import os
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -234,8 +235,12 @@ def write_pages(pages: list[Page], out: Path) -> list[Path]:
     env.tests["link"] = lambda cell: isinstance(cell, Link)
     written: list[Path] = []
 
+    umask = os.umask(0)
+    os.umask(umask)
+
     def put(path: Path, data: bytes) -> None:
         atomic_write(path, lambda f: f.write(data))
+        path.chmod(0o666 & ~umask)  # temporary files are private (0600); a report is for reading
         written.append(path)
 
     for page in pages:

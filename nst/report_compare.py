@@ -140,7 +140,7 @@ def best_per_group_grid(
 
 
 def _pair_label(pair: tuple[str, str]) -> str:
-    return f"{Path(pair[0]).stem} x {Path(pair[1]).stem}"
+    return f"{Path(pair[0]).stem}\nx {Path(pair[1]).stem}"
 
 
 def content_style_section(studies: list[StudyResults]) -> Section:

@@ -111,8 +111,17 @@ def pareto_front(study: StudyResults) -> Plot | None:
     ax.plot(
         values[front, 0][order], values[front, 1][order], "o-", color="C3", label="Pareto front"
     )
+    # trials with (nearly) equal values share one label instead of overprinting each other
+    near = 0.02 * np.maximum(np.ptp(values, axis=0), 1e-12)  # 2% of each axis' data range
+    labels: list[tuple[float, float, list[str]]] = []
     for number, (x, y) in zip(frame["number"][front], values[front], strict=True):
-        ax.annotate(f"#{number}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        close = [lab for lab in labels if abs(lab[0] - x) <= near[0] and abs(lab[1] - y) <= near[1]]
+        if not close:
+            labels.append((x, y, []))
+            close = [labels[-1]]
+        close[0][2].append(f"#{number}")
+    for x, y, names in labels:
+        ax.annotate(",".join(names), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel(label(a.name, _directions(study)))
     ax.set_ylabel(label(b.name, _directions(study)))
     ax.legend(loc="best", fontsize=8)
@@ -335,7 +344,7 @@ def image_grid(
             if r == 0:
                 ax.set_title(col_labels[c], fontsize=9)
             if c == 0:
-                ax.set_ylabel(row_labels[r], fontsize=9)
+                ax.set_ylabel(row_labels[r], fontsize=8)
     return Plot(name, _render(fig), caption)
 
 

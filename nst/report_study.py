@@ -129,8 +129,8 @@ def best_trials_section(study: StudyResults, links: Links) -> Section:
                 [study.resolve(pair.get("content")), study.resolve(pair.get("style")), result]
             )
             labels.append(
-                f"#{b.get('number')}: "
-                + " x ".join(Path(str(pair.get(key, "?"))).stem for key in ("content", "style"))
+                f"trial #{b.get('number')}\n"
+                + "\nx ".join(Path(str(pair.get(key, "?"))).stem for key in ("content", "style"))
             )
     headers = (
         ["trial"] + [f"{o.name} {o.arrow}" for o in study.objectives] + params + ["MLflow run"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -112,6 +113,10 @@ def test_writes_index_readme_and_a_page_per_study(fake_report: Path) -> None:
         assert (fake_report / f"{study}.html").is_file()
         assert (fake_report / f"{study}.md").is_file()
     assert not list(fake_report.rglob(".*.tmp")), "atomic writes leave no temporary files"
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = (fake_report / "index.html").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask, "the report is as readable as any file the user creates"
 
 
 def test_html_is_self_contained(fake_report: Path) -> None:

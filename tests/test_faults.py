@@ -302,7 +302,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
 
 
 def nst_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "NST_HEARTBEAT_S": "1", "NST_GRACE_S": "3",
+    env = {**os.environ, "NST_HEARTBEAT_S": "1", "NST_GRACE_S": "5",
            # fail fast instead of MLflow's default minutes of retries against a dead server
            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
            "OMP_NUM_THREADS": "1", **extra}  # fmt: skip
@@ -336,6 +336,7 @@ def runs_by_trial(tracking: str, experiment: str) -> dict[int, list]:
 
     client = MlflowClient(tracking)
     exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no MLflow experiment {experiment}"
     found: dict[int, list] = {}
     for run in client.search_runs([exp.experiment_id], max_results=1000):
         if "nst.trial" in run.data.tags:
@@ -356,13 +357,14 @@ def assert_each_finished_trial_once(study: optuna.Study, tracking: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 @pytest.mark.postgres
 @pytest.mark.skipif(not _postgres_available(), reason="no PostgreSQL on 127.0.0.1:5432")
 def test_sigkill_a_worker_mid_trial_the_study_completes_and_keeps_every_trial_once(
     tmp_path, mlflow_server
 ):
     name = f"fault_kill_{uuid.uuid4().hex[:8]}"
-    spec_file = write_spec(tmp_path / "kill.yaml", name, steps=40, trials=12)
+    spec_file = write_spec(tmp_path / "kill.yaml", name, steps=40, trials=16)
     spec = load_experiment(spec_file).with_profile("smoke")
     storage = sqlalchemy_url(POSTGRES)
     # the study and its MLflow parent run are made once, before the workers start
@@ -385,13 +387,13 @@ def test_sigkill_a_worker_mid_trial_the_study_completes_and_keeps_every_trial_on
         wait_for(a_is_mid_trial, 180, "worker A to be inside a trial")
         a.send_signal(signal.SIGKILL)
         a.wait()
-        _, err = b.communicate(timeout=300)
+        _, err = b.communicate(timeout=900)
         assert b.returncode == 0, err[-2000:]
 
         study = optuna.load_study(study_name=name, storage=storage)
         trials = study.trials
-        assert n_done(study) == 12
-        assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 12
+        assert n_done(study) == 16
+        assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 16
         killed = [t for t in trials if t.user_attrs.get("worker", "").endswith(f":{a.pid}")
                   and t.state.name == "FAIL"]  # fmt: skip
         assert len(killed) == 1
@@ -414,6 +416,7 @@ def test_sigkill_a_worker_mid_trial_the_study_completes_and_keeps_every_trial_on
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_mlflow_server_stopped_mid_study_fails_clearly_retries_and_loses_nothing(
     tmp_path, mlflow_server
 ):

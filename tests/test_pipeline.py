@@ -75,6 +75,23 @@ def test_dag_runs_fetch_then_each_study_then_the_report() -> None:
     assert edges == expected
 
 
+def test_fresh_deletes_only_that_study_and_its_trial_files(tmp_path: Path) -> None:
+    import optuna
+
+    from nst.cli.study import start_over
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    for name in ("a", "b"):
+        optuna.create_study(study_name=name, storage=url).optimize(lambda t: 1.0, n_trials=1)
+        for part in ("images", "curves"):
+            (tmp_path / name / part).mkdir(parents=True)
+    start_over("a", url, tmp_path / "a")
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["b"]
+    assert not (tmp_path / "a" / "images").exists() and not (tmp_path / "a" / "curves").exists()
+    assert (tmp_path / "b" / "images").is_dir()
+    start_over("never-ran", url, tmp_path / "never-ran")  # nothing to delete: no error
+
+
 # ------------------------------------------------------------------------------ end to end
 
 
@@ -136,6 +153,7 @@ def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
     assert "didn't change" in second.stdout
 
     # 3. one experiment edited: its study and the report, nothing else; the study is replaced
+    before = json.loads((repo / "results" / "optimizers" / "summary.json").read_text())
     spec = repo / "experiments" / "optimizers.yaml"
     spec.write_text(spec.read_text().replace("step sizes", "learning rates"))
     status = json.loads(dvc(repo, "status", "--json").stdout)
@@ -146,6 +164,9 @@ def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
     assert metrics["n_trials"] == 2  # not 4: the re-run started afresh
     summary = json.loads((repo / "results" / "optimizers" / "summary.json").read_text())
     assert summary["description"].endswith("learning rates, at a fixed step budget.")
+    assert summary["mlflow"]["parent_run_id"] != before["mlflow"]["parent_run_id"]
+    images = sorted(p.name for p in (repo / "results" / "optimizers" / "images").glob("*.png"))
+    assert images == ["trial000_pair0.png", "trial001_pair0.png"]  # trials that really ran
     commit(repo, "edit optimizers")
 
     # 4. an experiment with another trial budget: the param and its metrics are recorded

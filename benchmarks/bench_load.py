@@ -10,7 +10,7 @@ not the network. MLflow tracking is off: with every trial's run going to one tra
 the server, not the study, is what would be measured.
 
 Reported, for the K-worker study and, side by side, a 1-worker baseline of N trials on the same
-storage: trials per minute (finished trials over the wall time from the first trial's start to
+storage run just before and just after it (the machine's speed drifts when it is shared): trials per minute (finished trials over the wall time from the first trial's start to
 the last trial's end, and over the whole command including process start-up), lost trials
 (budget minus trials counted done: goal 0), duplicated trials (a trial number twice, a result
 image written for no finished trial, or trials beyond the budget: goal 0), and trials per worker.
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-baseline", action="store_true", help="skip the 1-worker baseline")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
+    os.environ["PYTHONWARNINGS"] = "ignore"  # the spawned workers too (random-weights warning)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{os.cpu_count()} CPU cores")  # fmt: skip
     arms = [(args.workers, args.trials_per_worker)]
     if not args.no_baseline and args.workers > 1:
-        arms.insert(0, (1, args.trials_per_worker))
+        arms = [(1, args.trials_per_worker), *arms, (1, args.trials_per_worker)]
     results = [run_load(w, n, args.size, args.steps, args.storage) for w, n in arms]
     cols = ("workers", "budget", "finished", "failed", "lost", "duplicated", "trials_per_min",
             "trials_per_min_with_startup", "wall_s", "per_worker")  # fmt: skip
@@ -119,9 +120,11 @@ def main(argv: list[str] | None = None) -> None:
     for r in results:
         print("  ".join(f"{r[c]:>12.1f}" if isinstance(r[c], float) else
                         (f"{r[c]!s:>12}" if c != "per_worker" else str(r[c])) for c in cols))  # fmt: skip
-    if len(results) == 2:
-        ratio = results[1]["trials_per_min"] / results[0]["trials_per_min"]
-        print(f"throughput {args.workers} workers / 1 worker: {ratio:.2f}x")
+    if len(results) == 3:
+        base = (results[0]["trials_per_min"] + results[2]["trials_per_min"]) / 2
+        ratio = results[1]["trials_per_min"] / base
+        print(f"throughput {args.workers} workers / 1 worker (mean of the two baselines): "
+              f"{ratio:.2f}x")  # fmt: skip
     bad = sum(r["lost"] + r["duplicated"] for r in results)
     print("lost + duplicated:", bad, "(goal 0)")
 

@@ -482,12 +482,15 @@ def end_run(run_id: str, *, tracking_uri: str | None = None, status: str = "FINI
 
 
 def fail_run(run_id: str, reason: str, *, tracking_uri: str | None = None) -> bool:
-    """Mark a run that is still RUNNING (its process died, or tracking broke mid-run) FAILED
-    with an nst.fail_reason tag. Best-effort: warns and returns False when the store is down."""
+    """Mark the run of a failed trial FAILED with an nst.fail_reason tag (its process died, or
+    tracking broke mid-run). The study's trial is the record of truth, so a run that already
+    says FINISHED is corrected too: a worker killed between ending its run and reporting its
+    trial leaves exactly that. Best-effort: warns and returns False when the store is down."""
     uri = resolve_tracking_uri(tracking_uri)
     try:
         client = _client(uri)
-        if client.get_run(run_id).info.status != "RUNNING":
+        run = client.get_run(run_id)
+        if run.info.status == "FAILED" and "nst.fail_reason" in run.data.tags:
             return False
         client.set_tag(run_id, "nst.fail_reason", reason[:5000])
         client.set_terminated(run_id, status="FAILED")

@@ -27,7 +27,7 @@ from scipy import stats
 
 from nst import NstError
 
-TEXT_COLUMNS = ("mlflow_run_id", "weights_identity", "state")
+TEXT_COLUMNS = ("mlflow_run_id", "weights_identity", "state", "fail_reason")
 IMAGE_NAME = re.compile(r"trial0*(\d+)_pair0*(\d+)\.png$")
 
 

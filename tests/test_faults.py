@@ -89,25 +89,25 @@ def test_failure_reasons_name_the_fault():
 def test_a_nan_trial_fails_alone_with_its_reason_in_optuna_and_mlflow(tmp_path):
     from mlflow import MlflowClient
 
-    spec = parse_experiment(spec_dict("nan_isolation"))
+    spec = parse_experiment(spec_dict("nan_isolation", trials=2))
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    enqueue(spec, url, [1.0e3, 1.0e300, 1.0e4])  # the middle one overflows to inf
+    enqueue(spec, url, [1.0e300, 1.0e3])  # the first overflows to inf; the study goes on
     out = run_study(
         spec, StudyOptions(out=tmp_path / "results", storage=url, tracking_uri=tracking)
     )
     trials = optuna.load_study(study_name=spec.name, storage=url).trials
-    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
-    assert trials[1].user_attrs["fail_reason"].startswith("non-finite loss: loss became inf")
-    assert "fail_reason" not in trials[0].user_attrs
-    run = MlflowClient(tracking).get_run(trials[1].user_attrs["mlflow_run_id"])
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[0].user_attrs["fail_reason"].startswith("non-finite loss: loss became inf")
+    assert "fail_reason" not in trials[1].user_attrs
+    run = MlflowClient(tracking).get_run(trials[0].user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED"
     assert run.data.tags["nst.fail_reason"].startswith("non-finite loss")
-    ok = MlflowClient(tracking).get_run(trials[2].user_attrs["mlflow_run_id"])
+    ok = MlflowClient(tracking).get_run(trials[1].user_attrs["mlflow_run_id"])
     assert ok.info.status == "FINISHED"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failures"] == [
-        {"number": 1, "reason": trials[1].user_attrs["fail_reason"], "retried_as": None}
+        {"number": 0, "reason": trials[0].user_attrs["fail_reason"], "retried_as": None}
     ]
     assert json.loads((out / "metrics.json").read_text())["n_failed"] == 1
 

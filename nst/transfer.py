@@ -63,7 +63,9 @@ class Result:
 
 
 def build_backbone(config: TransferConfig) -> Backbone:
-    return get_backbone(config.backbone, weights=config.weights, pooling=config.pooling, seed=config.seed)
+    return get_backbone(
+        config.backbone, weights=config.weights, pooling=config.pooling, seed=config.seed
+    )
 
 
 def fit_size(image: torch.Tensor, size: int, multiple: int = 1) -> torch.Tensor:
@@ -77,20 +79,31 @@ def fit_size(image: torch.Tensor, size: int, multiple: int = 1) -> torch.Tensor:
 class Objective:
     """The loss of a candidate image against fixed content and style targets."""
 
-    def __init__(self, backbone: Backbone, config: TransferConfig, content: torch.Tensor,
-                 style: torch.Tensor | Sequence[torch.Tensor], dtype: torch.dtype):
+    def __init__(
+        self,
+        backbone: Backbone,
+        config: TransferConfig,
+        content: torch.Tensor,
+        style: torch.Tensor | Sequence[torch.Tensor],
+        dtype: torch.dtype,
+    ):
         self.backbone, self.config, self.dtype = backbone, config, dtype
         self.layers = list(dict.fromkeys(config.content_layers + config.style_layers))
         # patch-grid artefact mitigation (nst.artifacts): averaged fixed shifts, per-step jitter
         self.shifts = average_shifts(config.shift_average, backbone.size_multiple)
-        self.jitter, self.content, self._jittered = Jitter(config.jitter, config.seed), content, {}
+        self.jitter, self.content = Jitter(config.jitter, config.seed), content
+        self._jittered: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
         gatys = config.style_normalization == "gatys"
         with torch.no_grad():
             c = self.extract(content)
         self.content_targets = {layer: c[layer] for layer in config.content_layers}
         # several styles: Gram targets mixed by config.style_blend (nst.blend)
         self.style_targets = blended_grams(
-            self.extract, as_styles(style), config.style_layers, config.style_blend, normalize=not gatys
+            self.extract,
+            as_styles(style),
+            config.style_layers,
+            config.style_blend,
+            normalize=not gatys,
         )
         norm = config.layer_weight_normalization  # nst.gradnorm
         self.content_weights = normalize_layer_weights(
@@ -101,7 +114,9 @@ class Objective:
         )
 
     def extract(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = shift_averaged(lambda z: self.backbone.features(z, self.layers), x.to(self.dtype), self.shifts)
+        feats = shift_averaged(
+            lambda z: self.backbone.features(z, self.layers), x.to(self.dtype), self.shifts
+        )
         return {k: v.float() for k, v in feats.items()}  # losses in fp32 even in bf16 mode
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -132,7 +147,9 @@ class Objective:
         return self._jittered[shift]
 
 
-def initial_image(config: TransferConfig, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+def initial_image(
+    config: TransferConfig, content: torch.Tensor, style: torch.Tensor
+) -> torch.Tensor:
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     noise = torch.rand(content.shape, generator=gen).to(content.device)
     if config.init == "content":
@@ -151,13 +168,19 @@ def make_optimizer(config: TransferConfig, params: list[torch.Tensor]) -> torch.
     if name == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
     # One of our steps is one L-BFGS iteration; the history persists across step() calls.
     # Its own tolerances are off: pixel gradients can be below 1e-7 while the image still
     # changes visibly, and stopping is decided by config.steps and config.stop_rtol.
     return torch.optim.LBFGS(
-        params, lr=config.lr, max_iter=1, history_size=config.lbfgs_history,
-        tolerance_grad=0.0, tolerance_change=0.0,
+        params,
+        lr=config.lr,
+        max_iter=1,
+        history_size=config.lbfgs_history,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
         line_search_fn=None if config.lbfgs_line_search == "none" else "strong_wolfe",
     )
 
@@ -226,7 +249,9 @@ def stylize(
         optimizer.zero_grad(set_to_none=True)
         terms = objective(x)
         if config.normalize_gradients:  # each term's gradient scaled to unit L1 norm (nst.gradnorm)
-            normalized_backward(terms, {"content": config.alpha, "style": config.beta, "tv": config.gamma}, x)
+            normalized_backward(
+                terms, {"content": config.alpha, "style": config.beta, "tv": config.gamma}, x
+            )
         else:
             terms["total"].backward()
         # the first evaluation of a step is at the current image (a line search evaluates
@@ -252,11 +277,15 @@ def stylize(
             optimizer = make_optimizer(config, [x])
         losses = {k: float(v.detach()) for k, v in last.items()}
         if not all(map(_finite, losses.values())):
-            raise NonFiniteLoss(f"loss became {losses['total']} at step {step}; lower the lr or the weights")
+            raise NonFiniteLoss(
+                f"loss became {losses['total']} at step {step}; lower the lr or the weights"
+            )
         for k, v in losses.items():
             history[k].append(v)
         info = Step(step, losses, x.detach(), time.perf_counter() - t1)
-        if any([bool(cb(info)) for cb in callbacks]) or _converged(history["total"], config.stop_rtol):
+        if any([bool(cb(info)) for cb in callbacks]) or _converged(
+            history["total"], config.stop_rtol
+        ):
             stopped = step < config.steps
             break
     loop_seconds = time.perf_counter() - t1

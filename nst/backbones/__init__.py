@@ -35,8 +35,6 @@ def get_backbone(name: str, weights: str = "auto", **options: object) -> Backbon
 
 
 # importing the modules registers their backbones
-from nst.backbones import vgg  # noqa: E402,F401
-from nst.backbones import vit  # noqa: E402,F401
-
+from nst.backbones import vgg, vit  # noqa: E402,F401
 
 __all__ = ["Backbone", "WeightsInfo", "get_backbone", "list_backbones", "register"]

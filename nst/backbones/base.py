@@ -42,7 +42,9 @@ class Backbone(nn.Module):
     #: side lengths should be multiples of this (ViT patch size; 1 for CNNs)
     size_multiple: int = 1
 
-    def features(self, x: torch.Tensor, layers: tuple[str, ...] | list[str]) -> dict[str, torch.Tensor]:
+    def features(
+        self, x: torch.Tensor, layers: tuple[str, ...] | list[str]
+    ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def check_layers(self, layers: tuple[str, ...] | list[str]) -> None:
@@ -97,9 +99,7 @@ def warn_random(name: str, seed: int) -> None:
     warnings.warn(message, RandomWeightsWarning, stacklevel=3)
 
 
-def resolve_weights(
-    spec: str, name: str, cache_file: Path
-) -> tuple[str, Path | None]:
+def resolve_weights(spec: str, name: str, cache_file: Path) -> tuple[str, Path | None]:
     """Decide where weights come from: returns (kind, file) with kind imagenet|random|file.
 
     imagenet: `cache_file` must exist (it is never downloaded here);
@@ -120,5 +120,7 @@ def resolve_weights(
         return "random", None
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise NstError(f"weights {spec!r}: no such file; use imagenet, random, auto or a path to a state dict")
+        raise NstError(
+            f"weights {spec!r}: no such file; use imagenet, random, auto or a path to a state dict"
+        )
     return "file", path

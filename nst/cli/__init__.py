@@ -20,7 +20,9 @@ COMMANDS = ("transfer", "demo", "reconstruct", "fetch", "report", "evaluate", "s
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nst", description="Neural style transfer research harness.")
+    parser = argparse.ArgumentParser(
+        prog="nst", description="Neural style transfer research harness."
+    )
     parser.add_argument("--version", action="version", version=f"nst {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:

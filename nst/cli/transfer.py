@@ -27,39 +27,61 @@ HELP = "stylise a content image with a style image"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content", required=True, help="content image file")
-    p.add_argument("--style", required=True, action="append",
-                   help="style image file; several as A,B or a repeated --style, mixed by --style-blend")
+    p.add_argument(
+        "--style",
+        required=True,
+        action="append",
+        help="style image file; several as A,B or a repeated --style, mixed by --style-blend",
+    )
     p.add_argument("--out", required=True, help="where to write the result (.png or .jpg)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--frames-out", metavar="PATH.gif",
-                   help="write the progress frames as an animated GIF (and an MP4 beside it when ffmpeg "
-                        "is installed); default with --frame-every: <out>.frames.gif beside --out")
+    p.add_argument(
+        "--frames-out",
+        metavar="PATH.gif",
+        help="write the progress frames as an animated GIF (and an MP4 beside it when ffmpeg "
+        "is installed); default with --frame-every: <out>.frames.gif beside --out",
+    )
     add_tracking_options(p)
     add_config_options(p)
 
 
 def add_tracking_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("MLflow tracking (on by default: sqlite mlflow.db at the project root)")
-    g.add_argument("--tracking-uri", metavar="URI",
-                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite mlflow.db)")
+    g = p.add_argument_group(
+        "MLflow tracking (on by default: sqlite mlflow.db at the project root)"
+    )
+    g.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite mlflow.db)",
+    )
     g.add_argument("--experiment", default="nst", help="MLflow experiment name (default: nst)")
     g.add_argument("--run-name", help="MLflow run name")
     g.add_argument("--no-track", action="store_true", help="do not log this run to MLflow")
-    g.add_argument("--track", choices=("strict", "best-effort"), default="strict",
-                   help="strict (default): a tracking failure fails the command after the result is "
-                        "written; best-effort: warn and keep going")
+    g.add_argument(
+        "--track",
+        choices=("strict", "best-effort"),
+        default="strict",
+        help="strict (default): a tracking failure fails the command after the result is "
+        "written; best-effort: warn and keep going",
+    )
 
 
-def tracked(args: argparse.Namespace, config: TransferConfig,
-            inputs: dict[str, str]) -> contextlib.AbstractContextManager[TransferTracker | None]:
+def tracked(
+    args: argparse.Namespace, config: TransferConfig, inputs: dict[str, str]
+) -> contextlib.AbstractContextManager[TransferTracker | None]:
     """The MLflow run context of this command, or a no-op one with --no-track."""
     if getattr(args, "no_track", True):
         return contextlib.nullcontext(None)
     from nst.tracking import transfer_run  # imports mlflow: only when tracking
 
-    return transfer_run(config, tracking_uri=args.tracking_uri, experiment=args.experiment,
-                        run_name=args.run_name, mode=args.track,
-                        tags={f"nst.input.{k}": v for k, v in inputs.items()})
+    return transfer_run(
+        config,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        run_name=args.run_name,
+        mode=args.track,
+        tags={f"nst.input.{k}": v for k, v in inputs.items()},
+    )
 
 
 def progress_bar(total: int) -> tuple[tqdm, Callback]:
@@ -81,8 +103,11 @@ def summary(result: Result, out: str) -> dict[str, object]:
         "seconds": round(result.seconds, 3),
         "seconds_per_step": round(result.seconds_per_step, 5),
         "peak_memory_mb": round(result.peak_memory_mb, 1),
-        "weights": {"identity": result.weights.identity, "sha256": result.weights.sha256,
-                    "pretrained": result.weights.pretrained},
+        "weights": {
+            "identity": result.weights.identity,
+            "sha256": result.weights.sha256,
+            "pretrained": result.weights.pretrained,
+        },
         "seed": result.config.seed,
         "config": result.config.to_dict(),
         "frames": len(result.frames),
@@ -100,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
     content = load_image(args.content)
     styles = [load_image(p) for p in style_paths]
     style = styles[0] if len(styles) == 1 else styles
-    bar, update = progress_bar(sum(config.pyramid_steps) or config.steps * max(1, len(config.pyramid)))
+    bar, update = progress_bar(
+        sum(config.pyramid_steps) or config.steps * max(1, len(config.pyramid))
+    )
     inputs = {"content": args.content, **{f"style{i or ''}": p for i, p in enumerate(style_paths)}}
     # a tracking failure (strict) is raised when this block exits: the result is on disk by then
     with tracked(args, config, inputs) as tracker:
@@ -126,8 +153,10 @@ def run(args: argparse.Namespace) -> int:
                 info["mlflow"] = {"tracking_uri": tracker.uri, "run_id": tracker.run_id}
             print(json.dumps(info, indent=2))
         else:
-            print(f"wrote {args.out} ({result.steps} steps, {result.seconds:.1f} s, "
-                  f"loss {result.final_losses['total']:.4g}, weights {result.weights.identity})")
+            print(
+                f"wrote {args.out} ({result.steps} steps, {result.seconds:.1f} s, "
+                f"loss {result.final_losses['total']:.4g}, weights {result.weights.identity})"
+            )
         if tracker is not None and tracker.active:
             print(f"MLflow run {tracker.run_id} in {tracker.uri}", file=sys.stderr)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 
 
 def gram(features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
@@ -28,7 +29,7 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L_content = mean_ij (F_ij - P_ij)^2, the mean squared feature difference.
 
     Gatys use 1/2 * sum; the mean makes layers of different sizes comparable."""
-    return torch.mean((features - target) ** 2)
+    return F.mse_loss(features, target)  # fused: one pass, no temporary difference tensor
 
 
 def style_layer_loss(
@@ -41,7 +42,7 @@ def style_layer_loss(
                     (equation 4 of Gatys et al.); `target_gram` must then be raw too.
     """
     if not gatys:
-        return torch.mean((gram(features) - target_gram) ** 2)
+        return F.mse_loss(gram(features), target_gram)
     _, c, h, w = features.shape
     return torch.sum((gram(features, normalize=False) - target_gram) ** 2) / (
         4.0 * c**2 * (h * w) ** 2

@@ -26,8 +26,8 @@ from benchmarks import tutorial_baseline
 from benchmarks.common import benchmark_pair, interleaved
 from nst.backbones import get_backbone
 from nst.config import TransferConfig
-from nst.provenance import bf16_support
 from nst.images import resize_tensor
+from nst.provenance import bf16_support
 from nst.transfer import Objective, fit_size, stylize
 
 STYLE = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
@@ -149,7 +149,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timing-steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--memory-size", type=int, default=512)
-    p.add_argument("--only", default="", help="time-to-quality strategies whose name contains any of these (comma-separated)")
+    p.add_argument(
+        "--only",
+        default="",
+        help="time-to-quality strategies whose name contains any of these (comma-separated)",
+    )
     p.add_argument("--skip", default="", help="comma-separated: speed,bf16,quality,memory")
     args = p.parse_args(argv)
     skip = set(args.skip.split(","))

@@ -77,6 +77,13 @@ def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def file_weights_info(kind: str, path: Path) -> WeightsInfo:
+    """Identity of weights read from a file: the cache file's name for `imagenet`, the full
+    path for a user's file, and the file's sha256 either way."""
+    identity = f"{kind}:{path.name if kind == 'imagenet' else path}"
+    return WeightsInfo(identity, file_sha256(path), pretrained=True)
+
+
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """Load a state dict safely: weights_only=True refuses pickled code."""
     try:

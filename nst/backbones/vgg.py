@@ -21,7 +21,7 @@ from nst.backbones.base import (
     IMAGENET_STD,
     Backbone,
     WeightsInfo,
-    file_sha256,
+    file_weights_info,
     load_state_dict_file,
     resolve_weights,
     tensors_sha256,
@@ -134,9 +134,7 @@ def build_vgg(arch: str, weights: str = "auto", pooling: str = "max", seed: int 
         raise NstError(
             f"{path}: does not fit {arch}: {str(err).splitlines()[-1].strip()}"
         ) from None
-    info = WeightsInfo(
-        f"{kind}:{path.name if kind == 'imagenet' else path}", file_sha256(path), pretrained=True
-    )
+    info = file_weights_info(kind, path)
     return VGG(arch, features, pooling, info)
 
 

@@ -43,7 +43,7 @@ from nst.backbones import register
 from nst.backbones.base import (
     Backbone,
     WeightsInfo,
-    file_sha256,
+    file_weights_info,
     load_state_dict_file,
     resolve_weights,
     tensors_sha256,
@@ -202,9 +202,7 @@ def build_vit(
         raise NstError(
             f"{path}: not a timm {timm_name} state dict: {str(err).splitlines()[-1].strip()}"
         ) from None
-    info = WeightsInfo(
-        f"{kind}:{path.name if kind == 'imagenet' else path}", file_sha256(path), pretrained=True
-    )
+    info = file_weights_info(kind, path)
     return ViT(name, model, info, keep_cls)
 
 

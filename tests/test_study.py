@@ -72,9 +72,9 @@ def test_ratios_map_to_weights_and_presets_apply():
     from nst.study import suggest
 
     spec = load_experiment(EXPERIMENTS[0].parent / "backbones.yaml").with_profile("smoke")
-    trial = optuna.trial.FixedTrial({"backbone": "deit_small", "style_ratio": 1000.0})
+    trial = optuna.trial.FixedTrial({"backbone": "deit_small", "style_ratio": 10000.0})
     config = suggest(trial, spec)  # type: ignore[arg-type]
-    assert (config.alpha, config.beta) == (1.0, 1000.0)
+    assert (config.alpha, config.beta) == (1.0, 10000.0)
     assert config.content_layers == ("block8",) and config.style_layers[0] == "block0"
 
 

@@ -227,6 +227,7 @@ def time_to_quality(args, backbone, cnn, c, s, config) -> None:  # type: ignore[
         "adam lr0.02 (same recipe)": config.replace(steps=cap),
         "adam lr0.02 bf16": config.replace(steps=cap, dtype="bfloat16"),
         "lbfgs": config.replace(steps=cap, optimizer="lbfgs", lr=1.0),
+        "lbfgs bf16": config.replace(steps=cap, optimizer="lbfgs", lr=1.0, dtype="bfloat16"),
     }
     wanted = [w for w in args.only.split(",") if w]
     strategies = {k: v for k, v in strategies.items() if not wanted or any(w in k for w in wanted)}

@@ -53,6 +53,6 @@ def blended_grams(
         for bi, s in zip(b, styles, strict=True):
             feats = extract(s)
             for layer in layers:
-                g = bi * gram(feats[layer], normalize=normalize)
+                g = bi * gram(feats[layer].float(), normalize=normalize)
                 targets[layer] = g if layer not in targets else targets[layer] + g
     return targets

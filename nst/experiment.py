@@ -16,7 +16,7 @@
     pairs: {count: 2, seed: 0}
     budget: {trials: 20, timeout_s: 600}
     sampler: nsga2                      # tpe | random | grid | nsga2 | nsga3 | cmaes
-    pruner: none                        # median | hyperband | none (or {type: median, ...})
+    pruner: none                        # median | successive_halving | hyperband | none (or {type: median, ...})
     profiles: {smoke: {fixed: {...}, pairs: {...}, budget: {...}}}
 
 The total loss alpha*L_c + beta*L_s + gamma*L_tv is invariant (up to scale, which the
@@ -42,7 +42,7 @@ from nst.profiles import get_profile
 RATIOS = {"style_ratio": "beta", "tv_ratio": "gamma"}  # searched ratio -> weight it sets
 LOSS_TERMS = ("content", "style", "tv", "total")
 SAMPLERS = ("tpe", "random", "grid", "nsga2", "nsga3", "cmaes")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("median", "successive_halving", "hyperband", "none")
 TOP_KEYS = ("name", "description", "fixed", "search", "objectives", "pairs", "budget",
             "sampler", "pruner", "profiles")  # fmt: skip
 

@@ -6,7 +6,7 @@ content/style pairs with it and returns the mean of each objective metric over t
     f_m(theta) = 1/P sum_p  m(content_p, style_p, stylize(theta, content_p, style_p)).
 
 While a pair runs, the running estimate of f (the finished pairs' values and the current
-image's value) is reported `reports` times per pair, so a pruner (median, hyperband) can stop
+image's value) is reported `reports` times per pair, so a pruner (median, successive_halving, hyperband) can stop
 a trial that is already worse than its peers. Every trial is a nested MLflow run under one
 parent run per study (see nst.tracking); results land in results/<study>/ (nst.study_outputs).
 
@@ -159,6 +159,9 @@ def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
     try:
         if kind == "median":
             return optuna.pruners.MedianPruner(**{"n_startup_trials": 2, **options})
+        if kind == "successive_halving":  # asynchronous SH: one aggressive bracket
+            return optuna.pruners.SuccessiveHalvingPruner(
+                **{"min_resource": 1, "reduction_factor": 3, **options})  # fmt: skip
         if kind == "hyperband":
             return optuna.pruners.HyperbandPruner(
                 **{"min_resource": 1, "max_resource": spec.reports * int(spec.pairs["count"]),
@@ -284,17 +287,19 @@ class StudyObjective:
         content = self.res.image(pair.content, config.size)
         style = self.res.image(pair.style, config.size)
         target = fit_size(content, config.size, backbone.size_multiple)
-        every = max(1, config.steps // self.spec.reports)
+        marks = report_marks(total_steps(config), self.spec.reports)
         single = not self.spec.multi_objective
         proxies = [*done_proxies, math.nan]  # finished pairs' last value, this pair's
 
         def on_step(step: Step) -> None:
             curves.append([trial.number, k, step.step, round(step.seconds, 4),
                            *(step.losses[t] for t in CURVE_TERMS)])  # fmt: skip
-            if single and (step.step % every == 0 or step.step == config.steps):
+            if single and step.step in marks:
                 o = self.spec.objectives[0]
                 proxies[k] = proxy(o.metric, o.direction, target, style, step.image, step.losses)
-                trial.report(sum(proxies) / len(proxies), k * config.steps + step.step)
+                # Optuna's "step" is the report's number (pair k's j-th is k * reports + j), so
+                # the pruners' resources (1 .. reports * pairs) mean the same at any step count
+                trial.report(sum(proxies) / len(proxies), k * self.spec.reports + marks[step.step])
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at pair {k} step {step.step}")
 
@@ -324,6 +329,20 @@ class StudyObjective:
             )
             values.update(ev.values)
         return values
+
+
+def total_steps(config: TransferConfig) -> int:
+    if not config.pyramid:
+        return config.steps
+    return sum(config.pyramid_steps) or config.steps * len(config.pyramid)
+
+
+def report_marks(steps: int, reports: int) -> dict[int, int]:
+    """{optimisation step: report number 1..reports}, spread evenly, the last at `steps`."""
+    marks: dict[int, int] = {}
+    for j in range(1, reports + 1):
+        marks.setdefault(max(1, round(j * steps / reports)), len(marks) + 1)
+    return marks
 
 
 def proxy(metric: str, direction: str, content: torch.Tensor, style: torch.Tensor,

@@ -96,7 +96,7 @@ class Objective:
         gatys = config.style_normalization == "gatys"
         with torch.no_grad():
             c = self.extract(content)
-        self.content_targets = {layer: c[layer] for layer in config.content_layers}
+        self.content_targets = {layer: c[layer].float() for layer in config.content_layers}
         # several styles: Gram targets mixed by config.style_blend (nst.blend)
         self.style_targets = blended_grams(
             self.extract,
@@ -114,10 +114,11 @@ class Objective:
         )
 
     def extract(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = shift_averaged(
+        # features stay in the compute dtype: in bf16 mode the Gram products run in bf16 too
+        # (they are a quarter of a step's time otherwise); every loss is reduced in fp32
+        return shift_averaged(
             lambda z: self.backbone.features(z, self.layers), x.to(self.dtype), self.shifts
         )
-        return {k: v.float() for k, v in feats.items()}  # losses in fp32 even in bf16 mode
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -125,7 +126,10 @@ class Objective:
         feats = self.extract(roll(x, shift))
         gatys = cfg.style_normalization == "gatys"
         content = weighted_sum(
-            {k: content_loss(feats[k], t) for k, t in self.content_targets_at(shift).items()},
+            {
+                k: content_loss(feats[k].float(), t)
+                for k, t in self.content_targets_at(shift).items()
+            },
             self.content_weights,
         )
         style = weighted_sum(
@@ -143,7 +147,9 @@ class Objective:
         if shift not in self._jittered:
             with torch.no_grad():
                 c = self.extract(roll(self.content, shift))
-            self._jittered[shift] = {layer: c[layer] for layer in self.config.content_layers}
+            self._jittered[shift] = {
+                layer: c[layer].float() for layer in self.config.content_layers
+            }
         return self._jittered[shift]
 
 
@@ -178,6 +184,9 @@ def make_optimizer(config: TransferConfig, params: list[torch.Tensor]) -> torch.
         params,
         lr=config.lr,
         max_iter=1,
+        # torch derives the line search's evaluation budget from max_eval (default
+        # max_iter * 5 // 4 = 1 here, i.e. no search at all): give it torch's max_ls of 25
+        max_eval=1 + 25,
         history_size=config.lbfgs_history,
         tolerance_grad=0.0,
         tolerance_change=0.0,
@@ -244,8 +253,23 @@ def stylize(
 
     history: dict[str, list[float]] = {"content": [], "style": [], "tv": [], "total": []}
     last: dict[str, torch.Tensor] = {}
+    lbfgs = config.optimizer == "lbfgs"
+    # torch's L-BFGS evaluates the loss at the start of every step() call, i.e. at the point
+    # its last line search just evaluated and accepted: a cache of that evaluation saves one
+    # forward/backward per step. Only valid while the objective is fixed (no jitter).
+    reuse = ReusedEvaluation() if lbfgs and config.jitter == 0 else None
+    # L-BFGS is not invariant to the loss's scale: torch's implementation skips curvature
+    # pairs with y's <= 1e-10, which at NST's loss scale (~1e-3 with normalised Grams) is
+    # every pair, leaving gradient descent with step 1 that barely moves. So L-BFGS minimises
+    # L(x) / L(x_0), which has the same minimiser; history and callbacks see L itself.
+    scale: list[float] = []
 
     def closure() -> torch.Tensor:
+        cached = reuse.lookup(x) if reuse is not None else None
+        if cached is not None:
+            if not last:
+                last.update(cached[0])
+            return cached[1]
         optimizer.zero_grad(set_to_none=True)
         terms = objective(x)
         if config.normalize_gradients:  # each term's gradient scaled to unit L1 norm (nst.gradnorm)
@@ -254,11 +278,18 @@ def stylize(
             )
         else:
             terms["total"].backward()
+        if lbfgs and not scale:
+            scale.append(1.0 / max(abs(float(terms["total"])), 1e-30))
+        if scale and x.grad is not None:
+            x.grad.mul_(scale[0])
+        value = terms["total"].detach() * (scale[0] if scale else 1.0)
         # the first evaluation of a step is at the current image (a line search evaluates
         # trial points after it), so a step's losses are those of the image it started from
         if not last:
             last.update(terms)
-        return terms["total"]
+        if reuse is not None:
+            reuse.store(x, terms, value)
+        return value
 
     # First-order optimisers take projected steps (clamped to [0, 1]); L-BFGS stays
     # unconstrained as in Gatys et al., because clamping would corrupt its curvature pairs.
@@ -302,6 +333,27 @@ def stylize(
         timings={"setup_s": setup_seconds, "loop_s": loop_seconds},
         frames=capture.frames if capture is not None else [],
     )
+
+
+class ReusedEvaluation:
+    """The last loss evaluation (point, gradient, terms, value), returned again for the same point."""
+
+    def __init__(self) -> None:
+        self.x: torch.Tensor | None = None
+        self.grad: torch.Tensor | None = None
+        self.terms: dict[str, torch.Tensor] = {}
+        self.value = torch.zeros(())
+
+    def store(self, x: torch.Tensor, terms: dict[str, torch.Tensor], value: torch.Tensor) -> None:
+        assert x.grad is not None
+        self.x, self.grad = x.detach().clone(), x.grad.detach().clone()
+        self.terms, self.value = {k: v.detach() for k, v in terms.items()}, value
+
+    def lookup(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor] | None:
+        if self.x is None or self.grad is None or not torch.equal(self.x, x.detach()):
+            return None
+        x.grad = self.grad.clone()
+        return self.terms, self.value
 
 
 class NonFiniteLoss(NstError):

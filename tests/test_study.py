@@ -156,10 +156,11 @@ def test_resume_adds_trials_to_the_same_study(tmp_path):
     assert len(study.trials) == 2
 
 
-def test_pruner_stops_a_trial_with_a_bad_intermediate_value(tmp_path):
-    spec = parse_experiment(
-        {**BASE, "pruner": {"type": "median", "n_startup_trials": 1}}, "prune.yaml"
-    ).with_profile("smoke")
+@pytest.mark.parametrize(
+    "pruner", [{"type": "median", "n_startup_trials": 1}, {"type": "successive_halving"}]
+)
+def test_pruner_stops_a_trial_with_a_bad_intermediate_value(tmp_path, pruner):
+    spec = parse_experiment({**BASE, "pruner": pruner}, "prune.yaml").with_profile("smoke")
     from nst.study import make_pruner
 
     pairs = choose_pairs(spec, None, tmp_path / "cache")
@@ -171,6 +172,16 @@ def test_pruner_stops_a_trial_with_a_bad_intermediate_value(tmp_path):
     assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED"]
     pruned = study.trials[1]
     assert len(pruned.intermediate_values) < len(study.trials[0].intermediate_values)
+    # Optuna's step is the report number, the unit of the pruners' resources
+    assert sorted(study.trials[0].intermediate_values) == list(range(1, spec.reports + 1))
+
+
+def test_reports_are_spread_evenly_over_the_steps():
+    from nst.study import report_marks
+
+    assert report_marks(60, 6) == {10: 1, 20: 2, 30: 3, 40: 4, 50: 5, 60: 6}
+    assert report_marks(100, 3) == {33: 1, 67: 2, 100: 3}
+    assert report_marks(3, 5) == {1: 1, 2: 2, 3: 3}  # fewer steps than reports
 
 
 def _postgres_available() -> bool:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks import tutorial_baseline
-from benchmarks.common import benchmark_pair, interleaved
+from benchmarks.common import Fp32Loss, benchmark_pair, interleaved
 from nst.backbones import get_backbone
 from nst.config import TransferConfig
 from nst.images import resize_tensor
@@ -232,14 +232,16 @@ def time_to_quality(args, backbone, cnn, c, s, config) -> None:  # type: ignore[
     wanted = [w for w in args.only.split(",") if w]
     strategies = {k: v for k, v in strategies.items() if not wanted or any(w in k for w in wanted)}
     for name, cfg in strategies.items():
+        check = Fp32Loss(backbone, cfg, c, s)
 
-        def reached(step, target=target):  # type: ignore[no-untyped-def]
-            return step.losses["total"] <= target
+        def reached(step, target=target, check=check):  # type: ignore[no-untyped-def]
+            # the step's own loss says reached: confirm on the clamped image in fp32 (timed)
+            return step.losses["total"] <= target and check(step.image) <= target
 
         t0 = time.perf_counter()
         result = stylize(cfg, c, s, callbacks=[reached], backbone=backbone)
         wall = time.perf_counter() - t0
-        ok = result.history["total"][-1] <= target
+        ok = result.stopped_early or check(result.image) <= target
         print(
             f"quality   {name:28s} {'reached' if ok else 'NOT reached'} in {result.steps} steps, "
             f"{wall:.1f} s | time ratio baseline/ours {base_wall / wall:.2f}x"

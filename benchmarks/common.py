@@ -39,3 +39,19 @@ def timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+class Fp32Loss:
+    """The total loss of an image as the user gets it (clamped to [0, 1]) in fp32, with fixed
+    targets: what "reached the baseline's loss" is judged by, whatever the arm's own dtype
+    (bf16 losses are estimates) or constraints (L-BFGS runs unclamped)."""
+
+    def __init__(self, backbone, config, content: torch.Tensor, style: torch.Tensor):  # type: ignore[no-untyped-def]
+        from nst.transfer import Objective
+
+        self.objective = Objective(backbone, config.replace(dtype="float32"), content, style,
+                                   torch.float32)  # fmt: skip
+
+    def __call__(self, image: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(self.objective(image.float().clamp(0, 1))["total"])

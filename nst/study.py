@@ -288,15 +288,20 @@ class StudyObjective:
         style = self.res.image(pair.style, config.size)
         target = fit_size(content, config.size, backbone.size_multiple)
         marks = report_marks(total_steps(config), self.spec.reports)
-        single = not self.spec.multi_objective
+        # reports feed the pruner only: without one they would cost judge-network forwards
+        single = not self.spec.multi_objective and self.spec.pruner["type"] != "none"
         proxies = [*done_proxies, math.nan]  # finished pairs' last value, this pair's
+        from nst.metrics import fit_style
+
+        judged = fit_style(style, target)  # the style as the evaluator sees it (one tensor, cached)
 
         def on_step(step: Step) -> None:
             curves.append([trial.number, k, step.step, round(step.seconds, 4),
                            *(step.losses[t] for t in CURVE_TERMS)])  # fmt: skip
             if single and step.step in marks:
                 o = self.spec.objectives[0]
-                proxies[k] = proxy(o.metric, o.direction, target, style, step.image, step.losses)
+                proxies[k] = proxy(o.metric, o.direction, target, judged, step.image, step.losses,
+                                   self.res.evaluator(config.backbone))  # fmt: skip
                 # Optuna's "step" is the report's number (pair k's j-th is k * reports + j), so
                 # the pruners' resources (1 .. reports * pairs) mean the same at any step count
                 trial.report(sum(proxies) / len(proxies), k * self.spec.reports + marks[step.step])
@@ -346,14 +351,16 @@ def report_marks(steps: int, reports: int) -> dict[int, int]:
 
 
 def proxy(metric: str, direction: str, content: torch.Tensor, style: torch.Tensor,
-          image: torch.Tensor, losses: dict[str, float]) -> float:  # fmt: skip
-    """A cheap stand-in for `metric` on the current image, for pruning: the pruner only ranks
-    trials against each other at the same step, so an order-preserving proxy suffices.
+          image: torch.Tensor, losses: dict[str, float], evaluator: Any = None) -> float:  # fmt: skip
+    """The objective metric of the current image, for pruning.
 
-    Loss terms are themselves; cheap image metrics (SSIM, MS-SSIM, edge F1, colour distances)
-    are computed exactly; network-based metrics (Gram/feature distances, LPIPS) would need a
-    second network per report, so they are replaced by the matching raw loss term, the style
-    loss L_s for the style group and the content loss L_c otherwise, negated when maximised.
+    Loss terms are themselves; image metrics (SSIM, MS-SSIM, edge F1, colour distances) and
+    the held-out network's feature distances (Gram, statistics, content features: one forward
+    of the judge network per report, a fraction of an optimisation step) are computed exactly.
+    The raw loss terms rank trials differently from the held-out metrics (measured in
+    benchmarks/bench_study.py: pruning on them kept the wrong trials). LPIPS falls back to
+    the matching raw loss term, the style loss L_s for the style group and the content loss
+    L_c otherwise, negated when maximised.
     """
     if metric in losses:
         return losses[metric]
@@ -364,6 +371,11 @@ def proxy(metric: str, direction: str, content: torch.Tensor, style: torch.Tenso
              "edge_f1": lambda: m.edge_f1(x, content),
              "color_hellinger": lambda: m.color_hellinger(x, style),
              "color_emd_lab": lambda: m.color_emd_lab(x, style)}  # fmt: skip
+    if evaluator is not None:
+        net = evaluator.network
+        exact |= {"style_gram_dist": lambda: net.style_distances(x, style)["style_gram_dist"],
+                  "style_stats_dist": lambda: net.style_distances(x, style)["style_stats_dist"],
+                  "content_feature_dist": lambda: net.content_distance(x, content)}  # fmt: skip
     if metric in exact:
         return float(exact[metric]())
     term = "style" if m.METRICS[metric].group == "style" else "content"

@@ -176,6 +176,27 @@ def test_pruner_stops_a_trial_with_a_bad_intermediate_value(tmp_path, pruner):
     assert sorted(study.trials[0].intermediate_values) == list(range(1, spec.reports + 1))
 
 
+def test_pruner_sees_the_held_out_metric_itself(tmp_path):
+    """With a held-out network metric as the objective, the last report of a one-pair trial
+    is the trial's value: the pruner ranks trials by what the study optimises."""
+    spec = parse_experiment(
+        {
+            **BASE,
+            "objectives": [{"metric": "style_gram_dist"}],
+            "pruner": {"type": "median", "n_startup_trials": 100},
+        },
+        "exact.yaml",
+    ).with_profile("smoke")
+    pairs = choose_pairs(spec, None, tmp_path / "cache")[:1]
+    objective = StudyObjective(replace(spec, pairs={**spec.pairs, "count": 1}), pairs,
+                               tmp_path / "out", Resources())  # fmt: skip
+    study = optuna.create_study()
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    last = trial.intermediate_values[max(trial.intermediate_values)]
+    assert last == pytest.approx(trial.value, rel=1e-5)
+
+
 def test_reports_are_spread_evenly_over_the_steps():
     from nst.study import report_marks
 

@@ -32,6 +32,9 @@ Both are >= 0, 0 when the statistics agree, lower is better.
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import torch
 
 from nst.backbones import get_backbone
@@ -69,6 +72,7 @@ class HeldOutNetwork:
     ):
         self.name = held_out_name(exclude_backbone)
         self.backbone = get_backbone(self.name, weights=weights, pooling="max", seed=seed)
+        self._style_cache: tuple[Any, int, dict[str, tuple[torch.Tensor, ...]]] | None = None
 
     @property
     def pretrained(self) -> bool:
@@ -82,6 +86,18 @@ class HeldOutNetwork:
         info = self.backbone.weights_info
         return {"backbone": self.name, "weights": info.identity, "sha256": info.sha256,
                 "pretrained": str(info.pretrained).lower()}  # fmt: skip
+
+    def _style_targets(self, style: torch.Tensor) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Per style layer (Gram, channel means, channel stds), kept for the last style tensor
+        seen: a study's pruner asks for the same pair's style at every report."""
+        cached = self._style_cache
+        if cached is not None and cached[0]() is style and cached[1] == style._version:
+            return cached[2]
+        fs = self._features(style, STYLE_LAYERS)
+        targets: dict[str, tuple[torch.Tensor, ...]] = {layer: (gram(f.double()), f.double().mean(dim=(2, 3)), f.double().std(dim=(2, 3)))
+                   for layer, f in fs.items()}  # fmt: skip
+        self._style_cache = (weakref.ref(style), style._version, targets)
+        return targets
 
     def _features(self, x: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -99,13 +115,13 @@ class HeldOutNetwork:
 
     def style_distances(self, result: torch.Tensor, style: torch.Tensor) -> dict[str, float]:
         """{"style_gram_dist": D_gram, "style_stats_dist": D_stats} (module docstring)."""
-        fr, fs = self._features(result, STYLE_LAYERS), self._features(style, STYLE_LAYERS)
+        fr, targets = self._features(result, STYLE_LAYERS), self._style_targets(style)
         d_gram = d_stats = 0.0
         for layer in STYLE_LAYERS:
-            gr, gs = gram(fr[layer].double()), gram(fs[layer].double())
+            gs, ms, ss = targets[layer]
+            gr = gram(fr[layer].double())
             d_gram += float((gr - gs).norm() / (gs.norm() + EPS))
-            mr, ms = fr[layer].double().mean(dim=(2, 3)), fs[layer].double().mean(dim=(2, 3))
-            sr, ss = fr[layer].double().std(dim=(2, 3)), fs[layer].double().std(dim=(2, 3))
+            mr, sr = fr[layer].double().mean(dim=(2, 3)), fr[layer].double().std(dim=(2, 3))
             d_stats += float(((mr - ms).norm() + (sr - ss).norm()) / (ms.norm() + ss.norm() + EPS))
         n = len(STYLE_LAYERS)
         return {"style_gram_dist": d_gram / n, "style_stats_dist": d_stats / n}

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_transfer")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--steps", type=int, default=300, help="steps of the time-to-quality baseline")
-    p.add_argument("--timing-steps", type=int, default=10)
+    p.add_argument("--timing-steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--memory-size", type=int, default=512)
     p.add_argument(

@@ -28,7 +28,8 @@ EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "loss_weights
 
 def one_objective(args: argparse.Namespace, pruner: str, trials: int):  # type: ignore[no-untyped-def]
     spec = load_experiment(EXPERIMENT).with_profile("smoke", trials=trials)
-    options = {"reduction_factor": args.reduction_factor} if "h" in pruner else {}
+    halving = pruner in ("successive_halving", "hyperband")
+    options = {"reduction_factor": args.reduction_factor} if halving else {}
     return replace(
         spec,
         objectives=(Objective("style_gram_dist", "minimize"),),
@@ -59,7 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pruner", default="successive_halving,hyperband",
                    help="pruners to compare with none, comma-separated: median, "
                    "successive_halving, hyperband")  # fmt: skip
-    p.add_argument("--reduction-factor", type=int, default=3, help="hyperband's (Optuna: 3)")
+    p.add_argument(
+        "--reduction-factor",
+        type=int,
+        default=3,
+        help="of successive_halving and hyperband (Optuna: 3)",
+    )
     p.add_argument(
         "--seeds",
         default="0,1,2",

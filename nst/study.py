@@ -6,8 +6,8 @@ content/style pairs with it and returns the mean of each objective metric over t
     f_m(theta) = 1/P sum_p  m(content_p, style_p, stylize(theta, content_p, style_p)).
 
 While a pair runs, the running estimate of f (the finished pairs' values and the current
-image's value) is reported `reports` times per pair, so a pruner (median, successive_halving, hyperband) can stop
-a trial that is already worse than its peers. Every trial is a nested MLflow run under one
+image's value) is reported `reports` times per pair, so a pruner (median, successive_halving,
+hyperband) can stop a trial that is already worse than its peers. Every trial is a nested MLflow run under one
 parent run per study (see nst.tracking); results land in results/<study>/ (nst.study_outputs).
 
 Faults stay inside their trial. Any exception in a trial (a NaN/inf loss, out of memory, a full

@@ -262,9 +262,10 @@ def stylize(
     # pairs with y's <= 1e-10, which at NST's loss scale (~1e-3 with normalised Grams) is
     # every pair, leaving gradient descent with step 1 that barely moves. So L-BFGS minimises
     # L(x) / L(x_0), which has the same minimiser; history and callbacks see L itself.
-    scale: list[float] = []
+    scale: float | None = None  # L-BFGS: 1 / L(x_0), set at its first evaluation
 
     def closure() -> torch.Tensor:
+        nonlocal scale
         cached = reuse.lookup(x) if reuse is not None else None
         if cached is not None:
             if not last:
@@ -278,11 +279,11 @@ def stylize(
             )
         else:
             terms["total"].backward()
-        if lbfgs and not scale:
-            scale.append(1.0 / max(abs(float(terms["total"])), 1e-30))
-        if scale and x.grad is not None:
-            x.grad.mul_(scale[0])
-        value = terms["total"].detach() * (scale[0] if scale else 1.0)
+        if lbfgs and scale is None:
+            scale = 1.0 / max(abs(float(terms["total"])), 1e-30)
+        if scale is not None and x.grad is not None:
+            x.grad.mul_(scale)
+        value = terms["total"].detach() * (scale or 1.0)
         # the first evaluation of a step is at the current image (a line search evaluates
         # trial points after it), so a step's losses are those of the image it started from
         if not last:

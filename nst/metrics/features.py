@@ -94,8 +94,10 @@ class HeldOutNetwork:
         if cached is not None and cached[0]() is style and cached[1] == style._version:
             return cached[2]
         fs = self._features(style, STYLE_LAYERS)
-        targets: dict[str, tuple[torch.Tensor, ...]] = {layer: (gram(f.double()), f.double().mean(dim=(2, 3)), f.double().std(dim=(2, 3)))
-                   for layer, f in fs.items()}  # fmt: skip
+        targets: dict[str, tuple[torch.Tensor, ...]] = {}
+        for layer, f in fs.items():
+            f = f.double()
+            targets[layer] = (gram(f), f.mean(dim=(2, 3)), f.std(dim=(2, 3)))
         self._style_cache = (weakref.ref(style), style._version, targets)
         return targets
 

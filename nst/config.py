@@ -41,6 +41,7 @@ class TransferConfig:
     # the optimiser of the image pixels
     optimizer: Literal["adam", "adamw", "sgd", "lbfgs"] = "adam"
     lr: float = 0.02
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: lr -> 0 over the steps
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0  # adamw/sgd
     lbfgs_history: int = 100

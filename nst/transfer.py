@@ -194,6 +194,16 @@ def make_optimizer(config: TransferConfig, params: list[torch.Tensor]) -> torch.
     )
 
 
+def make_schedule(
+    config: TransferConfig, optimizer: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning rate over the run: constant, or cosine from config.lr to 0 at the last step
+    (Adam at a constant lr ends in a noise floor of size ~lr; decaying it settles the pixels)."""
+    if config.lr_schedule == "constant" or config.optimizer == "lbfgs":
+        return None  # L-BFGS: the line search sets the step length
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
+
+
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -249,6 +259,7 @@ def stylize(
     capture = FrameCapture(config.frame_every, finish) if config.frame_every > 0 else None
     callbacks = [*callbacks, capture] if capture is not None else callbacks
     optimizer = make_optimizer(config, [x])
+    schedule = make_schedule(config, optimizer)
     setup_seconds = time.perf_counter() - t0
 
     history: dict[str, list[float]] = {"content": [], "style": [], "tv": [], "total": []}
@@ -301,6 +312,8 @@ def stylize(
         last.clear()
         objective.jitter.next_step()
         optimizer.step(closure)  # type: ignore[arg-type]
+        if schedule is not None:
+            schedule.step()
         if project:
             with torch.no_grad():
                 x.clamp_(0, 1)

@@ -15,7 +15,15 @@ import yaml
 from nst import NstError
 from nst.cli import main as cli_main
 from nst.experiment import load_experiment, parse_experiment
-from nst.study import Resources, StudyObjective, StudyOptions, choose_pairs, run_study
+from nst.study import (
+    Resources,
+    StudyObjective,
+    StudyOptions,
+    choose_pairs,
+    make_pruner,
+    run_study,
+    warmup_reports,
+)
 from nst.study_storage import sqlalchemy_url
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
@@ -161,7 +169,6 @@ def test_resume_adds_trials_to_the_same_study(tmp_path):
 )
 def test_pruner_stops_a_trial_with_a_bad_intermediate_value(tmp_path, pruner):
     spec = parse_experiment({**BASE, "pruner": pruner}, "prune.yaml").with_profile("smoke")
-    from nst.study import make_pruner
 
     pairs = choose_pairs(spec, None, tmp_path / "cache")
     objective = StudyObjective(spec, pairs, tmp_path / "out", Resources())
@@ -174,6 +181,28 @@ def test_pruner_stops_a_trial_with_a_bad_intermediate_value(tmp_path, pruner):
     assert len(pruned.intermediate_values) < len(study.trials[0].intermediate_values)
     # Optuna's step is the report number, the unit of the pruners' resources
     assert sorted(study.trials[0].intermediate_values) == list(range(1, spec.reports + 1))
+
+
+@pytest.mark.parametrize("kind", ["median", "successive_halving", "hyperband"])
+def test_pruners_do_not_judge_before_a_third_of_the_steps(kind):
+    """A trial far worse than its peer at report 1 (of 6 per pair) is not pruned there; the
+    same trial at report 2 is (hyperband: in its most aggressive bracket; the others start later)."""
+    spec = parse_experiment({**BASE, "pruner": {"type": kind, **({"n_startup_trials": 1} if
+                             kind == "median" else {})}}, "warm.yaml")  # fmt: skip
+    spec = replace(spec, reports=6)
+    assert warmup_reports(spec.reports) == 2
+    study = optuna.create_study(pruner=make_pruner(spec))
+    good = study.ask()
+    for step in range(1, 13):
+        good.report(1.0 / step, step)
+        assert not good.should_prune()  # as StudyObjective asks after each report
+    study.tell(good, 1.0 / 12)
+    bad = study.ask()
+    bad.report(100.0, 1)
+    assert not bad.should_prune()
+    bad.report(100.0, 2)
+    if kind != "hyperband":
+        assert bad.should_prune()
 
 
 def test_pruner_sees_the_held_out_metric_itself(tmp_path):

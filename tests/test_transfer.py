@@ -2,6 +2,7 @@
 and lets callbacks watch and stop it."""
 
 import io
+import math
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from nst import NstError
 from nst.backbones import get_backbone
 from nst.config import TransferConfig
 from nst.images import to_image
-from nst.transfer import NonFiniteLoss, Objective, fit_size, make_optimizer, stylize
+from nst.transfer import NonFiniteLoss, Objective, fit_size, make_optimizer, make_schedule, stylize
 
 SMALL = {
     "size": 32,
@@ -101,6 +102,33 @@ def test_lbfgs_is_invariant_to_the_loss_scale(tiny_pair, vgg):
         progress.append(total[-1] / total[0])
     assert progress[0] < 0.5
     assert progress[1] == pytest.approx(progress[0], rel=0.1)
+
+
+def test_cosine_schedule_decays_the_lr_to_zero_over_the_steps(tiny_pair, vgg):
+    """lr_t = lr * (1 + cos(pi t / N)) / 2 at step t = 0..N-1, so the last steps barely move the
+    image, where a constant lr keeps moving it by ~lr per pixel."""
+    cfg = TransferConfig.from_dict({**SMALL, "lr": 0.05, "steps": 10})
+    optimizer = make_optimizer(cfg, [torch.zeros(1, requires_grad=True)])
+    schedule = make_schedule(cfg.replace(lr_schedule="cosine"), optimizer)
+    assert schedule is not None
+    lrs = []
+    for _ in range(cfg.steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    expected = [0.05 * (1 + math.cos(math.pi * t / 10)) / 2 for t in range(10)]
+    assert lrs == pytest.approx(expected)
+    last_move = {}
+    for schedule_name in ("constant", "cosine"):
+        images: list[torch.Tensor] = []
+        stylize(
+            cfg.replace(lr_schedule=schedule_name),
+            *tiny_pair,
+            callbacks=[lambda s, images=images: images.append(s.image.clone())],
+            backbone=vgg,
+        )
+        last_move[schedule_name] = float((images[-1] - images[-2]).abs().max())
+    assert last_move["cosine"] < 0.2 * last_move["constant"], last_move
 
 
 @pytest.mark.parametrize("init", ["content", "style", "noise", "blend"])

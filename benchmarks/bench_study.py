@@ -3,8 +3,11 @@
 1. Pruning: the loss_weights study as one objective (style_gram_dist, TPE), 20 trials, with
    no pruner and with each pruner given, for several sampler seeds. Prints each arm's wall
    time and best value, the speed-up per seed, and the spread of the unpruned best values
-   across seeds: the noise a pruned study's best value is judged by. Defaults are the quick
-   profile's sizes (128 px, 60 steps, 2 pairs, 6 reports per pair), about 15 minutes on 2 cores.
+   across seeds: the noise a pruned study's best value is judged by. Defaults: the quick
+   profile's image size and steps (128 px, 60 steps) on 4 pairs with 3 reports per pair (a
+   pruner first judges at report 1, a third of pair 0), successive halving; about 30 minutes
+   on 2 cores. `--pairs 2 --reports 6` is the quick profile itself, the hardest case for a
+   pruner: a poor trial then costs at least a sixth of a full one.
 2. Throughput: trials per minute with 1 and 2 worker processes on one sqlite study.
 
     python -m benchmarks.bench_study [--trials 20] [--size 128] [--steps 60] [--seeds 0,1,2]
@@ -19,6 +22,8 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import optuna
 
 from nst.experiment import Objective, load_experiment
 from nst.study import StudyOptions, run_study
@@ -55,9 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--pairs", type=int, default=2)
-    p.add_argument("--reports", type=int, default=6)
-    p.add_argument("--pruner", default="successive_halving,hyperband",
+    p.add_argument("--pairs", type=int, default=4)
+    p.add_argument("--reports", type=int, default=3)
+    p.add_argument("--pruner", default="successive_halving",
                    help="pruners to compare with none, comma-separated: median, "
                    "successive_halving, hyperband")  # fmt: skip
     p.add_argument(
@@ -74,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--throughput-trials", type=int, default=8, help="0 skips the worker comparison")
     args = p.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per arm, not per trial
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         seeds = [int(x) for x in args.seeds.split(",")]

@@ -291,7 +291,7 @@ def stylize(
         else:
             terms["total"].backward()
         if lbfgs and scale is None:
-            scale = 1.0 / max(abs(float(terms["total"])), 1e-30)
+            scale = 1.0 / max(abs(float(terms["total"].detach())), 1e-30)
         if scale is not None and x.grad is not None:
             x.grad.mul_(scale)
         value = terms["total"].detach() * (scale or 1.0)

@@ -79,7 +79,7 @@ def test_lbfgs_matches_torch_lbfgs_with_one_evaluation_fewer_per_step(tiny_pair,
         optimizer.zero_grad()
         evaluations.append(1)
         loss = objective(x)["total"]
-        first.append(float(loss)) if not first else None
+        first.append(float(loss.detach())) if not first else None
         loss.backward()
         x.grad.mul_(1.0 / first[0])
         return loss.detach() * (1.0 / first[0])

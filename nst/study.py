@@ -351,9 +351,12 @@ class StudyObjective:
 
 
 def total_steps(config: TransferConfig) -> int:
+    """Optimisation steps of one pair: a pyramid's stages run one after another."""
     if not config.pyramid:
         return config.steps
-    return sum(config.pyramid_steps) or config.steps * len(config.pyramid)
+    from nst.pyramid import stage_configs
+
+    return sum(stage.steps for stage in stage_configs(config))
 
 
 def report_marks(steps: int, reports: int) -> dict[int, int]:

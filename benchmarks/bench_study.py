@@ -5,8 +5,8 @@
    time and best value, the speed-up per seed, and the spread of the unpruned best values
    across seeds: the noise a pruned study's best value is judged by. Defaults: the quick
    profile's image size and steps (128 px, 60 steps) on 4 pairs with 3 reports per pair (a
-   pruner first judges at report 1, a third of pair 0), successive halving; about 30 minutes
-   on 2 cores. `--pairs 2 --reports 6` is the quick profile itself, the hardest case for a
+   pruner first judges at report 1, a third of pair 0), successive halving with its scouts
+   (nst.pruners) and without (Optuna's own); about an hour on 2 cores. `--pairs 2 --reports 6` is the quick profile itself, the hardest case for a
    pruner: a poor trial then costs at least a sixth of a full one.
 2. Throughput: trials per minute with 1 and 2 worker processes on one sqlite study.
 
@@ -31,10 +31,13 @@ from nst.study import StudyOptions, run_study
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "loss_weights.yaml"
 
 
-def one_objective(args: argparse.Namespace, pruner: str, trials: int):  # type: ignore[no-untyped-def]
+def one_objective(args: argparse.Namespace, arm: str, trials: int):  # type: ignore[no-untyped-def]
+    """The study of one arm: a pruner name with its options, e.g. `successive_halving:scouts=0`."""
     spec = load_experiment(EXPERIMENT).with_profile("smoke", trials=trials)
+    pruner, *given = arm.split(":")
     halving = pruner in ("successive_halving", "hyperband")
     options = {"reduction_factor": args.reduction_factor} if halving else {}
+    options |= {k: int(v) for k, v in (o.split("=") for o in given)}
     return replace(
         spec,
         objectives=(Objective("style_gram_dist", "minimize"),),
@@ -62,9 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--pairs", type=int, default=4)
     p.add_argument("--reports", type=int, default=3)
-    p.add_argument("--pruner", default="successive_halving",
+    p.add_argument("--pruner", default="successive_halving,successive_halving:scouts=0",
                    help="pruners to compare with none, comma-separated: median, "
-                   "successive_halving, hyperband")  # fmt: skip
+                   "successive_halving, hyperband, each with integer options after colons "
+                   "(successive_halving:scouts=0 is Optuna's own asynchronous halving)")  # fmt: skip
     p.add_argument(
         "--reduction-factor",
         type=int,
@@ -92,11 +96,12 @@ def main(argv: list[str] | None = None) -> None:
         for seed in seeds:
             for pruner in walls:
                 spec = one_objective(args, pruner, args.trials)
-                seconds, summary = run(spec, root, f"{pruner}-s{seed}", seed=seed)
+                tag = pruner.replace(":", "-").replace("=", "")
+                seconds, summary = run(spec, root, f"{tag}-s{seed}", seed=seed)
                 best = summary["best_trials"][0]["values"]["style_gram_dist"]
                 walls[pruner].append(seconds)
                 bests[pruner].append(best)
-                print(f"  seed {seed} pruner {pruner:<18} {seconds:7.1f} s  best style_gram_dist "
+                print(f"  seed {seed} pruner {pruner:<28} {seconds:7.1f} s  best style_gram_dist "
                       f"{best:.4f}  states {summary['states']}")  # fmt: skip
         none = bests["none"]
         print(f"  unpruned best: mean {statistics.mean(none):.4f}, range {min(none):.4f}.."

@@ -51,6 +51,7 @@ from nst.faults import (
     worker_id,
 )
 from nst.images import load_image, save_image
+from nst.pruners import make_pruner, startup_trials
 from nst.study_storage import make_storage, redact, requeue, storage_url
 from nst.transfer import Step, build_backbone, fit_size, stylize
 
@@ -143,7 +144,7 @@ def make_sampler(spec: ExperimentSpec, seed: int) -> optuna.samplers.BaseSampler
                  else list(range(int(p.low or 0), int(p.high or 0) + 1, int(p.step or 1)))
                  for p in spec.search}  # fmt: skip
         return s.GridSampler(space, seed=seed)
-    startup = min(5, max(2, int(spec.budget["trials"]) // 4))
+    startup = startup_trials(int(spec.budget["trials"]))
     return {
         "tpe": lambda: s.TPESampler(seed=seed, n_startup_trials=startup),
         "random": lambda: s.RandomSampler(seed=seed),
@@ -151,38 +152,6 @@ def make_sampler(spec: ExperimentSpec, seed: int) -> optuna.samplers.BaseSampler
         "nsga3": lambda: s.NSGAIIISampler(seed=seed, population_size=max(4, startup)),
         "cmaes": lambda: s.CmaEsSampler(seed=seed, n_startup_trials=startup),
     }[spec.sampler]()
-
-
-def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
-    """The spec's pruner. Its first judgement waits for `warmup_reports(spec.reports)`: the first
-    reports of a run rank trials badly (measured: see warmup_reports)."""
-    options = {k: v for k, v in spec.pruner.items() if k != "type"}
-    kind, warm = spec.pruner["type"], warmup_reports(spec.reports)
-    try:
-        if kind == "median":
-            return optuna.pruners.MedianPruner(
-                **{"n_startup_trials": 2, "n_warmup_steps": warm, **options})  # fmt: skip
-        if kind == "successive_halving":  # asynchronous SH: one aggressive bracket
-            return optuna.pruners.SuccessiveHalvingPruner(
-                **{"min_resource": warm, "reduction_factor": 3, **options})  # fmt: skip
-        if kind == "hyperband":
-            return optuna.pruners.HyperbandPruner(
-                **{"min_resource": warm, "max_resource": spec.reports * int(spec.pairs["count"]),
-                   "reduction_factor": 3, **options})  # fmt: skip
-    except TypeError as err:
-        raise NstError(f"{spec.path}: pruner: {err}") from None
-    return optuna.pruners.NopPruner()
-
-
-def warmup_reports(reports: int) -> int:
-    """The first report a pruner may judge: the first at or after a third of a pair's steps.
-
-    Earlier, the held-out metric ranks trials nearly at random and even backwards: in the
-    loss_weights study (128 px, 60 steps, 6 reports), the Spearman correlation of report 1
-    (step 10) with the trial's final value was 0.33, of reports 2 to 9 0.92-0.96; the trials
-    that end best first move away from the style under the judge network. Pruning on report 1
-    removed them (benchmarks/bench_study.py)."""
-    return max(1, math.ceil(reports / 3))
 
 
 # ---------------------------------------------------------------------------- data

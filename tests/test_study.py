@@ -15,14 +15,13 @@ import yaml
 from nst import NstError
 from nst.cli import main as cli_main
 from nst.experiment import load_experiment, parse_experiment
+from nst.pruners import ScoutedHalvingPruner, make_pruner, warmup_reports
 from nst.study import (
     Resources,
     StudyObjective,
     StudyOptions,
     choose_pairs,
-    make_pruner,
     run_study,
-    warmup_reports,
 )
 from nst.study_storage import sqlalchemy_url
 
@@ -187,8 +186,8 @@ def test_pruner_stops_a_trial_with_a_bad_intermediate_value(tmp_path, pruner):
 def test_pruners_do_not_judge_before_a_third_of_the_steps(kind):
     """A trial far worse than its peer at report 1 (of 6 per pair) is not pruned there; the
     same trial at report 2 is (hyperband: in its most aggressive bracket; the others start later)."""
-    spec = parse_experiment({**BASE, "pruner": {"type": kind, **({"n_startup_trials": 1} if
-                             kind == "median" else {})}}, "warm.yaml")  # fmt: skip
+    first = {"median": {"n_startup_trials": 1}, "successive_halving": {"scouts": 0}}
+    spec = parse_experiment({**BASE, "pruner": {"type": kind, **first.get(kind, {})}}, "warm.yaml")
     spec = replace(spec, reports=6)
     assert warmup_reports(spec.reports) == 2
     study = optuna.create_study(pruner=make_pruner(spec))
@@ -203,6 +202,44 @@ def test_pruners_do_not_judge_before_a_third_of_the_steps(kind):
     bad.report(100.0, 2)
     if kind != "hyperband":
         assert bad.should_prune()
+
+
+def test_halving_stops_its_scouts_at_the_first_rung_and_ranks_later_trials_against_them():
+    """The first `scouts` trials stop at the first rung however good they are; their values
+    are the first rung's competition, so a later trial must beat them to go on."""
+    study = optuna.create_study(pruner=ScoutedHalvingPruner(scouts=2, min_resource=1))
+
+    def first_rung(value: float) -> tuple[optuna.Trial, bool]:
+        trial = study.ask()
+        trial.report(value, 1)
+        return trial, trial.should_prune()
+
+    for value in (0.5, 0.6):  # the scouts: pruned, the first one although alone and best
+        trial, pruned = first_rung(value)
+        assert pruned
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    best, pruned = first_rung(0.4)  # beats both scouts: runs on to the end
+    assert not pruned
+    for step in range(2, 13):
+        best.report(0.4 / step, step)
+        assert not best.should_prune()
+    study.tell(best, 0.4 / 12)
+    worse, pruned = first_rung(0.45)  # better than the scouts, not in the best third
+    assert pruned
+    assert study.best_trial.number == 2
+
+
+def test_halving_scouts_by_default_the_samplers_random_start_of_a_large_budget():
+    spec = parse_experiment({**BASE, "pruner": "successive_halving"}, "scouts.yaml")
+    assert make_pruner(replace(spec, budget={"trials": 20})).scouts == 5  # type: ignore[attr-defined]
+    assert make_pruner(replace(spec, budget={"trials": 2})).scouts == 0  # type: ignore[attr-defined]
+    plain = replace(spec, pruner={"type": "successive_halving", "scouts": 0})
+    study = optuna.create_study(pruner=make_pruner(plain))
+    trial = study.ask()
+    trial.report(1.0, 1)
+    assert not trial.should_prune()  # Optuna's own halving: the first trial runs on
+    with pytest.raises(NstError, match="scouts must be >= 0"):
+        make_pruner(replace(spec, pruner={"type": "successive_halving", "scouts": -1}))
 
 
 def test_pruner_sees_the_held_out_metric_itself(tmp_path):

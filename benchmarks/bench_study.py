@@ -6,8 +6,9 @@
    across seeds: the noise a pruned study's best value is judged by. Defaults: the quick
    profile's image size and steps (128 px, 60 steps) on 4 pairs with 3 reports per pair (a
    pruner first judges at report 1, a third of pair 0), successive halving with its scouts
-   (nst.pruners) and without (Optuna's own); about an hour on 2 cores. `--pairs 2 --reports 6` is the quick profile itself, the hardest case for a
-   pruner: a poor trial then costs at least a sixth of a full one.
+   (nst.pruners) and without (Optuna's own); about an hour on 2 cores. `--pairs 2 --reports 6`
+   is the quick profile itself, the hardest case for a pruner: a poor trial then costs at
+   least a sixth of a full one.
 2. Throughput: trials per minute with 1 and 2 worker processes on one sqlite study.
 
     python -m benchmarks.bench_study [--trials 20] [--size 128] [--steps 60] [--seeds 0,1,2]

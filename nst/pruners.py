@@ -23,7 +23,7 @@ def startup_trials(trials: int) -> int:
 def scout_trials(trials: int) -> int:
     """Default scouts of successive halving: the sampler's random start, where the budget
     leaves at least three trials to the search for each scout (none below 8 trials)."""
-    return min(5, trials // 4) if trials >= 8 else 0
+    return startup_trials(trials) if trials >= 8 else 0
 
 
 def warmup_reports(reports: int) -> int:

@@ -13,7 +13,7 @@ import warnings
 import torch
 
 from nst.config import TransferConfig
-from nst.transfer import stylize
+from nst.optimize.transfer import stylize
 
 LAYERS = {
     "vgg19": {},  # the TransferConfig defaults: relu4_2 / relu1_1..relu5_1

@@ -33,7 +33,7 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def spec(name: str, trials: int, size: int, steps: int):  # type: ignore[no-untyped-def]
-    from nst.experiment import parse_experiment
+    from nst.study.spec import parse_experiment
 
     return parse_experiment(
         {
@@ -53,8 +53,9 @@ def run_load(workers: int, per_worker: int, size: int, steps: int, storage: str)
     """One study of workers x per_worker trials; its figures. The study is deleted after."""
     import optuna
 
-    from nst.study import StudyOptions, n_done, run_study
-    from nst.study_storage import sqlalchemy_url
+    from nst.study.objective import StudyOptions
+    from nst.study.runner import n_done, run_study
+    from nst.study.storage import sqlalchemy_url
 
     budget = workers * per_worker
     name = f"bench_load_{uuid.uuid4().hex[:8]}"

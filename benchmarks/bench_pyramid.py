@@ -26,8 +26,10 @@ from benchmarks.bench_transfer import CONTENT, STYLE, baseline_cnn
 from benchmarks.common import Fp32Loss, benchmark_pair
 from nst.backbones import get_backbone
 from nst.config import TransferConfig
-from nst.images import resize_tensor
-from nst.transfer import Objective, Step, fit_size, stylize
+from nst.images import fit_size, resize_tensor
+from nst.optimize.loop import Step
+from nst.optimize.objective import Objective
+from nst.optimize.transfer import stylize
 
 
 def full_size_loss(backbone, config: TransferConfig, content, style, image) -> float:  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@
    across seeds: the noise a pruned study's best value is judged by. Defaults: the quick
    profile's image size and steps (128 px, 60 steps) on 4 pairs with 3 reports per pair (a
    pruner first judges at report 1, a third of pair 0), successive halving with its scouts
-   (nst.pruners) and without (Optuna's own); about an hour on 2 cores. `--pairs 2 --reports 6`
+   (nst.study.pruners) and without (Optuna's own); about an hour on 2 cores. `--pairs 2 --reports 6`
    is the quick profile itself, the hardest case for a pruner: a poor trial then costs at
    least a sixth of a full one.
 2. Throughput: trials per minute with 1 and 2 worker processes on one sqlite study.
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import optuna
 
-from nst.experiment import Objective, load_experiment
-from nst.study import StudyOptions, run_study
+from nst.study.objective import StudyOptions
+from nst.study.runner import run_study
+from nst.study.spec import Objective, load_experiment
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "loss_weights.yaml"
 

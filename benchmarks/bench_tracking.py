@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 
 from nst.config import TransferConfig
-from nst.tracking import transfer_run
-from nst.transfer import build_backbone, stylize
+from nst.optimize.objective import build_backbone
+from nst.optimize.transfer import stylize
+from nst.tracking.transfer import transfer_run
 
 
 def pair(size: int) -> tuple[torch.Tensor, torch.Tensor]:

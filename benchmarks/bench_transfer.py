@@ -26,9 +26,10 @@ from benchmarks import tutorial_baseline
 from benchmarks.common import Fp32Loss, benchmark_pair, interleaved
 from nst.backbones import get_backbone
 from nst.config import TransferConfig
-from nst.images import resize_tensor
+from nst.images import fit_size, resize_tensor
+from nst.optimize.objective import Objective
+from nst.optimize.transfer import stylize
 from nst.provenance import bf16_support
-from nst.transfer import Objective, fit_size, stylize
 
 STYLE = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 CONTENT = ["relu4_2"]
@@ -110,7 +111,7 @@ def _cast(backbone, dtype):  # type: ignore[no-untyped-def]
 def memory_line(size: int) -> None:
     code = (
         "import json,resource,sys,torch;from nst.config import TransferConfig;"
-        "from nst.transfer import stylize;from benchmarks.common import benchmark_pair;"
+        "from nst.optimize import stylize;from benchmarks.common import benchmark_pair;"
         "c,s,_=benchmark_pair();o=sys.argv[1];"
         "cfg=TransferConfig(size=int(sys.argv[2]),steps=3,weights='random',optimizer=o if o!='baseline' else 'adam',"
         "lr=1.0 if o=='lbfgs' else 0.02);"

@@ -47,7 +47,7 @@ class Fp32Loss:
     (bf16 losses are estimates) or constraints (L-BFGS runs unclamped)."""
 
     def __init__(self, backbone, config, content: torch.Tensor, style: torch.Tensor):  # type: ignore[no-untyped-def]
-        from nst.transfer import Objective
+        from nst.optimize.objective import Objective
 
         self.objective = Objective(backbone, config.replace(dtype="float32"), content, style,
                                    torch.float32)  # fmt: skip

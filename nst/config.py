@@ -22,7 +22,7 @@ VGG_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 @dataclass(frozen=True)
 class TransferConfig:
-    """Everything that determines the result of `nst.transfer.stylize`."""
+    """Everything that determines the result of `nst.optimize.stylize`."""
 
     # the network whose features define the losses
     backbone: str = "vgg19"
@@ -55,10 +55,10 @@ class TransferConfig:
     seed: int = 0
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16"] = "float32"
-    # patch-grid artefact mitigation for ViT backbones (nst.artifacts); 0 = off
+    # patch-grid artefact mitigation for ViT backbones (nst.optimize.controls.shifts); 0 = off
     jitter: int = 0  # roll the image by a seeded random shift of 0..N px per step
     shift_average: int = 0  # average features over K fixed sub-patch shifts
-    # artistic controls (nst.color, nst.pyramid, nst.gradnorm, nst.masks, nst.frames)
+    # artistic controls (nst.optimize.controls.color, nst.optimize.pyramid, nst.optimize.controls.gradnorm, nst.optimize.controls.masks, nst.optimize.controls.frames)
     style_blend: tuple[float, ...] = ()  # one weight per style image; empty: equal
     style_scale: float = 1.0  # style long side = style_scale * size
     color: Literal["none", "luminance", "histogram", "histogram_post"] = "none"
@@ -186,7 +186,7 @@ def _check_types(config: TransferConfig) -> None:
 
 
 def _check_controls(config: TransferConfig) -> None:
-    """Ranges of the artistic-control fields (nst.color, nst.pyramid, ...)."""
+    """Ranges of the artistic-control fields (nst.optimize.controls.color, nst.optimize.pyramid, ...)."""
     if any(w < 0 for w in config.style_blend) or (
         config.style_blend and sum(config.style_blend) <= 0
     ):

@@ -100,6 +100,14 @@ def resize_tensor(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     )
 
 
+def fit_size(image: torch.Tensor, size: int, multiple: int = 1) -> torch.Tensor:
+    """Resize so the long side is `size`, each side rounded to a multiple of `multiple`."""
+    h, w = image.shape[-2:]
+    scale = size / max(h, w)
+    hw = tuple(max(multiple, round(s * scale / multiple) * multiple) for s in (h, w))
+    return resize_tensor(image, hw)  # type: ignore[arg-type]
+
+
 def save_image(
     image: torch.Tensor | Image.Image,
     path: str | Path,

@@ -7,10 +7,11 @@ import warnings
 import pytest
 import torch
 
-from nst.artifacts import Jitter, average_shifts, patch_grid_energy, roll, shift_averaged
 from nst.backbones.base import RandomWeightsWarning
 from nst.config import TransferConfig
-from nst.transfer import stylize
+from nst.metrics.artifacts import patch_grid_energy
+from nst.optimize.controls.shifts import Jitter, average_shifts, roll, shift_averaged
+from nst.optimize.transfer import stylize
 
 
 def test_a_patch_periodic_pattern_has_high_energy_and_a_smooth_image_low() -> None:

@@ -11,15 +11,21 @@ from PIL import Image
 
 from nst import NstError
 from nst.backbones import get_backbone
-from nst.blend import blend_weights
 from nst.cli import main
-from nst.color import combine_luma_chroma, histogram_distance, match_histograms, rgb_to_yiq
 from nst.config import TransferConfig
-from nst.frames import write_frames, write_gif
-from nst.gradnorm import normalize_layer_weights, normalized_backward
 from nst.images import save_image
 from nst.losses import gram
-from nst.transfer import Objective, stylize
+from nst.optimize.controls.blend import blend_weights
+from nst.optimize.controls.color import (
+    combine_luma_chroma,
+    histogram_distance,
+    match_histograms,
+    rgb_to_yiq,
+)
+from nst.optimize.controls.frames import write_frames, write_gif
+from nst.optimize.controls.gradnorm import normalize_layer_weights, normalized_backward
+from nst.optimize.objective import Objective
+from nst.optimize.transfer import stylize
 
 # shallow layers keep each step cheap; the controls do not depend on depth
 FAST = TransferConfig(

@@ -14,19 +14,13 @@ from pathlib import Path
 
 import pytest
 
-import nst.data
+import nst.data.fetch
 from nst import NstError
 from nst.cli import main
-from nst.data import (
-    OfflineDataWarning,
-    embedded_sample,
-    fetch,
-    list_images,
-    load_manifest,
-    lock_hash,
-    select,
-)
-from nst.download import DownloadError, DownloadPolicy
+from nst.data.download import DownloadError, DownloadPolicy
+from nst.data.fetch import OfflineDataWarning, embedded_sample, fetch
+from nst.data.lock import list_images, lock_hash
+from nst.data.manifest import load_manifest, select
 
 FILES = ["content/chelsea.png", "content/rocket.jpg", "style/great_wave.jpg", "style/water_lilies_crop.jpg"]  # fmt: skip
 FAST = DownloadPolicy(timeout=5, retries=2, backoff=0.01)
@@ -209,7 +203,7 @@ def test_size_limit(tmp_path, server, manifest):
 
 
 def test_interrupted_run_resumes(tmp_path, server, manifest, monkeypatch):
-    real, calls = nst.data.fetch_file, []
+    real, calls = nst.data.fetch.fetch_file, []
 
     def interrupt_third(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(args[0])
@@ -217,12 +211,12 @@ def test_interrupted_run_resumes(tmp_path, server, manifest, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(nst.data, "fetch_file", interrupt_third)
+    monkeypatch.setattr(nst.data.fetch, "fetch_file", interrupt_third)
     out = tmp_path / "data"
     with pytest.raises(KeyboardInterrupt):
         run_fetch(out, manifest)
     assert len(json.loads((out / "lock.json").read_text())["files"]) == 2
-    monkeypatch.setattr(nst.data, "fetch_file", real)
+    monkeypatch.setattr(nst.data.fetch, "fetch_file", real)
     done = set(server.log)
     server.log.clear()
     report = run_fetch(out, manifest)

@@ -21,14 +21,16 @@ import pytest
 import torch
 import yaml
 
-import nst.study
-from nst.experiment import load_experiment, parse_experiment
-from nst.faults import UnreadableImageWarning, failure_reason
+import nst.study.objective
+import nst.study.runner
 from nst.images import save_image
-from nst.study import StudyOptions, n_done, open_study, run_study
-from nst.study_storage import sqlalchemy_url
-from nst.tracking import TrackingError
-from nst.transfer import NonFiniteLoss
+from nst.optimize.loop import NonFiniteLoss
+from nst.study.faults import UnreadableImageWarning, failure_reason
+from nst.study.objective import StudyOptions
+from nst.study.runner import n_done, open_study, run_study
+from nst.study.spec import load_experiment, parse_experiment
+from nst.study.storage import sqlalchemy_url
+from nst.tracking.store import TrackingError
 
 REPO = Path(__file__).resolve().parents[1]
 NST = [sys.executable, "-m", "nst"]
@@ -116,14 +118,14 @@ def test_an_out_of_memory_or_any_exception_fails_only_its_trial(tmp_path, monkey
     spec = parse_experiment(spec_dict("oom_isolation", trials=3))
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     enqueue(spec, url, [1.0e3, 2.0e3, 3.0e3])
-    real = nst.study.stylize
+    real = nst.study.objective.stylize
 
     def flaky(config, *args, **kwargs):  # the GPU runs out of memory on one config only
         if config.beta == 2.0e3:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(nst.study, "stylize", flaky)
+    monkeypatch.setattr(nst.study.objective, "stylize", flaky)
     run_study(spec, StudyOptions(out=tmp_path, storage=url, track=False))
     trials = optuna.load_study(study_name=spec.name, storage=url).trials
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
@@ -142,9 +144,9 @@ def corrupt_data(root: Path) -> Path:
 
 
 def test_a_corrupt_image_is_skipped_with_a_warning_and_counted_in_summary_and_report(tmp_path):
-    from nst.report import Links
-    from nst.report_data import load_study
-    from nst.report_study import summary_section
+    from nst.report.data import load_study
+    from nst.report.page import Links
+    from nst.report.study import summary_section
 
     data = corrupt_data(tmp_path / "data")
     d = spec_dict("corrupt_images", trials=1)
@@ -201,7 +203,7 @@ def test_weights_with_pickled_code_are_refused_without_running_it(tmp_path):
 def test_yaml_with_python_tags_is_refused(tmp_path):
     from nst import NstError
     from nst.config import TransferConfig
-    from nst.experiment import SpecError
+    from nst.study.spec import SpecError
 
     marker = tmp_path / "pwned"
     evil = f"!!python/object/apply:pathlib.Path.touch [{str(marker)!r}]\n"
@@ -226,7 +228,7 @@ def test_yaml_with_python_tags_is_refused(tmp_path):
 )
 def test_a_tampered_lock_cannot_lead_outside_the_data_dir(tmp_path, file, kind, message):
     from nst import NstError
-    from nst.data import list_images
+    from nst.data.lock import list_images
 
     data = tmp_path / "data"
     for sub in ("content", "style"):
@@ -239,7 +241,7 @@ def test_a_tampered_lock_cannot_lead_outside_the_data_dir(tmp_path, file, kind, 
 
 def test_a_symlink_out_of_the_data_dir_is_refused(tmp_path):
     from nst import NstError
-    from nst.data import list_images
+    from nst.data.lock import list_images
 
     data = tmp_path / "data"
     save_image(torch.rand(1, 3, 8, 8), data / "style" / "a.png")
@@ -370,7 +372,7 @@ def test_sigkill_a_worker_mid_trial_the_study_completes_and_keeps_every_trial_on
     # the study and its MLflow parent run are made once, before the workers start
     study = open_study(spec, storage, 0)
     opts = StudyOptions(out=tmp_path / "r", storage=POSTGRES, tracking_uri=mlflow_server.uri)
-    nst.study._ensure_parent_run(study, spec, opts)
+    nst.study.runner._ensure_parent_run(study, spec, opts)
     cmd = study_cmd(spec_file, POSTGRES, mlflow_server.uri, tmp_path / "r")
     env = nst_env()
     try:

@@ -257,7 +257,7 @@ def test_shared_data_separates_content_style_and_result(evaluator: Evaluator) ->
     if not (SHARED_DATA / "manifest.json").exists():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     from nst.config import TransferConfig
-    from nst.transfer import stylize
+    from nst.optimize.transfer import stylize
 
     content = load_image(SHARED_DATA / "content" / "chelsea.png", 64)
     style = load_image(SHARED_DATA / "style" / "starry_night.jpg", 64)
@@ -293,7 +293,7 @@ def test_shared_data_all_pairs_order(evaluator: Evaluator) -> None:
     if not (SHARED_DATA / "manifest.json").exists():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     from nst.config import TransferConfig
-    from nst.transfer import stylize
+    from nst.optimize.transfer import stylize
 
     ordered: dict[str, list[bool]] = {}
     for c_path in sorted((SHARED_DATA / "content").iterdir()):

@@ -14,7 +14,7 @@ from nst.backbones import get_backbone
 from nst.backbones.base import RandomWeightsWarning
 from nst.cli import main
 from nst.images import save_image
-from nst.reconstruct import grid_size, reconstruct, reconstruction_grid
+from nst.optimize.reconstruct import grid_size, reconstruct, reconstruction_grid
 
 
 @pytest.fixture(scope="module")

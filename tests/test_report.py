@@ -17,8 +17,8 @@ from PIL import Image
 
 from nst import NstError
 from nst.cli import main
-from nst.report import build_report
-from nst.report_data import mean_ci, pareto_mask
+from nst.report.build import build_report
+from nst.report.data import mean_ci, pareto_mask
 
 BANNER = 'id="random-weights-banner"'
 
@@ -50,8 +50,9 @@ BACKBONES = {
 def real_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The report of a small real study run through nst.study's Python API, tracked in a
     temporary MLflow sqlite store, with an Optuna sqlite storage."""
-    from nst.experiment import parse_experiment
-    from nst.study import StudyOptions, run_study
+    from nst.study.objective import StudyOptions
+    from nst.study.runner import run_study
+    from nst.study.spec import parse_experiment
 
     tmp = tmp_path_factory.mktemp("real")
     spec = parse_experiment(BACKBONES).with_profile("smoke", trials=2)

@@ -14,16 +14,11 @@ import yaml
 
 from nst import NstError
 from nst.cli import main as cli_main
-from nst.experiment import load_experiment, parse_experiment
-from nst.pruners import ScoutedHalvingPruner, make_pruner, warmup_reports
-from nst.study import (
-    Resources,
-    StudyObjective,
-    StudyOptions,
-    choose_pairs,
-    run_study,
-)
-from nst.study_storage import sqlalchemy_url
+from nst.study.objective import Resources, StudyObjective, StudyOptions, choose_pairs
+from nst.study.pruners import ScoutedHalvingPruner, make_pruner, warmup_reports
+from nst.study.runner import run_study
+from nst.study.spec import load_experiment, parse_experiment
+from nst.study.storage import sqlalchemy_url
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -76,7 +71,7 @@ def test_cli_reports_a_bad_spec_in_one_line_with_status_2(tmp_path, capsys):
 
 
 def test_ratios_map_to_weights_and_presets_apply():
-    from nst.study import suggest
+    from nst.study.space import suggest
 
     spec = load_experiment(EXPERIMENTS[0].parent / "backbones.yaml").with_profile("smoke")
     trial = optuna.trial.FixedTrial({"backbone": "deit_small", "style_ratio": 10000.0})
@@ -264,7 +259,7 @@ def test_pruner_sees_the_held_out_metric_itself(tmp_path):
 
 
 def test_reports_are_spread_evenly_over_the_steps():
-    from nst.study import report_marks
+    from nst.study.objective import report_marks
 
     assert report_marks(60, 6) == {10: 1, 20: 2, 30: 3, 40: 4, 50: 5, 60: 6}
     assert report_marks(100, 3) == {33: 1, 67: 2, 100: 3}

@@ -15,11 +15,14 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from nst import tracking
 from nst.cli import main
 from nst.config import TransferConfig
 from nst.images import save_image
-from nst.transfer import stylize
+from nst.optimize.transfer import stylize
+from nst.tracking.runs import end_run, start_parent_run
+from nst.tracking.store import TrackingWarning, artifact_location, resolve_tracking_uri
+from nst.tracking.tags import flatten_config
+from nst.tracking.transfer import transfer_run
 
 CONFIG = TransferConfig(size=32, steps=7, weights="random", seed=3)
 
@@ -47,13 +50,11 @@ def test_tracking_uri_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking.resolve_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert resolve_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
-    assert tracking.resolve_tracking_uri() == "http://127.0.0.1:1"
-    assert (
-        tracking.resolve_tracking_uri("sqlite:///x.db") == f"sqlite:///{tmp_path / 'sub' / 'x.db'}"
-    )
-    assert tracking.artifact_location("sqlite:////a/b/m.db", "nst") == "file:///a/b/mlartifacts/nst"
+    assert resolve_tracking_uri() == "http://127.0.0.1:1"
+    assert resolve_tracking_uri("sqlite:///x.db") == f"sqlite:///{tmp_path / 'sub' / 'x.db'}"
+    assert artifact_location("sqlite:////a/b/m.db", "nst") == "file:///a/b/mlartifacts/nst"
 
 
 def test_run_logs_params_curves_images_tags(uri: str, tiny_pair, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -67,9 +68,7 @@ def test_run_logs_params_curves_images_tags(uri: str, tiny_pair, monkeypatch) ->
         return real(self, run_id, metrics=metrics, **kw)
 
     monkeypatch.setattr(MlflowClient, "log_batch", counting)
-    with tracking.transfer_run(
-        CONFIG, tracking_uri=uri, run_name="curves-test", flush_every=5
-    ) as tracker:
+    with transfer_run(CONFIG, tracking_uri=uri, run_name="curves-test", flush_every=5) as tracker:
         result = stylize(CONFIG, content, style, callbacks=[tracker.callback()])
         tracker.log_result(result, content, style, data_hashes={"content": "ab12"})
     assert calls == [5 * 4, 2 * 4]  # batched: flushed at step 5 and at the end, not per step
@@ -77,7 +76,7 @@ def test_run_logs_params_curves_images_tags(uri: str, tiny_pair, monkeypatch) ->
     client = MlflowClient(uri)
     run = client.get_run(tracker.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params == tracking.flatten_config(CONFIG)
+    assert run.data.params == flatten_config(CONFIG)
     assert run.data.params["style_layers"] == "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
     for term in ("content", "style", "tv", "total"):
         history = client.get_metric_history(tracker.run_id, f"loss/{term}")
@@ -102,13 +101,13 @@ def test_run_logs_params_curves_images_tags(uri: str, tiny_pair, monkeypatch) ->
 def test_nested_study_runs(uri: str, tiny_pair) -> None:  # type: ignore[no-untyped-def]
     content, style = tiny_pair
     config = CONFIG.replace(steps=2)
-    parent = tracking.start_parent_run("study-x", tracking_uri=uri, tags={"nst.study": "x"})
+    parent = start_parent_run("study-x", tracking_uri=uri, tags={"nst.study": "x"})
     for trial in range(2):
         tags = {"nst.study": "x", "nst.trial": str(trial)}
-        with tracking.transfer_run(config, tracking_uri=uri, parent_run_id=parent, tags=tags) as t:
+        with transfer_run(config, tracking_uri=uri, parent_run_id=parent, tags=tags) as t:
             result = stylize(config, content, style, callbacks=[t.callback("pair0/")])
             t.log_result(result, content, style, prefix="pair0/", metrics={"ssim": 0.5})
-    tracking.end_run(parent, tracking_uri=uri)
+    end_run(parent, tracking_uri=uri)
     mlflow.set_tracking_uri(uri)
     try:
         runs = mlflow.search_runs(
@@ -123,7 +122,7 @@ def test_nested_study_runs(uri: str, tiny_pair) -> None:  # type: ignore[no-unty
 
 
 def test_failed_body_marks_run_failed(uri: str) -> None:
-    with pytest.raises(RuntimeError), tracking.transfer_run(CONFIG, tracking_uri=uri) as t:
+    with pytest.raises(RuntimeError), transfer_run(CONFIG, tracking_uri=uri) as t:
         raise RuntimeError("diverged")
     assert MlflowClient(uri).get_run(t.run_id).info.status == "FAILED"
 
@@ -178,7 +177,7 @@ def test_best_effort_failure_warns_and_succeeds(pair_files, tmp_path, monkeypatc
         "--weights",
         "random",
     ]
-    with pytest.warns(tracking.TrackingWarning, match="continuing untracked"):
+    with pytest.warns(TrackingWarning, match="continuing untracked"):
         assert main([*argv, "--tracking-uri", dead, "--track", "best-effort"]) == 0
     assert out.exists()
 

@@ -10,8 +10,11 @@ import torch
 from nst import NstError
 from nst.backbones import get_backbone
 from nst.config import TransferConfig
-from nst.images import to_image
-from nst.transfer import NonFiniteLoss, Objective, fit_size, make_optimizer, make_schedule, stylize
+from nst.images import fit_size, to_image
+from nst.optimize.loop import NonFiniteLoss
+from nst.optimize.objective import Objective
+from nst.optimize.optim import make_optimizer, make_schedule
+from nst.optimize.transfer import stylize
 
 SMALL = {
     "size": 32,

@@ -15,7 +15,6 @@ from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 from nst import NstError
-from nst.backbones import register
 from nst.backbones.base import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -27,6 +26,7 @@ from nst.backbones.base import (
     tensors_sha256,
     warn_random,
 )
+from nst.backbones.registry import register
 
 _TORCHVISION = {
     "vgg16": ("D", torchvision.models.VGG16_Weights.IMAGENET1K_V1),

@@ -39,7 +39,6 @@ from safetensors.torch import load_file as load_safetensors
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
 from nst import NstError
-from nst.backbones import register
 from nst.backbones.base import (
     Backbone,
     WeightsInfo,
@@ -49,6 +48,7 @@ from nst.backbones.base import (
     tensors_sha256,
     warn_random,
 )
+from nst.backbones.registry import register
 
 #: registry name -> timm model name
 TIMM_MODELS = {

@@ -11,7 +11,7 @@ from PIL import Image
 from nst.cli.options import add_config_options, config_from_args
 from nst.cli.transfer import progress_bar
 from nst.images import save_image, to_tensor
-from nst.transfer import stylize
+from nst.optimize.transfer import stylize
 
 HELP = "stylise a bundled demonstration pair (no download)"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from nst.data import DEFAULT_MANIFESTS, fetch
-from nst.download import DownloadPolicy
+from nst.data.download import DownloadPolicy
+from nst.data.fetch import fetch
+from nst.data.manifest import DEFAULT_MANIFESTS
 
 HELP = "fetch the content/style image sample (COCO + WikiArt) into a data directory"
 

@@ -8,7 +8,7 @@ import argparse
 from nst import NstError
 from nst.backbones import get_backbone, list_backbones
 from nst.images import load_image
-from nst.reconstruct import reconstruction_grid
+from nst.optimize.reconstruct import reconstruction_grid
 
 HELP = "reconstruct an image from single layers' features (content) or Gram matrices (style)"
 

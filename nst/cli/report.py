@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from nst.report import DEFAULT_MLFLOW_URL, build_report
+from nst.report.build import build_report
+from nst.report.page import DEFAULT_MLFLOW_URL
 
 HELP = "build reports/ (index.html, README.md, one page per study) from results/"
 

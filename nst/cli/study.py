@@ -8,9 +8,10 @@ import argparse
 import json
 from pathlib import Path
 
-from nst.experiment import load_experiment
-from nst.profiles import DEFAULT_PROFILE, PROFILES
-from nst.study import StudyOptions, run_study
+from nst.study.objective import StudyOptions
+from nst.study.profiles import DEFAULT_PROFILE, PROFILES
+from nst.study.runner import run_study
+from nst.study.spec import load_experiment
 
 HELP = "run or resume an Optuna study declared in experiments/*.yaml"
 
@@ -62,8 +63,8 @@ def start_over(name: str, storage: str | None, out: Path) -> None:
 
     import optuna
 
-    from nst.study_storage import make_storage, storage_url
-    from nst.tracking import project_root
+    from nst.study.storage import make_storage, storage_url
+    from nst.tracking.store import project_root
 
     url = storage_url(storage, project_root())
     with contextlib.suppress(KeyError):  # KeyError: no such study yet

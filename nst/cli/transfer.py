@@ -13,14 +13,15 @@ from tqdm import tqdm
 
 from nst import NstError
 from nst.cli.options import add_config_options, config_from_args
-from nst.frames import write_frames
 from nst.images import load_image, save_image
+from nst.optimize.controls.frames import write_frames
+from nst.optimize.loop import Callback, Result, Step
+from nst.optimize.transfer import stylize
 from nst.provenance import package_versions
-from nst.transfer import Callback, Result, Step, stylize
 
 if TYPE_CHECKING:
     from nst.config import TransferConfig
-    from nst.tracking import TransferTracker
+    from nst.tracking.transfer import TransferTracker
 
 HELP = "stylise a content image with a style image"
 
@@ -72,7 +73,7 @@ def tracked(
     """The MLflow run context of this command, or a no-op one with --no-track."""
     if getattr(args, "no_track", True):
         return contextlib.nullcontext(None)
-    from nst.tracking import transfer_run  # imports mlflow: only when tracking
+    from nst.tracking.transfer import transfer_run
 
     return transfer_run(
         config,
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             for path in frame_files:
                 print(f"wrote {path} ({len(result.frames)} frames)", file=sys.stderr)
         if tracker is not None:
-            from nst.tracking import hash_files
+            from nst.tracking.tags import hash_files
 
             tracker.log_result(result, content, style, data_hashes=hash_files(inputs))
             for path in frame_files:

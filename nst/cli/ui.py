@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def ui_command(uri: str, host: str, port: int, workers: int = 1) -> list[str]:
-    from nst.tracking import sqlite_path
+    from nst.tracking.store import sqlite_path
 
     cmd = [
         sys.executable,
@@ -49,7 +49,7 @@ def ui_command(uri: str, host: str, port: int, workers: int = 1) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nst.tracking import resolve_tracking_uri, sqlite_path
+    from nst.tracking.store import resolve_tracking_uri, sqlite_path
 
     if not 0 < args.port < 65536:
         raise NstError(f"--port {args.port}: use a port between 1 and 65535")

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 import torch
 
 from nst import NstError
-from nst.artifacts import patch_grid_energy
 from nst.images import resize_tensor
 from nst.losses import total_variation
+from nst.metrics.artifacts import patch_grid_energy
 from nst.metrics.color import color_emd_lab, color_hellinger
 from nst.metrics.features import HeldOutNetwork, held_out_identity
 from nst.metrics.pretrained import LpipsScorer
@@ -87,7 +87,7 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("tv", "minimize", (0.0, 2.0), "quality",
                    "L1 total variation mean|dx| + mean|dy| of the result (nst.losses)"),
         MetricInfo("patch_energy", "minimize", (0.0, 1.0), "quality",
-                   "share of the result's variance that repeats every 16 px (nst.artifacts)"),
+                   "share of the result's variance that repeats every 16 px (nst.metrics.artifacts)"),
         MetricInfo("runtime_s", "minimize", (0.0, INF), "quality", "wall time of the run, passed through"),
         MetricInfo("peak_memory_mb", "minimize", (0.0, INF), "quality",
                    "peak memory of the run, passed through"),

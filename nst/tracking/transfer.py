@@ -23,169 +23,38 @@ failure is a warning and the run goes on untracked. mlflow is imported lazily (i
 
 from __future__ import annotations
 
-import logging
-import os
-import platform
-import re
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from torch import Tensor
 
 from nst import NstError
 from nst.config import TransferConfig
-from nst.images import to_image
-from nst.provenance import command_line, device_description, git_state, package_versions
-from nst.transfer import Callback, Result, Step, fit_size
+from nst.images import fit_size, to_image
+from nst.optimize.loop import Callback, Result, Step
+from nst.tracking.runs import _status
+from nst.tracking.store import (
+    TrackingError,
+    TrackingWarning,
+    _client,
+    _experiment_id,
+    _one_line,
+    resolve_tracking_uri,
+)
+from nst.tracking.tags import flatten_config, provenance_tags, weights_tags
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
 MODES = ("strict", "best-effort")
-#: the code whose git commit a run records: nst's own checkout, wherever the run is started from
-CODE_DIR = Path(__file__).resolve().parent
+
 #: MLflow accepts at most 1000 metrics per log_batch request
 BATCH_LIMIT = 1000
-
-
-class TrackingError(NstError):
-    """Tracking failed (store unreachable, disk full, ...) in strict mode."""
-
-
-class TrackingWarning(UserWarning):
-    """A tracking failure in best-effort mode: the run goes on without tracking."""
-
-
-# ---------------------------------------------------------------------------- where runs go
-
-
-def project_root(start: Path | None = None) -> Path:
-    """The nearest directory holding pyproject.toml or dvc.yaml, from `start` (cwd) upwards;
-    `start` itself when there is none."""
-    start = (start or Path.cwd()).resolve()
-    for directory in (start, *start.parents):
-        if (directory / "pyproject.toml").exists() or (directory / "dvc.yaml").exists():
-            return directory
-    return start
-
-
-def resolve_tracking_uri(uri: str | None = None, root: Path | None = None) -> str:
-    """explicit uri > $MLFLOW_TRACKING_URI > sqlite:///<project root>/mlflow.db.
-
-    Relative sqlite paths and bare paths are made absolute: MLflow resolves them against the
-    working directory of whichever process opens them, which differs between CLI, DVC and UI."""
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or None
-    if uri is None:
-        return f"sqlite:///{(root or project_root()).resolve() / 'mlflow.db'}"
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{Path(uri[len('sqlite:///') :]).resolve()}"
-    if "://" not in uri and uri not in ("databricks",):
-        path = Path(uri).expanduser().resolve()
-        return f"sqlite:///{path}" if path.suffix == ".db" else path.as_uri()
-    return uri
-
-
-def sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-
-
-def artifact_location(uri: str, experiment: str) -> str | None:
-    """For sqlite stores: file:///<db dir>/mlartifacts/<experiment>, beside the database (MLflow
-    would otherwise put artifacts under the current directory). Servers choose their own."""
-    db = sqlite_path(uri)
-    if db is None:
-        return None
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment) or "default"
-    return (db.parent / "mlartifacts" / safe).as_uri()
-
-
-def _client(uri: str) -> MlflowClient:
-    from mlflow import MlflowClient
-
-    db = sqlite_path(uri)
-    if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
-    # "Creating initial MLflow database tables..." on a first run is noise on the CLI
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-    return MlflowClient(tracking_uri=uri)
-
-
-def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
-    from mlflow.exceptions import MlflowException
-
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    try:
-        return str(client.create_experiment(name, artifact_location=artifact_location(uri, name)))
-    except MlflowException:  # created concurrently by another worker
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return str(found.experiment_id)
-
-
-# ---------------------------------------------------------------------------- what is logged
-
-
-def flatten_config(config: TransferConfig) -> dict[str, str]:
-    """Every config field as an MLflow param: the field name as key, tuples comma-joined,
-    nested mappings (if a field ever holds one) as parent.child."""
-
-    def flat(prefix: str, value: Any) -> Iterator[tuple[str, str]]:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                yield from flat(f"{prefix}.{k}", v)
-        elif isinstance(value, list | tuple):
-            yield prefix, ",".join(map(str, value))
-        else:
-            yield prefix, str(value)
-
-    return dict(kv for name, value in config.to_dict().items() for kv in flat(name, value))
-
-
-def provenance_tags(config: TransferConfig) -> dict[str, str]:
-    """Tags that say where and how a run ran (the weights come later, from the Result)."""
-    from mlflow.tracking.context import registry
-
-    git = git_state(CODE_DIR)
-    tags = dict(registry.resolve_tags({}))  # mlflow.user, mlflow.source.*
-    tags.update(
-        {
-            "mlflow.source.git.commit": git["commit"],
-            "nst.git.commit": git["commit"],
-            "nst.git.dirty": git["dirty"],
-            "nst.seed": str(config.seed),
-            "nst.command": command_line()[:5000],
-            "nst.host": platform.node(),
-            "nst.device": config.device,
-        }
-    )
-    try:
-        from nst.transfer import resolve_device
-
-        tags["nst.device.name"] = device_description(resolve_device(config.device))
-    except NstError:
-        pass  # stylize will say what is wrong with the device
-    tags.update({f"nst.version.{k}": v for k, v in package_versions().items()})
-    return tags
-
-
-def hash_files(paths: dict[str, str | Path]) -> dict[str, str]:
-    """sha256 of each input file, for the nst.data.<name> tags."""
-    from nst.backbones.base import file_sha256
-
-    return {name: file_sha256(Path(p)) for name, p in paths.items()}
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0][:300]}" if text else type(err).__name__
 
 
 class TransferTracker:
@@ -368,33 +237,6 @@ class TransferTracker:
         )
 
 
-def weights_tags(result: Result) -> dict[str, str]:
-    w = result.weights
-    tags = {
-        "nst.weights": w.kind,
-        "nst.weights.identity": w.identity,
-        "nst.weights.sha256": w.sha256,
-        "nst.weights.pretrained": str(w.pretrained).lower(),
-    }
-    if not w.pretrained:
-        tags["nst.warning"] = (
-            f"RANDOM backbone weights ({w.identity}): features are not ImageNet ones, so results "
-            "are not comparable with pretrained-feature NST"
-        )
-    return tags
-
-
-# ---------------------------------------------------------------------------- runs
-
-
-def _status(exc: BaseException | None) -> str:
-    if exc is None:
-        return "FINISHED"
-    if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "TrialPruned":
-        return "KILLED"
-    return "FAILED"
-
-
 @contextmanager
 def transfer_run(
     config: TransferConfig,
@@ -439,77 +281,3 @@ def transfer_run(
                 tracker.fail("ending the run", err)
         if failure is None:
             tracker.check()
-
-
-def start_parent_run(
-    name: str,
-    *,
-    tracking_uri: str | None = None,
-    experiment: str = "nst",
-    tags: dict[str, str] | None = None,
-) -> str:
-    """Start a parent run (e.g. for a study) and return its run_id; finish it with end_run.
-    Raises TrackingError when the store cannot be reached."""
-    uri = resolve_tracking_uri(tracking_uri)
-    try:
-        client = _client(uri)
-        git = git_state(CODE_DIR)
-        all_tags = {
-            "nst.git.commit": git["commit"],
-            "nst.git.dirty": git["dirty"],
-            "mlflow.source.git.commit": git["commit"],
-            "nst.command": command_line()[:5000],
-            **{f"nst.version.{k}": v for k, v in package_versions().items()},
-            **(tags or {}),
-        }
-        run = client.create_run(
-            _experiment_id(client, uri, experiment), run_name=name, tags=all_tags
-        )
-    except Exception as err:
-        raise TrackingError(
-            f"cannot start MLflow parent run {name!r} ({uri}): {_one_line(err)}"
-        ) from None
-    return str(run.info.run_id)
-
-
-def end_run(run_id: str, *, tracking_uri: str | None = None, status: str = "FINISHED") -> None:
-    """Mark a run (e.g. a study's parent run) FINISHED, FAILED or KILLED."""
-    uri = resolve_tracking_uri(tracking_uri)
-    try:
-        _client(uri).set_terminated(run_id, status=status)
-    except Exception as err:
-        raise TrackingError(f"cannot end MLflow run {run_id} ({uri}): {_one_line(err)}") from None
-
-
-def fail_run(run_id: str, reason: str, *, tracking_uri: str | None = None) -> bool:
-    """Mark the run of a failed trial FAILED with an nst.fail_reason tag (its process died, or
-    tracking broke mid-run). The study's trial is the record of truth, so a run that already
-    says FINISHED is corrected too: a worker killed between ending its run and reporting its
-    trial leaves exactly that. Best-effort: warns and returns False when the store is down."""
-    uri = resolve_tracking_uri(tracking_uri)
-    try:
-        client = _client(uri)
-        run = client.get_run(run_id)
-        if run.info.status == "FAILED" and "nst.fail_reason" in run.data.tags:
-            return False
-        client.set_tag(run_id, "nst.fail_reason", reason[:5000])
-        client.set_terminated(run_id, status="FAILED")
-    except Exception as err:
-        warnings.warn(f"cannot mark MLflow run {run_id} failed ({uri}): {_one_line(err)}",
-                      TrackingWarning, stacklevel=2)  # fmt: skip
-        return False
-    return True
-
-
-def check_tracking(uri: str) -> None:
-    """Raise TrackingError now when the store cannot be reached (before any compute is spent).
-
-    MLflow's HTTP client already retries each request (MLFLOW_HTTP_REQUEST_MAX_RETRIES, default
-    7, with exponential backoff: minutes in all), so a server restart is ridden out."""
-    try:
-        _client(uri).search_experiments(max_results=1)
-    except Exception as err:
-        raise TrackingError(
-            f"MLflow tracking unavailable ({uri}): {_one_line(err)}; start the server "
-            "(e.g. make mlflow-server) or pass --no-track"
-        ) from None

@@ -44,8 +44,8 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 def failure_reason(err: BaseException) -> str:
     """One line saying why a trial failed: the kind of fault, then the error itself."""
-    from nst.tracking import TrackingError
-    from nst.transfer import NonFiniteLoss
+    from nst.optimize.loop import NonFiniteLoss
+    from nst.tracking.store import TrackingError
 
     text = (str(err).strip().splitlines() or [""])[0][:300]
     detail = f"{type(err).__name__}: {text}" if text else type(err).__name__
@@ -78,7 +78,7 @@ def readable(paths: list[Path], skipped: list[str]) -> list[Path]:
 def fail_orphan_runs(study: optuna.Study) -> None:
     """MLflow runs of FAIL trials still marked RUNNING (the tracking store broke mid-trial, or
     the worker died): FAILED now, with the trial's reason, so MLflow agrees with Optuna."""
-    from nst.tracking import fail_run
+    from nst.tracking.runs import fail_run
 
     uri = study.user_attrs["mlflow"]["uri"]
     retried = {

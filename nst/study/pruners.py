@@ -11,7 +11,7 @@ import math
 import optuna
 
 from nst import NstError
-from nst.experiment import ExperimentSpec
+from nst.study.spec import ExperimentSpec
 
 
 def startup_trials(trials: int) -> int:

@@ -32,33 +32,8 @@ from collections.abc import Callable
 import torch
 
 Shift = tuple[int, int]
+
 Features = dict[str, torch.Tensor]
-
-
-def patch_grid_energy(image: torch.Tensor, patch: int = 16) -> float:
-    """E_P: the share of an image's variance that repeats every `patch` pixels (see above).
-
-    image: CxHxW or 1xCxHxW; sides that are not multiples of `patch` are cropped to the
-    largest multiple (bottom/right), so the metric always uses whole patches.
-    """
-    x = image.detach().float()
-    if x.dim() == 4:
-        if x.shape[0] != 1:
-            raise ValueError(f"patch_grid_energy takes one image, got a batch of {x.shape[0]}")
-        x = x[0]
-    c, h, w = x.shape
-    gh, gw = h // patch, w // patch
-    if gh < 1 or gw < 1:
-        raise ValueError(f"image {h}x{w} is smaller than one {patch}px patch")
-    x = x[:, : gh * patch, : gw * patch]
-    x = x - x.mean(dim=(1, 2), keepdim=True)
-    total = float((x**2).sum())
-    if total == 0.0:
-        return 0.0
-    mean_patch = x.reshape(c, gh, patch, gw, patch).mean(dim=(1, 3))  # C x P x P
-    mean_patch = mean_patch - mean_patch.mean(dim=(1, 2), keepdim=True)
-    periodic = float((mean_patch**2).sum()) * gh * gw
-    return periodic / total
 
 
 def roll(x: torch.Tensor, shift: Shift) -> torch.Tensor:

@@ -37,7 +37,7 @@ import yaml
 
 from nst import NstError
 from nst.config import TransferConfig, coerce, field_names, field_type
-from nst.profiles import get_profile
+from nst.study.profiles import get_profile
 
 RATIOS = {"style_ratio": "beta", "tv_ratio": "gamma"}  # searched ratio -> weight it sets
 LOSS_TERMS = ("content", "style", "tv", "total")

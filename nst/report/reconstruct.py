@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from nst import NstError
-from nst import report_figures as figs
-from nst.report import Section
-from nst.report_data import StudyResults
+from nst.report import figures as figs
+from nst.report.data import StudyResults
+from nst.report.page import Section
 
 VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEIT_LAYERS = ("block0", "block3", "block6", "block9", "block11")
@@ -30,8 +30,8 @@ def reconstruction_section(
 ) -> tuple[Section, bool]:
     """The section and whether any of its backbones ran with random weights."""
     try:
-        from nst import reconstruct
         from nst.backbones import get_backbone, list_backbones
+        from nst.optimize import reconstruct
     except ImportError:
         return Section(TITLE, note="Not available: nst.reconstruct is not installed."), False
     image, image_name = content_image(studies)

@@ -19,7 +19,8 @@ import torch
 
 from nst.backbones import Backbone
 from nst.config import TransferConfig
-from nst.transfer import Callback, Result, Step, build_backbone, stylize
+from nst.optimize.loop import Callback, Result, Step, stylize_stage
+from nst.optimize.objective import build_backbone
 
 
 def stage_configs(config: TransferConfig) -> list[TransferConfig]:
@@ -31,6 +32,13 @@ def stage_configs(config: TransferConfig) -> list[TransferConfig]:
     ]
 
 
+def total_steps(config: TransferConfig) -> int:
+    """Optimisation steps of one pair: a pyramid's stages run one after another."""
+    if not config.pyramid:
+        return config.steps
+    return sum(stage.steps for stage in stage_configs(config))
+
+
 def stylize_pyramid(
     config: TransferConfig,
     content: torch.Tensor,
@@ -39,7 +47,7 @@ def stylize_pyramid(
     backbone: Backbone | None = None,
     init: torch.Tensor | None = None,
 ) -> Result:
-    """Run `stylize` once per size in config.pyramid, each stage initialised from the last."""
+    """Run `stylize_stage` once per size in config.pyramid, each stage initialised from the last."""
     backbone = backbone if backbone is not None else build_backbone(config)
     offset, elapsed, stop = 0, 0.0, False
 
@@ -57,7 +65,7 @@ def stylize_pyramid(
 
     stages: list[Result] = []
     for stage in stage_configs(config):
-        result = stylize(
+        result = stylize_stage(
             stage, content, style, [shifted(cb) for cb in callbacks], backbone, init=init
         )
         stages.append(result)

@@ -4,7 +4,7 @@ A comparison is found by what a study searched, not by its file name: the backbo
 comparison (VGG vs DeiT) is the study whose trials vary `backbone`, the optimiser comparison
 varies `optimizer`, the initialisation comparison varies `init`. Each shows the best result
 per group side by side, and per metric the mean with a 95% confidence interval over the
-group's complete trials (Student's t; see nst.report_data.mean_ci). The content x style grid
+group's complete trials (Student's t; see nst.report.data.mean_ci). The content x style grid
 collects the best trials' results of every study.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nst import report_figures as figs
-from nst.report import Cell, Section, Table
-from nst.report_data import StudyResults, mean_ci
+from nst.report import figures as figs
+from nst.report.data import StudyResults, mean_ci
+from nst.report.page import Cell, Section, Table
 
 
 def cross_study_sections(studies: list[StudyResults]) -> list[Section]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
-from nst import report_figures as figs
-from nst.report import MAX_TRIAL_ROWS, Cell, Links, Section, Table
-from nst.report_data import StudyResults
+from nst.report import figures as figs
+from nst.report.data import StudyResults
+from nst.report.page import MAX_TRIAL_ROWS, Cell, Links, Section, Table
 
 
 def study_sections(study: StudyResults, links: Links) -> list[Section]:

@@ -23,9 +23,9 @@ from typing import Any
 
 import optuna
 
-from nst.experiment import ExperimentSpec
 from nst.images import atomic_write
 from nst.provenance import git_state, package_versions
+from nst.study.spec import ExperimentSpec
 
 CURVE_COLUMNS = ("trial", "pair", "step", "seconds", "content", "style", "tv", "total")
 

@@ -1,6 +1,6 @@
 """`build_report`: results/<study>/ -> reports/ (index.html, README.md, one page per study).
 
-A page is a list of sections; a section holds plots (nst.report_figures), tables, commands
+A page is a list of sections; a section holds plots (nst.report.figures), tables, commands
 and, when its data is missing, a one-line note saying so. The same pages are rendered twice
 with jinja2 (nst/templates/): HTML with every image embedded as a base64 data URI (the file
 opens from disk and makes no request) and Markdown that links PNG files under reports/assets/.
@@ -11,113 +11,17 @@ from __future__ import annotations
 
 import base64
 import os
-import string
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
 
 from nst import NstError, __version__
-from nst import report_figures as figs
 from nst.images import atomic_write
-from nst.report_data import StudyResults, load_results, sqlite_lookup
-
-DEFAULT_MLFLOW_URL = "http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
-MAX_TRIAL_ROWS = 200
-
-
-@dataclass(frozen=True)
-class Link:
-    text: str
-    href: str
-    page: bool = False  # href is a page slug: ".html" in HTML, ".md" (index: README.md) in Markdown
-
-
-Cell = str | Link
-
-
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[Cell]]
-    caption: str = ""
-
-
-@dataclass
-class Section:
-    title: str
-    note: str = ""  # one line; shown when (part of) the section's data is missing
-    plots: list[figs.Plot] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    code: list[str] = field(default_factory=list)  # shell commands
-
-
-@dataclass
-class Page:
-    slug: str  # file stem: index, or the study name
-    title: str
-    banner: str
-    intro: str
-    sections: list[Section]
-    nav: list[Link]
-
-
-class Links:
-    """Links to MLflow runs and to optuna-dashboard, from URL templates.
-
-    The MLflow template may use {run_id}, {experiment_id} and {experiment}; the experiment id
-    is read from summary.json or from a local sqlite tracking store. The optuna-dashboard
-    template may use {study} and {study_id} (looked up in a local sqlite storage)."""
-
-    def __init__(self, mlflow_template: str | None, optuna_template: str | None):
-        self.mlflow = _check_template(mlflow_template, {"run_id", "experiment_id", "experiment"})
-        self.optuna = _check_template(optuna_template, {"study", "study_id"})
-
-    def run(self, study: StudyResults, run_id: object) -> Cell:
-        if not isinstance(run_id, str) or not run_id or run_id == "nan":
-            return "–"
-        if not self.mlflow:
-            return run_id[:8]
-        info = study.summary.get("mlflow") or {}
-        experiment_id = info.get("experiment_id") or sqlite_lookup(
-            info.get("tracking_uri"), "SELECT experiment_id FROM runs WHERE run_uuid = ?", (run_id,)
-        )
-        if experiment_id is None and "{experiment_id}" in self.mlflow:
-            return run_id[:8]
-        href = self.mlflow.format(
-            run_id=run_id, experiment_id=experiment_id, experiment=info.get("experiment", "")
-        )
-        return Link(run_id[:8], href)
-
-    def dashboard(self, study: StudyResults) -> Link | None:
-        if not self.optuna:
-            return None
-        study_id = sqlite_lookup(
-            study.summary.get("storage"),
-            "SELECT study_id FROM studies WHERE study_name = ?",
-            (study.name,),
-        )
-        if study_id is None and "{study_id}" in self.optuna:
-            return None
-        return Link("optuna-dashboard", self.optuna.format(study=study.name, study_id=study_id))
-
-
-def _check_template(template: str | None, allowed: set[str]) -> str | None:
-    if not template:
-        return None
-    try:
-        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-    except ValueError as err:
-        raise NstError(f"bad URL template {template!r}: {err}") from None
-    unknown = names - allowed
-    if unknown:
-        raise NstError(
-            f"URL template {template!r} uses {', '.join(sorted(unknown))}; "
-            f"allowed: {', '.join('{' + a + '}' for a in sorted(allowed))}"
-        )
-    return template
+from nst.report import figures as figs
+from nst.report.data import StudyResults, load_results
+from nst.report.page import DEFAULT_MLFLOW_URL, Cell, Link, Links, Page, Section, Table
 
 
 def build_report(
@@ -132,9 +36,9 @@ def build_report(
     """Write the report for every study under `results_dir`; returns the files written.
     The layer-by-layer reconstructions are computed at `reconstruction_size` px with
     `reconstruction_steps` steps (0 steps: skip them)."""
-    from nst.report_compare import cross_study_sections
-    from nst.report_reconstruct import reconstruction_section
-    from nst.report_study import study_sections
+    from nst.report.compare import cross_study_sections
+    from nst.report.reconstruct import reconstruction_section
+    from nst.report.study import study_sections
 
     if reconstruction_steps < 0 or reconstruction_size < 16:
         raise NstError(
@@ -224,7 +128,7 @@ def write_pages(pages: list[Page], out: Path) -> list[Path]:
     except OSError as err:
         raise NstError(f"cannot create {out}: {err.strerror}") from None
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("nst", "templates"),
+        loader=jinja2.PackageLoader("nst.report", "templates"),
         autoescape=lambda name: bool(name and name.endswith(".html.j2")),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -92,7 +92,7 @@ def retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     requeue(study, trial, reason, max_retry=1)
     run_id, mlflow = trial.user_attrs.get("mlflow_run_id"), study.user_attrs.get("mlflow")
     if run_id and mlflow:
-        from nst.tracking import fail_run
+        from nst.tracking.runs import fail_run
 
         fail_run(run_id, reason, tracking_uri=mlflow["uri"])
 

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from nst.report_data import Objective, StudyResults, pareto_mask
+from nst.report.data import Objective, StudyResults, pareto_mask
 
 UNITS = {
     "duration_s": "s",

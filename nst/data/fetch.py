@@ -17,27 +17,21 @@ When the sources cannot be reached at all, `fetch` falls back (loudly) to `embed
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import random
 import urllib.parse
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from tqdm import tqdm
 
 from nst import NstError
-from nst.download import DownloadError, DownloadPolicy, fetch_file, sha256_file
-from nst.embedded import PHOTOS, write_embedded
+from nst.data.download import DownloadError, DownloadPolicy, fetch_file, sha256_file
+from nst.data.embedded import PHOTOS, write_embedded
+from nst.data.lock import _lock, _prune, _write_lock, list_images, lock_hash, read_lock
+from nst.data.manifest import DEFAULT_MANIFESTS, Item, load_manifest, safe_path, select
 from nst.images import atomic_write
 
-MANIFEST_DIR = Path(__file__).parent / "manifests"
-DEFAULT_MANIFESTS = ("coco_val2017", "wikiart_pd")
-KINDS = ("content", "style")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 #: this many failed connections before any success means "offline"
 UNREACHABLE_AFTER = 2
 
@@ -46,85 +40,12 @@ class OfflineDataWarning(UserWarning):
     """The sources could not be reached; the embedded sample was used instead."""
 
 
-@dataclass(frozen=True)
-class Item:
-    """One manifest entry. `file` is relative to the data dir (and to a mirror)."""
-
-    id: str
-    kind: str
-    file: str
-    url: str | None
-    title: str
-    author: str
-    licence: str
-    licence_url: str | None = None
-    page: str | None = None
-    sha256: str | None = None
-    manifest: str = ""
-
-
 @dataclass
 class FetchReport:
     source: str  # "network" | "mirror" | "embedded"
     fetched: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     lock_sha256: str = ""
-
-
-def safe_path(data_dir: Path, file: str) -> Path:
-    """data_dir/file, refusing names that could land outside data_dir."""
-    rel = PurePosixPath(file)
-    if not file or "\\" in file or rel.is_absolute() or ".." in rel.parts or ":" in rel.parts[0]:
-        raise NstError(f"unsafe file name {file!r} in manifest: must be relative, without '..'")
-    if rel.parts[0] not in KINDS or len(rel.parts) < 2:
-        raise NstError(f"unsafe file name {file!r} in manifest: must start with content/ or style/")
-    path = data_dir / rel
-    if not path.resolve().is_relative_to(data_dir.resolve()):
-        raise NstError(f"unsafe file name {file!r} in manifest: escapes the data directory")
-    return path
-
-
-def load_manifest(name_or_path: str | Path) -> list[Item]:
-    """Items of a shipped manifest (by name, e.g. "wikiart_pd") or of a JSON file."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = MANIFEST_DIR / f"{name_or_path}.json"
-        if not path.exists():
-            names = sorted(p.stem for p in MANIFEST_DIR.glob("*.json"))
-            raise NstError(f"unknown manifest {name_or_path!r}; shipped: {', '.join(names)}")
-    try:
-        doc = json.loads(path.read_text())
-        items = [_item(raw, doc.get("name", path.stem)) for raw in doc["items"]]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise NstError(f"{path}: not a valid manifest ({type(err).__name__}: {err})") from None
-    for item in items:
-        safe_path(Path("/data"), item.file)
-    return items
-
-
-def _item(raw: dict, manifest: str) -> Item:
-    if raw["kind"] not in KINDS:
-        raise ValueError(f"item {raw['id']}: kind must be content or style")
-    fields = {k: raw.get(k) for k in Item.__dataclass_fields__ if k != "manifest"}
-    return Item(**fields, manifest=manifest)  # type: ignore[arg-type]
-
-
-def select(items: Iterable[Item], n_content: int, n_styles: int, seed: int) -> list[Item]:
-    """A seeded sample: each kind sorted by id, shuffled by its own Random(f"{seed}:{kind}"),
-    and the first n taken -- so asking for more images later keeps the earlier ones."""
-    by_file: dict[str, Item] = {}
-    for item in items:
-        if item.file in by_file and by_file[item.file].url != item.url:
-            raise NstError(f"two manifests give different sources for {item.file}")
-        by_file[item.file] = item
-    chosen = []
-    for kind, n in (("content", n_content), ("style", n_styles)):
-        pool = sorted((i for i in by_file.values() if i.kind == kind), key=lambda i: i.id)
-        if n > len(pool) or n < 0:
-            raise NstError(f"asked for {n} {kind} images but the manifests list {len(pool)}")
-        random.Random(f"{seed}:{kind}").shuffle(pool)
-        chosen += pool[:n]
-    return chosen
 
 
 def fetch(
@@ -226,58 +147,6 @@ def _meta(item: Item) -> dict:
     return {"manifest": item.manifest, **{k: getattr(item, k) for k in keys}}
 
 
-def _lock(
-    files: dict, source: str, manifests: Sequence, n_content: int, n_styles: int, seed: int
-) -> dict:
-    sources = {f["source"] for f in files.values()}
-    return {
-        "version": 1,
-        "source": sources.pop() if len(sources) == 1 else ("mixed" if sources else source),
-        "selection": {
-            "manifests": [str(m) for m in manifests],
-            "content": n_content,
-            "styles": n_styles,
-            "seed": seed,
-        },
-        "files": dict(sorted(files.items())),
-    }
-
-
-def _write_lock(data_dir: Path, lock: dict) -> None:
-    body = {k: v for k, v in lock.items() if k != "sha256"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    text = json.dumps({**body, "sha256": hashlib.sha256(canonical).hexdigest()}, indent=1)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(data_dir / "lock.json", lambda f: f.write(text.encode() + b"\n"))
-
-
-def _prune(data_dir: Path, old: dict, keep: dict) -> None:
-    """Delete files an earlier lock listed that the new selection no longer has."""
-    for file in set(old.get("files", {})) - set(keep):
-        with contextlib.suppress(NstError):  # a tampered lock: never delete outside data_dir
-            safe_path(data_dir, file).unlink(missing_ok=True)
-
-
-def read_lock(data_dir: str | Path) -> dict:
-    path = Path(data_dir) / "lock.json"
-    if not path.exists():
-        return {}
-    try:
-        lock = json.loads(path.read_text())
-        assert isinstance(lock.get("files"), dict)
-        return lock
-    except (ValueError, AssertionError):
-        raise NstError(f"{path}: corrupt lock file; delete it to fetch again") from None
-
-
-def lock_hash(data_dir: str | Path) -> str:
-    """sha256 of data_dir/lock.json (which pins every image): the data's identity for provenance."""
-    path = Path(data_dir) / "lock.json"
-    if not path.exists():
-        raise NstError(f"{path}: no lock file; run `nst fetch --out {data_dir}` first")
-    return sha256_file(path)
-
-
 def write_attribution(data_dir: Path) -> None:
     lock = read_lock(data_dir)
     cell = lambda s: str(s or "").replace("|", "\\|")  # noqa: E731
@@ -328,30 +197,3 @@ def embedded_sample(
     _write_lock(out_dir, _lock(files, "embedded", ["embedded"], n_content, n_styles, seed))
     write_attribution(out_dir)
     return list_images(out_dir)
-
-
-def list_images(data_dir: str | Path) -> tuple[list[Path], list[Path]]:
-    """(content_paths, style_paths) of a data dir: the files its lock lists, or, without a
-    lock, every image under content/ and style/. Sorted, so the order is reproducible."""
-    data_dir = Path(data_dir)
-    lock = read_lock(data_dir)
-    found: dict[str, list[Path]] = {kind: [] for kind in KINDS}
-    if lock:
-        for file, entry in sorted(lock["files"].items()):
-            path = safe_path(data_dir, file)  # a tampered lock cannot point outside data_dir
-            kind = entry.get("kind") if isinstance(entry, dict) else None
-            if kind not in KINDS or PurePosixPath(file).parts[0] != kind:
-                raise NstError(f"{data_dir / 'lock.json'}: {file}: kind {kind!r} does not match "
-                               "its folder; delete the lock and run `nst fetch` again")  # fmt: skip
-            if not path.is_file():
-                raise NstError(f"{path}: listed in lock.json but missing; run `nst fetch` again")
-            found[kind].append(path)
-    else:
-        for kind in KINDS:
-            found[kind] = sorted(
-                # safe_path refuses symlinks that lead out of data_dir
-                safe_path(data_dir, f"{kind}/{p.name}")
-                for p in (data_dir / kind).glob("*")
-                if p.suffix.lower() in IMAGE_SUFFIXES
-            )
-    return found["content"], found["style"]

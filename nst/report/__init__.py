@@ -1,0 +1,11 @@
+"""Reports: results/<study>/ -> page model -> figures and sections -> reports/ (HTML, Markdown).
+
+data.py         read and check results/ (one StudyResults per study)
+page.py         the page model: pages, sections, tables, links
+figures.py      seaborn figures (Agg)
+study.py        the sections of one study's page
+compare.py      sections across studies (a parameter's values side by side)
+reconstruct.py  the layer-by-layer reconstruction section
+build.py        `build_report`: every page, written atomically
+templates/      jinja2 templates of the HTML and Markdown pages
+"""

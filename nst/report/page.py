@@ -1,0 +1,106 @@
+"""The page model: pages of sections of text, tables, figures and links, rendered by templates/."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+
+from nst import NstError
+from nst.report import figures as figs
+from nst.report.data import StudyResults, sqlite_lookup
+
+DEFAULT_MLFLOW_URL = "http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+
+MAX_TRIAL_ROWS = 200
+
+
+@dataclass(frozen=True)
+class Link:
+    text: str
+    href: str
+    page: bool = False  # href is a page slug: ".html" in HTML, ".md" (index: README.md) in Markdown
+
+
+Cell = str | Link  # a table cell: text, or text with a link
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[Cell]]
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    note: str = ""  # one line; shown when (part of) the section's data is missing
+    plots: list[figs.Plot] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    code: list[str] = field(default_factory=list)  # shell commands
+
+
+@dataclass
+class Page:
+    slug: str  # file stem: index, or the study name
+    title: str
+    banner: str
+    intro: str
+    sections: list[Section]
+    nav: list[Link]
+
+
+class Links:
+    """Links to MLflow runs and to optuna-dashboard, from URL templates.
+
+    The MLflow template may use {run_id}, {experiment_id} and {experiment}; the experiment id
+    is read from summary.json or from a local sqlite tracking store. The optuna-dashboard
+    template may use {study} and {study_id} (looked up in a local sqlite storage)."""
+
+    def __init__(self, mlflow_template: str | None, optuna_template: str | None):
+        self.mlflow = _check_template(mlflow_template, {"run_id", "experiment_id", "experiment"})
+        self.optuna = _check_template(optuna_template, {"study", "study_id"})
+
+    def run(self, study: StudyResults, run_id: object) -> Cell:
+        if not isinstance(run_id, str) or not run_id or run_id == "nan":
+            return "–"
+        if not self.mlflow:
+            return run_id[:8]
+        info = study.summary.get("mlflow") or {}
+        experiment_id = info.get("experiment_id") or sqlite_lookup(
+            info.get("tracking_uri"), "SELECT experiment_id FROM runs WHERE run_uuid = ?", (run_id,)
+        )
+        if experiment_id is None and "{experiment_id}" in self.mlflow:
+            return run_id[:8]
+        href = self.mlflow.format(
+            run_id=run_id, experiment_id=experiment_id, experiment=info.get("experiment", "")
+        )
+        return Link(run_id[:8], href)
+
+    def dashboard(self, study: StudyResults) -> Link | None:
+        if not self.optuna:
+            return None
+        study_id = sqlite_lookup(
+            study.summary.get("storage"),
+            "SELECT study_id FROM studies WHERE study_name = ?",
+            (study.name,),
+        )
+        if study_id is None and "{study_id}" in self.optuna:
+            return None
+        return Link("optuna-dashboard", self.optuna.format(study=study.name, study_id=study_id))
+
+
+def _check_template(template: str | None, allowed: set[str]) -> str | None:
+    if not template:
+        return None
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as err:
+        raise NstError(f"bad URL template {template!r}: {err}") from None
+    unknown = names - allowed
+    if unknown:
+        raise NstError(
+            f"URL template {template!r} uses {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join('{' + a + '}' for a in sorted(allowed))}"
+        )
+    return template

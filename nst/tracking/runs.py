@@ -1,0 +1,84 @@
+"""Run lifecycle outside one transfer: a study's parent run, ending and failing runs by id."""
+
+from __future__ import annotations
+
+import warnings
+
+from nst.provenance import command_line, git_state, package_versions
+from nst.tracking.store import (
+    TrackingError,
+    TrackingWarning,
+    _client,
+    _experiment_id,
+    _one_line,
+    resolve_tracking_uri,
+)
+from nst.tracking.tags import CODE_DIR
+
+
+def _status(exc: BaseException | None) -> str:
+    if exc is None:
+        return "FINISHED"
+    if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "TrialPruned":
+        return "KILLED"
+    return "FAILED"
+
+
+def start_parent_run(
+    name: str,
+    *,
+    tracking_uri: str | None = None,
+    experiment: str = "nst",
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Start a parent run (e.g. for a study) and return its run_id; finish it with end_run.
+    Raises TrackingError when the store cannot be reached."""
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        client = _client(uri)
+        git = git_state(CODE_DIR)
+        all_tags = {
+            "nst.git.commit": git["commit"],
+            "nst.git.dirty": git["dirty"],
+            "mlflow.source.git.commit": git["commit"],
+            "nst.command": command_line()[:5000],
+            **{f"nst.version.{k}": v for k, v in package_versions().items()},
+            **(tags or {}),
+        }
+        run = client.create_run(
+            _experiment_id(client, uri, experiment), run_name=name, tags=all_tags
+        )
+    except Exception as err:
+        raise TrackingError(
+            f"cannot start MLflow parent run {name!r} ({uri}): {_one_line(err)}"
+        ) from None
+    return str(run.info.run_id)
+
+
+def end_run(run_id: str, *, tracking_uri: str | None = None, status: str = "FINISHED") -> None:
+    """Mark a run (e.g. a study's parent run) FINISHED, FAILED or KILLED."""
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        _client(uri).set_terminated(run_id, status=status)
+    except Exception as err:
+        raise TrackingError(f"cannot end MLflow run {run_id} ({uri}): {_one_line(err)}") from None
+
+
+def fail_run(run_id: str, reason: str, *, tracking_uri: str | None = None) -> bool:
+    """Mark the run of a failed trial FAILED with an nst.fail_reason tag (its process died, or
+    tracking broke mid-run). The study's trial is the record of truth, so a run that already
+    says FINISHED is corrected too: a worker killed between ending its run and reporting its
+    trial leaves exactly that. Best-effort: warns and returns False when the store is down."""
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        client = _client(uri)
+        run = client.get_run(run_id)
+        if run.info.status == "FAILED" and "nst.fail_reason" in run.data.tags:
+            return False
+        client.set_tag(run_id, "nst.fail_reason", reason[:5000])
+        client.set_terminated(run_id, status="FAILED")
+    except Exception as err:
+        warnings.warn(f"cannot mark MLflow run {run_id} failed ({uri}): {_one_line(err)}",
+                      TrackingWarning, stacklevel=2)  # fmt: skip
+        return False
+    return True

@@ -1,0 +1,107 @@
+"""Where runs go: the tracking URI (an absolute sqlite path by default), artifact locations, the client."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nst import NstError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+class TrackingError(NstError):
+    """Tracking failed (store unreachable, disk full, ...) in strict mode."""
+
+
+class TrackingWarning(UserWarning):
+    """A tracking failure in best-effort mode: the run goes on without tracking."""
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest directory holding pyproject.toml or dvc.yaml, from `start` (cwd) upwards;
+    `start` itself when there is none."""
+    start = (start or Path.cwd()).resolve()
+    for directory in (start, *start.parents):
+        if (directory / "pyproject.toml").exists() or (directory / "dvc.yaml").exists():
+            return directory
+    return start
+
+
+def resolve_tracking_uri(uri: str | None = None, root: Path | None = None) -> str:
+    """explicit uri > $MLFLOW_TRACKING_URI > sqlite:///<project root>/mlflow.db.
+
+    Relative sqlite paths and bare paths are made absolute: MLflow resolves them against the
+    working directory of whichever process opens them, which differs between CLI, DVC and UI."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+    if uri is None:
+        return f"sqlite:///{(root or project_root()).resolve() / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{Path(uri[len('sqlite:///') :]).resolve()}"
+    if "://" not in uri and uri not in ("databricks",):
+        path = Path(uri).expanduser().resolve()
+        return f"sqlite:///{path}" if path.suffix == ".db" else path.as_uri()
+    return uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """For sqlite stores: file:///<db dir>/mlartifacts/<experiment>, beside the database (MLflow
+    would otherwise put artifacts under the current directory). Servers choose their own."""
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment) or "default"
+    return (db.parent / "mlartifacts" / safe).as_uri()
+
+
+def _client(uri: str) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    db = sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    # "Creating initial MLflow database tables..." on a first run is noise on the CLI
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    try:
+        return str(client.create_experiment(name, artifact_location=artifact_location(uri, name)))
+    except MlflowException:  # created concurrently by another worker
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:300]}" if text else type(err).__name__
+
+
+def check_tracking(uri: str) -> None:
+    """Raise TrackingError now when the store cannot be reached (before any compute is spent).
+
+    MLflow's HTTP client already retries each request (MLFLOW_HTTP_REQUEST_MAX_RETRIES, default
+    7, with exponential backoff: minutes in all), so a server restart is ridden out."""
+    try:
+        _client(uri).search_experiments(max_results=1)
+    except Exception as err:
+        raise TrackingError(
+            f"MLflow tracking unavailable ({uri}): {_one_line(err)}; start the server "
+            "(e.g. make mlflow-server) or pass --no-track"
+        ) from None

@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup repro test test-all lint bench ui mlflow-server
+.PHONY: help setup lock repro test test-all lint bench ui mlflow-server
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -16,9 +16,12 @@ help: ## list the targets
 
 setup: $(STAMP) ## create .venv with the pinned dependencies and nst in editable mode
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml requirements.lock scripts/setup.sh
 	@PY=$(PY) VENV=$(VENV) bash scripts/setup.sh
 	@touch $(STAMP)
+
+lock: ## regenerate requirements.lock (every package pinned) from pyproject.toml
+	@PY=$(PY) bash scripts/lock.sh
 
 repro: setup ## run the whole pipeline (fetch -> studies -> reports) with DVC
 	@bash scripts/repro.sh

@@ -9,7 +9,11 @@ command -v "$PY" >/dev/null || PY=python3
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # torch/torchvision first and exactly: pip takes these versions from the machine's local wheels.
 "$VENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-"$VENV/bin/python" -m pip install -q -e ".[dev]"
+# every other package at the version in requirements.lock (`make lock` regenerates it), then nst
+# itself without resolving anything, so two machines end with the same `pip freeze`
+"$VENV/bin/python" -m pip install -q -r requirements.lock
+"$VENV/bin/python" -m pip install -q --no-deps -e ".[dev]"
+"$VENV/bin/python" -m pip check >/dev/null || { echo "setup: requirements.lock does not satisfy pyproject.toml; run make lock" >&2; exit 1; }
 # Headless Chromium for the report's browser tests (Debian package; optional, never fatal).
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \

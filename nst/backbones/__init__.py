@@ -7,9 +7,20 @@ itself, computes only up to the deepest requested layer, and has frozen weights.
 
 from __future__ import annotations
 
-# importing the modules registers their backbones
-from nst.backbones import vgg, vit  # noqa: E402,F401,I001
-from nst.backbones.base import Backbone, WeightsInfo
+from typing import TYPE_CHECKING, Any
+
 from nst.backbones.registry import get_backbone, list_backbones, register
 
+if TYPE_CHECKING:
+    from nst.backbones.base import Backbone, WeightsInfo
+
 __all__ = ["Backbone", "WeightsInfo", "get_backbone", "list_backbones", "register"]
+
+
+def __getattr__(name: str) -> Any:
+    # Backbone and WeightsInfo need torch; importing the registry (for names) must not
+    if name in ("Backbone", "WeightsInfo"):
+        from nst.backbones import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'nst.backbones' has no attribute {name!r}")

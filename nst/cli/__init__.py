@@ -35,17 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    warnings.formatwarning = _one_line_warning
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except NstError as err:
-        print(f"nst {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"nst {args.command}: interrupted", file=sys.stderr)
-        return 130
+    # one-line warnings for this command only: the process's warning machinery is restored after
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return int(args.run(args) or 0)
+        except NstError as err:
+            print(f"nst {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"nst {args.command}: interrupted", file=sys.stderr)
+            return 130
 
 
-def _one_line_warning(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
-    return f"WARNING ({category.__name__}): {message}\n"
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    # through tqdm, so a warning does not land on a progress bar's line
+    from tqdm import tqdm
+
+    tqdm.write(f"WARNING ({category.__name__}): {message}", file=file or sys.stderr)

@@ -8,8 +8,8 @@ experiments go to mlartifacts/ beside the database, as they do for runs logged b
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
-import subprocess
 import sys
 
 from nst import NstError
@@ -68,4 +68,14 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"MLflow UI for {uri} on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr
     )
-    return subprocess.run(cmd, check=False).returncode
+    sys.stderr.flush()
+    # exec, not a child: a SIGTERM to `nst ui` reaches mlflow itself, which forwards it to its
+    # server; an extra parent would die alone and leave the server holding the port
+    os.execve(cmd[0], cmd, ui_environment())
+    return 0  # not reached
+
+
+def ui_environment() -> dict[str, str]:
+    """The server's environment: MLflow's job runner off. Its huey consumers serve GenAI
+    judges nst never uses, take seconds to start, and outlive a stopped server."""
+    return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

@@ -1,0 +1,93 @@
+"""Start-up: `nst --help` builds every parser without the heavy libraries, `nst transfer --no-track`
+never imports the tracking or study stack, and the CLI leaves the process's warnings alone."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from nst.backbones import list_backbones
+from nst.backbones.registry import _REGISTRY, FAMILIES
+from nst.cli import COMMANDS, main
+
+HEAVY = ("torch", "torchvision", "timm", "mlflow", "optuna", "dvc", "matplotlib", "pandas")
+ENV = {
+    **os.environ,
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "DO_NOT_TRACK": "1",
+}
+
+
+def imported_after(code: str) -> set[str]:
+    """The top-level packages imported by running `code` in a fresh interpreter."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=ENV, check=True
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_help_of_every_command_imports_no_heavy_library() -> None:
+    code = (
+        "from nst.cli import COMMANDS, build_parser\n"
+        "import contextlib, io\n"
+        "p = build_parser()\n"
+        "for c in COMMANDS:\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "        p.parse_args([c, '--help'])\n"
+    )
+    loaded = imported_after(code) & set(HEAVY)
+    assert not loaded, f"`nst --help` imports {sorted(loaded)}"
+
+
+def test_transfer_without_tracking_imports_no_tracking_or_study_stack(
+    tmp_path: Path, tiny_images: tuple[Path, Path]
+) -> None:
+    content, style = tiny_images
+    out = tmp_path / "out.png"
+    argv = ["transfer", "--content", str(content), "--style", str(style), "--out", str(out),
+            "--size", "32", "--steps", "2", "--weights", "random", "--no-track"]  # fmt: skip
+    loaded = imported_after(f"from nst.cli import main\nassert main({argv!r}) == 0")
+    assert out.is_file()
+    assert "torch" in loaded  # the probe sees real imports
+    assert not loaded & {"mlflow", "optuna", "dvc"}
+
+
+@pytest.fixture
+def tiny_images(tmp_path: Path) -> tuple[Path, Path]:
+    from PIL import Image
+
+    paths = []
+    for name, colour in (("content.png", (200, 40, 40)), ("style.png", (20, 40, 220))):
+        path = tmp_path / name
+        Image.new("RGB", (40, 32), colour).save(path)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def test_cli_restores_the_process_warning_machinery(tmp_path: Path) -> None:
+    before = (warnings.showwarning, warnings.formatwarning)
+    assert main(["fetch", "--out", str(tmp_path / "d"), "--content", "0", "--styles", "0",
+                 "--manifest", str(tmp_path / "missing.json"), "--quiet"]) == 2  # fmt: skip
+    assert (warnings.showwarning, warnings.formatwarning) == before
+
+
+@pytest.mark.parametrize("module", sorted(FAMILIES))
+def test_each_backbone_module_registers_exactly_its_declared_names(module: str) -> None:
+    importlib.import_module(module)
+    registered = {n for n, f in _REGISTRY.items() if f.__module__ == module}
+    assert registered == set(FAMILIES[module])
+
+
+def test_every_command_is_listed() -> None:
+    found = {p.stem for p in (Path(__file__).parents[1] / "nst" / "cli").glob("*.py")}
+    assert set(COMMANDS) == found - {"__init__", "options"}
+    assert list_backbones() == sorted(n for names in FAMILIES.values() for n in names)

@@ -4,7 +4,15 @@ import importlib
 import os
 import sys
 
-MODULES = ["bench_transfer", "bench_backbones", "bench_pyramid", "bench_tracking", "bench_study"]
+MODULES = [
+    "bench_transfer",
+    "bench_backbones",
+    "bench_pyramid",
+    "bench_feature_transform",
+    "bench_tracking",
+    "bench_study",
+    "bench_train",
+]
 
 if __name__ == "__main__":
     os.environ.update(MLFLOW_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", DO_NOT_TRACK="1")

@@ -8,6 +8,7 @@ ratio = DeiT-small s/step / VGG19 s/step at the same size (timings only compare 
 from __future__ import annotations
 
 import argparse
+import typing
 import warnings
 
 import torch
@@ -15,7 +16,7 @@ import torch
 from nst.config import TransferConfig
 from nst.optimize.transfer import stylize
 
-LAYERS = {
+LAYERS: dict[str, dict[str, typing.Any]] = {
     "vgg19": {},  # the TransferConfig defaults: relu4_2 / relu1_1..relu5_1
     "deit_small": {
         "content_layers": ("block8",),

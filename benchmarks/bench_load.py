@@ -27,6 +27,8 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
+from nst.study.attrs import WORKER
+
 os.environ.update(MLFLOW_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", DO_NOT_TRACK="1")
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -55,7 +57,6 @@ def run_load(workers: int, per_worker: int, size: int, steps: int, storage: str)
 
     from nst.study.objective import StudyOptions
     from nst.study.runner import n_done, run_study
-    from nst.study.storage import sqlalchemy_url
 
     budget = workers * per_worker
     name = f"bench_load_{uuid.uuid4().hex[:8]}"
@@ -68,11 +69,11 @@ def run_load(workers: int, per_worker: int, size: int, steps: int, storage: str)
         wall = time.perf_counter() - t0
         images = sorted(p.name for p in (out / "images").glob("*.png"))
         try:
-            study = optuna.load_study(study_name=name, storage=sqlalchemy_url(storage))
+            study = optuna.load_study(study_name=name, storage=storage)
             trials = study.get_trials(deepcopy=False)
             done = n_done(study)
         finally:
-            optuna.delete_study(study_name=name, storage=sqlalchemy_url(storage))
+            optuna.delete_study(study_name=name, storage=storage)
     finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                  optuna.trial.TrialState.PRUNED)]  # fmt: skip
     numbers = Counter(t.number for t in trials)
@@ -87,7 +88,7 @@ def run_load(workers: int, per_worker: int, size: int, steps: int, storage: str)
         "failed": sum(t.state.name == "FAIL" for t in trials),
         "lost": max(0, budget - done),
         "duplicated": sum(c - 1 for c in numbers.values()) + len(stray) + max(0, done - budget),
-        "per_worker": sorted(Counter(t.user_attrs.get("worker", "?") for t in finished).values()),
+        "per_worker": sorted(Counter(t.user_attrs.get(WORKER, "?") for t in finished).values()),
         "trials_per_min": 60 * len(finished) / busy,
         "trials_per_min_with_startup": 60 * len(finished) / wall,
         "wall_s": wall,

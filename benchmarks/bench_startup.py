@@ -49,6 +49,31 @@ def run(tree: Path, argv: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
+#: s/step of the optimisation loop, in a fresh interpreter importing nst from the tree: the move
+#: must not slow the loop (old layout: nst.transfer, new: nst.optimize)
+LOOP = """
+import time, torch
+try:
+    from nst.optimize import stylize
+except ImportError:
+    from nst.transfer import stylize
+from nst.config import TransferConfig
+torch.set_num_threads(1)
+g = torch.Generator().manual_seed(0)
+content, style = torch.rand(1, 3, 128, 128, generator=g), torch.rand(1, 3, 128, 128, generator=g)
+config = TransferConfig(size=128, steps=25, weights="random", seed=0)
+stylize(config.replace(steps=2), content, style)
+print(stylize(config, content, style).seconds_per_step)
+"""
+
+
+def loop(tree: Path) -> float:
+    env = {**os.environ, **ENV, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", LOOP], cwd=tree, env=env,
+                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    return float(out.strip().splitlines()[-1])
+
+
 def suite(tree: Path) -> float:
     env = {**os.environ, **ENV, "PYTHONPATH": str(tree)}
     t = time.perf_counter()
@@ -62,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--before", default=BEFORE, help="git revision of the baseline")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--suite", action="store_true", help="also time the fast test suites")
+    p.add_argument("--loop", action="store_true", help="also time the loop (s/step, 128 px)")
     args = p.parse_args(argv)
     print(f"CPU: {cpu()}; python {platform.python_version()}")
     # beside this checkout, so the baseline's tests find ../shared/data as ours do
@@ -81,6 +107,15 @@ def main(argv: list[str] | None = None) -> None:
             print(f"nst {' '.join(cmd):16} " + " | ".join(
                 f"{k}: {wall[k]:.2f} s, {rss[k]:.0f} MB" for k in arms)
                 + f" | speed-up {wall[b] / wall[a]:.1f}x, memory {rss[b] / rss[a]:.1f}x less")  # fmt: skip
+        if args.loop:
+            per_step: dict[str, list[float]] = {k: [] for k in arms}
+            for _ in range(args.repeats):
+                for name, tree in arms.items():
+                    per_step[name].append(loop(tree))
+            med = {k: statistics.median(v) for k, v in per_step.items()}
+            b, a = arms
+            print("stylize 128 px    " + " | ".join(f"{k}: {v * 1e3:.1f} ms/step" for k, v in med.items())
+                  + f" | ratio {med[a] / med[b]:.3f} (1 thread, median of {args.repeats})")  # fmt: skip
         if args.suite:
             times = {k: suite(tree) for k, tree in arms.items()}
             b, a = arms

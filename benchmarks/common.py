@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -10,6 +12,7 @@ from pathlib import Path
 import torch
 
 from nst.images import load_image, to_tensor
+from nst.provenance import bf16_support, cpu_flags
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -23,6 +26,19 @@ def benchmark_pair() -> tuple[torch.Tensor, torch.Tensor, str]:
 
     c, s = demo_pair()
     return to_tensor(c), to_tensor(s), "astronaut x brick (scikit-image)"
+
+
+def cpu_line() -> str:
+    """The CPU every timing line was measured on: cores, threads, vector width, bf16 capability
+    (nst.provenance), and the load when the run started (the machine may be shared)."""
+    flags = cpu_flags()
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"cpu: {platform.machine()}, {os.cpu_count()} cores, torch {torch.get_num_threads()} "
+        f"threads, {vector}, bf16 {bf16_support(torch.device('cpu'))}; load average {load:.1f} "
+        "at start"
+    )
 
 
 def interleaved(arms: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:

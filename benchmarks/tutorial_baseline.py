@@ -86,13 +86,13 @@ def build(
             name = f"other_{i}"
         model.add_module(name, layer)
         if name in content_layers:
-            loss = ContentLoss(model(content).detach())
-            model.add_module(f"content_loss_{i}", loss)
-            content_losses.append(loss)
+            closs = ContentLoss(model(content).detach())
+            model.add_module(f"content_loss_{i}", closs)
+            content_losses.append(closs)
         if name in style_layers:
-            loss = StyleLoss(model(style).detach())
-            model.add_module(f"style_loss_{i}", loss)
-            style_losses.append(loss)
+            sloss = StyleLoss(model(style).detach())
+            model.add_module(f"style_loss_{i}", sloss)
+            style_losses.append(sloss)
     for j in range(len(model) - 1, -1, -1):
         if isinstance(model[j], ContentLoss | StyleLoss):
             break

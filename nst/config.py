@@ -2,6 +2,11 @@
 
 `TransferConfig.from_dict` rejects unknown keys (naming the valid ones) and values of the
 wrong type, so a typo in an experiment file fails loudly instead of silently using a default.
+
+Layers the config does not name are the backbone's preset (nst.backbones.registry
+LAYER_PRESETS), filled in when the config is built, so that a recorded config always names
+the layers a run used: `TransferConfig(backbone="deit_small").content_layers == ("block8",)`.
+`replace(backbone=...)` swaps layers that were the old backbone's preset for the new one's.
 """
 
 from __future__ import annotations
@@ -15,72 +20,143 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from nst import NstError
+from nst.backbones.registry import LAYER_PRESETS, default_layers
 
-VGG_CONTENT_LAYERS = ("relu4_2",)
-VGG_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+def field_(default: Any, help: str) -> Any:
+    """A config field with its one-line description, which the CLI's --help, the docs and the
+    report read from the field itself (dataclasses.fields(...)[i].metadata["help"])."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+#: VGG's preset (nst.backbones.registry.LAYER_PRESETS), kept for the modules that name it
+VGG_CONTENT_LAYERS, VGG_STYLE_LAYERS = LAYER_PRESETS["nst.backbones.vgg"]
+LAYER_KEYS = ("content_layers", "style_layers")
 
 
 @dataclass(frozen=True)
 class TransferConfig:
     """Everything that determines the result of `nst.optimize.stylize`."""
 
-    # the network whose features define the losses
-    backbone: str = "vgg19"
-    weights: str = "auto"  # imagenet | random | auto | path to a state dict
-    pooling: Literal["max", "avg"] = "max"  # Gatys et al. replaced max by average pooling
-    content_layers: tuple[str, ...] = VGG_CONTENT_LAYERS
-    style_layers: tuple[str, ...] = VGG_STYLE_LAYERS
-    content_layer_weights: tuple[float, ...] = ()  # empty: equal weights
-    style_layer_weights: tuple[float, ...] = ()  # empty: equal weights
-    style_normalization: Literal["gram", "gatys"] = "gram"
-    # total loss = alpha * content + beta * style + gamma * tv
-    alpha: float = 1.0
-    beta: float = 1.0e5
-    gamma: float = 0.0
-    tv: Literal["l1", "l2"] = "l2"
+    backbone: str = field_(
+        "vgg19", "network whose features define the losses (see `nst weights list`)"
+    )
+    weights: str = field_(
+        "auto",
+        "imagenet | random | auto (imagenet if present, else random, loudly) | PATH to a state dict",
+    )
+    pooling: Literal["max", "avg"] = field_(
+        "max", "VGG pooling; Gatys et al. replaced max by average pooling"
+    )
+    # empty: the backbone's preset (nst.backbones.registry.LAYER_PRESETS), filled in on build
+    content_layers: tuple[str, ...] = field_(
+        (), "layers of the content loss; empty: the backbone's preset"
+    )
+    style_layers: tuple[str, ...] = field_(
+        (), "layers of the style loss; empty: the backbone's preset"
+    )
+    content_layer_weights: tuple[float, ...] = field_(
+        (), "one weight per content layer; empty: equal weights"
+    )
+    style_layer_weights: tuple[float, ...] = field_(
+        (), "one weight per style layer; empty: equal weights"
+    )
+    style_normalization: Literal["gram", "gatys"] = field_(
+        "gram", "Gram normalisation: gram = F F^T / (C H W); gatys = the paper's 1/(4 N^2 M^2)"
+    )
+    feature_transform: Literal["none", "softmax"] = field_(
+        "none",
+        "softmax: each channel's map -> M softmax(F / T) before every loss (Wang et al. 2021, for non-VGG features)",
+    )
+    feature_temperature: float = field_(1.0, "T of the softmax feature transform (> 0)")
+    alpha: float = field_(
+        1.0, "content weight: total = alpha * content + beta * style + gamma * tv"
+    )
+    beta: float = field_(1.0e5, "style weight")
+    gamma: float = field_(0.0, "total-variation weight (smoothness)")
+    tv: Literal["l1", "l2"] = field_("l2", "total-variation norm: l1 (edges kept) or l2 (smoother)")
     # the optimiser of the image pixels
-    optimizer: Literal["adam", "adamw", "sgd", "lbfgs"] = "adam"
-    lr: float = 0.02
-    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: lr -> 0 over the steps
-    momentum: float = 0.9  # sgd only
-    weight_decay: float = 0.0  # adamw/sgd
-    lbfgs_history: int = 100
-    lbfgs_line_search: Literal["strong_wolfe", "none"] = "strong_wolfe"
+    optimizer: Literal["adam", "adamw", "sgd", "lbfgs"] = field_(
+        "adam", "optimiser of the pixels; lbfgs steps are iterations with a line search"
+    )
+    lr: float = field_(0.02, "learning rate (lbfgs: initial step length)")
+    lr_schedule: Literal["constant", "cosine"] = field_(
+        "constant", "constant, or cosine from lr to 0 over the steps (first-order optimisers)"
+    )
+    momentum: float = field_(0.9, "SGD momentum")
+    weight_decay: float = field_(0.0, "AdamW/SGD weight decay on the pixels")
+    lbfgs_history: int = field_(100, "L-BFGS curvature pairs kept")
+    lbfgs_line_search: Literal["strong_wolfe", "none"] = field_(
+        "strong_wolfe", "L-BFGS line search: strong_wolfe (up to 25 evaluations) or none (step lr)"
+    )
     # where the optimisation starts
-    init: Literal["content", "style", "noise", "blend"] = "content"
-    init_blend: float = 0.5  # content share of the blend init (rest is seeded noise)
-    steps: int = 300
-    stop_rtol: float = 0.0  # stop when the total loss improved by less than this over 10 steps
-    size: int = 256  # long side of the content image, pixels
-    seed: int = 0
-    device: str = "cpu"
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    init: Literal["content", "style", "noise", "blend"] = field_(
+        "content",
+        "starting image: the content, the style, seeded noise, or a blend of content and noise",
+    )
+    init_blend: float = field_(
+        0.5, "content share of the blend init, in [0, 1] (the rest is seeded noise)"
+    )
+    steps: int = field_(300, "optimisation steps (per pyramid stage unless pyramid_steps is given)")
+    stop_rtol: float = field_(
+        0.0, "stop when the total loss improved by less than this fraction over 10 steps; 0: never"
+    )
+    size: int = field_(256, "long side of the content image and of the result, pixels")
+    seed: int = field_(0, "seed of every random draw: noise init, jitter, random weights")
+    device: str = field_("cpu", "cpu | cuda | cuda:N | auto (cuda when available)")
+    dtype: Literal["float32", "bfloat16"] = field_(
+        "float32", "float32, or bfloat16 network and Gram products (losses reduced in fp32)"
+    )
     # patch-grid artefact mitigation for ViT backbones (nst.optimize.controls.shifts); 0 = off
-    jitter: int = 0  # roll the image by a seeded random shift of 0..N px per step
-    shift_average: int = 0  # average features over K fixed sub-patch shifts
+    jitter: int = field_(
+        0, "ViT grid artefacts: roll the image by a seeded random shift of 0..N px per step; 0: off"
+    )
+    shift_average: int = field_(
+        0, "ViT grid artefacts: average features over K fixed sub-patch shifts (K x cost); 0: off"
+    )
     # artistic controls (nst.optimize.controls.color, nst.optimize.pyramid, nst.optimize.controls.gradnorm, nst.optimize.controls.masks, nst.optimize.controls.frames)
-    style_blend: tuple[float, ...] = ()  # one weight per style image; empty: equal
-    style_scale: float = 1.0  # style long side = style_scale * size
-    color: Literal["none", "luminance", "histogram", "histogram_post"] = "none"
-    pyramid: tuple[int, ...] = ()  # stage sizes, e.g. 256,512; the last is the output size
-    pyramid_steps: tuple[int, ...] = ()  # steps per pyramid stage; empty: `steps` each
-    normalize_gradients: bool = False  # each loss term's pixel gradient divided by its L1 norm
-    layer_weight_normalization: Literal["none", "sum", "channels"] = "none"
-    mask: str = ""  # grey image: white = stylise, black = keep the content
-    frame_every: int = 0  # capture a frame every k steps (Result.frames); 0 = off
+    style_blend: tuple[float, ...] = field_(
+        (), "one weight per style image, mixing their Gram targets; empty: equal"
+    )
+    style_scale: float = field_(
+        1.0, "style image long side = style_scale * size (larger: bigger brush strokes)"
+    )
+    color: Literal["none", "luminance", "histogram", "histogram_post"] = field_(
+        "none",
+        "keep the photo's colours: luminance-only transfer, or histogram matching before/after",
+    )
+    pyramid: tuple[int, ...] = field_(
+        (), "coarse-to-fine stage sizes, e.g. 256,512; the last is the output size (replaces size)"
+    )
+    pyramid_steps: tuple[int, ...] = field_((), "steps per pyramid stage; empty: steps for each")
+    normalize_gradients: bool = field_(
+        False,
+        "divide each loss term's pixel gradient by its L1 norm (weights become relative strengths)",
+    )
+    layer_weight_normalization: Literal["none", "sum", "channels"] = field_(
+        "none", "none, sum (layer weights sum to 1) or channels (w_l / C_l^2, then sum to 1)"
+    )
+    mask: str = field_("", "grey mask image: white = stylise, black = keep the content")
+    frame_every: int = field_(0, "capture a progress frame every k steps; 0: off")
 
     def __post_init__(self) -> None:
         _check_types(self)
+        if not (self.content_layers and self.style_layers):
+            # looked up only when needed: a config naming its layers may name any backbone
+            # (a test's fake), and an unknown one without layers fails here, by name
+            for key, preset in zip(LAYER_KEYS, default_layers(self.backbone), strict=True):
+                if not getattr(self, key):
+                    object.__setattr__(self, key, preset)
         for name in ("content", "style"):
             layers = getattr(self, f"{name}_layers")
             weights = getattr(self, f"{name}_layer_weights")
-            if not layers:
-                raise NstError(f"{name}_layers is empty: name at least one layer, e.g. relu4_2")
             if weights and len(weights) != len(layers):
                 raise NstError(
                     f"{name}_layer_weights has {len(weights)} values for {len(layers)} "
                     f"{name}_layers: give one weight per layer or none"
                 )
+        if self.feature_temperature <= 0:
+            raise NstError(f"feature_temperature must be positive, got {self.feature_temperature}")
         for key in ("steps", "size"):
             if getattr(self, key) < 1:
                 raise NstError(f"{key} must be at least 1, got {getattr(self, key)}")
@@ -106,7 +182,12 @@ class TransferConfig:
                 f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
             )
         hints = typing.get_type_hints(cls)
-        return cls(**{k: coerce(k, v, hints[k]) for k, v in values.items()})
+        coerced = {k: coerce(k, v, hints[k]) for k, v in values.items()}
+        for key in LAYER_KEYS:
+            # left out, a key means the backbone's preset; written down empty, it is a mistake
+            if key in coerced and not coerced[key]:
+                raise NstError(f"{key} is empty: name at least one layer, or leave the key out")
+        return cls(**coerced)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TransferConfig:
@@ -117,13 +198,33 @@ class TransferConfig:
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> TransferConfig:
-        return TransferConfig.from_dict({**self.to_dict(), **changes})
+        """A copy with `changes`, validated like from_dict. A new backbone gets its own preset
+        for the layers that were the old backbone's preset and are not among `changes`."""
+        values = {**self.to_dict(), **changes}
+        if changes.get("backbone", self.backbone) != self.backbone:
+            for key, preset in zip(LAYER_KEYS, _preset_or_none(self.backbone), strict=True):
+                if key not in changes and getattr(self, key) == preset:
+                    del values[key]
+        return TransferConfig.from_dict(values)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (tuples become lists) that `from_dict` reads back to an equal config."""
         return {
             k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
         }
+
+
+def _preset_or_none(backbone: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The backbone's preset layers; none for a backbone outside the registry."""
+    try:
+        return default_layers(backbone)
+    except NstError:
+        return (), ()
+
+
+def field_help(name: str) -> str:
+    """The one-line description of a config field (see field_)."""
+    return next(f.metadata["help"] for f in fields(TransferConfig) if f.name == name)
 
 
 def field_names() -> list[str]:
@@ -176,7 +277,7 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
     raise NstError(f"config key {key}: unsupported type {hint}")
 
 
-def _check_types(config: TransferConfig) -> None:
+def _check_types(config: Any) -> None:  # any frozen config dataclass (TrainConfig too)
     hints = typing.get_type_hints(type(config))
     for f in fields(config):
         value = getattr(config, f.name)

@@ -1,4 +1,4 @@
-"""Images in and out: safe loading with Pillow, resizing, tensor <-> image, atomic writes.
+"""Images in and out: safe loading with Pillow, resizing, tensor <-> image, luma, atomic writes.
 
 Tensors are float RGB in [0, 1], shape 1x3xHxW. Every failure to read an image becomes an
 `ImageError` whose one-line message names the file and what is wrong with it.
@@ -19,6 +19,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from nst import NstError
 
 MAX_PIXELS = 64_000_000  # larger files are refused as possible decompression bombs
+
+#: ITU-R BT.601 luma weights, Y = 0.299 R + 0.587 G + 0.114 B (also the Y row of NTSC YIQ)
+LUMA = (0.299, 0.587, 0.114)
 
 
 class ImageError(NstError):
@@ -100,12 +103,22 @@ def resize_tensor(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     )
 
 
-def fit_size(image: torch.Tensor, size: int, multiple: int = 1) -> torch.Tensor:
-    """Resize so the long side is `size`, each side rounded to a multiple of `multiple`."""
+def fit_size(
+    image: torch.Tensor, size: int, multiple: int = 1, minimum: int | None = None
+) -> torch.Tensor:
+    """Resize so the long side is about `size`, aspect kept: each side rounded to a multiple of
+    `multiple` and at least `minimum` pixels (default: `multiple`)."""
     h, w = image.shape[-2:]
     scale = size / max(h, w)
-    hw = tuple(max(multiple, round(s * scale / multiple) * multiple) for s in (h, w))
+    floor = multiple if minimum is None else minimum
+    hw = tuple(max(floor, round(s * scale / multiple) * multiple) for s in (h, w))
     return resize_tensor(image, hw)  # type: ignore[arg-type]
+
+
+def luma(image: torch.Tensor) -> torch.Tensor:
+    """Y = 0.299 R + 0.587 G + 0.114 B (LUMA) of an Nx3xHxW image, as Nx1xHxW."""
+    w = torch.tensor(LUMA, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return (image * w).sum(dim=1, keepdim=True)
 
 
 def save_image(

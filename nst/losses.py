@@ -73,15 +73,3 @@ def total_variation(image: torch.Tensor, kind: str = "l2") -> torch.Tensor:
     if kind == "l2":
         return (dh**2).mean() + (dw**2).mean()
     raise ValueError(f"unknown TV kind {kind!r}; use l1 or l2")
-
-
-def total_loss(
-    content: torch.Tensor,
-    style: torch.Tensor,
-    tv: torch.Tensor,
-    alpha: float,
-    beta: float,
-    gamma: float,
-) -> torch.Tensor:
-    """L_total = alpha * L_content + beta * L_style + gamma * L_tv."""
-    return alpha * content + beta * style + gamma * tv

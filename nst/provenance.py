@@ -1,14 +1,22 @@
-"""Facts that make a run reproducible: code version, packages, machine."""
+"""Facts that make a run reproducible: code version, packages, machine, file hashes.
+
+Dependency-free at import (torch is imported by the functions that take a device), so that
+commands that only hash files, such as `nst fetch`, do not pay for importing torch.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import platform
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PACKAGES = ("nst", "torch", "torchvision", "timm", "numpy", "pillow", "mlflow", "optuna", "dvc")
 
@@ -39,6 +47,15 @@ def git_state(path: str | Path = ".") -> dict[str, str]:
     return {"commit": commit, "dirty": str(dirty).lower()}
 
 
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def cpu_flags() -> set[str]:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -52,6 +69,8 @@ def cpu_flags() -> set[str]:
 def bf16_support(device: torch.device) -> str:
     """'native' when the hardware computes bf16 matrix products, 'emulated' when it does not
     (emulated bf16 is tens of times slower than fp32)."""
+    import torch
+
     if device.type == "cuda":
         return "native" if torch.cuda.is_bf16_supported(including_emulation=False) else "emulated"
     flags = cpu_flags()
@@ -59,10 +78,14 @@ def bf16_support(device: torch.device) -> str:
 
 
 def device_description(device: torch.device) -> str:
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{platform.processor() or platform.machine()} cpu x{torch.get_num_threads()} threads"
 
 
 def command_line() -> str:
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    """The command that is running, quoted so that it can be pasted back into a shell (an
+    empty value stays '' instead of vanishing and shifting the options after it)."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])

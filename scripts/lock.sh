@@ -18,4 +18,5 @@ trap 'rm -rf "$tmp"' EXIT
   "$tmp/venv/bin/python" -m pip freeze --exclude-editable | grep -v -i '^nst[ =@]'
 } > requirements.lock.tmp
 mv requirements.lock.tmp requirements.lock
+rm -rf build  # setuptools leaves it from the non-editable install
 echo "lock: $(grep -vc '^#' requirements.lock) packages pinned in requirements.lock"

@@ -2,12 +2,13 @@
 # `make repro`: run the DVC pipeline (dvc.yaml, params.yaml): fetch -> study@<name> -> report.
 # Works as the first command on a fresh clone (make runs setup first) and offline (the fetch
 # stage falls back to the embedded sample with a loud warning). Re-running re-does only what
-# changed. Extra arguments go to `dvc repro` (e.g. scripts/repro.sh study@layers).
+# changed. Each stage is announced as "== [i/N] <stage> ==". Extra arguments go to one plain
+# `dvc repro` (e.g. scripts/repro.sh study@layers). DVC=<path> overrides the dvc used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 export PATH="$PWD/.venv/bin:$PATH" # the stages call `nst`
-DVC=.venv/bin/dvc
+DVC=${DVC:-.venv/bin/dvc}
 
 if [ ! -d .dvc ]; then # a copy without .dvc/ (e.g. an exported tarball): make it a DVC repo
   "$DVC" init -q $([ -d .git ] || echo --no-scm)
@@ -15,7 +16,17 @@ if [ ! -d .dvc ]; then # a copy without .dvc/ (e.g. an exported tarball): make i
 fi
 
 start=$(date +%s)
-"$DVC" repro "$@"
+if [ $# -eq 0 ]; then
+  # one `dvc repro <stage>` per stage, so the terminal says where the pipeline is; each also
+  # re-checks the stages upstream of it, so the order of dvc.yaml cannot break the DAG's
+  mapfile -t stages < <("$DVC" stage list --name-only)
+  for i in "${!stages[@]}"; do
+    echo "== [$((i + 1))/${#stages[@]}] ${stages[$i]} =="
+    "$DVC" repro "${stages[$i]}"
+  done
+else
+  "$DVC" repro "$@"
+fi
 secs=$(($(date +%s) - start))
 
 profile=$(.venv/bin/python -c 'import yaml; print(yaml.safe_load(open("params.yaml"))["profile"])')
@@ -30,5 +41,5 @@ Browse:
   make ui                                   MLflow UI on http://127.0.0.1:5000 (every trial's run)
   .venv/bin/optuna-dashboard sqlite:///results/<study>/optuna.db   Optuna dashboard, 127.0.0.1:8080
   .venv/bin/dvc metrics show                best value per objective, trial counts per study
-  .venv/bin/dvc exp run -S study.trials=20  more trials; compare: dvc exp show / dvc params diff
+  .venv/bin/dvc exp run -S study.trials=20  more trials; compare: make exps / dvc params diff
 MSG

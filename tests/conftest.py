@@ -12,6 +12,41 @@ os.environ.update(MLFLOW_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", DO_NOT_
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+#: the user's own stores: no test may create or change them
+PROJECT_STORES = ("mlflow.db", "mlartifacts", "optuna.db", "optuna.log", "results", "reports")
+
+
+def _snapshot() -> dict[str, tuple[int, int] | None]:
+    """(files, newest mtime in ns) under each project store, None when it does not exist."""
+    out: dict[str, tuple[int, int] | None] = {}
+    for name in PROJECT_STORES:
+        path = REPO / name
+        if not path.exists():
+            out[name] = None
+            continue
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        out[name] = (len(files), max((p.stat().st_mtime_ns for p in files), default=0))
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def project_stores_untouched(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Point the default MLflow store and Optuna storage at a temp dir for the whole session
+    (subprocesses inherit it), and fail the session if a project store changed anyway."""
+    stores = tmp_path_factory.mktemp("default-stores")
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "NST_OPTUNA_STORAGE")}
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{stores / 'mlflow.db'}"
+    os.environ["NST_OPTUNA_STORAGE"] = f"sqlite:///{stores / 'optuna.db'}"
+    before = _snapshot()
+    yield stores
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    after = _snapshot()
+    changed = [name for name in PROJECT_STORES if before[name] != after[name]]
+    assert not changed, f"the test session wrote the project's own stores: {changed}"
 
 
 @pytest.fixture

@@ -19,6 +19,15 @@ def noise_png(path: Path, seed: int, size: int = 40) -> Path:
     return path
 
 
+#: a pretrained judge (the default) and the old VGG judge with random weights
+JUDGES = {
+    True: {"backbone": "efficientnet_lite2", "weights": "imagenet:efficientnet-lite2-9656183e.pth",
+           "sha256": "9" * 64, "pretrained": True, "judge": "efficientnet"},
+    False: {"backbone": "vgg16", "weights": "random:seed=0", "sha256": "", "pretrained": False,
+            "judge": "vgg"},
+}  # fmt: skip
+
+
 def fake_study(
     results: Path,
     data: Path,
@@ -29,6 +38,7 @@ def fake_study(
     random_weights: bool = True,
     curves: bool = True,
     importances: bool = True,
+    judge_pretrained: bool | None = True,
 ) -> Path:
     root = results / name
     rng = np.random.default_rng(len(name))
@@ -98,6 +108,12 @@ def fake_study(
             "host": "testhost",
             "weights": [weights],
             "random_weights": random_weights,
+            "backbones": [
+                {"backbone": b, "weights": weights, "pretrained": not random_weights, "trials": 3}
+                for b in map(str, searched.get("backbone", ["vgg19"]))
+            ],
+            "judges": [] if judge_pretrained is None else [JUDGES[judge_pretrained]],
+            "judge_pretrained": judge_pretrained,
             "versions": {"torch": "2.14.1"},
         },
         "mlflow": {

@@ -8,16 +8,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import transfer_argv
 from safetensors.torch import save_file
 
 from nst import NstError
 from nst.backbones import Backbone, get_backbone, list_backbones
-from nst.backbones.base import RandomWeightsWarning
+from nst.backbones.base import InputTooSmall, RandomWeightsWarning
+from nst.backbones.efficientnet import PACKAGES, EfficientNet
 from nst.backbones.vgg import VGG, imagenet_cache_file
-from nst.backbones.vit import TIMM_MODELS, PatchPaddingWarning, ViT
+from nst.backbones.vit import TIMM_MODELS, PatchPaddingWarning, ViT, load_weights_file
 
 SLOW = {"deit_base"}  # 86M parameters: building and running it takes seconds
 NAMES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in list_backbones()]
+#: the backbones whose ImageNet weights live in a cache (EfficientNet's come with a package:
+#: tests/test_efficientnet.py)
+CACHED = [n for n in NAMES if (n.values[0] if hasattr(n, "values") else n) not in PACKAGES]
 
 
 @pytest.fixture
@@ -56,7 +61,7 @@ def native_state_dict(backbone: Backbone) -> dict[str, torch.Tensor]:
             for k, v in state.items()
             if k.startswith("layers.")
         }
-    assert isinstance(backbone, ViT)
+    assert isinstance(backbone, ViT | EfficientNet)
     return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
 
 
@@ -102,6 +107,8 @@ def test_layers_are_named_as_documented(name: str) -> None:
     if isinstance(b, ViT):
         assert b.layer_names == tuple(f"block{i}" for i in range(len(b.model.blocks)))
         assert b.size_multiple == 16
+    elif isinstance(b, EfficientNet):
+        assert b.layer_names == ("stem", *(f"stage{i}" for i in range(len(b.model.blocks))))
     else:
         assert all(re.fullmatch(r"(conv|relu)\d_\d|pool\d", n) for n in b.layer_names)
         assert {"relu1_1", "relu4_2", "relu5_1"} <= set(b.layer_names)
@@ -117,6 +124,8 @@ def test_feature_shapes_are_nchw_in_request_order(name: str) -> None:
         assert f.dim() == 4 and f.shape[0] == 2 and torch.isfinite(f).all()
     if isinstance(b, ViT):  # one position per 16 px patch, embed_dim channels
         assert out[first].shape[1:] == (b.model.embed_dim, 2, 3)
+    elif isinstance(b, EfficientNet):  # stride 2 at the stem, 32 at the last stage
+        assert out[first].shape[-2:] == (16, 24) and out[last].shape[-2:] == (1, 2)
     else:
         assert out[first].shape[-2:] == (32, 48) and out[last].shape[-2:] == (1, 1)
 
@@ -127,7 +136,13 @@ def test_a_shallow_layer_does_not_run_deeper_modules(name: str) -> None:
     shallow = called_modules(b, b.layer_names[0])
     deep = called_modules(b, b.layer_names[-1])
     assert shallow < deep
-    later = list(b.model.blocks)[1:] if isinstance(b, ViT) else list(b.layers)[1:]  # type: ignore[union-attr]
+    later = (
+        list(b.model.blocks)[1:]  # type: ignore[union-attr]
+        if isinstance(b, ViT)
+        else list(b.model.blocks)  # type: ignore[union-attr]
+        if isinstance(b, EfficientNet)
+        else list(b.layers)[1:]  # type: ignore[union-attr]
+    )
     assert not any(m in shallow for block in later for m in block.modules())
 
 
@@ -155,7 +170,7 @@ def test_saved_state_dict_loads_to_identical_features(name: str, tmp_path: Path)
     assert not torch.allclose(other.features(x, [layer])[layer], b.features(x, [layer])[layer])
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CACHED)
 def test_imagenet_weights_load_from_the_cache(name: str, empty_caches: Path) -> None:
     b = build(name, seed=1)
     path = install_imagenet(name, native_state_dict(b), empty_caches)
@@ -170,7 +185,7 @@ def test_imagenet_weights_load_from_the_cache(name: str, empty_caches: Path) -> 
         )
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CACHED)
 def test_missing_imagenet_weights_name_the_expected_file(name: str, empty_caches: Path) -> None:
     with pytest.raises(NstError) as err:
         get_backbone(name, weights="imagenet")
@@ -231,6 +246,82 @@ def test_position_embeddings_interpolate_for_larger_inputs() -> None:
     assert b.features(image(64, 96), ["block0"])["block0"].shape[-2:] == (4, 6)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_random_weights_are_seeded_loud_and_leave_the_global_rng_alone(name: str) -> None:
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    with pytest.warns(RandomWeightsWarning, match=f"{name} runs with RANDOM weights"):
+        a = get_backbone(name, weights="random", seed=3)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert a.weights_info == build(name, seed=3).weights_info
+    assert a.weights_info.identity == "random:seed=3" and not a.weights_info.pretrained
+    assert a.weights_info.sha256 != build(name, seed=0).weights_info.sha256
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_input_below_min_side_is_a_one_line_error(name: str) -> None:
+    b = build(name)
+    deepest = b.layer_names[-1]
+    need = b.min_side([deepest])
+    # five 2x2 poolings; EfficientNet's stride 32; one 16 px patch
+    assert need == (32 if isinstance(b, VGG | EfficientNet) else 16)
+    b.features(image(need, 2 * need), [deepest])
+    b.check_input(image(need, 2 * need), [deepest], "the test image")
+    with pytest.raises(InputTooSmall) as err:
+        b.check_input(image(need - 1, 2 * need), [deepest], "the test image")
+    message = str(err.value)
+    assert "\n" not in message and f"{2 * need}x{need - 1} px" in message
+    assert f"at least {need} px" in message and deepest in message
+
+
+class CountingLoad:
+    """torch.load, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls, self.load = 0, torch.load
+
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return self.load(*args, **kwargs)
+
+
+@pytest.mark.parametrize("wrapper", [None, "model", "state_dict"])
+def test_vit_weight_files_are_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wrapper: str | None
+) -> None:
+    state = {"blocks.0.norm1.weight": torch.ones(3)}
+    path = tmp_path / "w.pth"
+    torch.save(state if wrapper is None else {wrapper: state}, path)
+    counting = CountingLoad()
+    monkeypatch.setattr(torch, "load", counting)
+    loaded = load_weights_file(path)
+    assert counting.calls == 1 and loaded.keys() == state.keys()
+    assert torch.equal(loaded["blocks.0.norm1.weight"], state["blocks.0.norm1.weight"])
+
+
+def test_a_bad_vit_weight_file_is_one_clear_error_and_a_bug_is_not_disguised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    counting = CountingLoad()
+    monkeypatch.setattr(torch, "load", counting)
+    with pytest.raises(NstError, match=f"^cannot load weights {re.escape(str(junk))}: ") as err:
+        load_weights_file(junk)
+    assert counting.calls == 1 and "\n" not in str(err.value)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x00" * 4)
+    with pytest.raises(NstError, match="cannot load weights .*broken.safetensors"):
+        load_weights_file(broken)
+
+    def buggy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise TypeError("a bug in the loading code")
+
+    monkeypatch.setattr(torch, "load", buggy)
+    with pytest.raises(TypeError, match="a bug in the loading code"):
+        load_weights_file(junk)
+
+
 @pytest.mark.slow
 def test_cli_transfer_with_deit_small_at_224(tmp_path: Path) -> None:
     from nst.cli import main
@@ -239,8 +330,9 @@ def test_cli_transfer_with_deit_small_at_224(tmp_path: Path) -> None:
     content = save_image(image(224, 224, seed=1), tmp_path / "c.png")
     style = save_image(image(224, 224, seed=2), tmp_path / "s.png")
     out = tmp_path / "out.png"
-    argv = ["transfer", "--content", str(content), "--style", str(style), "--out", str(out),
-            "--backbone", "deit_small", "--weights", "random", "--size", "224", "--steps", "3",
-            "--content-layers", "block8", "--style-layers", "block1,block3,block5,block7", "--jitter", "8"]  # fmt: skip
+    argv = transfer_argv(
+        content=content, style=style, out=out, backbone="deit_small", size=224, steps=3,
+        content_layers="block8", style_layers="block1,block3,block5,block7", jitter=8,
+    )  # fmt: skip
     assert main(argv) == 0
     assert load_image(out).shape == (1, 3, 224, 224)

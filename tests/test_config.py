@@ -48,6 +48,97 @@ def test_yaml_file(tmp_path):
     assert (cfg.beta, cfg.steps, cfg.style_layers) == (1e4, 7, ("relu1_1", "relu2_1"))
 
 
-def test_config_is_frozen():
-    with pytest.raises(AttributeError):
-        TransferConfig().steps = 3  # type: ignore[misc]
+def test_replace_validates_like_from_dict():
+    """Stages of a pyramid and study trials are made with replace(): it must coerce and check
+    exactly as a config file would, not bypass validation as dataclasses.replace would."""
+    cfg = TransferConfig()
+    assert cfg.replace(optimizer="LBFGS", style_layers="relu1_1, relu2_1").optimizer == "lbfgs"
+    assert cfg.replace(style_layers="relu1_1, relu2_1").style_layers == ("relu1_1", "relu2_1")
+    with pytest.raises(NstError, match="steps must be at least 1"):
+        cfg.replace(steps=0)
+    with pytest.raises(NstError, match=r"unknown config key\(s\) stpes"):
+        cfg.replace(stpes=3)
+    with pytest.raises(NstError, match="pyramid_steps has 1 values for 2 pyramid stages"):
+        cfg.replace(pyramid=(16, 32), pyramid_steps=(3,))
+
+
+def test_direct_construction_coerces_lists_so_configs_are_immutable_and_hashable():
+    """A list given to the constructor becomes a tuple (a list would be shared and mutable, and
+    make the config unhashable); equal configs are equal keys."""
+    layers = ["relu1_1", "relu2_1"]
+    cfg = TransferConfig(style_layers=layers)  # type: ignore[arg-type]
+    assert cfg.style_layers == ("relu1_1", "relu2_1") and isinstance(cfg.style_layers, tuple)
+    layers.append("relu3_1")  # the caller's list is not the config's
+    assert cfg.style_layers == ("relu1_1", "relu2_1")
+    same = TransferConfig.from_dict({"style_layers": ["relu1_1", "relu2_1"]})
+    assert hash(cfg) == hash(same) and {cfg: "run"}[same] == "run"
+    assert isinstance(TransferConfig().style_layers, tuple)  # the shared default cannot mutate
+    with pytest.raises(NstError, match="steps must be at least 1"):
+        TransferConfig(steps=0)
+    with pytest.raises(NstError, match="must be one of adam, adamw, sgd, lbfgs"):
+        TransferConfig(optimizer="rmsprop")  # type: ignore[arg-type]
+
+
+def test_unnamed_layers_are_the_backbones_preset_and_are_recorded():
+    from nst.backbones.registry import default_layers
+
+    for backbone in ("vgg19", "deit_small", "efficientnet_lite0"):
+        cfg = TransferConfig(backbone=backbone)
+        assert (cfg.content_layers, cfg.style_layers) == default_layers(backbone)
+        recorded = cfg.to_dict()  # what a run records names the layers it used
+        assert recorded["content_layers"] and TransferConfig.from_dict(recorded) == cfg
+    assert TransferConfig().content_layers == ("relu4_2",)
+    assert TransferConfig.from_dict({"backbone": "deit_small"}).style_layers[0] == "block1"
+    # one side named, the other from the preset
+    cfg = TransferConfig.from_dict({"backbone": "deit_small", "content_layers": "block5"})
+    assert cfg.content_layers == ("block5",) and cfg.style_layers == default_layers("deit_small")[1]
+
+
+def test_replace_backbone_swaps_preset_layers_and_keeps_named_ones():
+    cfg = TransferConfig()
+    deit = cfg.replace(backbone="deit_small")
+    assert deit.content_layers == ("block8",) and deit.style_layers[0] == "block1"
+    assert deit.replace(backbone="vgg19") == cfg
+    named = TransferConfig(style_layers=("relu1_1",))
+    moved = named.replace(backbone="deit_small")
+    assert moved.style_layers == ("relu1_1",)  # the user's, kept: the backbone will reject it
+    assert moved.content_layers == ("block8",)  # the preset's, swapped
+    both = cfg.replace(backbone="deit_tiny", content_layers="block3")
+    assert both.content_layers == ("block3",) and both.style_layers[0] == "block1"
+
+
+def test_yaml_and_cli_without_layers_get_the_preset(tmp_path):
+    import argparse
+
+    from nst.cli.options import add_config_options, config_from_args
+
+    path = tmp_path / "c.yaml"
+    path.write_text("backbone: vgg19\nsteps: 3\n")
+    parser = argparse.ArgumentParser()
+    add_config_options(parser)
+    cfg = config_from_args(parser.parse_args(["--config", str(path), "--backbone", "deit_tiny"]))
+    assert cfg.steps == 3 and cfg.content_layers == ("block8",)
+    assert config_from_args(
+        parser.parse_args(["--backbone", "efficientnet_lite1"])
+    ).content_layers == ("stage3",)
+
+
+def test_unknown_backbone_without_layers_names_the_registered_ones():
+    with pytest.raises(
+        NstError, match="unknown backbone 'resnet50'; registered: .*efficientnet_lite0"
+    ):
+        TransferConfig(backbone="resnet50")
+    # a config naming its layers may name a backbone outside the registry (a caller's own)
+    assert (
+        TransferConfig(backbone="mine", content_layers=("a",), style_layers=("b",)).backbone
+        == "mine"
+    )
+
+
+def test_feature_transform_fields_are_checked():
+    assert TransferConfig().feature_transform == "none"
+    assert TransferConfig.from_dict({"feature_transform": "SoftMax"}).feature_transform == "softmax"
+    with pytest.raises(NstError, match="must be one of none, softmax"):
+        TransferConfig.from_dict({"feature_transform": "relu"})
+    with pytest.raises(NstError, match="feature_temperature must be positive"):
+        TransferConfig(feature_temperature=0.0)

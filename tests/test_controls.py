@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import transfer_argv
 from PIL import Image
 
 from nst import NstError
@@ -14,7 +15,7 @@ from nst.backbones import get_backbone
 from nst.cli import main
 from nst.config import TransferConfig
 from nst.images import save_image
-from nst.losses import gram
+from nst.losses import gram, style_layer_loss
 from nst.optimize.controls.blend import blend_weights
 from nst.optimize.controls.color import (
     combine_luma_chroma,
@@ -237,16 +238,29 @@ def test_layer_weight_normalization() -> None:
     assert sum(w) == pytest.approx(1.0) and w[0] / w[1] == pytest.approx(4.0)  # 1/C^2
 
 
-def test_layer_weight_normalization_changes_the_loss(backbone, pair) -> None:  # type: ignore[no-untyped-def]
+def test_channel_normalisation_weights_each_layer_by_one_over_c_squared(backbone, pair) -> None:  # type: ignore[no-untyped-def]
+    """channels: w_l = (w_l / C_l^2) / sum_k (w_k / C_k^2). FAST's style layers relu1_1,
+    relu2_1, relu3_1 have C = 64, 128, 256, so equal weights become 16:4:1 / 21, and the style
+    loss of the first step is that mix of the per-layer losses E_l (the plain run: their mean)."""
     content, style = pair
-    a = stylize(FAST.replace(steps=1), content, style, backbone=backbone)
-    b = stylize(
-        FAST.replace(steps=1, layer_weight_normalization="channels"),
-        content,
-        style,
-        backbone=backbone,
+    layers = list(FAST.style_layers)
+    with torch.no_grad():
+        fc, fs = backbone.features(content, layers), backbone.features(style, layers)
+    e = [float(style_layer_loss(fc[k], gram(fs[k]))) for k in layers]
+    channels = FAST.replace(steps=1, layer_weight_normalization="channels")
+    objective = Objective(backbone, channels, content, style, torch.float32)
+    assert objective.style_weights == pytest.approx((16 / 21, 4 / 21, 1 / 21), rel=1e-12)
+    assert objective.content_weights == (1.0,)  # one layer: its share is the whole budget
+    weighted = Objective(
+        backbone, channels.replace(style_layer_weights=(1, 2, 4)), content, style, torch.float32
     )
-    assert a.history["style"][0] != pytest.approx(b.history["style"][0], rel=1e-3)
+    # (1/64^2, 2/128^2, 4/256^2) = (16, 8, 4) / 65536, renormalised
+    assert weighted.style_weights == pytest.approx((4 / 7, 2 / 7, 1 / 7), rel=1e-12)
+    plain = stylize(FAST.replace(steps=1), content, style, backbone=backbone)
+    normed = stylize(channels, content, style, backbone=backbone)
+    assert plain.history["style"][0] == pytest.approx(sum(e) / 3, rel=1e-5)
+    expected = (16 * e[0] + 4 * e[1] + e[2]) / 21
+    assert normed.history["style"][0] == pytest.approx(expected, rel=1e-5)
 
 
 # ---- masks --------------------------------------------------------------------------------
@@ -327,26 +341,10 @@ def test_cli_accepts_each_control(files, tmp_path, options, capsys) -> None:  # 
         for o in options
     ]
     out = tmp_path / "out.png"
-    argv = [
-        "transfer",
-        "--content",
-        files["content"],
-        "--style",
-        f"{files['a']},{files['b']}",
-        "--out",
-        str(out),
-        "--weights",
-        "random",
-        "--size",
-        "32",
-        "--steps",
-        "2",
-        "--content-layers",
-        "relu2_2",
-        "--style-layers",
-        "relu1_1,relu2_1",
-        *options,
-    ]
+    argv = transfer_argv(
+        *options, content=files["content"], style=f"{files['a']},{files['b']}", out=out,
+        steps=2, content_layers="relu2_2", style_layers="relu1_1,relu2_1",
+    )  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert main(argv) == 0
@@ -358,52 +356,16 @@ def test_cli_accepts_each_control(files, tmp_path, options, capsys) -> None:  # 
 
 
 def test_cli_repeated_style_and_single_style(files, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    base = [
-        "transfer",
-        "--content",
-        files["content"],
-        "--weights",
-        "random",
-        "--size",
-        "32",
-        "--steps",
-        "1",
-        "--content-layers",
-        "relu2_2",
-        "--style-layers",
-        "relu1_1",
-    ]
+    common = {"content": files["content"], "content_layers": "relu2_2", "style_layers": "relu1_1"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert (
-            main(
-                [
-                    *base,
-                    "--style",
-                    files["a"],
-                    "--style",
-                    files["b"],
-                    "--out",
-                    str(tmp_path / "1.png"),
-                ]
-            )
+            main(transfer_argv(style=[files["a"], files["b"]], out=tmp_path / "1.png", **common))
             == 0
         )
-        assert main([*base, "--style", files["a"], "--out", str(tmp_path / "2.png")]) == 0
+        assert main(transfer_argv(style=files["a"], out=tmp_path / "2.png", **common)) == 0
         # three weights for two styles: a one-line error, exit status 2
-        assert (
-            main(
-                [
-                    *base,
-                    "--style",
-                    files["a"],
-                    "--style",
-                    files["b"],
-                    "--style-blend",
-                    "1,2,3",
-                    "--out",
-                    str(tmp_path / "3.png"),
-                ]
-            )
-            == 2
+        argv = transfer_argv(
+            style=[files["a"], files["b"]], style_blend="1,2,3", out=tmp_path / "3.png", **common
         )
+        assert main(argv) == 2

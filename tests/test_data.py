@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import threading
 import time
+import warnings
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 
 import nst.data.fetch
 from nst import NstError
 from nst.cli import main
 from nst.data.download import DownloadError, DownloadPolicy
 from nst.data.fetch import OfflineDataWarning, embedded_sample, fetch
-from nst.data.lock import list_images, lock_hash
+from nst.data.lock import DATA_LOCK_SHA256, list_images, lock_hash
 from nst.data.manifest import load_manifest, select
+from nst.images import save_image
 
 FILES = ["content/chelsea.png", "content/rocket.jpg", "style/great_wave.jpg", "style/water_lilies_crop.jpg"]  # fmt: skip
 FAST = DownloadPolicy(timeout=5, retries=2, backoff=0.01)
@@ -129,8 +133,8 @@ def test_fetch_downloads_verifies_locks_and_attributes(tmp_path, server, manifes
     body = {k: v for k, v in lock.items() if k != "sha256"}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     assert lock["sha256"] == hashlib.sha256(canonical).hexdigest()
-    assert lock_hash(out) == hashlib.sha256((out / "lock.json").read_bytes()).hexdigest()
-    assert report.lock_sha256 == lock_hash(out)
+    assert lock_hash(out) == lock["sha256"]  # the lock's own record of its identity
+    assert report.data_lock_sha256 == lock_hash(out)
     content, styles = list_images(out)
     assert [p.relative_to(out).as_posix() for p in content + styles] == FILES
     attribution = (out / "ATTRIBUTION.md").read_text()
@@ -326,3 +330,46 @@ def test_embedded_sample_is_deterministic(tmp_path):
     assert digest(s1) != digest(s3)  # the generated compositions follow the seed
     assert len(s1) == 3 and any("composition" in p.name for p in s1)
     assert any("texture" in p.name for p in s1)
+
+
+def test_fetch_summary_and_mlflow_name_the_data_by_one_identity(tmp_path, capsys):
+    """`nst fetch` prints the data's identity under the name summary.json records it and the
+    study's MLflow parent run is tagged with: one value, one name (data_lock_sha256)."""
+    from mlflow import MlflowClient
+
+    from nst.study.objective import StudyOptions
+    from nst.study.runner import run_study
+    from nst.study.spec import parse_experiment
+
+    mirror, data = tmp_path / "mirror", tmp_path / "data"
+    y, x = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 40), indexing="ij")
+    save_image(torch.stack([x, y, x * y]).unsqueeze(0), mirror / "content" / "photo.png")
+    save_image(torch.stack([y, x, 1 - x]).unsqueeze(0), mirror / "style" / "paint.png")
+    items = [{"id": stem, "kind": kind, "file": f"{kind}/{stem}.png", "url": None, "title": stem,
+              "author": "nst tests", "licence": "CC0"}
+             for kind, stem in (("content", "photo"), ("style", "paint"))]  # fmt: skip
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"name": "identity", "items": items}))
+    argv = ["fetch", "--out", str(data), "--manifest", str(manifest), "--mirror", str(mirror),
+            "--content", "1", "--styles", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    printed = re.search(r"\bdata_lock_sha256 ([0-9a-f]{64})\b", capsys.readouterr().out)
+    assert printed, "nst fetch names the identity data_lock_sha256"
+    identity = printed.group(1)
+    assert identity == lock_hash(data) == json.loads((data / "lock.json").read_text())["sha256"]
+
+    spec = parse_experiment({
+        "name": "identity", "objectives": [{"metric": "total"}], "sampler": "random",
+        "search": {"style_ratio": {"type": "float", "low": 1.0e2, "high": 1.0e4, "log": True}},
+        "fixed": {"weights": "random", "device": "cpu"}, "pruner": "none",
+    }).with_profile("smoke", trials=1)  # fmt: skip
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    options = StudyOptions(out=tmp_path / "results", storage=f"sqlite:///{tmp_path / 'o.db'}",
+                           data=data, tracking_uri=uri)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        out = run_study(spec, options)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["provenance"][DATA_LOCK_SHA256] == identity
+    parent = MlflowClient(uri).get_run(summary["mlflow"]["parent_run_id"])
+    assert parent.data.tags[f"nst.{DATA_LOCK_SHA256}"] == identity

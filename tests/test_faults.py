@@ -25,11 +25,12 @@ import nst.study.objective
 import nst.study.runner
 from nst.images import save_image
 from nst.optimize.loop import NonFiniteLoss
-from nst.study.faults import UnreadableImageWarning, failure_reason
+from nst.study.attrs import FAIL_REASON, FAULT, MLFLOW_RUN_ID, RETRY_OF, WORKER, Fault, fault_of
+from nst.study.faults import UnreadableImageWarning, classify, failure_reason
 from nst.study.objective import StudyOptions
-from nst.study.runner import n_done, open_study, run_study
+from nst.study.runner import n_done, open_study, requeue_if_not_its_own, run_study
 from nst.study.spec import load_experiment, parse_experiment
-from nst.study.storage import sqlalchemy_url
+from nst.study.storage import requeue
 from nst.tracking.store import TrackingError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,9 +40,9 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 def _postgres_available() -> bool:
     try:
-        import psycopg2
+        import psycopg
 
-        psycopg2.connect(POSTGRES, connect_timeout=2).close()
+        psycopg.connect(POSTGRES, connect_timeout=2).close()
     except Exception:
         return False
     return True
@@ -88,6 +89,46 @@ def test_failure_reasons_name_the_fault():
     assert failure_reason(ValueError("bad\nsecond line")) == "error: ValueError: bad"
 
 
+def test_the_fault_is_named_by_the_error_type_not_its_message():
+    assert classify(TrackingError("server down")) is Fault.TRACKING_DOWN
+    assert classify(NonFiniteLoss("loss became nan")) is Fault.NON_FINITE
+    assert classify(ValueError("tracking unavailable: says the message")) is Fault.ERROR
+    assert [f for f in Fault if f.retryable] == [Fault.TRACKING_DOWN, Fault.WORKER_LOST]
+    assert fault_of({FAULT: "tracking unavailable"}) is Fault.TRACKING_DOWN
+    assert fault_of({}) is None and fault_of({FAULT: "no such fault"}) is None
+
+
+def failed_trial(study: optuna.Study, **attrs: object) -> optuna.trial.FrozenTrial:
+    dist = {"style_ratio": optuna.distributions.FloatDistribution(1.0, 10.0)}
+    study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL,
+                                        params={"style_ratio": 2.0}, distributions=dist,
+                                        user_attrs=attrs))  # fmt: skip
+    return study.trials[-1]
+
+
+def test_requeue_is_decided_by_the_recorded_fault_not_the_reason_text():
+    study = optuna.create_study()
+    # the store went away, whatever the line says: queued again, its own record not inherited
+    down = failed_trial(study, **{FAULT: Fault.TRACKING_DOWN.value, FAIL_REASON: "MLflow gone",
+                                  MLFLOW_RUN_ID: "r1", WORKER: "h:1", "config": {"a": 1}})  # fmt: skip
+    assert requeue_if_not_its_own(study, down) == "MLflow gone"
+    retry = study.trials[-1]
+    assert retry.state.name == "WAITING" and retry.params == down.params
+    assert retry.user_attrs == {"config": {"a": 1}, RETRY_OF: down.number,
+                                "retry_reason": "MLflow gone"}  # fmt: skip
+    # the trial's own bug, though its message reads like a tracking fault: not queued
+    own = failed_trial(study, **{FAULT: Fault.ERROR.value,
+                                 FAIL_REASON: "tracking unavailable: an nst message"})  # fmt: skip
+    assert requeue_if_not_its_own(study, own) is None
+    # a trial without a recorded fault is not guessed from its text either
+    old = failed_trial(study, **{FAIL_REASON: "tracking unavailable: from the reason alone"})
+    assert requeue_if_not_its_own(study, old) is None
+    assert len(study.trials) == 4
+    assert not requeue(study, own, Fault.ERROR, "its own fault", max_retry=None)
+    assert requeue(study, own, Fault.WORKER_LOST, "worker lost: no heartbeat", max_retry=1)
+    assert len(study.trials) == 5
+
+
 def test_a_nan_trial_fails_alone_with_its_reason_in_optuna_and_mlflow(tmp_path):
     from mlflow import MlflowClient
 
@@ -101,7 +142,8 @@ def test_a_nan_trial_fails_alone_with_its_reason_in_optuna_and_mlflow(tmp_path):
     trials = optuna.load_study(study_name=spec.name, storage=url).trials
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
     assert trials[0].user_attrs["fail_reason"].startswith("non-finite loss: loss became inf")
-    assert "fail_reason" not in trials[1].user_attrs
+    assert trials[0].user_attrs[FAULT] == Fault.NON_FINITE.value
+    assert "fail_reason" not in trials[1].user_attrs and FAULT not in trials[1].user_attrs
     run = MlflowClient(tracking).get_run(trials[0].user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED"
     assert run.data.tags["nst.fail_reason"].startswith("non-finite loss")
@@ -368,7 +410,7 @@ def test_sigkill_a_worker_mid_trial_the_study_completes_and_keeps_every_trial_on
     name = f"fault_kill_{uuid.uuid4().hex[:8]}"
     spec_file = write_spec(tmp_path / "kill.yaml", name, steps=40, trials=16)
     spec = load_experiment(spec_file).with_profile("smoke")
-    storage = sqlalchemy_url(POSTGRES)
+    storage = POSTGRES
     # the study and its MLflow parent run are made once, before the workers start
     study = open_study(spec, storage, 0)
     opts = StudyOptions(out=tmp_path / "r", storage=POSTGRES, tracking_uri=mlflow_server.uri)

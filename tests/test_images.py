@@ -6,9 +6,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import transfer_argv
 from PIL import Image
 
-from nst.images import ImageError, load_image, save_image
+from nst.images import LUMA, ImageError, fit_size, load_image, luma, save_image
+from nst.metrics import fit_style, structure
+from nst.optimize.controls.color import RGB_TO_YIQ, luminance
+from nst.optimize.controls.masks import load_mask
 
 
 def _bad_files(tmp_path):
@@ -53,24 +57,11 @@ def test_cli_exits_nonzero_without_traceback_for_each_bad_image(tmp_path):
     style = tmp_path / "style.png"
     Image.new("RGB", (16, 16), (0, 0, 255)).save(style)
     for kind, (path, _, message) in _bad_files(tmp_path).items():
+        argv = transfer_argv(
+            content=path, style=style, out=tmp_path / "out.png", size=16, weights=None
+        )
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "nst",
-                "transfer",
-                "--content",
-                str(path),
-                "--style",
-                str(style),
-                "--out",
-                str(tmp_path / "out.png"),
-                "--steps",
-                "1",
-                "--size",
-                "16",
-                "--no-track",
-            ],
+            [sys.executable, "-m", "nst", *argv],
             capture_output=True,
             text=True,
             timeout=120,
@@ -130,3 +121,30 @@ def test_save_is_atomic_and_refuses_to_overwrite_inputs(tmp_path):
     assert out.exists() and [p.name for p in out.parent.iterdir()] == ["out.png"]  # no temp left
     with pytest.raises(ImageError, match="unknown image extension"):
         save_image(torch.zeros(1, 3, 8, 8), tmp_path / "out.xyz")
+
+
+def test_fit_size_keeps_the_aspect_rounds_to_multiples_and_floors_each_side():
+    """The one "fit to size" rule (stylize, reconstruction and the metrics' style all use it)."""
+    img = torch.rand(1, 3, 30, 40)
+    assert fit_size(img, 20).shape[-2:] == (15, 20)
+    assert fit_size(img, 64, 16).shape[-2:] == (48, 64)  # 30 * 1.6 = 48, a multiple of 16
+    assert fit_size(img, 40) is img  # already that size: the very tensor, no resampling
+    panorama = torch.rand(1, 3, 12, 4000)
+    assert fit_size(panorama, 48).shape[-2:] == (1, 48)  # never 0 px
+    assert fit_size(panorama, 48, 16).shape[-2:] == (16, 48)  # at least one multiple
+    assert fit_size(panorama, 48, minimum=16).shape[-2:] == (16, 48)
+    result = torch.rand(1, 3, 20, 48)
+    torch.testing.assert_close(fit_style(panorama, result), fit_size(panorama, 48, minimum=16))
+    torch.testing.assert_close(fit_style(img, result), fit_size(img, 48), rtol=0, atol=0)
+
+
+def test_one_luma_for_masks_metrics_and_colour(tmp_path):
+    x = torch.rand(1, 3, 5, 7, generator=torch.Generator().manual_seed(0))
+    by_hand = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    assert LUMA == (0.299, 0.587, 0.114)
+    torch.testing.assert_close(luma(x), by_hand, rtol=0, atol=0)
+    assert structure.luma is luma
+    assert tuple(RGB_TO_YIQ[0].tolist()) == LUMA
+    torch.testing.assert_close(luminance(x), luma(x))
+    path = save_image(x, tmp_path / "mask.png")
+    torch.testing.assert_close(load_mask(path, (5, 7)), luma(load_image(path)).clamp(0, 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import warnings
@@ -57,9 +58,8 @@ def shuffle_pixels(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def evaluator() -> Evaluator:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return Evaluator()
+    """The default judge: EfficientNet-Lite2 with its packaged ImageNet weights."""
+    return Evaluator()
 
 
 @pytest.fixture(scope="module")
@@ -173,36 +173,83 @@ def test_edge_f1_edge_cases() -> None:
     assert edge_f1(far, edged) == 0.0
 
 
-def test_held_out_network_is_not_the_run_backbone(isolated_torch_home: Path) -> None:
+def test_the_default_judge_is_pretrained_and_not_the_run_backbone(evaluator: Evaluator) -> None:
+    from nst.backbones.efficientnet import packaged_file
+
+    lite2 = packaged_file("efficientnet_lite2")
+    assert lite2 is not None
+    held = evaluator.held_out
+    assert held["backbone"] == "efficientnet_lite2" and held["pretrained"] == "true"
+    assert held["weights"] == f"imagenet:{lite2.name}" and held["judge"] == "efficientnet"
+    assert held["sha256"] == hashlib.sha256(lite2.read_bytes()).hexdigest()
+    assert (
+        held_out_identity() == held_out_identity("vgg19") == f"efficientnet_lite2 {held['weights']}"
+    )
+    # a run that optimised Lite2 is judged by Lite0
+    assert held_out_identity("efficientnet_lite2").startswith("efficientnet_lite0 imagenet:")
+    judge = Evaluator(exclude_backbone="efficientnet_lite2")
+    assert (
+        judge.held_out["backbone"] == "efficientnet_lite0"
+        and judge.held_out["pretrained"] == "true"
+    )
+    with pytest.raises(NstError, match="held-out"):
+        evaluate(photo("coffee"), photo("coffee"), photo("coffee"),
+                 exclude_backbone="efficientnet_lite0", evaluator=judge)  # fmt: skip
+    with pytest.raises(NstError, match="judge 'alexnet': use efficientnet or vgg"):
+        Evaluator(judge="alexnet")
+
+
+def test_the_vgg_judge_stays_selectable(isolated_torch_home: Path) -> None:
+    """The judge of results before the pretrained one: VGG16, VGG19 for VGG16 runs, random
+    weights (loudly) without the ImageNet file."""
     with pytest.warns(RandomWeightsWarning):
-        judge = Evaluator(exclude_backbone="vgg16")
-    assert judge.held_out["backbone"] == "vgg19"
+        judge = Evaluator(exclude_backbone="vgg16", judge="vgg")
+    assert judge.held_out["backbone"] == "vgg19" and judge.held_out["judge"] == "vgg"
     assert judge.held_out["weights"] == "random:seed=0" and judge.held_out["pretrained"] == "false"
-    assert held_out_identity("vgg16") == "vgg19 random:seed=0"
-    assert held_out_identity("deit_small") == held_out_identity() == "vgg16 random:seed=0"
+    assert held_out_identity("vgg16", judge="vgg") == "vgg19 random:seed=0"
+    assert held_out_identity("deit_small", judge="vgg") == "vgg16 random:seed=0"
     with pytest.raises(NstError, match="held-out"):
         evaluate(photo("coffee"), photo("coffee"), photo("coffee"), exclude_backbone="vgg19",
                  evaluator=judge)  # fmt: skip
 
 
-def test_random_judge_is_reproducible(evaluator: Evaluator, content, style) -> None:
+def test_random_judge_is_reproducible(isolated_torch_home: Path, content, style) -> None:
     with pytest.warns(RandomWeightsWarning):
-        again = Evaluator()
-    assert again.held_out == evaluator.held_out
+        first = Evaluator(judge="vgg")
+    with pytest.warns(RandomWeightsWarning):
+        again = Evaluator(judge="vgg")
+    assert again.held_out == first.held_out
     result = blur(content, 1.0)
     assert (
         again.evaluate(content, style, result).values
-        == evaluator.evaluate(content, style, result).values
+        == first.evaluate(content, style, result).values
     )
 
 
-def test_learned_metrics_are_skipped_with_a_note(isolated_torch_home: Path, content, style) -> None:
+def test_judges_differ_and_both_rank_a_blur_worse_than_the_content(
+    isolated_torch_home: Path, evaluator: Evaluator, content, style
+) -> None:
+    """Values of two judges are different measurements; each still tells degradations apart."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
-        ev = Evaluator().evaluate(content, style, content)
+        vgg = Evaluator(judge="vgg")
+    values = {}
+    for name, judge in (("efficientnet", evaluator), ("vgg", vgg)):
+        light, heavy = (judge.evaluate(content, style, blur(content, s)).values for s in (0.5, 2.0))
+        assert 0 < light["content_feature_dist"] < heavy["content_feature_dist"], name
+        values[name] = heavy["content_feature_dist"]
+    assert values["efficientnet"] != pytest.approx(values["vgg"])
+
+
+def test_learned_metrics_are_skipped_with_a_note(isolated_torch_home: Path, content, style) -> None:
+    ev = Evaluator().evaluate(content, style, content)
     assert "lpips" not in ev.values
     assert any("lpips skipped" in n and "never downloaded" in n for n in ev.notes)
-    assert any("RANDOM" in n for n in ev.notes)
+    assert not any("RANDOM" in n for n in ev.notes)  # the default judge is pretrained
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        old = Evaluator(judge="vgg").evaluate(content, style, content)
+    assert any("RANDOM" in n for n in old.notes)
     assert not any(isolated_torch_home.rglob("*.pth"))  # nothing was fetched
 
 
@@ -241,14 +288,40 @@ def test_cli_evaluate_json_and_table(tmp_path: Path, capsys, isolated_torch_home
     )
     out = json.loads(capsys.readouterr().out)
     assert 0.3 < out["values"]["ssim"] < 1.0
-    assert out["directions"]["ssim"] == "maximize" and out["held_out"]["backbone"] == "vgg16"
+    assert out["directions"]["ssim"] == "maximize"
+    assert out["held_out"]["backbone"] == "efficientnet_lite2"
+    assert out["held_out"]["pretrained"] == "true"
     assert any("lpips" in n for n in out["notes"])
     assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", str(r),
-                 "--exclude-backbone", "vgg16"]) == 0  # fmt: skip
+                 "--exclude-backbone", "efficientnet_lite2"]) == 0  # fmt: skip
     table = capsys.readouterr().out
-    assert "edge_f1" in table and "higher" in table and "held-out network: vgg19" in table
+    assert "edge_f1" in table and "higher" in table
+    assert "held-out network: efficientnet_lite0 imagenet:" in table and "pretrained" in table
+    assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", str(r),
+                 "--judge", "vgg", "--exclude-backbone", "vgg16"]) == 0  # fmt: skip
+    assert "held-out network: vgg19 random:seed=0 (RANDOM weights" in capsys.readouterr().out
     assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", "nope.png"]) == 2
     assert "nope.png: no such file" in capsys.readouterr().err
+
+
+def test_cli_evaluate_on_a_shared_pair_names_a_pretrained_judge(
+    tmp_path: Path, capsys, isolated_torch_home
+) -> None:
+    """`nst evaluate --json` on tubingen x starry_night, the content as the "result"."""
+    tubingen = SHARED_DATA / "content" / "tubingen.jpg"
+    starry = SHARED_DATA / "style" / "starry_night.jpg"
+    if not (tubingen.exists() and starry.exists()):
+        pytest.skip(f"shared pair not found in {SHARED_DATA}")
+    result = save_image(load_image(tubingen, 96), tmp_path / "r.png")  # small: a fast test
+    argv = ["evaluate", "--content", str(tubingen), "--style", str(starry), "--result",
+            str(result), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    held = out["held_out"]
+    assert held["backbone"] == "efficientnet_lite2" and held["pretrained"] == "true"
+    assert held["weights"].startswith("imagenet:efficientnet-lite2-") and len(held["sha256"]) == 64
+    assert not any("RANDOM" in n for n in out["notes"])
+    assert out["values"]["ssim"] > 0.9 and out["values"]["style_gram_dist"] > 0.1
 
 
 def test_shared_data_separates_content_style_and_result(evaluator: Evaluator) -> None:

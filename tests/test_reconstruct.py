@@ -11,7 +11,7 @@ from PIL import Image
 
 from nst import NstError
 from nst.backbones import get_backbone
-from nst.backbones.base import RandomWeightsWarning
+from nst.backbones.base import InputTooSmall, RandomWeightsWarning
 from nst.cli import main
 from nst.images import save_image
 from nst.optimize.reconstruct import grid_size, reconstruct, reconstruction_grid
@@ -54,3 +54,13 @@ def test_cli_writes_a_grid_and_reports_bad_layers(
     assert Image.open(out).size == grid_size(3, (32, 32))
     assert main([*argv, "--layer", "relu1_1"]) == 2
     assert "deit_tiny has no layer(s) relu1_1" in capsys.readouterr().err
+
+
+def test_an_image_too_small_for_the_layer_is_a_one_line_error() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        vgg = get_backbone("vgg19", weights="random")
+    panorama = torch.rand(1, 3, 12, 4000)  # 48x1 px at size 48; relu3_1 is 2 poolings deep
+    with pytest.raises(InputTooSmall, match="48x1 px .* at least 4 px .* relu3_1"):
+        reconstruct(vgg, panorama, "relu3_1", steps=1, size=48)
+    assert reconstruct(vgg, panorama, "relu1_1", steps=1, size=48).shape == (1, 3, 1, 48)

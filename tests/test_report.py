@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,7 @@ from nst import NstError
 from nst.cli import main
 from nst.report.build import build_report
 from nst.report.data import mean_ci, pareto_mask
+from nst.report.intervals import interval
 
 BANNER = 'id="random-weights-banner"'
 
@@ -101,10 +103,21 @@ def test_report_of_a_real_study(real_report: Path) -> None:
                   "Loss curves", "Parameter slices", "All trials", "Provenance and reproduction"):  # fmt: skip
         assert f"<h2>{title}</h2>" in page
     index = (real_report / "index.html").read_text()
-    assert "<h2>Backbones: VGG vs DeiT (study backbones)</h2>" in index
+    assert "<h2>Backbones: VGG vs DeiT vs EfficientNet (study backbones)</h2>" in index
     vgg = trials.loc[trials["params_backbone"] == "vgg19", "ssim"].iloc[0]
     assert f"<td>{vgg:.4g} (n=1)</td>" in index  # one trial per backbone: a mean, no interval
-    assert "Not available: no study searched `optimizer` with 2 or more values." in index
+    assert "Not available: no study searched <code>optimizer</code> with 2 or more values." in index
+    # no data folder: the study ran on the embedded sample, and the report says so
+    assert summary["provenance"]["data"]["source"] == "embedded" and summary["elapsed_s"] > 0
+    assert "the offline embedded sample (<code>source: embedded</code> in the data lock" in page
+    assert "Data: study backbones used the offline embedded sample" in index
+    # the judge that scored the trials: pretrained EfficientNet-Lite2, named with its sha256
+    judge = summary["provenance"]["judges"]
+    assert [j["backbone"] for j in judge] == ["efficientnet_lite2"] and judge[0]["pretrained"]
+    assert summary["provenance"]["judge_pretrained"] is True and judge[0]["sha256"] in page
+    assert "The judge was pretrained (<code>efficientnet_lite2</code>" in page
+    arms = {b["backbone"]: b["pretrained"] for b in summary["provenance"]["backbones"]}
+    assert arms == {"deit_tiny": False, "vgg19": False}  # weights: random, fixed by the spec
 
 
 def test_writes_index_readme_and_a_page_per_study(fake_report: Path) -> None:
@@ -165,11 +178,11 @@ def test_study_page_sections(fake_report: Path) -> None:
 def test_backbone_table_shows_mean_and_95_ci(fake_report: Path) -> None:
     trials = pd.read_csv(fake_report.parent / "results" / "backbones" / "trials.csv")
     done = trials[(trials["state"] == "COMPLETE") & (trials["params_backbone"] == "vgg19")]
-    mean, low, high, n = mean_ci(done["ssim"])
-    assert n == 3 and low < mean < high
+    span = interval(done["ssim"], "ssim")
+    assert span.n == 3 and span.kind == "ci" and -1 <= span.low < span.mean < span.high <= 1
     index = (fake_report / "index.html").read_text()
-    assert f"{mean:.4g} [{low:.4g}, {high:.4g}] (n=3)" in index
-    for title in ("Backbones: VGG vs DeiT (study backbones)", "Optimisers (study optimizers)",
+    assert f"{span.mean:.4g} [{span.low:.4g}, {span.high:.4g}] (n=3)" in index
+    for title in ("Backbones: VGG vs DeiT vs EfficientNet (study backbones)", "Optimisers (study optimizers)",
                   "Initialisation (study init)", "Content x style grid", "Layer-by-layer reconstruction"):  # fmt: skip
         assert f"<h2>{title}</h2>" in index
     assert "peak memory" in index and "vgg19: photo0.png reconstructed from one layer" in index
@@ -208,14 +221,19 @@ def test_missing_data_degrades_to_one_line_notes(tmp_path: Path) -> None:
     assert "Not available: no curves.csv (or it has no loss columns)." in page
     assert "Not available: no importances in summary.json" in page
     index = (tmp_path / "reports" / "index.html").read_text()
-    assert "Not available: no study searched `backbone` with 2 or more values." in index
+    assert "Not available: no study searched <code>backbone</code> with 2 or more values." in index
     assert "Skipped (reconstruction steps = 0)." in index
     assert BANNER not in index and BANNER not in page  # pretrained weights: no banner
 
 
 def test_banner_on_every_page_with_random_weights(fake_report: Path) -> None:
-    for page in fake_report.glob("*.html"):
-        assert BANNER in page.read_text(), page.name
+    pages = sorted(p.name for p in fake_report.glob("*.html"))
+    # the index and one page per study: a report without pages cannot pass
+    assert pages == ["backbones.html", "index.html", "init.html", "optimizers.html"]
+    for name in pages:
+        html = (fake_report / name).read_text()
+        assert html.count(BANNER) == 1, name  # once, at the top of the page
+        assert html.index(BANNER) < html.index("<h2>"), name
 
 
 def test_optuna_dashboard_link_reads_study_id_from_sqlite(tmp_path: Path) -> None:
@@ -299,6 +317,45 @@ def test_bad_arguments_are_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert err.startswith("nst report: error: no results folder") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_pages_follow_the_umask_which_build_report_never_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask: int
+) -> None:
+    """os.umask can only be read by setting it, for every thread of the process at once: the
+    report reads it without calling os.umask, and its pages get 0o666 minus the umask."""
+    results = tmp_path / "results"
+    fake_study(results, tmp_path / "data", "solo", {"lr": [0.1, 1.0]}, [("ssim", "maximize")], n=3)
+    calls: list[int] = []
+    real_umask = os.umask
+    before = real_umask(umask)
+    try:
+        monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or umask)
+        written = build_report(results, tmp_path / "reports", reconstruction_steps=0)
+        monkeypatch.undo()
+    finally:
+        real_umask(before)
+    assert calls == [], "build_report set the process umask"
+    assert written and {p.stat().st_mode & 0o777 for p in written} == {0o666 & ~umask}
+    if umask == 0o022:
+        assert all(p.stat().st_mode & 0o004 for p in written)  # world-readable
+
+
+def test_a_broken_import_inside_nst_surfaces_in_the_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nst.metrics and nst.optimize are part of nst: an ImportError inside them is a bug to
+    see, not a reason to leave the metric directions or the reconstructions out quietly."""
+    import nst.optimize
+    from nst.report import figures
+    from nst.report.reconstruct import reconstruction_section
+
+    monkeypatch.setitem(sys.modules, "nst.metrics", None)
+    with pytest.raises(ImportError, match="nst.metrics"):
+        figures.metric_direction("ssim")
+    monkeypatch.setitem(sys.modules, "nst.optimize.reconstruct", None)
+    monkeypatch.delattr(nst.optimize, "reconstruct", raising=False)
+    with pytest.raises(ImportError, match="nst.optimize.reconstruct"):
+        reconstruction_section([], 16, 1)
+
+
 def test_cli_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "results"
     fake_study(results, tmp_path / "data", "solo", {"lr": [0.1, 1.0]}, [("ssim", "maximize")], n=3)
@@ -339,3 +396,50 @@ def test_pages_render_in_headless_chromium(
             assert report.state["width"] <= 1280, f"{page.name} scrolls sideways at 1280 px"
             with Image.open(io.BytesIO(report.screenshot)) as shot:
                 assert shot.size == (1280, 2000)
+
+
+def test_banner_tells_random_backbones_apart_from_a_pretrained_judge(tmp_path: Path) -> None:
+    """The banner names the studies that optimised random weights, and says separately
+    whether each study's judge was pretrained: it never calls a pretrained judge random."""
+    results, data = tmp_path / "results", tmp_path / "data"
+    both = [("ssim", "maximize"), ("style_gram_dist", "minimize")]
+    fake_study(results, data, "randomnet", {"beta": [1e3, 1e4]}, both, random_weights=True)
+    fake_study(results, data, "oldjudge", {"beta": [1e3, 1e4]}, both, random_weights=False,
+               judge_pretrained=False)  # fmt: skip
+    fake_study(results, data, "lossonly", {"beta": [1e3, 1e4]}, [("total", "minimize")],
+               random_weights=False, judge_pretrained=None)  # fmt: skip
+    build_report(results, tmp_path / "reports", reconstruction_steps=0)
+    html = (tmp_path / "reports" / "index.html").read_text()
+    banner = re.search(r'id="random-weights-banner"[^>]*>(.*?)</div>', html, re.S)
+    assert banner is not None
+    text = banner.group(1)
+    assert "study randomnet optimised seeded random backbone weights" in text
+    assert "oldjudge optimised" not in text and "lossonly optimised" not in text
+    assert "The judge was pretrained (<code>efficientnet_lite2</code>, ImageNet weights) in " \
+        "study randomnet" in text  # fmt: skip
+    assert "Judge with random weights: oldjudge (random:seed=0)" in text
+    assert "No judge recorded for study lossonly" in text
+    # every page carries the same banner; the overview names each study's network and judge
+    assert text in (tmp_path / "reports" / "randomnet.html").read_text()
+    assert "<th>network</th>" in html and "<th>judge</th>" in html
+    assert "vgg19 (random)" in html and "vgg16 random:seed=0 (random weights)" in html
+
+
+def test_a_pretrained_network_and_judge_give_no_banner(tmp_path: Path) -> None:
+    both = [("ssim", "maximize"), ("style_gram_dist", "minimize")]
+    fake_study(tmp_path / "results", tmp_path / "data", "good", {"beta": [1e3, 1e4]}, both,
+               random_weights=False)  # fmt: skip
+    build_report(tmp_path / "results", tmp_path / "reports", reconstruction_steps=0)
+    assert BANNER not in (tmp_path / "reports" / "index.html").read_text()
+
+
+def test_reports_which_backbone_arms_ran_pretrained_and_which_judge(fake_report: Path) -> None:
+    index = (fake_report / "index.html").read_text()
+    section = index[index.index("<h2>Backbones: VGG vs DeiT vs EfficientNet") :]
+    section = section[: section.index("<h2>", 5)]
+    assert all(f"<th>{h}</th>" in section for h in ("backbone", "weights", "pretrained", "trials"))
+    for arm in ("vgg19", "deit_tiny"):
+        assert re.search(rf"<td>{arm}</td>\s*<td>random:seed=0</td>\s*<td>no</td>", section), arm
+    page = (fake_report / "backbones.html").read_text()
+    assert "judge (held-out network)" in page and "9" * 64 in page
+    assert "efficientnet_lite2 imagenet:efficientnet-lite2-9656183e.pth (pretrained)" in page

@@ -91,3 +91,29 @@ def test_every_command_is_listed() -> None:
     found = {p.stem for p in (Path(__file__).parents[1] / "nst" / "cli").glob("*.py")}
     assert set(COMMANDS) == found - {"__init__", "options"}
     assert list_backbones() == sorted(n for names in FAMILIES.values() for n in names)
+
+
+def test_the_recorded_command_pastes_back_into_a_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shlex
+
+    from nst.provenance import command_line
+
+    argv = ["/x/bin/nst", "study", "e.yaml", "--tracking-uri", "", "--fresh", "--note", "a b"]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert shlex.split(command_line()) == ["nst", *argv[1:]]
+
+
+def test_every_config_option_says_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from nst.config import TransferConfig
+
+    with pytest.raises(SystemExit):
+        main(["transfer", "--help"])
+    out = "".join(capsys.readouterr().out.split())  # argparse wraps lines, also at hyphens
+    for f in dataclasses.fields(TransferConfig):
+        described = f.metadata.get("help", "")
+        assert len(described) > 10, f"{f.name} has no description"
+        wanted = "".join(f"{described} (default:".split())
+        assert wanted in out, f"--{f.name} does not show its description"
+    assert "oneofdeit_base,deit_small" in out and "imagenet|random|auto|PATH" in out

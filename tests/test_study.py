@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -18,9 +19,13 @@ from nst.study.objective import Resources, StudyObjective, StudyOptions, choose_
 from nst.study.pruners import ScoutedHalvingPruner, make_pruner, warmup_reports
 from nst.study.runner import run_study
 from nst.study.spec import load_experiment, parse_experiment
-from nst.study.storage import sqlalchemy_url
 
-EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
+#: the study specs among experiments/*.yaml (`nst methods` files, with `methods:`, are not studies)
+EXPERIMENTS = sorted(
+    p
+    for p in (Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml")
+    if "methods" not in (yaml.safe_load(p.read_text()) or {})
+)
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 BASE = {
@@ -62,6 +67,17 @@ def test_spec_errors_are_one_line_naming_file_and_key(tmp_path, change, key, fix
     assert fix in message
 
 
+def test_a_broken_metrics_import_is_an_error_not_fewer_objectives(monkeypatch):
+    """nst.metrics is part of nst: an ImportError inside it surfaces instead of leaving only
+    the loss terms as objectives (and "ssim" then reported as an unknown metric)."""
+    from nst.study.spec import metric_directions
+
+    assert metric_directions()["ssim"] == "maximize"
+    monkeypatch.setitem(sys.modules, "nst.metrics", None)
+    with pytest.raises(ImportError, match="nst.metrics"):
+        metric_directions()
+
+
 def test_cli_reports_a_bad_spec_in_one_line_with_status_2(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**BASE, "budget": {"trials": "many"}}))
@@ -77,7 +93,17 @@ def test_ratios_map_to_weights_and_presets_apply():
     trial = optuna.trial.FixedTrial({"backbone": "deit_small", "style_ratio": 10000.0})
     config = suggest(trial, spec)  # type: ignore[arg-type]
     assert (config.alpha, config.beta) == (1.0, 10000.0)
-    assert config.content_layers == ("block8",) and config.style_layers[0] == "block0"
+    # no presets in the file: each backbone brings its own layers (LAYER_PRESETS)
+    assert config.content_layers == ("block8",) and config.style_layers[0] == "block1"
+    lite = suggest(
+        optuna.trial.FixedTrial({"backbone": "efficientnet_lite0", "style_ratio": 1.0e5}), spec
+    )  # type: ignore[arg-type]
+    assert lite.content_layers == ("stage3",) and lite.style_layers[0] == "stem"
+    assert {p.name: p.choices for p in spec.search}["backbone"] == (
+        "vgg19",
+        "deit_small",
+        "efficientnet_lite0",
+    )
 
 
 def run(tmp_path: Path, name: str, trials: int = 2, **opts) -> tuple[Path, optuna.Study]:
@@ -268,9 +294,9 @@ def test_reports_are_spread_evenly_over_the_steps():
 
 def _postgres_available() -> bool:
     try:
-        import psycopg2
+        import psycopg
 
-        psycopg2.connect(POSTGRES, connect_timeout=2).close()
+        psycopg.connect(POSTGRES, connect_timeout=2).close()
     except Exception:
         return False
     return True
@@ -283,11 +309,11 @@ def test_two_workers_share_one_postgres_study_without_duplicates_or_losses(tmp_p
     spec = replace(base, name=f"test_workers_{uuid.uuid4().hex[:8]}")
     try:
         run_study(spec, StudyOptions(out=tmp_path, storage=POSTGRES, track=False, workers=2))
-        study = optuna.load_study(study_name=spec.name, storage=sqlalchemy_url(POSTGRES))
+        study = optuna.load_study(study_name=spec.name, storage=POSTGRES)
         numbers = [t.number for t in study.trials]
         assert sorted(numbers) == [0, 1, 2, 3]
         assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
         assert len({t._trial_id for t in study.trials}) == 4
         assert len(rows(tmp_path / spec.name / "trials.csv")) == 4
     finally:
-        optuna.delete_study(study_name=spec.name, storage=sqlalchemy_url(POSTGRES))
+        optuna.delete_study(study_name=spec.name, storage=POSTGRES)

@@ -3,15 +3,16 @@ and lets callbacks watch and stop it."""
 
 import io
 import math
+from typing import get_args
 
 import pytest
 import torch
 
 from nst import NstError
 from nst.backbones import get_backbone
-from nst.config import TransferConfig
+from nst.config import TransferConfig, field_type
 from nst.images import fit_size, to_image
-from nst.optimize.loop import NonFiniteLoss
+from nst.optimize.loop import NonFiniteLoss, _converged
 from nst.optimize.objective import Objective
 from nst.optimize.optim import make_optimizer, make_schedule
 from nst.optimize.transfer import stylize
@@ -37,11 +38,24 @@ def _png(t: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize(
-    ("optimizer", "lr", "factor"),
-    [("adam", 0.05, 0.8), ("adamw", 0.05, 0.8), ("sgd", 100.0, 0.8), ("lbfgs", 1.0, 0.6)],
-)
-def test_each_optimizer_reduces_the_loss(tiny_pair, vgg, optimizer, lr, factor):
+#: every declared choice is tested; a new one fails here until it is given settings
+OPTIMIZERS = get_args(field_type("optimizer"))
+INITS = get_args(field_type("init"))
+#: optimizer -> (lr, the loss ratio it must reach in 8 steps)
+OPTIMIZER_SETTINGS = {
+    "adam": (0.05, 0.8),
+    "adamw": (0.05, 0.8),
+    "sgd": (100.0, 0.8),
+    "lbfgs": (1.0, 0.6),
+}
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_each_optimizer_reduces_the_loss(tiny_pair, vgg, optimizer):
+    assert optimizer in OPTIMIZER_SETTINGS, (
+        f"give the new optimizer {optimizer!r} an lr and a factor"
+    )
+    lr, factor = OPTIMIZER_SETTINGS[optimizer]
     cfg = TransferConfig.from_dict({**SMALL, "optimizer": optimizer, "lr": lr, "gamma": 1.0})
     result = stylize(cfg, *tiny_pair, backbone=vgg)
     total = result.history["total"]
@@ -66,6 +80,9 @@ def test_lbfgs_matches_torch_lbfgs_with_one_evaluation_fewer_per_step(tiny_pair,
 
         def check_layers(self, layers):
             vgg.check_layers(layers)
+
+        def check_input(self, image, layers, what):
+            vgg.check_input(image, layers, what)
 
         def parameters(self, recurse=True):
             return vgg.parameters(recurse)
@@ -134,22 +151,49 @@ def test_cosine_schedule_decays_the_lr_to_zero_over_the_steps(tiny_pair, vgg):
     assert last_move["cosine"] < 0.2 * last_move["constant"], last_move
 
 
-@pytest.mark.parametrize("init", ["content", "style", "noise", "blend"])
+@pytest.mark.parametrize("init", INITS)
 def test_each_init_reduces_the_loss(tiny_pair, vgg, init):
     cfg = TransferConfig.from_dict({**SMALL, "init": init, "lr": 0.05, "steps": 12})
     total = stylize(cfg, *tiny_pair, backbone=vgg).history["total"]
     assert total[-1] < 0.95 * total[0], total
 
 
-def test_inits_start_where_they_say(tiny_pair, vgg):
+@pytest.mark.parametrize("init", INITS)
+def test_inits_start_where_they_say(tiny_pair, vgg, init):
+    """With lr 0 the one step keeps the start: the content, the style, seeded uniform noise
+    (its own generator, seed config.seed), or init_blend * content + (1 - init_blend) * noise."""
     content, style = tiny_pair
-    first = {}
-    for init in ("content", "style", "noise"):
-        cfg = TransferConfig.from_dict({**SMALL, "init": init, "steps": 1, "lr": 0.0})
-        first[init] = stylize(cfg, content, style, backbone=vgg).image
-    assert torch.allclose(first["content"], content, atol=1e-6)
-    assert torch.allclose(first["style"], style, atol=1e-6)
-    assert not torch.allclose(first["noise"], content, atol=0.1)
+    noise = torch.rand(content.shape, generator=torch.Generator().manual_seed(5))
+    expected = {
+        "content": content,
+        "style": style,
+        "noise": noise,
+        "blend": 0.25 * content + 0.75 * noise,
+    }
+    assert init in expected, f"say where the new init {init!r} starts"
+    cfg = TransferConfig.from_dict(
+        {**SMALL, "init": init, "init_blend": 0.25, "seed": 5, "steps": 1, "lr": 0.0}
+    )
+    start = stylize(cfg, content, style, backbone=vgg).image
+    torch.testing.assert_close(start, expected[init], atol=1e-6, rtol=0)
+
+
+def test_stylize_leaves_the_global_rng_alone_and_needs_no_global_seed(tiny_pair, vgg):
+    """Every draw (noise init, jitter shifts, random weights) has its own seeded generator:
+    a run neither reads nor moves torch's global RNG, whatever state the caller left it in."""
+    cfg = TransferConfig.from_dict({**SMALL, "init": "blend", "jitter": 3, "steps": 3, "seed": 4})
+    images = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        torch.rand(7)  # the caller's own use of the global RNG
+        before = torch.get_rng_state()
+        images.append(_png(stylize(cfg, *tiny_pair).image))  # builds its backbone too
+        assert torch.equal(torch.get_rng_state(), before)
+    assert images[0] == images[1]
+    torch.manual_seed(9)
+    before = torch.get_rng_state()
+    stylize(cfg, *tiny_pair, backbone=vgg)
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_same_seed_gives_byte_identical_image(tiny_pair):
@@ -175,10 +219,34 @@ def test_callbacks_see_every_step_and_can_stop(tiny_pair, vgg):
     assert [v for _, v in seen] == result.history["total"]
 
 
-def test_convergence_based_stopping(tiny_pair, vgg):
+def first_converged_step(totals, rtol):
+    """The first step n at which the loop's rule stops a run whose losses are `totals`."""
+    return next((n for n in range(1, len(totals) + 1) if _converged(totals[:n], rtol)), None)
+
+
+def test_convergence_rule_triggers_at_the_pinned_step():
+    """Stop at step n when the total improved by at most rtol (relative) over the last 10 steps:
+    L[n-11] - L[n-1] <= rtol * |L[n-11]|. Losses halving for 15 steps, then flat: over 10 steps
+    the loss falls by 1 - 2^-d with d = min(n-1, 15) - min(n-11, 15) halvings, so rtol 0.5
+    (d <= 1) stops at step 25, rtol 0.75 (d <= 2) at 24, rtol 0.999 (d <= 9) at 17 and rtol
+    0.9995 (d <= 10) at 11, the first step with 10 steps behind it."""
+    totals = [2.0 ** -min(k, 15) for k in range(40)]
+    assert first_converged_step(totals, 0.5) == 25
+    assert first_converged_step(totals, 0.75) == 24
+    assert first_converged_step(totals, 0.999) == 17
+    assert first_converged_step(totals, 0.9995) == 11
+    assert first_converged_step(totals, 0.0) is None  # rtol 0: never stop early
+    assert not _converged(totals[:10], 1.0)  # fewer than 11 losses: no window yet
+    rising = [1.0 + k for k in range(12)]
+    assert first_converged_step(rising, 1e-9) == 11  # a loss that got worse has converged
+
+
+def test_convergence_based_stopping_stops_at_the_first_trigger(tiny_pair, vgg):
     cfg = TransferConfig.from_dict({**SMALL, "steps": 200, "stop_rtol": 0.5})
     result = stylize(cfg, *tiny_pair, backbone=vgg)
-    assert result.stopped_early and result.steps < 200
+    total = result.history["total"]
+    assert result.stopped_early and len(total) == result.steps < 200
+    assert first_converged_step(total, cfg.stop_rtol) == result.steps
 
 
 def test_diverging_run_raises_a_clear_error(tiny_pair, vgg):
@@ -215,3 +283,51 @@ def test_bad_layer_and_device(tiny_pair, vgg):
     if not torch.cuda.is_available():
         with pytest.raises(NstError, match="CUDA is not available"):
             stylize(TransferConfig.from_dict({**SMALL, "device": "cuda"}), *tiny_pair, backbone=vgg)
+
+
+def test_softmax_feature_transform_changes_the_loss_and_stays_differentiable(tiny_pair, vgg):
+    """SWAG's softmax transform (nst.optimize.objective.transform_features): another loss,
+    still finite with a nonzero gradient on the image; `none` is the untransformed objective."""
+    from nst.optimize.objective import transform_features
+
+    content, style = tiny_pair
+    cfg = TransferConfig.from_dict(SMALL)
+    x = (content + 0.1 * torch.rand_like(content)).clamp(0, 1)
+    losses = {}
+    for kind in ("none", "softmax"):
+        objective = Objective(
+            vgg, cfg.replace(feature_transform=kind), content, style, torch.float32
+        )
+        image = x.clone().requires_grad_(True)
+        total = objective(image)["total"]
+        total.backward()
+        assert torch.isfinite(total) and image.grad is not None
+        assert torch.isfinite(image.grad).all() and image.grad.abs().sum() > 0
+        losses[kind] = float(total.detach())
+    assert losses["softmax"] != pytest.approx(losses["none"], rel=1e-3)
+    # a lower temperature sharpens the distributions: yet another loss
+    hot = Objective(vgg, cfg.replace(feature_transform="softmax", feature_temperature=0.1),
+                    content, style, torch.float32)  # fmt: skip
+    assert float(hot(x)["total"]) != pytest.approx(losses["softmax"], rel=1e-3)
+    # each channel becomes M x a distribution over its M positions: mean 1, positive
+    f = vgg.features(x, ["relu2_1"])
+    s = transform_features(f, "softmax", 1.0)["relu2_1"]
+    assert s.shape == f["relu2_1"].shape and (s > 0).all()
+    assert torch.allclose(s.mean(dim=(2, 3)), torch.ones(s.shape[:2]), atol=1e-5)
+    assert transform_features(f, "none") is f
+
+
+def test_feature_transform_none_is_bit_identical_to_no_transform(tiny_pair, vgg):
+    """`none` leaves the objective exactly as it was: the same bytes as the loss computed
+    directly from the backbone's features."""
+    from nst.losses import content_loss
+
+    content, style = tiny_pair
+    cfg = TransferConfig.from_dict(SMALL)
+    objective = Objective(vgg, cfg, content, style, torch.float32)
+    x = torch.rand_like(content)
+    direct = sum(
+        content_loss(vgg.features(x, cfg.content_layers)[k], objective.content_targets[k])
+        for k in cfg.content_layers
+    )
+    assert torch.equal(objective(x)["content"], direct)

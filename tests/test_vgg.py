@@ -6,7 +6,7 @@ import torchvision
 
 from nst import NstError
 from nst.backbones import get_backbone
-from nst.backbones.base import IMAGENET_MEAN, IMAGENET_STD, RandomWeightsWarning
+from nst.backbones.base import IMAGENET_MEAN, IMAGENET_STD, InputTooSmall, RandomWeightsWarning
 from nst.backbones.vgg import imagenet_cache_file
 
 
@@ -130,3 +130,22 @@ def test_unknown_backbone_and_layer():
     net = get_backbone("vgg16", weights="random")
     with pytest.raises(NstError, match="vgg16 has no layer.*relu5_4.*valid layers"):
         net.features(torch.zeros(1, 3, 32, 32), ["relu5_4"])
+
+
+@pytest.mark.parametrize(
+    ("layers", "side"),
+    [(["relu1_1"], 1), (["pool1"], 2), (["relu3_1"], 4), (["relu4_2", "relu1_1"], 8),
+     (["relu5_1"], 16), (["pool5"], 32)],
+)  # fmt: skip
+def test_min_side_is_two_to_the_poolings_up_to_the_deepest_layer(layers, side):
+    """Each 2x2 pooling floors a side to half and needs 2 px, so k poolings need 2^k px: at
+    that side the features run, one pixel less and torch's max_pool2d refuses."""
+    net = get_backbone("vgg19", weights="random")
+    assert net.min_side(layers) == side
+    net.features(torch.rand(1, 3, side, 40), layers)
+    if side > 1:
+        with pytest.raises(RuntimeError, match="Output size is too small"):
+            net.features(torch.rand(1, 3, side - 1, 40), layers)
+        with pytest.raises(InputTooSmall, match=f"is 40x{side - 1} px .* at least {side} px"):
+            net.check_input(torch.rand(1, 3, side - 1, 40), layers, "the test image")
+    net.check_input(torch.rand(1, 3, side, 40), layers, "the test image")

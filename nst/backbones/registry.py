@@ -2,8 +2,9 @@
 
 The names are declared here with the module that registers them, so listing them (the CLI's
 choices, `nst --help`) imports no torch; a family's module is imported when one of its
-backbones is first built. tests/test_backbones.py checks each module registers exactly the
-names declared for it.
+backbones is first built. tests/test_startup.py checks each module registers exactly the
+names declared for it. Each family also declares its default content and style layers
+(LAYER_PRESETS), torch-free too, so that the config can fill them in without building a network.
 """
 
 from __future__ import annotations
@@ -20,12 +21,32 @@ if TYPE_CHECKING:
 #: module -> the backbones it registers
 FAMILIES: dict[str, tuple[str, ...]] = {
     "nst.backbones.vgg": ("vgg16", "vgg19"),
+    "nst.backbones.efficientnet": (
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+    ),
     "nst.backbones.vit": (
         "deit_tiny",
         "deit_small",
         "deit_base",
         "deit_small_distilled",
         "vit_small",
+    ),
+}
+
+#: module -> (content layers, style layers) of its backbones, used when a config names none.
+#: VGG: Gatys et al. 2016 (relu4_2 content, the first ReLU of each block for style).
+#: ViT/DeiT (12 blocks): a late-middle block for content, every other early block for style,
+#: the depths at which the patch-token Grams still carry texture rather than class layout.
+#: EfficientNet-Lite: stage3 (stride 16, like relu4_2) for content; the stem and stages 0-4
+#: (strides 2..16, like relu1_1..relu4_1/relu5_1) for style.
+LAYER_PRESETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "nst.backbones.vgg": (("relu4_2",), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+    "nst.backbones.vit": (("block8",), ("block1", "block3", "block5", "block7")),
+    "nst.backbones.efficientnet": (
+        ("stage3",),
+        ("stem", "stage0", "stage1", "stage2", "stage3", "stage4"),
     ),
 }
 _MODULE = {name: module for module, names in FAMILIES.items() for name in names}
@@ -42,6 +63,13 @@ def register(name: str) -> Callable[[Callable[..., Backbone]], Callable[..., Bac
 
 def list_backbones() -> list[str]:
     return sorted(_MODULE)
+
+
+def default_layers(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(content layers, style layers) a config uses for backbone `name` when it names none."""
+    if name not in _MODULE:
+        raise NstError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
+    return LAYER_PRESETS[_MODULE[name]]
 
 
 def get_backbone(name: str, weights: str = "auto", **options: object) -> Backbone:

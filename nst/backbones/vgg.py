@@ -22,9 +22,9 @@ from nst.backbones.base import (
     WeightsInfo,
     file_weights_info,
     load_state_dict_file,
+    random_weights,
     resolve_weights,
-    tensors_sha256,
-    warn_random,
+    seeded,
 )
 from nst.backbones.registry import register
 
@@ -46,10 +46,14 @@ def torchvision_features(arch: str) -> nn.Sequential:
     return features
 
 
+def imagenet_url(arch: str) -> str:
+    """torchvision's ImageNet file, e.g. https://download.pytorch.org/models/vgg19-dcbb9e9d.pth."""
+    return str(_TORCHVISION[arch][1].url)
+
+
 def imagenet_cache_file(arch: str) -> Path:
     """Where torchvision keeps the ImageNet file: $TORCH_HOME/hub/checkpoints/<name>."""
-    url = _TORCHVISION[arch][1].url
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    return Path(torch.hub.get_dir()) / "checkpoints" / imagenet_url(arch).rsplit("/", 1)[-1]
 
 
 def layer_names(features: nn.Sequential) -> list[str]:
@@ -102,20 +106,20 @@ class VGG(Backbone):
                 out[self.layer_names[i]] = h
         return {layer: out[layer] for layer in layers}
 
+    def min_side(self, layers: tuple[str, ...] | list[str]) -> int:
+        """2^k for the k 2x2 poolings up to the deepest requested layer: each floors a side to
+        half, and a pooling needs at least 2 px (pool5 needs 32 px, relu5_1 16)."""
+        last = max(self.layer_names.index(layer) for layer in layers)
+        return 2 ** sum(name.startswith("pool") for name in self.layer_names[: last + 1])
+
 
 def build_vgg(arch: str, weights: str = "auto", pooling: str = "max", seed: int = 0) -> VGG:
     if pooling not in ("max", "avg"):
         raise NstError(f"pooling {pooling!r}: use max or avg")
     kind, path = resolve_weights(weights, arch, imagenet_cache_file(arch))
     if kind == "random":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            features = torchvision_features(arch)
-        info = WeightsInfo(
-            f"random:seed={seed}", tensors_sha256(features.state_dict()), pretrained=False
-        )
-        warn_random(arch, seed)
-        return VGG(arch, features, pooling, info)
+        features = seeded(seed, lambda: torchvision_features(arch))
+        return VGG(arch, features, pooling, random_weights(arch, seed, features))
     assert path is not None
     state = load_state_dict_file(path)
     features = make_layers(cfgs[_TORCHVISION[arch][0]])

@@ -35,6 +35,7 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
@@ -44,9 +45,9 @@ from nst.backbones.base import (
     WeightsInfo,
     file_weights_info,
     load_state_dict_file,
+    random_weights,
     resolve_weights,
-    tensors_sha256,
-    warn_random,
+    seeded,
 )
 from nst.backbones.registry import register
 
@@ -94,19 +95,15 @@ def imagenet_cache_files(timm_name: str) -> tuple[Path, list[Path]]:
 
 
 def load_weights_file(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors or a torch file (weights_only); unwraps {'model': ...}."""
-    if path.suffix == ".safetensors":
-        try:
-            return load_safetensors(str(path))
-        except Exception as err:  # safetensors raises its own error types
-            raise NstError(f"cannot load weights {path}: {str(err).splitlines()[0]}") from None
+    """A state dict from .safetensors or a torch file (weights_only), each read once; unwraps
+    {'model': ...} (the DeiT release format) and {'state_dict': ...}."""
+    if path.suffix != ".safetensors":
+        return load_state_dict_file(path, wrappers=("model", "state_dict"))
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        raw = None
-    if isinstance(raw, dict) and isinstance(raw.get("model"), dict):  # the DeiT release format
-        return raw["model"]
-    return load_state_dict_file(path)
+        return load_safetensors(str(path))
+    except (SafetensorError, OSError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise NstError(f"cannot load weights {path}: {reason}") from None
 
 
 class ViT(Backbone):
@@ -177,21 +174,18 @@ def build_vit(
     if weights == "imagenet" and not found:
         raise NstError(
             f"ImageNet weights for {name} ({timm_name}) not found: expected {expected} "
-            "(set HF_HOME/HF_HUB_CACHE or copy the file there; nothing is downloaded; "
+            f"(run `nst weights fetch {name}`, set HF_HOME/HF_HUB_CACHE or copy the file there; "
             "use --weights random or a path otherwise)"
         )
     kind, path = resolve_weights(weights, name, found[0] if found else expected)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = typing.cast(
+    model = seeded(
+        seed,
+        lambda: typing.cast(
             VisionTransformer, timm.create_model(timm_name, pretrained=False, dynamic_img_size=True)
-        )
+        ),
+    )
     if kind == "random":
-        info = WeightsInfo(
-            f"random:seed={seed}", tensors_sha256(model.state_dict()), pretrained=False
-        )
-        warn_random(name, seed)
-        return ViT(name, model, info, keep_cls)
+        return ViT(name, model, random_weights(name, seed, model), keep_cls)
     assert path is not None
     state = load_weights_file(path)
     try:

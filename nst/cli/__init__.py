@@ -16,7 +16,21 @@ from collections.abc import Sequence
 from nst import NstError, __version__
 
 #: the subcommands, each a module nst.cli.<name>
-COMMANDS = ("transfer", "demo", "reconstruct", "fetch", "report", "evaluate", "study", "ui")
+COMMANDS = (
+    "transfer",
+    "demo",
+    "reconstruct",
+    "fetch",
+    "weights",
+    "report",
+    "evaluate",
+    "study",
+    "ui",
+    "train",
+    "apply",
+    "export",
+    "methods",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,19 +4,19 @@ brick texture). What `make repro` runs before data is fetched."""
 from __future__ import annotations
 
 import argparse
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from nst.cli.options import add_config_options, config_from_args
-from nst.cli.transfer import progress_bar
-from nst.images import save_image, to_tensor
-from nst.optimize.transfer import stylize
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 HELP = "stylise a bundled demonstration pair (no download)"
 
 
 def demo_pair() -> tuple[Image.Image, Image.Image]:
+    import numpy as np
+    from PIL import Image
     from skimage import data
 
     content = Image.fromarray(data.astronaut())
@@ -30,6 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nst.cli.transfer import progress_bar
+    from nst.images import save_image, to_tensor
+    from nst.optimize import stylize
+
     config = config_from_args(args)
     content, style = demo_pair()
     bar, update = progress_bar(config.steps)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from nst.images import load_image, resize_tensor
-from nst.metrics import METRICS, Evaluation, Evaluator
+if TYPE_CHECKING:
+    from nst.metrics import Evaluation
 
 HELP = "evaluate a result against its content and style images (SSIM, edges, colour, Gram, ...)"
 
@@ -23,13 +24,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="NAME",
         help="the backbone the result was optimised with; the held-out judge network differs "
-        "from it (vgg16 -> judge with vgg19)",
+        "from it (efficientnet_lite2 -> judge with efficientnet_lite0, vgg16 -> vgg19)",
+    )
+    p.add_argument(
+        "--judge",
+        choices=("efficientnet", "vgg"),
+        default="efficientnet",
+        help="held-out network: efficientnet (EfficientNet-Lite2, pretrained; the default) or "
+        "vgg (VGG16, the judge of earlier results; random weights unless ImageNet ones are "
+        "cached)",
     )
     p.add_argument(
         "--weights",
         default="auto",
-        help="held-out network weights: auto (ImageNet if cached, else random), imagenet, "
-        "random, or a state-dict path",
+        help="held-out network weights: auto (ImageNet: packaged for efficientnet, if cached "
+        "for vgg, else random), imagenet, random, or a state-dict path",
     )
     p.add_argument("--runtime-s", type=float, default=None, help="run time to pass through")
     p.add_argument("--peak-memory-mb", type=float, default=None, help="peak memory to pass through")
@@ -37,24 +46,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def table(ev: Evaluation) -> str:
     """A plain-text table: group, metric, value, which direction is better."""
+    from nst.metrics import METRICS
+
     lines = [f"{'group':8} {'metric':22} {'value':>10}  better"]
     for name, info in METRICS.items():
         if name in ev.values:
             arrow = "higher" if info.higher_is_better else "lower"
             lines.append(f"{info.group:8} {name:22} {ev.values[name]:10.4f}  {arrow}")
     held = ev.held_out
+    kind = "pretrained" if held["pretrained"] == "true" else "RANDOM weights"
     lines.append(
-        f"held-out network: {held['backbone']} {held['weights']} (sha256 {held['sha256'][:12]})"
+        f"held-out network: {held['backbone']} {held['weights']} ({kind}, "
+        f"sha256 {held['sha256'][:12]})"
     )
     lines += [f"note: {note}" for note in ev.notes]
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
+    from nst.images import load_image, resize_tensor
+    from nst.metrics import METRICS, Evaluator
+
     result = load_image(args.result)
     content = resize_tensor(load_image(args.content), tuple(result.shape[-2:]))  # type: ignore[arg-type]
     style = load_image(args.style)
-    evaluator = Evaluator(args.exclude_backbone, weights=args.weights)
+    evaluator = Evaluator(args.exclude_backbone, judge=args.judge, weights=args.weights)
     ev = evaluator.evaluate(
         content, style, result, runtime_s=args.runtime_s, peak_memory_mb=args.peak_memory_mb
     )

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-from nst.data.download import DownloadPolicy
-from nst.data.fetch import fetch
 from nst.data.manifest import DEFAULT_MANIFESTS
 
 HELP = "fetch the content/style image sample (COCO + WikiArt) into a data directory"
@@ -43,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nst.data.download import DownloadPolicy
+    from nst.data.fetch import fetch
+    from nst.data.lock import DATA_LOCK_SHA256
+
     policy = DownloadPolicy(
         timeout=args.timeout,
         retries=args.retries,
@@ -64,6 +66,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"{args.out}: {len(report.fetched)} fetched, {len(report.kept)} kept "
-        f"(source {report.source}); lock sha256 {report.lock_sha256}"
+        f"(source {report.source}); {DATA_LOCK_SHA256} {report.data_lock_sha256}"
     )
     return 0

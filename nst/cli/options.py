@@ -6,7 +6,11 @@ import argparse
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from nst.config import TransferConfig, field_names, field_type
+from nst.backbones.registry import list_backbones
+from nst.config import LAYER_KEYS, TransferConfig, field_help, field_names, field_type
+
+#: free-form fields whose usual values the usage line should show
+METAVARS = {"backbone": "NAME", "weights": "imagenet|random|auto|PATH", "device": "cpu|cuda|auto"}
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -19,12 +23,21 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         hint = field_type(name)
         default = getattr(defaults, name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        if name in LAYER_KEYS:
+            shown = f"the backbone's preset, for {defaults.backbone} {shown}"
         kwargs: dict[str, Any] = {
             "default": None,
             "dest": f"cfg_{name}",
-            "help": f"(default: {shown})",
+            "help": f"{field_help(name)} (default: {shown})",
         }
-        if get_origin(hint) is Literal:
+        if name in METAVARS:
+            kwargs["metavar"] = METAVARS[name]
+        if name == "backbone":  # the registry's names, listed without importing torch (an
+            # unknown name is the registry's one-line error, which names them again)
+            kwargs["help"] += f"; one of {', '.join(list_backbones())}"
+        elif name in METAVARS:
+            pass
+        elif get_origin(hint) is Literal:
             kwargs["choices"] = get_args(hint)
         elif get_origin(hint) is tuple:
             kwargs["metavar"] = "A,B,..."
@@ -35,10 +48,11 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TransferConfig:
     values: dict[str, Any] = {}
-    if getattr(args, "config", None):
-        values.update(TransferConfig.from_yaml(args.config).to_dict())
     for name in field_names():
         value = getattr(args, f"cfg_{name}", None)
         if value is not None:
             values[name] = value
+    if getattr(args, "config", None):
+        # replace(): a --backbone that overrides the file's gets its own preset layers
+        return TransferConfig.from_yaml(args.config).replace(**values)
     return TransferConfig.from_dict(values)

@@ -7,8 +7,6 @@ import argparse
 
 from nst import NstError
 from nst.backbones import get_backbone, list_backbones
-from nst.images import load_image
-from nst.optimize.reconstruct import reconstruction_grid
 
 HELP = "reconstruct an image from single layers' features (content) or Gram matrices (style)"
 
@@ -41,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nst.images import load_image
+    from nst.optimize.reconstruct import reconstruction_grid
+
     layers = [layer for layer in (s.strip() for s in args.layer.split(",")) if layer]
     if not layers:
         raise NstError("--layer: name at least one layer")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from nst.report.build import build_report
 from nst.report.page import DEFAULT_MLFLOW_URL
 
 HELP = "build reports/ (index.html, README.md, one page per study) from results/"
@@ -42,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nst.report.build import build_report
+
     written = build_report(
         args.results,
         args.out,

@@ -1,6 +1,8 @@
 """`nst study experiments/X.yaml [--profile smoke|quick|full] [--trials N] [--workers K]
-[--storage URL] [--data DIR] [--out DIR] [--tracking-uri URI] [--no-track]`: run (or resume) an
-Optuna study declared in an experiment file; results go to <out>/<name>/."""
+[--backbone auto|NAME] [--storage URL] [--data DIR] [--out DIR] [--tracking-uri URI]
+[--no-track]`: run (or resume) an Optuna study declared in an experiment file; results go to
+<out>/<name>/. `--backbone auto`: vgg19 when its ImageNet file is present, else
+efficientnet_lite0 (nst.study.backbone states the rule and which specs it leaves alone)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nst.study.objective import StudyOptions
 from nst.study.profiles import DEFAULT_PROFILE, PROFILES
-from nst.study.runner import run_study
-from nst.study.spec import load_experiment
 
 HELP = "run or resume an Optuna study declared in experiments/*.yaml"
 
@@ -23,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int,
                    help="total trial budget (resuming runs only the rest; 0: the profile's)")  # fmt: skip
     p.add_argument("--workers", type=int, default=1, help="worker processes on the same storage")
+    p.add_argument("--backbone", metavar="auto|NAME",
+                   help="the network of a study that does not search backbone, with its preset "
+                   "layers; auto: vgg19 when its ImageNet file is present, else "
+                   "efficientnet_lite0 (default: the spec's own)")  # fmt: skip
     p.add_argument("--storage", help="sqlite:///abs.db (default <project>/optuna.db), "
                    "journal:PATH, or postgresql://user@host/db; {name} is the study's name")  # fmt: skip
     p.add_argument("--fresh", action="store_true",
@@ -38,13 +41,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nst.study.backbone import choose_backbone
+    from nst.study.objective import StudyOptions
+    from nst.study.runner import run_study
+    from nst.study.spec import load_experiment
+
     spec = load_experiment(args.experiment).with_profile(args.profile, trials=args.trials or None)
+    spec, choice = choose_backbone(spec, args.backbone)
+    print(f"study {spec.name}: backbone {choice.text}")
     storage = args.storage.replace("{name}", spec.name) if args.storage else None
     if args.fresh:
         start_over(spec.name, storage, args.out / spec.name)
     opts = StudyOptions(out=args.out, storage=storage, data=args.data,
                         tracking_uri=args.tracking_uri or None, track=not args.no_track,
-                        workers=args.workers, seed=args.seed)  # fmt: skip
+                        workers=args.workers, seed=args.seed, progress=True,
+                        backbone=choice)  # fmt: skip
     out = run_study(spec, opts)
     summary = json.loads((out / "summary.json").read_text())
     states = ", ".join(f"{v} {k.lower()}" for k, v in summary["states"].items())

@@ -13,14 +13,10 @@ from tqdm import tqdm
 
 from nst import NstError
 from nst.cli.options import add_config_options, config_from_args
-from nst.images import load_image, save_image
-from nst.optimize.controls.frames import write_frames
-from nst.optimize.loop import Callback, Result, Step
-from nst.optimize.transfer import stylize
-from nst.provenance import package_versions
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch and the loop are imported by run(), so `nst --help` stays instant
     from nst.config import TransferConfig
+    from nst.optimize import Callback, Result, Step
     from nst.tracking.transfer import TransferTracker
 
 HELP = "stylise a content image with a style image"
@@ -97,6 +93,8 @@ def progress_bar(total: int) -> tuple[tqdm, Callback]:
 
 
 def summary(result: Result, out: str) -> dict[str, object]:
+    from nst.provenance import package_versions
+
     return {
         "output": out,
         "final_losses": result.final_losses,
@@ -117,6 +115,11 @@ def summary(result: Result, out: str) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nst.images import load_image, save_image
+    from nst.optimize import stylize
+    from nst.optimize.controls.frames import write_frames
+    from nst.optimize.pyramid import total_steps
+
     config = config_from_args(args)
     style_paths = [s for v in args.style for s in (x.strip() for x in v.split(",")) if s]
     if args.out in (args.content, *style_paths):
@@ -126,9 +129,7 @@ def run(args: argparse.Namespace) -> int:
     content = load_image(args.content)
     styles = [load_image(p) for p in style_paths]
     style = styles[0] if len(styles) == 1 else styles
-    bar, update = progress_bar(
-        sum(config.pyramid_steps) or config.steps * max(1, len(config.pyramid))
-    )
+    bar, update = progress_bar(total_steps(config))
     inputs = {"content": args.content, **{f"style{i or ''}": p for i, p in enumerate(style_paths)}}
     # a tracking failure (strict) is raised when this block exits: the result is on disk by then
     with tracked(args, config, inputs) as tracker:

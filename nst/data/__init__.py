@@ -5,4 +5,6 @@ download.py  HTTP(S)/file downloads: retries with back-off, resume, atomic write
 embedded.py  a small offline sample generated in code, for machines without network
 lock.py      a fetched folder: its lock file and its images
 fetch.py     `fetch`: make a data folder hold exactly the selected sample
+weights.py   `nst weights`: pretrained files' sources, fetched into the caches that
+             `--weights imagenet` reads, verified
 """

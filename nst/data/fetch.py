@@ -6,7 +6,7 @@ known. `fetch` draws a seeded sample from the manifests and makes `data_dir` hol
 
     data/content/*, data/style/*   the images
     data/lock.json                 {"files": {file: {"sha256", "size", "source", ...}}, ...,
-                                    "sha256": hash of the rest}  -- pins every byte
+                                    "sha256": lock_hash, the data's identity}  -- pins every byte
     data/ATTRIBUTION.md            title, author, licence and URL of every file
 
 Files already present whose sha256 matches the lock are kept, so a second run downloads
@@ -26,11 +26,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nst import NstError
-from nst.data.download import DownloadError, DownloadPolicy, fetch_file, sha256_file
+from nst.data.download import DownloadError, DownloadPolicy, fetch_file
 from nst.data.embedded import PHOTOS, write_embedded
 from nst.data.lock import _lock, _prune, _write_lock, list_images, lock_hash, read_lock
 from nst.data.manifest import DEFAULT_MANIFESTS, Item, load_manifest, safe_path, select
 from nst.images import atomic_write
+from nst.provenance import sha256_file
 
 #: this many failed connections before any success means "offline"
 UNREACHABLE_AFTER = 2
@@ -45,7 +46,7 @@ class FetchReport:
     source: str  # "network" | "mirror" | "embedded"
     fetched: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
-    lock_sha256: str = ""
+    data_lock_sha256: str = ""  # lock_hash: the data's identity (nst.data.lock.DATA_LOCK_SHA256)
 
 
 def fetch(
@@ -119,11 +120,11 @@ def fetch(
         )
         content, styles = embedded_sample(data_dir, min(n_content, len(PHOTOS)), n_styles, seed)
         written = [p.relative_to(data_dir).as_posix() for p in content + styles]
-        return FetchReport(source="embedded", fetched=written, lock_sha256=lock_hash(data_dir))
+        return FetchReport(source="embedded", fetched=written, data_lock_sha256=lock_hash(data_dir))
     _prune(data_dir, old, keep=files)
     _write_lock(data_dir, _lock(files, mode, manifests, n_content, n_styles, seed))
     write_attribution(data_dir)
-    report.lock_sha256 = lock_hash(data_dir)
+    report.data_lock_sha256 = lock_hash(data_dir)
     if failures:
         raise DownloadError(
             f"{len(failures)} of {len(items)} files failed ({len(report.fetched)} fetched, "

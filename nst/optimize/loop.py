@@ -54,6 +54,7 @@ class Result:
     config: TransferConfig
     timings: dict[str, float] = field(default_factory=dict)
     frames: list[torch.Tensor] = field(default_factory=list)  # every config.frame_every steps
+    frame_steps: list[int] = field(default_factory=list)  # the step of each frame
 
     @property
     def final_losses(self) -> dict[str, float]:
@@ -87,16 +88,21 @@ def stylize_stage(
         raise ValueError("stylize_stage runs one size; use nst.optimize.stylize for a pyramid")
     t0 = time.perf_counter()
     device, dtype = resolve_device(config.device), DTYPES[config.dtype]
-    torch.manual_seed(config.seed)
+    # no torch.manual_seed here: every draw (init noise, jitter, random weights) has its own
+    # seeded generator, so a run neither depends on nor disturbs the caller's global RNG
     backbone = backbone if backbone is not None else build_backbone(config)
-    backbone.check_layers(list(config.content_layers) + list(config.style_layers))
+    layers = list(config.content_layers) + list(config.style_layers)
+    backbone.check_layers(layers)
     if next(backbone.parameters()).dtype != dtype or next(backbone.parameters()).device != device:
         backbone = copy.deepcopy(backbone).to(device=device, dtype=dtype)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     content = fit_size(content, config.size, backbone.size_multiple).to(device)
+    backbone.check_input(content, layers, f"the content image resized to long side {config.size}")
     style_size = max(1, round(config.style_scale * config.size))
     styles = [fit_size(s, style_size, backbone.size_multiple).to(device) for s in as_styles(style)]
+    for i, s in enumerate(styles):
+        backbone.check_input(s, layers, f"style image {i + 1} resized to long side {style_size}")
     # colour preservation (nst.optimize.controls.color): what the optimiser sees, and what the user gets
     color = ColorControl(config.color, content)
     styles = [color.style_image(s) for s in styles]
@@ -104,7 +110,8 @@ def stylize_stage(
     start = initial_image(config, content, styles[0]) if init is None else init.to(device)
     x = color.init_image(resize_tensor(start, tuple(content.shape[-2:]))).requires_grad_(True)  # type: ignore[arg-type]
     mask = load_mask(config.mask, tuple(content.shape[-2:])).to(device) if config.mask else None  # type: ignore[arg-type]
-    if mask is not None:  # nst.optimize.controls.masks: only white pixels move, and the output is blended
+    # nst.optimize.controls.masks: only white pixels move, and the output is blended
+    if mask is not None:
         mask_gradient(x, mask)
 
     def finish(image: torch.Tensor) -> torch.Tensor:
@@ -139,7 +146,8 @@ def stylize_stage(
             return cached[1]
         optimizer.zero_grad(set_to_none=True)
         terms = objective(x)
-        if config.normalize_gradients:  # each term's gradient scaled to unit L1 norm (nst.optimize.controls.gradnorm)
+        # each term's gradient scaled to unit L1 norm (nst.optimize.controls.gradnorm)
+        if config.normalize_gradients:
             normalized_backward(
                 terms, {"content": config.alpha, "style": config.beta, "tv": config.gamma}, x
             )
@@ -201,6 +209,7 @@ def stylize_stage(
         config=config,
         timings={"setup_s": setup_seconds, "loop_s": loop_seconds},
         frames=capture.frames if capture is not None else [],
+        frame_steps=capture.steps if capture is not None else [],
     )
 
 

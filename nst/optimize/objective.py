@@ -21,6 +21,34 @@ from nst.optimize.controls.shifts import Jitter, average_shifts, roll, shift_ave
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
+def transform_features(
+    feats: dict[str, torch.Tensor], kind: str, temperature: float = 1.0
+) -> dict[str, torch.Tensor]:
+    """The feature transform applied before every loss (targets and candidate alike).
+
+    none:    F unchanged (the same tensors, so the losses are bit-identical to no transform).
+    softmax: Wang et al., CVPR 2021, "Rethinking and Improving the Robustness of Image Style
+             Transfer" (SWAG): each channel's map becomes a distribution over its M = H W
+             positions,
+
+                 S_c,p = M * exp(F_c,p / T) / sum_q exp(F_c,q / T)
+
+             with temperature T. Peaky, low-entropy activations (ResNet-like, non-VGG
+             networks) are smoothed, which is what makes their Gram statistics usable for
+             style. The factor M (our choice) keeps each channel's mean at 1 whatever the image
+             size, so loss weights tuned on raw features stay in range. Computed in float32
+             (the sum over positions), returned in the features' dtype.
+    """
+    if kind == "none":
+        return feats
+    out: dict[str, torch.Tensor] = {}
+    for layer, f in feats.items():
+        flat = f.float().flatten(2) / temperature
+        m = flat.shape[-1]
+        out[layer] = (torch.softmax(flat, dim=-1) * m).view(f.shape).to(f.dtype)
+    return out
+
+
 def build_backbone(config: TransferConfig) -> Backbone:
     return get_backbone(
         config.backbone, weights=config.weights, pooling=config.pooling, seed=config.seed
@@ -67,8 +95,15 @@ class Objective:
     def extract(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # features stay in the compute dtype: in bf16 mode the Gram products run in bf16 too
         # (they are a quarter of a step's time otherwise); every loss is reduced in fp32
+        cfg = self.config
         return shift_averaged(
-            lambda z: self.backbone.features(z, self.layers), x.to(self.dtype), self.shifts
+            lambda z: transform_features(
+                self.backbone.features(z, self.layers),
+                cfg.feature_transform,
+                cfg.feature_temperature,
+            ),
+            x.to(self.dtype),
+            self.shifts,
         )
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -89,6 +89,8 @@ def combine(config: TransferConfig, stages: list[Result], stopped: bool) -> Resu
     }
     for i, r in enumerate(stages):
         timings[f"stage{i}_s"] = r.seconds
+    # a stage counts its own steps from 1: its frames' steps follow the stages before it
+    starts = [sum(r.steps for r in stages[:i]) for i in range(len(stages))]
     return replace(
         last,
         history=history,
@@ -100,4 +102,7 @@ def combine(config: TransferConfig, stages: list[Result], stopped: bool) -> Resu
         config=config,
         timings=timings,
         frames=[f for r in stages for f in r.frames],
+        frame_steps=[
+            start + s for r, start in zip(stages, starts, strict=True) for s in r.frame_steps
+        ],
     )

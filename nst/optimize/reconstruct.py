@@ -6,7 +6,7 @@ uniform noise x_0 and minimise, for one layer l with features F^l,
     content: L(x) = ||F^l(x) - F^l(a)||^2 / ||F^l(a)||^2
     style:   L(x) = ||G^l(x) - G^l(a)||^2 / ||G^l(a)||^2,   G = F F^T / (C H W)
 
-with Adam on the pixels, clamped to [0, 1] after each step. Content reconstructions from
+with Adam on the pixels, clamped to [0, 1] after each step: the transfer loop with one term. Content reconstructions from
 shallow layers are near-perfect and grow abstract with depth; style reconstructions keep
 colours and textures at a scale that grows with depth, and lose the spatial layout.
 The losses are relative (divided by the target's energy) so one learning rate suits all layers.
@@ -24,21 +24,14 @@ from PIL import Image, ImageDraw
 
 from nst import NstError
 from nst.backbones import Backbone
-from nst.images import resize_tensor, save_image, to_image
-from nst.losses import gram
+from nst.config import TransferConfig
+from nst.images import fit_size, save_image, to_image
+from nst.optimize.loop import stylize_stage
 
 Mode = Literal["content", "style"]
 
 #: grid layout: tiles separated by GAP px, each under a LABEL px band with its name
 GAP, LABEL = 4, 16
-
-
-def fit(image: torch.Tensor, size: int, multiple: int) -> torch.Tensor:
-    """Resize so the long side is about `size`, both sides multiples of `multiple`."""
-    h, w = image.shape[-2:]
-    scale = size / max(h, w)
-    hw = tuple(max(multiple, round(s * scale / multiple) * multiple) for s in (h, w))
-    return resize_tensor(image, hw)  # type: ignore[arg-type]
 
 
 def reconstruct(
@@ -54,34 +47,28 @@ def reconstruct(
 ) -> torch.Tensor:
     """Optimise seeded noise to match `layer`'s features (content) or Gram matrix (style) of
     `image` (1x3xHxW in [0, 1]); returns the 1x3xhxw reconstruction at the fitted size.
-    `losses`, if given, receives the relative loss of every step."""
+    `losses`, if given, receives the loss of every step.
+
+    It is the transfer loop itself (nst.optimize.loop) with one term switched on: content and
+    style image are both `image`, the start is the loop's seeded noise, Adam's steps are
+    projected to [0, 1]. Adam's step does not depend on the loss's scale, so the loop's losses
+    behave as the relative ones above."""
     if mode not in ("content", "style"):
         raise NstError(f"mode {mode!r}: use content or style")
     if steps < 1 or size < 1:
         raise NstError(f"steps and size must be at least 1, got steps={steps} size={size}")
     backbone.check_layers([layer])
-    target_image = fit(image.float(), size, backbone.size_multiple)
-
-    def statistic(x: torch.Tensor) -> torch.Tensor:
-        f = backbone.features(x, [layer])[layer]
-        return f if mode == "content" else gram(f)
-
-    with torch.no_grad():
-        target = statistic(target_image)
-    scale = target.pow(2).sum().clamp_min(1e-12)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    x = torch.rand(target_image.shape, generator=gen).requires_grad_(True)
-    optimizer = torch.optim.Adam([x], lr=lr)
-    for _ in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        loss = (statistic(x) - target).pow(2).sum() / scale
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            x.clamp_(0, 1)
-        if losses is not None:
-            losses.append(float(loss.detach()))
-    return x.detach()
+    alpha, beta = (1.0, 0.0) if mode == "content" else (0.0, 1.0)
+    config = TransferConfig(
+        backbone=backbone.name, content_layers=(layer,), style_layers=(layer,), alpha=alpha,
+        beta=beta, gamma=0.0, optimizer="adam", lr=lr, init="noise", steps=steps, size=size,
+        seed=seed, device=str(next(backbone.parameters()).device),
+    )  # fmt: skip
+    image = image.float()
+    result = stylize_stage(config, image, image, backbone=backbone)
+    if losses is not None:
+        losses.extend(result.history["total"])
+    return result.image
 
 
 def grid_shape(tiles: int) -> tuple[int, int]:
@@ -127,7 +114,7 @@ def reconstruction_grid(
     if not layers:
         raise NstError("name at least one layer to reconstruct")
     backbone.check_layers(list(layers))
-    original = fit(image.float(), size, backbone.size_multiple)
+    original = fit_size(image.float(), size, backbone.size_multiple)
     tiles, labels = [original], ["original"]
     for layer in layers:
         tiles.append(reconstruct(backbone, image, layer, mode, steps, size, seed, lr))

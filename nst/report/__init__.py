@@ -2,7 +2,10 @@
 
 data.py         read and check results/ (one StudyResults per study)
 page.py         the page model: pages, sections, tables, links
+intervals.py    the one interval around a mean (tables and figures), clipped to what a value can be
+axes.py         axis helpers: numeric parameter axes (log where searched so), long category labels
 figures.py      seaborn figures (Agg)
+networks.py     which networks: optimised backbones, how chosen, the judge; the weights banner
 study.py        the sections of one study's page
 compare.py      sections across studies (a parameter's values side by side)
 reconstruct.py  the layer-by-layer reconstruction section

@@ -4,24 +4,28 @@ A page is a list of sections; a section holds plots (nst.report.figures), tables
 and, when its data is missing, a one-line note saying so. The same pages are rendered twice
 with jinja2 (nst/templates/): HTML with every image embedded as a base64 data URI (the file
 opens from disk and makes no request) and Markdown that links PNG files under reports/assets/.
-A banner tops every page when any run used random instead of pretrained weights.
+A banner tops every page when any run used random instead of pretrained weights; it names the
+studies that optimised random weights and, apart, whether the judge was pretrained
+(nst.report.networks).
 """
 
 from __future__ import annotations
 
 import base64
-import os
-from collections.abc import Iterable
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
+import markupsafe
 
 from nst import NstError, __version__
 from nst.images import atomic_write
 from nst.report import figures as figs
 from nst.report.data import StudyResults, load_results
+from nst.report.networks import judge_text, networks_text, random_weights_banner
 from nst.report.page import DEFAULT_MLFLOW_URL, Cell, Link, Links, Page, Section, Table
+from nst.report.study import budget_text
 
 
 def build_report(
@@ -37,6 +41,7 @@ def build_report(
     The layer-by-layer reconstructions are computed at `reconstruction_size` px with
     `reconstruction_steps` steps (0 steps: skip them)."""
     from nst.report.compare import cross_study_sections
+    from nst.report.methods import methods_sections
     from nst.report.reconstruct import reconstruction_section
     from nst.report.study import study_sections
 
@@ -48,6 +53,7 @@ def build_report(
     links = Links(mlflow_url_template, optuna_dashboard_url)
     studies = load_results(results_dir)
     cross = cross_study_sections(studies)
+    cross += methods_sections(results_dir)  # results/methods/ (nst methods), when present
     recon_random = False
     if reconstruction_steps > 0:
         recon, recon_random = reconstruction_section(
@@ -82,18 +88,6 @@ def build_report(
     return write_pages(pages, Path(out_dir))
 
 
-def random_weights_banner(studies: Iterable[StudyResults], reconstructions: bool = False) -> str:
-    """The warning shown on every page when any run used random instead of pretrained weights."""
-    names = [f"study {s.name}" for s in studies if s.random_weights]
-    names += ["the layer reconstructions"] if reconstructions else []
-    if not names:
-        return ""
-    return (
-        f"Random weights: {', '.join(names)} used seeded random backbone weights, not pretrained "
-        "ImageNet weights. These images and metrics check the harness, not the method."
-    )
-
-
 def overview_section(studies: list[StudyResults], links: Links) -> Section:
     rows: list[list[Cell]] = []
     for s in studies:
@@ -106,19 +100,64 @@ def overview_section(studies: list[StudyResults], links: Links) -> Section:
                 )
         states = s.states
         dash = links.dashboard(s)
+        budget = budget_text(s)
         rows.append(
             [
                 Link(s.name, s.name, page=True),
                 str(s.summary.get("description") or ""),
-                ", ".join(f"{k} {v}" for k, v in states.items()) or "–",
+                (", ".join(f"{k} {v}" for k, v in states.items()) or "–")
+                + (f"; budget {budget}" if budget else ""),
+                s.data_source or "–",
                 "; ".join(best) or "–",
-                "random" if s.random_weights else "pretrained",
+                networks_text(s),
+                judge_text(s),
                 dash if dash else "–",
             ]
         )
-    headers = ["study", "description", "trials", "best (trial)", "weights", "dashboard"]
-    table = Table(headers, rows, "Every study, its trial states and its best value per objective.")
-    return Section("Studies", tables=[table], code=["dvc repro   # re-run the whole pipeline"])
+    headers = ["study", "description", "trials", "data", "best (trial)", "network", "judge",
+               "dashboard"]  # fmt: skip
+    caption = (
+        "Every study, its trial states against its budget, where its images came from (the data "
+        "lock's source), its best value per objective, the network it optimised (pretrained or "
+        "random weights) and the judge that scored it (nst.metrics' held-out network)."
+    )
+    table = Table(headers, rows, caption)
+    embedded = [s.name for s in studies if s.data_source == "embedded"]
+    note = (
+        f"Data: {_names(embedded, len(studies))} used the offline embedded sample "
+        "(`source: embedded` in the data lock), not the COCO/WikiArt images: results are not "
+        "comparable with fetched data."
+        if embedded
+        else ""
+    )
+    return Section(
+        "Studies", note=note, tables=[table], code=["dvc repro   # re-run the whole pipeline"]
+    )
+
+
+def _names(names: list[str], total: int) -> str:
+    if len(names) == total and total > 1:
+        return f"all {total} studies"
+    return ("study " if len(names) == 1 else "studies ") + ", ".join(names)
+
+
+def current_umask() -> int:
+    """The process's umask, read without setting it (os.umask can only read by writing, which
+    would change it for every thread meanwhile): Linux's /proc/self/status "Umask:" line, else
+    0o022, the common default."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def inline_code(text: object) -> markupsafe.Markup:
+    """HTML of a line whose `backticked` words are code, as Markdown would show them."""
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup(re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped))
 
 
 def write_pages(pages: list[Page], out: Path) -> list[Path]:
@@ -136,11 +175,12 @@ def write_pages(pages: list[Page], out: Path) -> list[Path]:
     )
     env.filters["b64"] = lambda data: base64.b64encode(data).decode("ascii")
     env.filters["md"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
+    env.filters["code"] = inline_code
+    env.filters["plain"] = lambda text: str(text).replace("`", "")
     env.tests["link"] = lambda cell: isinstance(cell, Link)
     written: list[Path] = []
 
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = current_umask()
 
     def put(path: Path, data: bytes) -> None:
         atomic_write(path, lambda f: f.write(data))

@@ -1,10 +1,11 @@
 """Cross-study sections of the report's index page.
 
 A comparison is found by what a study searched, not by its file name: the backbone
-comparison (VGG vs DeiT) is the study whose trials vary `backbone`, the optimiser comparison
+comparison (VGG vs DeiT vs EfficientNet, with a table of which arms ran with pretrained
+weights) is the study whose trials vary `backbone`, the optimiser comparison
 varies `optimizer`, the initialisation comparison varies `init`. Each shows the best result
-per group side by side, and per metric the mean with a 95% confidence interval over the
-group's complete trials (Student's t; see nst.report.data.mean_ci). The content x style grid
+per group side by side, and per metric the mean with an interval over the group's complete
+trials, the same in tables and figures (nst.report.intervals). The content x style grid
 collects the best trials' results of every study.
 """
 
@@ -13,13 +14,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from nst.report import figures as figs
-from nst.report.data import StudyResults, mean_ci
+from nst.report.data import StudyResults
+from nst.report.intervals import describe, interval
+from nst.report.networks import backbone_table
 from nst.report.page import Cell, Section, Table
+from nst.study.attrs import PAIRS
+
+MAX_GRID = 8  # content images (rows) and styles (columns) at most: thumbnails stay legible
 
 
 def cross_study_sections(studies: list[StudyResults]) -> list[Section]:
     return [
-        group_section(studies, "backbone", "Backbones: VGG vs DeiT"),
+        group_section(studies, "backbone", "Backbones: VGG vs DeiT vs EfficientNet"),
         group_section(studies, "optimizer", "Optimisers"),
         group_section(studies, "init", "Initialisation"),
         content_style_section(studies),
@@ -27,9 +33,11 @@ def cross_study_sections(studies: list[StudyResults]) -> list[Section]:
 
 
 def find_study(studies: list[StudyResults], param: str) -> StudyResults | None:
-    """The study that compares values of `param` (prefer one whose name mentions it)."""
+    """The study that compares values of `param` (prefer one whose name mentions it). A value
+    counts as searched when any trial used it, complete or not: a study whose other values
+    were all pruned still searched them."""
     column = f"params_{param}"
-    found = [s for s in studies if column in s.complete and s.complete[column].nunique() >= 2]
+    found = [s for s in studies if column in s.trials and s.trials[column].nunique() >= 2]
     found.sort(key=lambda s: (param[:4] not in s.name, s.name))
     return found[0] if found else None
 
@@ -45,9 +53,17 @@ def group_section(studies: list[StudyResults], param: str, title: str) -> Sectio
     groups = sorted(frame[column].dropna().astype(str).unique())
     directions = {o.name: o.direction for o in study.objectives}
     section = Section(f"{title} (study {study.name})")
+    section.note = _incomplete_note(study, column, groups)
+    if not groups:
+        return section
     if param == "backbone" and not any(g.startswith("deit") for g in groups):
-        section.note = f"No DeiT trial completed in this study: comparing {', '.join(groups)}."
+        section.note = " ".join(
+            [f"No DeiT trial completed in this study: comparing {', '.join(groups)}.", section.note]
+        ).strip()
     section.tables.append(metric_table(study, column, groups))
+    arms = backbone_table(study) if param == "backbone" else None
+    if arms is not None:
+        section.tables.append(arms)
     grid = best_per_group_grid(study, column, groups, param)
     if grid:
         section.plots.append(grid)
@@ -56,7 +72,11 @@ def group_section(studies: list[StudyResults], param: str, title: str) -> Sectio
             frame[["number", column]].astype({column: str}), left_on="trial", right_on="number"
         )
         for x in ("step", "seconds"):
-            what = "optimiser step (mean, 95% CI band)" if x == "step" else "wall-clock time"
+            what = (
+                "optimiser step (mean; band: " + describe() + ")"
+                if x == "step"
+                else "wall-clock time"
+            )
             plot = figs.group_curves(
                 curves,
                 column,
@@ -72,13 +92,36 @@ def group_section(studies: list[StudyResults], param: str, title: str) -> Sectio
         column,
         [o.name for o in study.objectives] + cost,
         f"{param}-values",
-        f"Objectives, peak memory and trial duration per {param}: bars are means with 95% CI, "
-        "dots are trials.",
+        f"Objectives, peak memory and trial duration per {param}: bars are means, error bars "
+        f"the table's intervals ({describe()}), dots are trials; n under each bar.",
         directions,
     )
     if plot:
         section.plots.append(plot)
     return section
+
+
+def _incomplete_note(study: StudyResults, column: str, groups: list[str]) -> str:
+    """Which searched values have no complete trial, and what became of their trials."""
+    trials = study.trials.dropna(subset=[column]).astype({column: str})
+    missing = sorted(set(trials[column]) - set(groups))
+    if not missing:
+        return ""
+    parts = []
+    for value in missing:
+        states = trials.loc[trials[column] == value, "state"].map(_state).value_counts()
+        counts = sorted(states.items(), key=lambda kv: (-kv[1], kv[0]))
+        parts.append(f"{value} ({', '.join(f'{n} {s}' for s, n in counts)})")
+    lead = (
+        "No complete trial at all"
+        if not groups
+        else f"Only {len(groups)} of {len(groups) + len(missing)} searched values have complete trials"
+    )
+    return f"{lead}; searched without a complete trial: {'; '.join(parts)}."
+
+
+def _state(state: object) -> str:
+    return {"FAIL": "failed"}.get(str(state), str(state).lower())
 
 
 def metric_table(study: StudyResults, column: str, groups: list[str]) -> Table:
@@ -98,13 +141,11 @@ def metric_table(study: StudyResults, column: str, groups: list[str]) -> Table:
         arrow = directions.get(name) or {"maximize": "↑", "minimize": "↓"}.get(direction or "", "")
         row: list[Cell] = [f"{name} {arrow}".strip()]
         for g in groups:
-            mean, low, high, n = mean_ci(frame.loc[frame[column] == g, metric])
-            ci = f" [{figs.nice(low)}, {figs.nice(high)}]" if n >= 2 else ""
-            row.append(f"{figs.nice(mean)}{ci} (n={n})")
+            row.append(interval(frame.loc[frame[column] == g, metric], metric).text(figs.nice))
         rows.append(row)
     caption = (
-        f"Mean [95% confidence interval] (n complete trials) of every metric per "
-        f"{column.removeprefix('params_')}; ↑ higher is better, ↓ lower is better."
+        f"Mean [interval] (n complete trials) of every metric per "
+        f"{column.removeprefix('params_')}: {describe()}. ↑ higher is better, ↓ lower is better."
     )
     return Table(["metric", *groups], rows, caption)
 
@@ -149,7 +190,7 @@ def content_style_section(studies: list[StudyResults]) -> Section:
     sources: dict[str, Path | None] = {}
     for study in studies:
         for best in study.summary.get("best_trials") or []:
-            for pair in best.get("pairs") or []:
+            for pair in best.get(PAIRS) or []:
                 if not isinstance(pair, dict) or not pair.get("content") or not pair.get("style"):
                     continue
                 result = study.resolve(pair.get("result"))
@@ -158,20 +199,66 @@ def content_style_section(studies: list[StudyResults]) -> Section:
                 sources.setdefault(s, study.resolve(s))
                 if result is not None:
                     results.setdefault((c, s), result)
-    contents = sorted({c for c, _ in results})
-    styles = sorted({s for _, s in results})
     title = "Content x style grid"
     if not results:
         return Section(
             title, note="Not available: no best trial lists its content/style pairs and results."
         )
+    all_contents = sorted({c for c, _ in results})
+    all_styles = sorted({s for _, s in results})
+    contents, styles = all_contents[:MAX_GRID], all_styles[:MAX_GRID]
     cells: list[list[Path | str | None]] = [["", *[sources.get(s) for s in styles]]]
     cells += [[sources.get(c), *[results.get((c, s)) for s in styles]] for c in contents]
     labels = ["style →", *[Path(c).stem for c in contents]]
     cols = ["content ↓", *[Path(s).stem for s in styles]]
     caption = (
-        f"Results of the best trials of all studies: {len(contents)} content images (rows) x "
-        f"{len(styles)} styles (columns); first row and column show the inputs."
+        f"Results of the best trials of all studies: {_count(len(contents), 'content image')} "
+        f"(rows) x {_count(len(styles), 'style')} (columns), {_count(len(results), 'pair')} "
+        "with a result; first row and column show the inputs."
     )
     plot = figs.image_grid(cells, labels, cols, "content-style", caption, empty="not run")
-    return Section(title, plots=[plot] if plot else [])
+    return Section(
+        title,
+        note=_grid_note(studies, all_contents, all_styles, results),
+        plots=[plot] if plot else [],
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _grid_note(
+    studies: list[StudyResults],
+    contents: list[str],
+    styles: list[str],
+    results: dict[tuple[str, str], Path],
+) -> str:
+    """Why the grid is smaller than the data: each study runs `pairs.count` pairs of it."""
+    notes = []
+    if len(contents) > MAX_GRID or len(styles) > MAX_GRID:
+        notes.append(
+            f"First {min(len(contents), MAX_GRID)} of {len(contents)} content images and "
+            f"{min(len(styles), MAX_GRID)} of {len(styles)} styles shown."
+        )
+    data = [s.provenance.get("data") or {} for s in studies]
+    sizes = {
+        (d["content"], d["styles"])
+        for d in data
+        if isinstance(d.get("content"), int) and isinstance(d.get("styles"), int)
+    }
+    counts = sorted(
+        {int((s.provenance.get("params") or {}).get("pairs", {}).get("count", 0)) for s in studies}
+        - {0}
+    )
+    if len(sizes) == 1:
+        n_content, n_styles = sizes.pop()
+        if len(results) < n_content * n_styles:
+            each = f" (`pairs.count` = {', '.join(map(str, counts))} per study)" if counts else ""
+            notes.append(
+                f"{_count(len(results), 'pair')} of the data's {n_content} x {n_styles} = "
+                f"{n_content * n_styles} content x style pairs {'has' if len(results) == 1 else 'have'} "
+                f"results: each study runs only a sample of the pairs{each}, the same sample when "
+                "the studies share `pairs.seed`."
+            )
+    return " ".join(notes)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,10 @@ import pandas as pd
 from scipy import stats
 
 from nst import NstError
+from nst.study.attrs import FAIL_REASON, MLFLOW_RUN_ID, PAIRS, WEIGHTS_IDENTITY
 
-TEXT_COLUMNS = ("mlflow_run_id", "weights_identity", "state", "fail_reason")
+#: trials.csv columns that hold text (nst.study.outputs names them as the trial attributes)
+TEXT_COLUMNS = (MLFLOW_RUN_ID, WEIGHTS_IDENTITY, "state", FAIL_REASON)
 IMAGE_NAME = re.compile(r"trial0*(\d+)_pair0*(\d+)\.png$")
 
 
@@ -80,8 +81,8 @@ class StudyResults:
     @property
     def weights(self) -> list[str]:
         found = list(self.provenance.get("weights") or [])
-        if "weights_identity" in self.trials:
-            found += [str(w) for w in self.trials["weights_identity"].dropna().unique()]
+        if WEIGHTS_IDENTITY in self.trials:
+            found += [str(w) for w in self.trials[WEIGHTS_IDENTITY].dropna().unique()]
         return sorted(set(found))
 
     @property
@@ -90,11 +91,76 @@ class StudyResults:
             w.startswith("random") for w in self.weights
         )
 
+    @property
+    def judges(self) -> list[dict[str, Any]]:
+        """The held-out networks that scored the trials (summary.json provenance.judges:
+        backbone, weights, sha256, pretrained, judge); [] when not recorded."""
+        found = self.provenance.get("judges") or []
+        return [j for j in found if isinstance(j, dict) and j.get("backbone")]
+
+    @property
+    def judge_pretrained(self) -> bool | None:
+        """Whether every judge was pretrained; None when no judge is recorded."""
+        found = self.judges
+        return all(str(j.get("pretrained")).lower() == "true" for j in found) if found else None
+
+    @property
+    def backbones(self) -> list[dict[str, Any]]:
+        """Per optimised backbone {backbone, weights, pretrained, trials} (provenance.backbones)."""
+        found = self.provenance.get("backbones") or []
+        return [b for b in found if isinstance(b, dict) and b.get("backbone")]
+
+    @property
+    def backbone_choice(self) -> str:
+        """How the study's network was chosen (summary.json backbone.text, e.g. "auto ->
+        efficientnet_lite0 (no ImageNet vgg19 file)"); "" when not recorded."""
+        choice = self.summary.get("backbone")
+        return str(choice.get("text") or "") if isinstance(choice, dict) else ""
+
+    def search_space(self, param: str) -> dict[str, Any]:
+        """A searched parameter's space as the study recorded it (provenance.params.search:
+        type, low, high, log, choices), {} when summary.json does not say."""
+        search = (self.provenance.get("params") or {}).get("search") or {}
+        space = search.get(param) if isinstance(search, dict) else None
+        return space if isinstance(space, dict) else {}
+
+    @property
+    def data_source(self) -> str:
+        """Where the images came from: network, mirror, embedded, mixed, unlocked; "" unknown."""
+        return str((self.provenance.get("data") or {}).get("source") or "")
+
+    def budget(self) -> tuple[int | None, float | None, int]:
+        """(trial budget, time budget in s, trials that counted against it): complete, pruned
+        and failed trials not retried (as nst.study.runner.n_done counts them)."""
+        budget = (self.provenance.get("params") or {}).get("budget") or {}
+        states = self.states
+        retried = sum(f.get("retried_as") is not None for f in self.summary.get("failures") or [])
+        ran = states.get("COMPLETE", 0) + states.get("PRUNED", 0) + states.get("FAIL", 0) - retried
+        trials, timeout = budget.get("trials"), budget.get("timeout_s")
+        return (
+            int(trials) if isinstance(trials, int | float) and trials else None,
+            float(timeout) if isinstance(timeout, int | float) and timeout else None,
+            max(ran, 0),
+        )
+
+    def elapsed_s(self) -> float | None:
+        """Wall time of the study's last run (summary.json's elapsed_s), else first trial start
+        to last trial end."""
+        if isinstance(self.summary.get("elapsed_s"), int | float):
+            return float(self.summary["elapsed_s"])
+        started, finished = self.provenance.get("started"), self.provenance.get("finished")
+        if not (isinstance(started, str) and isinstance(finished, str)):
+            return None
+        try:
+            return float((pd.Timestamp(finished) - pd.Timestamp(started)).total_seconds())
+        except ValueError:
+            return None
+
     def pair_sources(self) -> dict[int, tuple[str, str]]:
         """Pair index -> (content path, style path), read from the best trials' pairs."""
         sources: dict[int, tuple[str, str]] = {}
         for best in self.summary.get("best_trials") or []:
-            for k, pair in enumerate(best.get("pairs") or []):
+            for k, pair in enumerate(best.get(PAIRS) or []):
                 if isinstance(pair, dict) and pair.get("content") and pair.get("style"):
                     sources.setdefault(k, (str(pair["content"]), str(pair["style"])))
         return sources
@@ -123,7 +189,8 @@ def load_results(results_dir: str | Path) -> list[StudyResults]:
     root = Path(results_dir)
     if not root.is_dir():
         raise NstError(f"no results folder {root}: run `nst study ...` (or `dvc repro`) first")
-    folders = sorted(p.parent for p in root.glob("*/summary.json"))
+    # results/methods/ is the methods comparison (nst.methods, nst.report.methods), not a study
+    folders = sorted(p.parent for p in root.glob("*/summary.json") if p.parent.name != "methods")
     if not folders:
         raise NstError(f"no study results in {root} (expected {root}/<study>/summary.json)")
     return [load_study(folder) for folder in folders]
@@ -216,19 +283,3 @@ def mean_ci(values: pd.Series | np.ndarray, level: float = 0.95) -> tuple[float,
         return mean, float("nan"), float("nan"), n
     half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
     return mean, mean - half, mean + half, n
-
-
-def sqlite_lookup(uri: str | None, query: str, args: tuple[Any, ...]) -> str | None:
-    """One value from a local sqlite store (MLflow or Optuna), read-only; None if unavailable.
-    Only local files are read: a report never makes a network request."""
-    if not uri or not uri.startswith("sqlite:///"):
-        return None
-    path = Path(uri.removeprefix("sqlite:///"))  # sqlite:////abs/x.db -> /abs/x.db
-    if not path.is_file():
-        return None
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2) as db:
-            row = db.execute(query, args).fetchone()
-    except sqlite3.Error:
-        return None
-    return None if row is None else str(row[0])

@@ -14,6 +14,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
+from nst.report.axes import is_numeric, numeric_axis, rotate_long_labels
 from nst.report.data import Objective, StudyResults, pareto_mask
+from nst.report.intervals import interval
 
 UNITS = {
     "duration_s": "s",
@@ -62,10 +65,8 @@ def label(name: str, directions: dict[str, str] | None = None) -> str:
 
 def metric_direction(name: str) -> str | None:
     """'maximize' or 'minimize' for a metric of nst.metrics, else None."""
-    try:
-        from nst.metrics import METRICS
-    except ImportError:  # the metrics package is optional for reading results
-        return None
+    from nst.metrics import METRICS  # imports torch: loaded by the first label, not by the module
+
     info = METRICS.get(name.removeprefix("metric_"))
     return info.direction if info else None
 
@@ -208,7 +209,8 @@ def loss_curves(study: StudyResults, x: str) -> Plot | None:
 
 
 def slices(study: StudyResults) -> Plot | None:
-    """Each searched parameter against each objective (categorical parameters as strips)."""
+    """Each searched parameter against each objective: numbers on a numeric axis (log-scaled
+    when the search space is), categories as strips."""
     params = [p for p in study.params if study.complete[f"params_{p}"].notna().any()]
     objectives = [o for o in study.objectives if o.name in study.trials]
     frame = study.complete
@@ -219,12 +221,14 @@ def slices(study: StudyResults) -> Plot | None:
         for c, param in enumerate(params):
             ax, column = axes[r, c], f"params_{param}"
             data = frame[[column, obj.name]].dropna()
-            if pd.api.types.is_numeric_dtype(data[column]) and data[column].nunique() > 3:
-                sns.scatterplot(data, x=column, y=obj.name, ax=ax)
-                _maybe_log(ax, data[column], axis="x")
-                ax.set_xlabel(label(param))
+            space = study.search_space(param)
+            if is_numeric(data[column], space):
+                sns.scatterplot(data.astype({column: float}), x=column, y=obj.name, ax=ax)
+                numeric_axis(ax, data[column], space)
+                ax.set_xlabel(label(param) + (", log scale" if ax.get_xscale() == "log" else ""))
             else:
-                _swarm(data.astype({column: str}), column, obj.name, ax)
+                shown = data.assign(**{column: data[column].map(nice)})
+                _swarm(shown, column, obj.name, ax, order=sorted(shown[column].unique()))
                 ax.set_xlabel(f"{param} (category)")
             ax.set_ylabel(label(obj.name, _directions(study)))
     caption = "Slices: every complete trial's objective value against each searched parameter."
@@ -232,14 +236,16 @@ def slices(study: StudyResults) -> Plot | None:
 
 
 def group_curves(curves: pd.DataFrame, group: str, x: str, name: str, caption: str) -> Plot | None:
-    """Total loss against `x` with one colour per value of `group` (mean and 95% CI band
-    over trials and pairs when steps align, x="step"; raw lines against wall time)."""
+    """Total loss against `x` with one colour per value of `group` (mean and the report's
+    interval over trials and pairs when steps align, x="step"; raw lines against wall time)."""
     if curves.empty or x not in curves or "total" not in curves:
         return None
     fig, axes = _figure(width=7, height=4)
     ax = axes[0, 0]
+    order = sorted(curves[group].dropna().astype(str).unique())  # the tables' column order
     if x == "step":
-        sns.lineplot(curves, x=x, y="total", hue=group, errorbar=("ci", 95), seed=0, ax=ax)
+        band = partial(_bounds, name="total")  # the tables' interval, not seaborn's bootstrap
+        sns.lineplot(curves, x=x, y="total", hue=group, hue_order=order, errorbar=band, ax=ax)
     else:
         units = curves["trial"].astype(str) + "/" + curves.get("pair", 0).astype(str)
         sns.lineplot(
@@ -247,6 +253,7 @@ def group_curves(curves: pd.DataFrame, group: str, x: str, name: str, caption: s
             x=x,
             y="total",
             hue=group,
+            hue_order=order,
             units="run",
             estimator=None,
             ax=ax,
@@ -270,18 +277,32 @@ def group_values(
     caption: str,
     directions: dict[str, str] | None = None,
 ) -> Plot | None:
-    """Per-group bars (mean, 95% CI) with the trials as dots, one panel per column."""
+    """Per-group bars (mean) with the report's interval (nst.report.intervals, the numbers of
+    the metric table) and the trials as dots, one panel per column; n under each bar."""
     columns = [c for c in columns if c in frame and frame[c].notna().any()]
     if not columns or frame.empty:
         return None
     fig, axes = _figure(ncols=len(columns), width=3.8, height=3.4)
     data = frame.astype({group: str})
+    groups = sorted(data[group].dropna().unique())
+    x = np.arange(len(groups))
     for ax, column in zip(axes[0], columns, strict=True):
-        sns.barplot(data, x=group, y=column, errorbar=("ci", 95), seed=0, ax=ax, alpha=0.6)
-        _swarm(data, group, column, ax, color="0.2")
+        spans = [interval(data.loc[data[group] == g, column], column) for g in groups]
+        means = np.array([s.mean for s in spans])
+        low, high = np.array([s.bounds for s in spans]).T
+        ax.bar(x, means, width=0.7, color="C0", alpha=0.6, zorder=1)
+        ax.errorbar(x, means, yerr=[means - low, high - means], fmt="none", ecolor="0.1",
+                    elinewidth=1.5, capsize=5, zorder=3, gid="interval")  # fmt: skip
+        _swarm(data, group, column, ax, color="0.2", order=groups)
+        ax.set_xticks(x, [f"{g}\nn={s.n}" for g, s in zip(groups, spans, strict=True)])
+        rotate_long_labels(ax)
         ax.set_xlabel(f"{group.removeprefix('params_')} (category)")
         ax.set_ylabel(label(column, directions))
     return Plot(name, _render(fig), caption)
+
+
+def _bounds(values: pd.Series, name: str) -> tuple[float, float]:
+    return interval(values, name).bounds
 
 
 def _swarm(data: pd.DataFrame, x: str, y: str, ax, **style: object) -> None:  # type: ignore[no-untyped-def]
@@ -289,10 +310,7 @@ def _swarm(data: pd.DataFrame, x: str, y: str, ax, **style: object) -> None:  # 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "points cannot be placed" on crowded swarms
         sns.swarmplot(data, x=x, y=y, ax=ax, size=4, **style)  # type: ignore[arg-type]
-    if data[x].astype(str).str.len().max() > 8:  # long categories (layer lists) would overlap
-        ax.tick_params(axis="x", labelrotation=30)
-        for tick in ax.get_xticklabels():
-            tick.set_horizontalalignment("right")
+    rotate_long_labels(ax)
 
 
 def _thumbnail(path: Path | np.ndarray | None) -> np.ndarray | None:
@@ -315,8 +333,9 @@ def image_grid(
     caption: str,
     empty: str = "missing",
 ) -> Plot | None:
-    """A table of images (files or HxWx3 arrays; rows x columns). A text cell shows its text;
-    a missing image (None, or a file that cannot be read) says `empty`."""
+    """A table of images (files or HxWx3 arrays; rows x columns). A text cell shows its text
+    ("" is a blank, unframed corner); a missing image (None, or a file that cannot be read)
+    says `empty`."""
     if not cells or not any(p is not None for row in cells for p in row):
         return None
     nrows, ncols = len(cells), max(len(r) for r in cells)
@@ -329,7 +348,11 @@ def image_grid(
             ax.grid(False)
             cell = cells[r][c] if c < len(cells[r]) else None
             image = None if isinstance(cell, str) else _thumbnail(cell)
-            if image is None:
+            if isinstance(cell, str) and not cell:  # a header corner: no frame, only labels
+                ax.set_facecolor("none")
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+            elif image is None:
                 ax.text(
                     0.5,
                     0.5,

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 import string
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nst import NstError
-from nst.report import figures as figs
-from nst.report.data import StudyResults, sqlite_lookup
+
+if TYPE_CHECKING:
+    from nst.report import figures as figs
+    from nst.report.data import (
+        StudyResults,  # matplotlib is heavy; `nst report --help` must not import it
+    )
 
 DEFAULT_MLFLOW_URL = "http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
 
@@ -104,3 +111,19 @@ def _check_template(template: str | None, allowed: set[str]) -> str | None:
             f"allowed: {', '.join('{' + a + '}' for a in sorted(allowed))}"
         )
     return template
+
+
+def sqlite_lookup(uri: str | None, query: str, args: tuple[Any, ...]) -> str | None:
+    """One value from a local sqlite store (MLflow or Optuna), read-only; None if unavailable.
+    Only local files are read: a report never makes a network request."""
+    if not uri or not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri.removeprefix("sqlite:///"))  # sqlite:////abs/x.db -> /abs/x.db
+    if not path.is_file():
+        return None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2) as db:
+            row = db.execute(query, args).fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])

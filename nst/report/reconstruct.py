@@ -29,11 +29,10 @@ def reconstruction_section(
     studies: list[StudyResults], size: int, steps: int
 ) -> tuple[Section, bool]:
     """The section and whether any of its backbones ran with random weights."""
-    try:
-        from nst.backbones import get_backbone, list_backbones
-        from nst.optimize import reconstruct
-    except ImportError:
-        return Section(TITLE, note="Not available: nst.reconstruct is not installed."), False
+    from nst.backbones import get_backbone, list_backbones
+    from nst.images import fit_size
+    from nst.optimize import reconstruct
+
     image, image_name = content_image(studies)
     jobs: list[tuple[str, tuple[str, ...], tuple[Literal["content", "style"], ...]]] = [
         ("vgg19", VGG_LAYERS, ("content", "style"))
@@ -47,7 +46,7 @@ def reconstruction_section(
             warnings.simplefilter("ignore")  # the page banner reports random weights
             backbone = get_backbone(name, weights="auto", seed=0)
         layers = tuple(layer for layer in layers if layer in backbone.layer_names)
-        original = _array(reconstruct.fit(image, size, backbone.size_multiple))
+        original = _array(fit_size(image, size, backbone.size_multiple))
         rows: list[list[Path | np.ndarray | None]] = []
         try:
             for mode in modes:

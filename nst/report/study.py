@@ -7,9 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
+from nst.data.lock import DATA_LOCK_SHA256
 from nst.report import figures as figs
 from nst.report.data import StudyResults
+from nst.report.networks import backbone_table, judge_text, network_rows, networks_text
 from nst.report.page import MAX_TRIAL_ROWS, Cell, Links, Section, Table
+from nst.study.attrs import MLFLOW_RUN_ID, PAIRS
 
 
 def study_sections(study: StudyResults, links: Links) -> list[Section]:
@@ -81,6 +84,8 @@ def summary_section(study: StudyResults, links: Links) -> Section:
             f"{s.get('n_trials', len(study.trials))}: "
             + (", ".join(f"{k} {v}" for k, v in states.items()) or "–"),
         ],
+        ["trial budget", budget_text(study) or "–"],
+        ["data", data_text(study) or "unknown (summary.json does not record the data's source)"],
         ["failed trials", _failures(s.get("failures") or [])],
         ["skipped images", _skipped(s.get("skipped_images") or [])],
         ["profile", str(s.get("profile", "–"))],
@@ -91,6 +96,8 @@ def summary_section(study: StudyResults, links: Links) -> Section:
         ],
         ["MLflow parent run", links.run(study, mlflow.get("parent_run_id"))],
         ["weights", ", ".join(study.weights) or "–"],
+        ["network", f"{networks_text(study)}; {study.backbone_choice or 'choice not recorded'}"],
+        ["judge", judge_text(study)],
     ]
     dash = links.dashboard(study)
     if dash:
@@ -101,6 +108,42 @@ def summary_section(study: StudyResults, links: Links) -> Section:
             Table(["field", "value"], rows, "What was searched, and where the runs are stored.")
         ],
     )
+
+
+def budget_text(study: StudyResults) -> str:
+    """'8 trials or 170 s: stopped at the time budget after 6 trials (171 s)', or ''."""
+    trials, timeout, ran = study.budget()
+    if trials is None:
+        return ""
+    elapsed = study.elapsed_s()
+    limits = f"{trials} trials" + (f" or {timeout:.0f} s" if timeout else "")
+    if ran >= trials:
+        return f"{limits}: all {trials} ran"
+    took = f" ({elapsed:.0f} s)" if elapsed is not None else ""
+    # Optuna checks its timeout between trials, so a timed-out run lasts at least timeout_s
+    # (the fallback, first trial start to last end, can fall short of it by the set-up time)
+    if timeout and elapsed is not None and elapsed >= 0.95 * timeout:
+        return f"{limits}: stopped at the time budget after {ran} of {trials} trials{took}"
+    return f"{limits}: {ran} of {trials} trials ran{took} (interrupted, or a worker stopped)"
+
+
+def data_text(study: StudyResults) -> str:
+    """What the data was, '' when summary.json does not say."""
+    facts = study.provenance.get("data") or {}
+    source = study.data_source
+    if not source:
+        return ""
+    counts = (
+        f", {facts['content']} content x {facts['styles']} style images"
+        if isinstance(facts.get("content"), int) and isinstance(facts.get("styles"), int)
+        else ""
+    )
+    if source == "embedded":
+        return (
+            f"the offline embedded sample (`source: embedded` in the data lock{counts}), not the "
+            "COCO/WikiArt images: results are not comparable with fetched data"
+        )
+    return f"`source: {source}` in the data lock{counts}"
 
 
 def best_trials_section(study: StudyResults, links: Links) -> Section:
@@ -118,9 +161,9 @@ def best_trials_section(study: StudyResults, links: Links) -> Section:
             [cast(Cell, f"#{b.get('number')}")]
             + [figs.nice(_float(values.get(n))) for n in names]
             + [figs.nice((b.get("params") or {}).get(p, "–")) for p in params]
-            + [links.run(study, b.get("mlflow_run_id"))]
+            + [links.run(study, b.get(MLFLOW_RUN_ID))]
         )
-        for k, pair in enumerate(b.get("pairs") or []):
+        for k, pair in enumerate(b.get(PAIRS) or []):
             pair = pair if isinstance(pair, dict) else {}
             result = study.resolve(pair.get("result")) or study.images.get(
                 (_int(b.get("number")), k)
@@ -171,7 +214,7 @@ def trials_section(study: StudyResults, links: Links) -> Section:
         rows.append(
             [cast(Cell, str(t.get("number", "?"))), str(t.get("state", "?"))]
             + [figs.nice(t[c]) for c in objectives + params + extra]
-            + [links.run(study, t.get("mlflow_run_id"))]
+            + [links.run(study, t.get(MLFLOW_RUN_ID))]
         )
     headers = [
         "trial",
@@ -203,20 +246,22 @@ def provenance_section(study: StudyResults) -> Section:
     rows: list[list[Cell]] = [
         ["git commit", f"{p.get('git_commit', 'unknown')}{dirty}"],
         [
-            "data lock sha256",
-            str(p.get("data_lock_sha256") or "– (embedded sample, no data/lock.json)"),
+            DATA_LOCK_SHA256,  # the name `nst fetch` prints it under and MLflow tags it with
+            str(p.get(DATA_LOCK_SHA256) or "– (embedded sample, no data/lock.json)"),
         ],
         ["started", str(p.get("started", "–"))],
         ["finished", str(p.get("finished", "–"))],
         ["host", str(p.get("host", "–"))],
         ["weights", ", ".join(study.weights) or "–"],
+        *network_rows(study),
         ["versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "–"],
     ]
     rows += [[f"param {k}", figs.nice(v)] for k, v in _flatten(p.get("params") or {}).items()]
-    caption = "Where, when and from what this study ran."
+    caption = "Where, when and from what this study ran, on which network, judged by which."
+    arms = backbone_table(study)
     return Section(
         "Provenance and reproduction",
-        tables=[Table(["field", "value"], rows, caption)],
+        tables=[Table(["field", "value"], rows, caption), *([arms] if arms else [])],
         code=reproduce_commands(study),
     )
 

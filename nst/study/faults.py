@@ -5,6 +5,7 @@ fills, a worker is killed, the tracking server goes away, a downloaded image is 
 nst.study turns each into a FAIL trial with a one-line `fail_reason`, a retry (for faults that
 are not the trial's own), or a skipped input, using the helpers here:
 
+    classify(err)         the Fault (nst.study.attrs): what decides a retry
     failure_reason(err)   "non-finite loss: ..." | "out of memory: ..." | "disk full: ..." |
                           "tracking unavailable: ..." | "error: <Type>: ..."
     readable(paths, skipped)   the images that decode; the others warned about and listed
@@ -23,8 +24,7 @@ import optuna
 import torch
 
 from nst.images import ImageError, open_rgb
-
-TRACKING_DOWN = "tracking unavailable"
+from nst.study.attrs import FAIL_REASON, MLFLOW, MLFLOW_RUN_ID, RETRY_OF, RETRY_REASON, Fault
 
 
 class UnreadableImageWarning(UserWarning):
@@ -42,22 +42,30 @@ def is_out_of_memory(err: BaseException) -> bool:
     )
 
 
-def failure_reason(err: BaseException) -> str:
-    """One line saying why a trial failed: the kind of fault, then the error itself."""
+def classify(err: BaseException) -> Fault:
+    """The kind of fault an exception is, by its type (never by its message's wording)."""
     from nst.optimize.loop import NonFiniteLoss
     from nst.tracking.store import TrackingError
 
+    if isinstance(err, NonFiniteLoss):
+        return Fault.NON_FINITE
+    if is_out_of_memory(err):
+        return Fault.OUT_OF_MEMORY
+    if isinstance(err, TrackingError):
+        return Fault.TRACKING_DOWN
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return Fault.DISK_FULL
+    return Fault.ERROR
+
+
+def failure_reason(err: BaseException, fault: Fault | None = None) -> str:
+    """One line saying why a trial failed: the kind of fault, then the error itself (the
+    message alone where the kind already says what the error is)."""
+    fault = fault or classify(err)
     text = (str(err).strip().splitlines() or [""])[0][:300]
     detail = f"{type(err).__name__}: {text}" if text else type(err).__name__
-    if isinstance(err, NonFiniteLoss):
-        return f"non-finite loss: {text}"
-    if is_out_of_memory(err):
-        return f"out of memory: {detail}"
-    if isinstance(err, TrackingError):
-        return f"{TRACKING_DOWN}: {text}"
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"disk full: {detail}"
-    return f"error: {detail}"
+    plain = fault in (Fault.NON_FINITE, Fault.TRACKING_DOWN)
+    return f"{fault.value}: {text if plain else detail}"
 
 
 def readable(paths: list[Path], skipped: list[str]) -> list[Path]:
@@ -80,13 +88,13 @@ def fail_orphan_runs(study: optuna.Study) -> None:
     the worker died): FAILED now, with the trial's reason, so MLflow agrees with Optuna."""
     from nst.tracking.runs import fail_run
 
-    uri = study.user_attrs["mlflow"]["uri"]
+    uri = study.user_attrs[MLFLOW]["uri"]
     retried = {
-        t.user_attrs.get("retry_of"): t.user_attrs.get("retry_reason")
+        t.user_attrs.get(RETRY_OF): t.user_attrs.get(RETRY_REASON)
         for t in study.get_trials(deepcopy=False)
     }
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
-        run_id = t.user_attrs.get("mlflow_run_id")
-        reason = t.user_attrs.get("fail_reason") or retried.get(t.number) or "trial failed"
+        run_id = t.user_attrs.get(MLFLOW_RUN_ID)
+        reason = t.user_attrs.get(FAIL_REASON) or retried.get(t.number) or "trial failed"
         if run_id:
             fail_run(str(run_id), str(reason), tracking_uri=uri)

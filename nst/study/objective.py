@@ -22,12 +22,9 @@ from nst.optimize.loop import Step
 from nst.optimize.objective import build_backbone
 from nst.optimize.pyramid import total_steps
 from nst.optimize.transfer import stylize
-from nst.study.faults import (
-    failure_reason,
-    is_out_of_memory,
-    readable,
-    worker_id,
-)
+from nst.study import attrs
+from nst.study.backbone import BackboneChoice, judge_tags
+from nst.study.faults import classify, failure_reason, is_out_of_memory, readable, worker_id
 from nst.study.space import suggest
 from nst.study.spec import ExperimentSpec
 
@@ -45,6 +42,8 @@ class StudyOptions:
     track: bool = True
     workers: int = 1
     seed: int = 0  # sampler seed (worker i uses seed + i)
+    progress: bool = False  # a progress bar over the trial budget on stderr (a terminal only)
+    backbone: BackboneChoice | None = None  # how `--backbone` chose the network, for the record
 
 
 @dataclass(frozen=True)
@@ -118,17 +117,19 @@ class StudyObjective:
         self.metrics = [o.metric for o in spec.objectives]
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
-        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr(attrs.WORKER, worker_id())
         try:
             config = suggest(trial, self.spec)
-            trial.set_user_attr("config", config.to_dict())
+            trial.set_user_attr(attrs.CONFIG, config.to_dict())
             if self.tracking is None:
                 return self._run(trial, config, None)
             return self._tracked(trial, config)
         except optuna.TrialPruned:
             raise
         except Exception as err:  # the trial fails alone; run_worker's catch lets the study go on
-            trial.set_user_attr("fail_reason", failure_reason(err))
+            fault = classify(err)
+            trial.set_user_attr(attrs.FAULT, fault.value)
+            trial.set_user_attr(attrs.FAIL_REASON, failure_reason(err, fault))
             if is_out_of_memory(err):  # give the next trial the memory back
                 gc.collect()
                 if torch.cuda.is_available():
@@ -148,7 +149,7 @@ class StudyObjective:
                           tags={"nst.study": self.spec.name, "nst.trial": str(trial.number),
                                 "nst.worker": worker_id()}) as run:  # fmt: skip
             run.check()  # the run could not even be created: fail before spending compute
-            trial.set_user_attr("mlflow_run_id", run.run_id)
+            trial.set_user_attr(attrs.MLFLOW_RUN_ID, run.run_id)
             try:
                 return self._run(trial, config, run)
             except optuna.TrialPruned:
@@ -172,10 +173,10 @@ class StudyObjective:
             from nst.study.outputs import write_trial_curves
 
             write_trial_curves(self.out, trial.number, curves)
-            trial.set_user_attr("pairs", records)
-            trial.set_user_attr("images", [r["result"] for r in records])
+            trial.set_user_attr(attrs.PAIRS, records)
+            trial.set_user_attr(attrs.IMAGES, [r["result"] for r in records])
         means = {m: sum(v[m] for v in per_pair) / len(per_pair) for m in per_pair[0]}
-        trial.set_user_attr("metrics", means)
+        trial.set_user_attr(attrs.METRICS, means)
         objective = [means[m] for m in self.metrics]
         if run is not None:
             run.log_metrics(
@@ -189,8 +190,8 @@ class StudyObjective:
     def _pair(self, trial: optuna.Trial, config: TransferConfig, run: Any, k: int, pair: Pair,
               done_proxies: list[float], curves: list[list[Any]], records: list[dict[str, str]]) -> dict[str, float]:  # fmt: skip
         backbone = self.res.backbone(config)
-        trial.set_user_attr("weights_identity", backbone.weights_info.identity)
-        trial.set_user_attr("weights_pretrained", bool(backbone.weights_info.pretrained))
+        trial.set_user_attr(attrs.WEIGHTS_IDENTITY, backbone.weights_info.identity)
+        trial.set_user_attr(attrs.WEIGHTS_PRETRAINED, bool(backbone.weights_info.pretrained))
         content = self.res.image(pair.content, config.size)
         style = self.res.image(pair.style, config.size)
         target = fit_size(content, config.size, backbone.size_multiple)
@@ -207,8 +208,9 @@ class StudyObjective:
                            *(step.losses[t] for t in CURVE_TERMS)])  # fmt: skip
             if single and step.step in marks:
                 o = self.spec.objectives[0]
+                judge = None if o.metric in step.losses else self.res.evaluator(config.backbone)
                 proxies[k] = proxy(o.metric, o.direction, target, judged, step.image, step.losses,
-                                   self.res.evaluator(config.backbone))  # fmt: skip
+                                   judge)  # fmt: skip
                 # Optuna's "step" is the report's number (pair k's j-th is k * reports + j), so
                 # the pruners' resources (1 .. reports * pairs) mean the same at any step count
                 trial.report(sum(proxies) / len(proxies), k * self.spec.reports + marks[step.step])
@@ -221,13 +223,22 @@ class StudyObjective:
             done_proxies.append(proxies[k])
         values = self._values(config, target, style, result.image, result.final_losses,
                               runtime_s=result.seconds, peak_memory_mb=result.peak_memory_mb)  # fmt: skip
+        if any(m not in result.final_losses for m in self.metrics):  # the judge scored it
+            held = self.res.evaluator(config.backbone).held_out
+            trial.set_user_attr(attrs.JUDGE, held)
+            if run is not None:
+                run.set_tags(judge_tags(held))
         image = Path("images") / f"trial{trial.number:03d}_pair{k}.png"
         save_image(result.image, self.out / image)
         records.append(
             {"content": str(pair.content), "style": str(pair.style), "result": image.as_posix()}
         )
         if run is not None:
-            run.log_result(result, content, style, prefix=f"pair{k}/", metrics=values)
+            from nst.tracking.tags import hash_files
+
+            hashes = hash_files({"content": pair.content, "style": pair.style})
+            run.log_result(result, content, style, prefix=f"pair{k}/", metrics=values,
+                           data_hashes=hashes)  # fmt: skip
         return values
 
     def _values(self, config: TransferConfig, content: torch.Tensor, style: torch.Tensor,

@@ -4,9 +4,10 @@ trials.csv    one row per trial: number, state, objectives, params_*, metric_*, 
               mlflow_run_id, weights_identity, fail_reason
 curves.csv    trial, pair, step, seconds, content, style, tv, total (from curves/trialNNN.csv)
 images/       trialNNN_pairK.png
-summary.json  best trial (one objective) or Pareto front (several), importances, provenance,
-              failures (number, reason, retried_as), skipped_images (unreadable data files)
-metrics.json  flat numbers for `dvc metrics show`
+summary.json  best trial (one objective) or Pareto front (several), importances, provenance
+              (with the data's source), failures (number, reason, retried_as), skipped_images
+              (unreadable data files), elapsed_s (the run's wall time, against budget.timeout_s)
+metrics.json  flat numbers for `dvc metrics show`, best_<objective> first
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import csv
 import io
 import json
 import platform
+import time
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,8 +25,29 @@ from typing import Any
 
 import optuna
 
+from nst import NstError
+from nst.data.lock import DATA_LOCK_SHA256, data_identity, read_lock
 from nst.images import atomic_write
 from nst.provenance import git_state, package_versions
+from nst.study.attrs import (
+    FAIL_REASON,
+    IMAGES,
+    METRICS,
+    MLFLOW,
+    MLFLOW_RUN_ID,
+    PAIRS,
+    RETRY_OF,
+    RETRY_REASON,
+    WEIGHTS_IDENTITY,
+    WEIGHTS_PRETRAINED,
+)
+from nst.study.backbone import (
+    BackboneChoice,
+    backbones_used,
+    choose_backbone,
+    judge_pretrained,
+    judges,
+)
 from nst.study.spec import ExperimentSpec
 
 CURVE_COLUMNS = ("trial", "pair", "step", "seconds", "content", "style", "tv", "total")
@@ -51,18 +74,18 @@ def trial_rows(study: optuna.Study, spec: ExperimentSpec) -> tuple[list[str], li
     trials = study.get_trials(deepcopy=False)
     names = [o.metric for o in spec.objectives]
     params = sorted({p for t in trials for p in t.params})
-    metrics = sorted({m for t in trials for m in t.user_attrs.get("metrics", {})})
+    metrics = sorted({m for t in trials for m in t.user_attrs.get(METRICS, {})})
+    text = (MLFLOW_RUN_ID, WEIGHTS_IDENTITY, FAIL_REASON)  # columns named as the attributes
     header = ["number", "state", *names, *(f"params_{p}" for p in params),
-              *(f"metric_{m}" for m in metrics), "duration_s", "mlflow_run_id", "weights_identity", "fail_reason"]  # fmt: skip
+              *(f"metric_{m}" for m in metrics), "duration_s", *text]  # fmt: skip
     rows = []
     for t in trials:
         values = t.values if t.values is not None else [None] * len(names)
         duration = t.duration.total_seconds() if t.duration is not None else None
-        ms = t.user_attrs.get("metrics", {})
+        ms = t.user_attrs.get(METRICS, {})
         rows.append([t.number, t.state.name, *values, *(t.params.get(p) for p in params),
                      *(ms.get(m) for m in metrics), duration,
-                     t.user_attrs.get("mlflow_run_id", ""), t.user_attrs.get("weights_identity", ""),
-                     t.user_attrs.get("fail_reason", "")])  # fmt: skip
+                     *(t.user_attrs.get(k, "") for k in text)])  # fmt: skip
     return header, rows
 
 
@@ -99,44 +122,57 @@ def _best(study: optuna.Study, spec: ExperimentSpec) -> list[dict[str, Any]]:
             "number": t.number,
             "values": dict(zip([o.metric for o in spec.objectives], t.values, strict=True)),
             "params": t.params,
-            "images": t.user_attrs.get("images", []),
-            "pairs": t.user_attrs.get("pairs", []),
-            "mlflow_run_id": t.user_attrs.get("mlflow_run_id", ""),
+            IMAGES: t.user_attrs.get(IMAGES, []),
+            PAIRS: t.user_attrs.get(PAIRS, []),
+            MLFLOW_RUN_ID: t.user_attrs.get(MLFLOW_RUN_ID, ""),
         }
         for t in sorted(best, key=lambda t: t.number)
     ]
 
 
-def _data_lock(data: Path | None) -> str:
-    try:
-        return (
-            str(json.loads((Path(data) / "lock.json").read_text()).get("sha256", ""))
-            if data
-            else ""
-        )
-    except (OSError, ValueError):
-        return ""
-
-
 def failures(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
     """Every FAIL trial with why it failed and the trial that retried it, if any (a killed
     worker's trial has no fail_reason of its own: its retry carries the reason)."""
-    retries = {t.user_attrs["retry_of"]: t for t in trials if "retry_of" in t.user_attrs}
+    retries = {t.user_attrs[RETRY_OF]: t for t in trials if RETRY_OF in t.user_attrs}
     out = []
     for t in trials:
         if t.state != optuna.trial.TrialState.FAIL:
             continue
         retry = retries.get(t.number)
-        reason = t.user_attrs.get("fail_reason") or (retry and retry.user_attrs.get("retry_reason"))
+        reason = t.user_attrs.get(FAIL_REASON) or (retry and retry.user_attrs.get(RETRY_REASON))
         out.append({"number": t.number, "reason": reason or "unknown",
                     "retried_as": retry.number if retry else None})  # fmt: skip
     return out
 
 
+def data_facts(data: Path | None, out: Path) -> dict[str, Any]:
+    """Where the study's images came from, for the report: the lock's source (network, mirror,
+    embedded, mixed; "unlocked" for images put in the folder by hand) and its image counts.
+    Without data images the study used the embedded sample (objective.choose_pairs), whose
+    lock the runner caches under <results>/.cache/embedded."""
+    folder = Path(data) if data else None
+    if folder is None or not any(folder.glob("content/*")):
+        folder, source = out.parent / ".cache" / "embedded", "embedded"
+    else:
+        source = "unlocked"
+    try:
+        lock = read_lock(folder)
+    except NstError:  # a corrupt lock: the study itself said so when it read the data
+        lock = {}
+    kinds = [e.get("kind") for e in (lock.get("files") or {}).values() if isinstance(e, dict)]
+    facts: dict[str, Any] = {"source": str(lock.get("source") or source)}
+    if kinds:
+        facts.update(content=kinds.count("content"), styles=kinds.count("style"))
+    return facts
+
+
 def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, storage: str,
                   data: Path | None, started: float,
-                  skipped_images: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+                  skipped_images: list[str] | tuple[str, ...] = (),
+                  backbone: BackboneChoice | None = None) -> dict[str, Any]:  # fmt: skip
     trials = study.get_trials(deepcopy=False)
+    found = judges(trials)
+    choice = backbone or choose_backbone(spec, None)[1]  # no --backbone: the spec's own
     header, rows = trial_rows(study, spec)
     _write_text(out / "trials.csv", _csv(rows, header))
     curve_lines = [",".join(CURVE_COLUMNS)]
@@ -148,11 +184,7 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
     imps, note = importances(study, spec)
     git = git_state(Path(__file__).parent)
     weights = sorted(
-        {
-            str(t.user_attrs["weights_identity"])
-            for t in trials
-            if "weights_identity" in t.user_attrs
-        }
+        {str(t.user_attrs[WEIGHTS_IDENTITY]) for t in trials if WEIGHTS_IDENTITY in t.user_attrs}
     )
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
@@ -170,10 +202,13 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
         "importances_note": note,
         "profile": spec.profile,
         "storage": storage,
+        "elapsed_s": round(time.time() - started, 1),  # this run's wall time, against timeout_s
+        "backbone": choice.to_dict(),  # how the network was chosen (nst.study.backbone)
         "provenance": {
             "git_commit": git["commit"],
             "git_dirty": git["dirty"] == "true",
-            "data_lock_sha256": _data_lock(data),
+            DATA_LOCK_SHA256: data_identity(data),
+            "data": data_facts(data, out),
             "params": spec.to_dict(),
             "started": (
                 min(starts).isoformat()
@@ -183,11 +218,14 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
             "finished": max(ends).isoformat() if ends else None,
             "host": platform.node(),
             "weights": weights,
-            "random_weights": any(t.user_attrs.get("weights_pretrained") is False for t in trials),
+            "random_weights": any(t.user_attrs.get(WEIGHTS_PRETRAINED) is False for t in trials),
+            "backbones": backbones_used(trials),  # each optimised network: weights, pretrained
+            "judges": found,  # the held-out network(s) that scored the trials
+            "judge_pretrained": judge_pretrained(found),  # None: no trial was judged
             "versions": package_versions(),
         },
         "mlflow": {
-            k: study.user_attrs.get("mlflow", {}).get(v)
+            k: study.user_attrs.get(MLFLOW, {}).get(v)
             for k, v in (
                 ("tracking_uri", "uri"),
                 ("experiment", "experiment"),
@@ -197,17 +235,27 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
     }
     _write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
 
+    # best values first: `dvc exp show` and `dvc metrics show` keep a file's key order, and
+    # the table cuts columns from the right
     metrics: dict[str, float | int] = {
+        **{f"best_{k}": v for k, v in best_values(study, spec).items()},
         "n_trials": len(trials),
         "n_complete": states["COMPLETE"],
         "n_pruned": states["PRUNED"],
         "n_failed": states["FAIL"],
         "n_skipped_images": len(skipped_images),
     }
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    _write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return summary
+
+
+def best_values(study: optuna.Study, spec: ExperimentSpec) -> dict[str, float]:
+    """{objective metric: its best value over the complete trials} (each objective on its
+    own, also in a multi-objective study); metrics without a complete trial are left out."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    out = {}
     for i, o in enumerate(spec.objectives):
         values = [t.values[i] for t in complete]
         if values:
-            metrics[f"best_{o.metric}"] = max(values) if o.direction == "maximize" else min(values)
-    _write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    return summary
+            out[o.metric] = max(values) if o.direction == "maximize" else min(values)
+    return out

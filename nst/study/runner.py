@@ -27,43 +27,47 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import torch
-from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
 
 from nst import NstError
-from nst.study.faults import (
-    TRACKING_DOWN,
-    fail_orphan_runs,
-    worker_id,
-)
+from nst.study.attrs import FAIL_REASON, MLFLOW, SPEC, Fault, fault_of
+from nst.study.faults import fail_orphan_runs, worker_id
 from nst.study.objective import Pair, Resources, StudyObjective, StudyOptions, choose_pairs
+from nst.study.progress import StudyProgress, n_done
 from nst.study.pruners import make_pruner
 from nst.study.space import make_sampler
 from nst.study.spec import ExperimentSpec
 from nst.study.storage import make_storage, redact, requeue, storage_url
 
-DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
-
-def n_done(study: optuna.Study) -> int:
-    """Trials that count against the budget: complete, pruned, and failed ones not retried."""
-    trials = study.get_trials(deepcopy=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retried = {Retry.retried_trial_number(t) for t in trials}
-    fail = optuna.trial.TrialState.FAIL
-    return sum(t.state in DONE or (t.state == fail and t.number not in retried) for t in trials)
+def requeue_if_not_its_own(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str | None:
+    """A FAIL trial whose recorded Fault is the tracking store's is queued again (the trial is
+    not to blame) and its reason returned: the worker stops, since every further trial would
+    fail alike. None for any other trial. Decided by the FAULT attribute, not the wording."""
+    failed = trial.state == optuna.trial.TrialState.FAIL
+    if not failed or fault_of(trial.user_attrs) is not Fault.TRACKING_DOWN:
+        return None
+    reason = str(trial.user_attrs.get(FAIL_REASON, ""))
+    requeue(study, trial, Fault.TRACKING_DOWN, reason, max_retry=None)
+    return reason
 
 
 def open_study(spec: ExperimentSpec, url: str, seed: int) -> optuna.Study:
-    return optuna.create_study(
+    study = optuna.create_study(
         storage=make_storage(url), study_name=spec.name, load_if_exists=True,
         sampler=make_sampler(spec, seed), pruner=make_pruner(spec),
         directions=[o.direction for o in spec.objectives],
     )  # fmt: skip
+    names = [o.metric for o in spec.objectives]
+    if study.metric_names != names:  # optuna-dashboard's axes and columns, not "Objective 0"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+    return study
 
 
 def run_worker(
@@ -73,6 +77,7 @@ def run_worker(
     n_trials: int,
     seed: int,
     pairs: list[Pair] | None = None,
+    progress: StudyProgress | None = None,
 ) -> None:
     """One process: join the study and run up to n_trials (fewer if others fill the budget).
     Raises TrackingError when the MLflow store stopped answering (the trial it broke is
@@ -83,20 +88,20 @@ def run_worker(
     out = Path(opts.out) / spec.name
     if pairs is None:
         pairs = choose_pairs(spec, opts.data, Path(opts.out) / ".cache" / "embedded")
-    tracking = study.user_attrs.get("mlflow") if opts.track else None
+    tracking = study.user_attrs.get(MLFLOW) if opts.track else None
     objective = StudyObjective(spec, pairs, out, Resources(), tracking)
     budget = int(spec.budget["trials"])
     tracking_down: list[str] = []
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        reason = str(trial.user_attrs.get("fail_reason", ""))
-        if trial.state == optuna.trial.TrialState.FAIL and reason.startswith(TRACKING_DOWN):
-            # not the trial's fault: run it again later, and stop (the next would fail alike)
-            requeue(study, trial, reason, max_retry=None)
+        reason = requeue_if_not_its_own(study, trial)
+        if reason is not None:
             tracking_down.append(f"trial {trial.number}: {reason}")
             study.stop()
         elif n_done(study) >= budget:
             study.stop()
+        if progress is not None:
+            progress(study, trial)
 
     timeout = float(spec.budget.get("timeout_s") or 0) or None
     study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
@@ -121,6 +126,7 @@ def run_study(spec: ExperimentSpec, opts: StudyOptions) -> Path:
     """Create or resume the study, run the remaining budget on `opts.workers` processes, write
     results/<study>/ and return that directory."""
     from nst.study.outputs import write_outputs
+    from nst.study.parent import ensure_parent_run, update_parent_run
     from nst.tracking.store import project_root
 
     url = storage_url(opts.storage, project_root())
@@ -130,33 +136,36 @@ def run_study(spec: ExperimentSpec, opts: StudyOptions) -> Path:
     skipped: list[str] = []
     pairs = choose_pairs(spec, opts.data, Path(opts.out) / ".cache" / "embedded", skipped)
     study = open_study(spec, url, opts.seed)
-    study.set_user_attr("spec", spec.to_dict())
+    study.set_user_attr(SPEC, spec.to_dict())
     if opts.track:
-        _ensure_parent_run(study, spec, opts)
+        ensure_parent_run(study, spec, opts)
     remaining = int(spec.budget["trials"]) - n_done(study)
+    progress = StudyProgress(spec, study, disable=None if opts.progress else True)
     try:
         if remaining > 0 and opts.workers <= 1:
-            run_worker(spec, opts, url, remaining, opts.seed, pairs)
+            run_worker(spec, opts, url, remaining, opts.seed, pairs, progress)
         elif remaining > 0:
-            _spawn(spec, opts, url, remaining, pairs)
+            _spawn(spec, opts, url, remaining, pairs, lambda: progress.refresh(study))
     finally:  # what was done is written even when a worker or the tracking store failed
+        progress.close()
         study = open_study(spec, url, opts.seed)
         write_outputs(study, spec, out, storage=redact(url), data=opts.data, started=started,
-                      skipped_images=skipped)  # fmt: skip
-    if opts.track and study.user_attrs.get("mlflow"):
+                      skipped_images=skipped, backbone=opts.backbone)  # fmt: skip
+    if opts.track and study.user_attrs.get(MLFLOW):
         from nst.tracking.runs import end_run
 
         fail_orphan_runs(study)
+        update_parent_run(study, spec, opts)
         end_run(
-            study.user_attrs["mlflow"]["parent_run_id"],
-            tracking_uri=study.user_attrs["mlflow"]["uri"],
+            study.user_attrs[MLFLOW]["parent_run_id"], tracking_uri=study.user_attrs[MLFLOW]["uri"]
         )
     return out
 
 
-def _spawn(
-    spec: ExperimentSpec, opts: StudyOptions, url: str, remaining: int, pairs: list[Pair]
-) -> None:
+def _spawn(spec: ExperimentSpec, opts: StudyOptions, url: str, remaining: int,
+           pairs: list[Pair], poll: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+    """Run `remaining` trials on worker processes, calling `poll` every few seconds until
+    they are done (the progress bar reads the storage: the workers' callbacks are theirs)."""
     if url.startswith("sqlite:///:memory:"):
         raise NstError(
             "an in-memory storage cannot be shared by workers; use sqlite, journal: or PostgreSQL"
@@ -171,25 +180,12 @@ def _spawn(
     for p in procs:
         p.start()
     for p in procs:
-        p.join()
+        while p.is_alive():
+            p.join(timeout=2.0)
+            poll()
     failed = [p.exitcode for p in procs if p.exitcode != 0]
     if failed:
         raise NstError(
             f"{len(failed)} of {k} workers failed (exit codes {failed}; 3: see its message "
             "above, negative: killed by that signal); re-run to resume"
         )
-
-
-def _ensure_parent_run(study: optuna.Study, spec: ExperimentSpec, opts: StudyOptions) -> None:
-    from nst.tracking.runs import start_parent_run
-    from nst.tracking.store import check_tracking, resolve_tracking_uri
-
-    uri = resolve_tracking_uri(opts.tracking_uri)
-    check_tracking(uri)  # a dead server fails the command now, not every trial later
-    known = study.user_attrs.get("mlflow")
-    if known and known.get("uri") == uri:
-        return  # resuming: trials join the existing parent run
-    experiment = f"study-{spec.name}"
-    parent = start_parent_run(spec.name, tracking_uri=uri, experiment=experiment,
-                              tags={"nst.study": spec.name, "nst.profile": str(spec.profile)})  # fmt: skip
-    study.set_user_attr("mlflow", {"uri": uri, "experiment": experiment, "parent_run_id": parent})

@@ -12,11 +12,15 @@ from nst.study.spec import RATIOS, ExperimentSpec, Param, choice_label
 
 
 def suggest(trial: optuna.Trial, spec: ExperimentSpec) -> TransferConfig:
-    """Draw one config: fixed fields, then each searched field (ratios mapped to weights,
-    categorical presets applied, lists of layers decoded from their 'a,b' labels)."""
+    """Draw one config: fixed fields, then each searched field that applies (its `when`
+    holds; ratios mapped to weights, categorical presets applied, lists of layers decoded from
+    their 'a,b' labels)."""
     values: dict[str, Any] = dict(spec.fixed)
+    drawn: dict[str, Any] = {}  # the stored labels, which `when` conditions name
     for p in spec.search:
-        value = _suggest_one(trial, p)
+        if not p.applies(drawn):
+            continue  # no such parameter in this trial: the field keeps its fixed/default value
+        value = drawn[p.name] = _suggest_one(trial, p)
         if p.name in RATIOS:
             values.update({"alpha": 1.0, RATIOS[p.name]: value})
             continue

@@ -24,6 +24,10 @@ optimiser's step size absorbs for Adam) under multiplying all three weights, so 
 ratios matter: `style_ratio` = beta/alpha and `tv_ratio` = gamma/alpha are searched on a log
 scale and mapped to alpha = 1, beta = style_ratio, gamma = tv_ratio.
 
+A searched field with `when: {<field searched above it>: <choice or [choices]>}` is suggested
+only in trials that drew one of those choices; the other trials have no such parameter (and
+keep the field's default), so the sampler never spends trials on a value that changes nothing.
+
 Every mistake is reported as one line: "<file>: <key>: <problem>; <fix>".
 """
 
@@ -63,6 +67,11 @@ class Param:
     step: float | None = None
     choices: tuple[Any, ...] = ()
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # choice label -> fields
+    when: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # param -> choice labels
+
+    def applies(self, drawn: dict[str, Any]) -> bool:
+        """Whether this field is searched, given the choice labels drawn so far."""
+        return all(drawn.get(k) in labels for k, labels in self.when.items())
 
 
 @dataclass(frozen=True)
@@ -121,11 +130,9 @@ class ExperimentSpec:
 
 def metric_directions() -> dict[str, str]:
     """Objective names: the evaluation metrics (nst.metrics) and the final loss terms."""
+    from nst.metrics import METRICS  # imports torch: loaded when a spec is checked, not on import
+
     directions = {t: "minimize" for t in LOSS_TERMS}
-    try:
-        from nst.metrics import METRICS
-    except ImportError:  # metrics not installed: loss terms only
-        return directions
     directions.update({k: v.direction for k, v in METRICS.items()})
     return directions
 
@@ -162,10 +169,9 @@ def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
         raise fail("name", "required: letters, digits, - and _ (it names results/<name>/)")
     fixed = _mapping(data.get("fixed", {}), "fixed", fail)
     _check_fixed(where, "fixed", fixed)
-    search = tuple(
-        _param(key, raw, fail)
-        for key, raw in _mapping(data.get("search", {}), "search", fail).items()
-    )
+    search: tuple[Param, ...] = ()
+    for key, raw in _mapping(data.get("search", {}), "search", fail).items():
+        search += (_param(key, raw, search, fail),)
     if not search:
         raise fail(
             "search", "empty; name at least one field to search, e.g. lr: {type: float, ...}"
@@ -186,6 +192,9 @@ def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
         raise fail("sampler", "cmaes optimises one objective; use nsga2 for several")
     if sampler == "grid":
         for p in search:
+            if p.when:
+                raise fail(f"search.{p.name}.when", "the grid sampler cannot skip a field; "
+                           "remove when or use another sampler")  # fmt: skip
             if p.type == "float":
                 raise fail(
                     f"search.{p.name}", "the grid sampler needs finite choices; use categorical"
@@ -225,7 +234,7 @@ def _check_fixed(where: str, key: str, fixed: dict[str, Any]) -> None:
         raise SpecError(f"{where}: {key}: {err}") from None
 
 
-def _param(key: str, raw: Any, fail: Any) -> Param:
+def _param(key: str, raw: Any, above: tuple[Param, ...], fail: Any) -> Param:
     valid = [*field_names(), *RATIOS]
     if key not in valid:
         raise fail(f"search.{key}", f"unknown field; valid: {', '.join(valid)}")
@@ -235,12 +244,13 @@ def _param(key: str, raw: Any, fail: Any) -> Param:
                "categorical": {"choices", "presets"}}  # fmt: skip
     if kind not in allowed:
         raise fail(f"search.{key}.type", "required: float, int or categorical")
-    extra = sorted(set(raw) - allowed[kind] - {"type"})
+    extra = sorted(set(raw) - allowed[kind] - {"type", "when"})
     if extra:
         raise fail(
             f"search.{key}.{extra[0]}",
             f"not a {kind} option; use {', '.join(sorted(allowed[kind]))}",
         )
+    when = _when(key, raw.get("when", {}), above, fail)
     hint = float if key in RATIOS else field_type(key)
     if kind == "categorical":
         choices = raw.get("choices")
@@ -263,7 +273,8 @@ def _param(key: str, raw: Any, fail: Any) -> Param:
                 TransferConfig.from_dict(fields_)
             except NstError as err:
                 raise fail(f"search.{key}.presets.{label}", str(err)) from None
-        return Param(key, "categorical", choices=tuple(map(_freeze, choices)), presets=presets)
+        return Param(key, "categorical", choices=tuple(map(_freeze, choices)), presets=presets,
+                     when=when)  # fmt: skip
     if get_origin(hint) is not None or hint not in (int, float):
         raise fail(f"search.{key}.type", f"{key} is not numeric; use type: categorical")
     if kind == "float" and hint is int:
@@ -293,7 +304,25 @@ def _param(key: str, raw: Any, fail: Any) -> Param:
             TransferConfig.from_dict({RATIOS.get(key, key): bound})
         except NstError as err:
             raise fail(f"search.{key}", str(err)) from None
-    return Param(key, kind, low=low, high=high, log=log, step=step)
+    return Param(key, kind, low=low, high=high, log=log, step=step, when=when)
+
+
+def _when(key: str, raw: Any, above: tuple[Param, ...], fail: Any) -> dict[str, tuple[Any, ...]]:
+    """Conditions name categorical fields searched above this one (drawn first, so a trial
+    knows them) and some of their choices."""
+    earlier = {q.name: q for q in above if q.type == "categorical"}
+    out = {}
+    for other, value in _mapping(raw, f"search.{key}.when", fail).items():
+        if other not in earlier:
+            raise fail(f"search.{key}.when.{other}", "not a categorical field searched above "
+                       f"{key}; use one of {list(earlier) or 'none (move it above)'}")  # fmt: skip
+        labels = [choice_label(v) for v in (value if isinstance(value, list) else [value])]
+        choices = [choice_label(c) for c in earlier[other].choices]
+        bad = [v for v in labels if v not in choices] or ([] if labels else ["(none)"])
+        if bad:
+            raise fail(f"search.{key}.when.{other}", f"{bad[0]!r} is not one of {choices}")
+        out[str(other)] = tuple(labels)
+    return out
 
 
 def _freeze(value: Any) -> Any:
@@ -346,10 +375,11 @@ def _ints(
 
 
 def _param_dict(p: Param) -> dict[str, Any]:
+    when = {"when": {k: list(v) for k, v in p.when.items()}} if p.when else {}
     if p.type == "categorical":
         d: dict[str, Any] = {"type": p.type, "choices": [choice_label(c) for c in p.choices]}
-        return {**d, "presets": p.presets} if p.presets else d
-    return {"type": p.type, "low": p.low, "high": p.high, "log": p.log, "step": p.step}
+        return {**d, "presets": p.presets, **when} if p.presets else {**d, **when}
+    return {"type": p.type, "low": p.low, "high": p.high, "log": p.log, "step": p.step, **when}
 
 
 __all__ = [

@@ -4,6 +4,9 @@
     journal:path/to/file.log  an append-only journal file          one machine, many processes
     postgresql://user@host/db any SQLAlchemy URL                   many machines
 
+A postgresql:// URL is used as given: SQLAlchemy 2.1 reads it as the psycopg (3) driver, which
+nst ships, so the same URL opens the study in optuna-dashboard and the optuna CLI.
+
 Database storages keep a heartbeat per running trial: a worker killed mid-trial stops beating,
 and after `grace_period` seconds the next worker to touch the study marks that trial FAIL and
 queues a copy of it once (`requeue`), so nothing recorded is lost. The stale trial's MLflow run
@@ -22,19 +25,31 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nst.study.attrs import (
+    MLFLOW,
+    MLFLOW_RUN_ID,
+    NOT_INHERITED,
+    RETRY_OF,
+    RETRY_REASON,
+    WORKER,
+    Fault,
+)
+
+#: the default storage when no --storage is given, e.g. for a test session or a lab's server
+DEFAULT_ENV = "NST_OPTUNA_STORAGE"
 HEARTBEAT_S = 30
 GRACE_S = 90
-#: user attributes a retry does not inherit from the trial it repeats
-NOT_INHERITED = ("fail_reason", "mlflow_run_id", "worker", "images", "pairs", "metrics")
 
 
 def storage_url(url: str | None, root: Path) -> str:
-    """The storage URL, defaulting to sqlite at the project root (absolute, so that every
-    worker and every working directory means the same file)."""
+    """The storage URL: `url`, else $NST_OPTUNA_STORAGE, else sqlite at the project root
+    (absolute, so that every worker and every working directory means the same file)."""
     if url:
         if url.startswith("journal:"):
             return "journal:" + str(Path(url[len("journal:") :]).expanduser().resolve())
         return url
+    if os.environ.get(DEFAULT_ENV):
+        return storage_url(os.environ[DEFAULT_ENV], root)
     return f"sqlite:///{(root / 'optuna.db').resolve()}"
 
 
@@ -45,7 +60,6 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
         path = Path(url[len("journal:") :])
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    url = sqlalchemy_url(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
@@ -64,17 +78,21 @@ def _rdb(url: str, engine_kwargs: dict | None) -> optuna.storages.RDBStorage:
     )
 
 
-def requeue(study: optuna.Study, trial: FrozenTrial, reason: str, max_retry: int | None) -> bool:
-    """Queue a copy of a failed trial (same params) to run again, at most `max_retry` times
-    per original trial. The copy's system attributes follow Optuna's retry format
-    (failed_trial = the original number, retry_history), so
-    RetryHeartbeatStaleTrialCallback.retried_trial_number finds the original; its user
-    attributes say why ("retry_reason")."""
+def requeue(
+    study: optuna.Study, trial: FrozenTrial, fault: Fault, reason: str, max_retry: int | None
+) -> bool:
+    """Queue a copy of a failed trial (same params) to run again when its `fault` is retryable
+    (not the trial's own), at most `max_retry` times per original trial; True when queued.
+    The copy's system attributes follow Optuna's retry format (failed_trial = the original
+    number, retry_history), so RetryHeartbeatStaleTrialCallback.retried_trial_number finds the
+    original; its user attributes say why (RETRY_REASON)."""
+    if not fault.retryable:
+        return False
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
     if max_retry is not None and len(history) > max_retry:
         return False
     attrs: dict[str, Any] = {k: v for k, v in trial.user_attrs.items() if k not in NOT_INHERITED}
-    attrs.update(retry_of=trial.number, retry_reason=reason)
+    attrs.update({RETRY_OF: trial.number, RETRY_REASON: reason})
     system = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history}
     study.add_trial(
         optuna.create_trial(state=TrialState.WAITING, params=trial.params,
@@ -88,25 +106,14 @@ def retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     """Heartbeat callback: a worker stopped beating (killed, machine lost) in `trial`. Optuna
     has already marked it FAIL; queue it again once and fail its MLflow run with the reason."""
     grace = int(os.environ.get("NST_GRACE_S", GRACE_S))
-    reason = f"worker lost: no heartbeat for {grace} s ({trial.user_attrs.get('worker', '?')})"
-    requeue(study, trial, reason, max_retry=1)
-    run_id, mlflow = trial.user_attrs.get("mlflow_run_id"), study.user_attrs.get("mlflow")
+    worker = trial.user_attrs.get(WORKER, "?")
+    reason = f"{Fault.WORKER_LOST.value}: no heartbeat for {grace} s ({worker})"
+    requeue(study, trial, Fault.WORKER_LOST, reason, max_retry=1)
+    run_id, mlflow = trial.user_attrs.get(MLFLOW_RUN_ID), study.user_attrs.get(MLFLOW)
     if run_id and mlflow:
         from nst.tracking.runs import fail_run
 
         fail_run(run_id, reason, tracking_uri=mlflow["uri"])
-
-
-def sqlalchemy_url(url: str) -> str:
-    """SQLAlchemy 2.1 reads postgresql:// as the psycopg (3) driver; we ship psycopg2, so
-    name it explicitly unless psycopg is installed."""
-    for scheme in ("postgresql://", "postgres://"):
-        if url.startswith(scheme):
-            try:
-                import psycopg  # noqa: F401
-            except ImportError:
-                return "postgresql+psycopg2://" + url[len(scheme) :]
-    return url
 
 
 def redact(url: str) -> str:

@@ -1,7 +1,9 @@
-"""Run lifecycle outside one transfer: a study's parent run, ending and failing runs by id."""
+"""Run lifecycle outside one transfer: a study's parent run (started, then updated with what
+the study found), ending and failing runs by id."""
 
 from __future__ import annotations
 
+import time
 import warnings
 
 from nst.provenance import command_line, git_state, package_versions
@@ -11,7 +13,9 @@ from nst.tracking.store import (
     _client,
     _experiment_id,
     _one_line,
+    log_batch,
     resolve_tracking_uri,
+    store_errors,
 )
 from nst.tracking.tags import CODE_DIR
 
@@ -34,25 +38,59 @@ def start_parent_run(
     """Start a parent run (e.g. for a study) and return its run_id; finish it with end_run.
     Raises TrackingError when the store cannot be reached."""
     uri = resolve_tracking_uri(tracking_uri)
+    git = git_state(CODE_DIR)
+    all_tags = {
+        "nst.git.commit": git["commit"],
+        "nst.git.dirty": git["dirty"],
+        "mlflow.source.git.commit": git["commit"],
+        "nst.command": command_line()[:5000],
+        **{f"nst.version.{k}": v for k, v in package_versions().items()},
+        **(tags or {}),
+    }
     try:
         client = _client(uri)
-        git = git_state(CODE_DIR)
-        all_tags = {
-            "nst.git.commit": git["commit"],
-            "nst.git.dirty": git["dirty"],
-            "mlflow.source.git.commit": git["commit"],
-            "nst.command": command_line()[:5000],
-            **{f"nst.version.{k}": v for k, v in package_versions().items()},
-            **(tags or {}),
-        }
         run = client.create_run(
             _experiment_id(client, uri, experiment), run_name=name, tags=all_tags
         )
-    except Exception as err:
+    except store_errors() as err:
         raise TrackingError(
             f"cannot start MLflow parent run {name!r} ({uri}): {_one_line(err)}"
         ) from None
     return str(run.info.run_id)
+
+
+def update_run(
+    run_id: str,
+    *,
+    tracking_uri: str | None = None,
+    params: dict[str, str] | None = None,
+    metrics: dict[str, float] | None = None,
+    tags: dict[str, str] | None = None,
+    step: int = 0,
+) -> None:
+    """Add params, metrics (at `step`) and tags to an existing run, e.g. a study's parent when
+    the study finishes or resumes. MLflow params cannot change: a param already logged with
+    another value (a resumed study run with other settings) is kept and warned about."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        client = _client(uri)
+        logged = client.get_run(run_id).data.params
+        changed = sorted(k for k, v in (params or {}).items() if k in logged and logged[k] != v)
+        if changed:
+            warnings.warn(f"MLflow run {run_id} keeps its earlier {', '.join(changed)} (params "
+                          "cannot change); start afresh (--fresh) to record the new ones",
+                          TrackingWarning, stacklevel=2)  # fmt: skip
+        ts = int(time.time() * 1000)
+        log_batch(client, run_id,
+                  params=[Param(k, v) for k, v in (params or {}).items() if k not in logged],
+                  metrics=[Metric(k, float(v), ts, step) for k, v in (metrics or {}).items()],
+                  tags=[RunTag(k, v) for k, v in (tags or {}).items()])  # fmt: skip
+    except store_errors() as err:
+        raise TrackingError(
+            f"cannot update MLflow run {run_id} ({uri}): {_one_line(err)}"
+        ) from None
 
 
 def end_run(run_id: str, *, tracking_uri: str | None = None, status: str = "FINISHED") -> None:
@@ -60,7 +98,7 @@ def end_run(run_id: str, *, tracking_uri: str | None = None, status: str = "FINI
     uri = resolve_tracking_uri(tracking_uri)
     try:
         _client(uri).set_terminated(run_id, status=status)
-    except Exception as err:
+    except store_errors() as err:
         raise TrackingError(f"cannot end MLflow run {run_id} ({uri}): {_one_line(err)}") from None
 
 
@@ -77,7 +115,7 @@ def fail_run(run_id: str, reason: str, *, tracking_uri: str | None = None) -> bo
             return False
         client.set_tag(run_id, "nst.fail_reason", reason[:5000])
         client.set_terminated(run_id, status="FAILED")
-    except Exception as err:
+    except store_errors() as err:
         warnings.warn(f"cannot mark MLflow run {run_id} failed ({uri}): {_one_line(err)}",
                       TrackingWarning, stacklevel=2)  # fmt: skip
         return False

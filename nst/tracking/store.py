@@ -5,13 +5,26 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from nst import NstError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+#: MLflow accepts at most 1000 metrics per log_batch request
+BATCH_LIMIT = 1000
+#: ... and at most 100 params or 100 tags
+PARAMS_TAGS_LIMIT = 100
+
+#: MLflow 3's UI opens an untagged experiment as GenAI (runs under "Evaluation runs", traces
+#: and judges): this tag makes it show runs, params, metrics and charts
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+T = TypeVar("T")
 
 
 class TrackingError(NstError):
@@ -74,18 +87,60 @@ def _client(uri: str) -> MlflowClient:
 
 
 def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
+    """The id of experiment `name`, created when missing; either way tagged EXPERIMENT_KIND."""
     from mlflow.exceptions import MlflowException
 
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    try:
-        return str(client.create_experiment(name, artifact_location=artifact_location(uri, name)))
-    except MlflowException:  # created concurrently by another worker
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return str(found.experiment_id)
+    if found is None:
+        try:
+            return str(
+                client.create_experiment(
+                    name, artifact_location=artifact_location(uri, name), tags=EXPERIMENT_KIND
+                )
+            )
+        except MlflowException:  # created concurrently by another worker
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                raise
+    if any(found.tags.get(k) != v for k, v in EXPERIMENT_KIND.items()):  # an older store's
+        for k, v in EXPERIMENT_KIND.items():
+            client.set_experiment_tag(found.experiment_id, k, v)
+    return str(found.experiment_id)
+
+
+def log_batch(
+    client: MlflowClient,
+    run_id: str,
+    *,
+    metrics: Sequence[Metric] = (),
+    params: Sequence[Param] = (),
+    tags: Sequence[RunTag] = (),
+) -> None:
+    """Send metrics, params and tags to `run_id` in as few log_batch requests as MLflow's
+    per-request limits allow: BATCH_LIMIT metrics, PARAMS_TAGS_LIMIT params, PARAMS_TAGS_LIMIT
+    tags per request, each kind in its own requests, in order. Nothing is sent for empty input."""
+    for part in _chunks(metrics, BATCH_LIMIT):
+        client.log_batch(run_id, metrics=part)
+    for params_part in _chunks(params, PARAMS_TAGS_LIMIT):
+        client.log_batch(run_id, params=params_part)
+    for tags_part in _chunks(tags, PARAMS_TAGS_LIMIT):
+        client.log_batch(run_id, tags=tags_part)
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean the tracking store failed: MLflow's own (a server's answers,
+    MLflow's wrapping of a database's), OSError (network, via requests, and files: a full
+    disk, a read-only artifact folder) and SQLAlchemy's (a sqlite or PostgreSQL store). Any
+    other exception is a bug in the code around the MLflow call and is not a tracking failure."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (MlflowException, OSError, SQLAlchemyError)
 
 
 def _one_line(err: BaseException) -> str:

@@ -10,7 +10,13 @@ from typing import Any
 from nst import NstError
 from nst.config import TransferConfig
 from nst.optimize.loop import Result
-from nst.provenance import command_line, device_description, git_state, package_versions
+from nst.provenance import (
+    command_line,
+    device_description,
+    git_state,
+    package_versions,
+    sha256_file,
+)
 
 #: the code whose git commit a run records: nst's own checkout, wherever the run is started from
 CODE_DIR = Path(__file__).resolve().parent
@@ -61,9 +67,8 @@ def provenance_tags(config: TransferConfig) -> dict[str, str]:
 
 def hash_files(paths: dict[str, str | Path]) -> dict[str, str]:
     """sha256 of each input file, for the nst.data.<name> tags."""
-    from nst.backbones.base import file_sha256
 
-    return {name: file_sha256(Path(p)) for name, p in paths.items()}
+    return {name: sha256_file(Path(p)) for name, p in paths.items()}
 
 
 def weights_tags(result: Result) -> dict[str, str]:

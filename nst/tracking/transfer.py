@@ -18,7 +18,9 @@ and sent with `log_batch` every `flush_every` steps: a request per step would co
 Failure policy. mode="strict": the first tracking failure disables further logging and is raised
 as TrackingError when the run context exits, i.e. after the body (which writes the result to
 disk) has finished, so a dead server never throws a computed image away. mode="best-effort": the
-failure is a warning and the run goes on untracked. mlflow is imported lazily (it takes ~1.5 s).
+failure is a warning and the run goes on untracked. Only the store's failures count
+(store.store_errors); any other exception, e.g. in nst's own image conversion, is a bug and
+propagates as itself. mlflow is imported lazily (it takes ~1.5 s).
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ from nst.tracking.store import (
     _client,
     _experiment_id,
     _one_line,
+    log_batch,
     resolve_tracking_uri,
+    store_errors,
 )
 from nst.tracking.tags import flatten_config, provenance_tags, weights_tags
 
@@ -52,9 +56,6 @@ if TYPE_CHECKING:
     from mlflow.entities import Metric
 
 MODES = ("strict", "best-effort")
-
-#: MLflow accepts at most 1000 metrics per log_batch request
-BATCH_LIMIT = 1000
 
 
 class TransferTracker:
@@ -100,9 +101,13 @@ class TransferTracker:
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:
+        """Around MLflow calls only: a store failure (store_errors) is a tracking failure; any
+        other exception is a bug and propagates as itself, so keep nst's own work outside."""
         try:
             yield
-        except Exception as err:  # MlflowException, requests, sqlalchemy, OSError: all one story
+        except Exception as err:
+            if not isinstance(err, store_errors()):
+                raise
             self.fail(what, err)
 
     def callback(self, prefix: str = "") -> Callback:
@@ -125,14 +130,13 @@ class TransferTracker:
         return on_step
 
     def flush(self) -> None:
-        """Send the buffered per-step metrics, BATCH_LIMIT per request."""
+        """Send the buffered per-step metrics (in chunks MLflow accepts: store.log_batch)."""
         pending, self._pending = self._pending, []
         if not (self.active and pending):
             return
         with self._guard("logging loss curves"):
             assert self.client is not None
-            for i in range(0, len(pending), BATCH_LIMIT):
-                self.client.log_batch(self.run_id, metrics=pending[i : i + BATCH_LIMIT])
+            log_batch(self.client, self.run_id, metrics=pending)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
@@ -143,8 +147,7 @@ class TransferTracker:
         batch = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
         with self._guard("logging metrics"):
             assert self.client is not None
-            for i in range(0, len(batch), BATCH_LIMIT):
-                self.client.log_batch(self.run_id, metrics=batch[i : i + BATCH_LIMIT])
+            log_batch(self.client, self.run_id, metrics=batch)
 
     def log_params(self, params: dict[str, str]) -> None:
         from mlflow.entities import Param
@@ -154,8 +157,7 @@ class TransferTracker:
         items = [Param(k, str(v)) for k, v in params.items()]
         with self._guard("logging params"):
             assert self.client is not None
-            for i in range(0, len(items), 100):  # MLflow's per-request limit for params
-                self.client.log_batch(self.run_id, params=items[i : i + 100])
+            log_batch(self.client, self.run_id, params=items)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -164,14 +166,15 @@ class TransferTracker:
             return
         with self._guard("setting tags"):
             assert self.client is not None
-            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            log_batch(self.client, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_image(self, image: Tensor, artifact_file: str) -> None:
         if not self.active:
             return
+        picture = to_image(image)
         with self._guard(f"logging {artifact_file}"):
             assert self.client is not None
-            self.client.log_image(self.run_id, to_image(image), artifact_file=artifact_file)
+            self.client.log_image(self.run_id, picture, artifact_file=artifact_file)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """A file (e.g. the progress GIF) as an artifact."""
@@ -182,13 +185,17 @@ class TransferTracker:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def log_frames(self, frames: list[Tensor], steps: list[int], key: str = "progress") -> None:
-        """Progress frames as MLflow image steps (the UI shows them with a step slider)."""
-        if not self.active:
-            return
-        with self._guard("logging progress frames"):
-            assert self.client is not None
-            for step, frame in zip(steps, frames, strict=False):
-                self.client.log_image(self.run_id, to_image(frame), key=key, step=int(step))
+        """Progress frames as MLflow image steps (the UI shows them with a step slider), frame
+        i at optimisation step steps[i]."""
+        if len(steps) != len(frames):
+            raise ValueError(f"{len(frames)} progress frames but {len(steps)} steps")
+        for step, frame in zip(steps, frames, strict=True):
+            if not self.active:
+                return
+            picture = to_image(frame)
+            with self._guard("logging progress frames"):
+                assert self.client is not None
+                self.client.log_image(self.run_id, picture, key=key, step=int(step))
 
     def log_result(
         self,
@@ -209,13 +216,8 @@ class TransferTracker:
         for i, each in enumerate(styles):  # several styles (a blend): style.png, style1.png, ...
             self.log_image(fit_size(each, size), f"{prefix}images/style{i or ''}.png")
         self.log_image(result.image, f"{prefix}images/result.png")
-        frames = getattr(result, "frames", None)
-        if frames:
-            every = int(getattr(result.config, "frame_every", 0) or 1)
-            steps = getattr(result, "frame_steps", None) or [
-                every * (i + 1) for i in range(len(frames))
-            ]
-            self.log_frames(list(frames), list(steps), key=f"{prefix}progress")
+        if result.frames:
+            self.log_frames(result.frames, result.frame_steps, key=f"{prefix}progress")
         final = {f"{prefix}final/{k}": v for k, v in result.final_losses.items()}
         final.update(
             {
@@ -254,17 +256,18 @@ def transfer_run(
     pruned). In strict mode a tracking failure is raised as TrackingError once the body is done."""
     uri = resolve_tracking_uri(tracking_uri)
     tracker = TransferTracker(None, uri, "", mode, flush_every)
+    all_tags = provenance_tags(config)
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    all_tags.update(tags or {})
+    params = flatten_config(config)
     with tracker._guard("starting the run"):
         client = _client(uri)
-        all_tags = provenance_tags(config)
-        if parent_run_id:
-            all_tags["mlflow.parentRunId"] = parent_run_id
-        all_tags.update(tags or {})
         run = client.create_run(
             _experiment_id(client, uri, experiment), run_name=run_name, tags=all_tags
         )
         tracker.client, tracker.run_id = client, run.info.run_id
-        tracker.log_params(flatten_config(config))
+        tracker.log_params(params)
     failure: BaseException | None = None
     try:
         yield tracker
@@ -275,9 +278,7 @@ def transfer_run(
         tracker.flush()
         if tracker.client is not None and tracker.run_id:
             status = "FAILED" if tracker.error is not None and failure is None else _status(failure)
-            try:
+            with tracker._guard("ending the run"):
                 tracker.client.set_terminated(tracker.run_id, status=status)
-            except Exception as err:
-                tracker.fail("ending the run", err)
         if failure is None:
             tracker.check()

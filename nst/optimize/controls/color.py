@@ -27,9 +27,11 @@ import numpy as np
 import torch
 from skimage.exposure import match_histograms as _sk_match_histograms
 
-#: The RGB -> YIQ matrix (FCC NTSC); its inverse maps back.
+from nst.images import LUMA
+
+#: The RGB -> YIQ matrix (FCC NTSC), whose Y row is the luma of nst.images; its inverse maps back.
 RGB_TO_YIQ = torch.tensor(
-    [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64
+    [list(LUMA), [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64
 )
 YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
 
@@ -51,7 +53,7 @@ def yiq_to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 def luminance(x: torch.Tensor) -> torch.Tensor:
-    """Y = 0.299 R + 0.587 G + 0.114 B, as an Nx1xHxW tensor."""
+    """Y = 0.299 R + 0.587 G + 0.114 B (nst.images.LUMA), as an Nx1xHxW tensor."""
     return rgb_to_yiq(x)[:, :1]
 
 

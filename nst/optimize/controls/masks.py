@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from nst.images import ImageError, load_image, resize_tensor
+from nst.images import ImageError, load_image, luma, resize_tensor
 
 
 def load_mask(path: str | Path, hw: tuple[int, int]) -> torch.Tensor:
@@ -28,7 +28,7 @@ def load_mask(path: str | Path, hw: tuple[int, int]) -> torch.Tensor:
         rgb = load_image(path)
     except ImageError as err:
         raise ImageError(f"mask {err}") from None
-    grey = (0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]).clamp(0, 1)
+    grey = luma(rgb).clamp(0, 1)
     return resize_tensor(grey, hw)
 
 

@@ -1,0 +1,145 @@
+"""`nst train --method johnson --style S.jpg --data DIR --out runs/NAME [options]`: train a
+feed-forward stylisation network (nst.train). Also under `torchrun --nproc-per-node N -m nst
+train ...` for data-parallel training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from nst.cli.transfer import add_tracking_options
+from nst.train.config import METHOD_DEFAULTS, TrainConfig, field_names, field_type
+
+HELP = "train a feed-forward style network (johnson; arbitrary-style adain, stytr)"
+#: options whose values are paths, made absolute so a resumed run names the same files
+PATH_KEYS = ("data", "style", "styles")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="run folder: checkpoint.pt, model.pt, samples/")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    add_tracking_options(p)
+    p.add_argument(
+        "--register-model",
+        metavar="NAME",
+        help="register the trained network in the MLflow model registry as a new version of "
+        "NAME (then `nst apply --model models:/NAME/VERSION`)",
+    )
+    g = p.add_argument_group("training configuration (defaults from nst.train.TrainConfig)")
+    g.add_argument("--config", help="YAML file with config fields; options below override it")
+    defaults = TrainConfig()
+    for name in field_names():
+        hint, default = field_type(name), getattr(defaults, name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        if name in ("content_layers", "style_layers"):
+            shown = f"Johnson's for VGG ({', '.join(getattr(defaults, name))}), else the preset"
+        if name in ("alpha", "beta", "backbone", "encoder"):
+            shown = "per method: " + ", ".join(
+                f"{m} {d.get(name, 'the encoder')}" for m, d in METHOD_DEFAULTS.items()
+                if name in d or name == "backbone"
+            )  # fmt: skip
+        kwargs: dict[str, Any] = {"default": None, "dest": f"cfg_{name}",
+                                  "help": f"(default: {shown})"}  # fmt: skip
+        if hint is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif get_origin(hint) is Literal:
+            kwargs["choices"] = get_args(hint)
+        elif get_origin(hint) is tuple:
+            kwargs["metavar"] = "A,B,..."
+        else:
+            kwargs["metavar"] = typing.cast(type, hint).__name__.upper()
+        g.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+
+
+def requested_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The config values the user gave: the --config file, overridden by typed options."""
+    values: dict[str, Any] = {}
+    if args.config:
+        values.update(TrainConfig.from_yaml(args.config).to_dict())
+    for name in field_names():
+        value = getattr(args, f"cfg_{name}", None)
+        if value is not None:
+            values[name] = value
+    for key in PATH_KEYS:
+        if isinstance(values.get(key), str) and values[key]:
+            values[key] = str(Path(values[key]).expanduser().resolve())
+    return values
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    from nst.train import checkpoint
+
+    requested = requested_values(args)
+    if not args.resume:
+        return TrainConfig.from_dict(requested)
+    path = Path(args.out) / checkpoint.CHECKPOINT
+    if not path.exists():
+        from nst import NstError
+
+        raise NstError(f"--resume: no checkpoint at {path}; start without --resume")
+    data = checkpoint.read_training(path)
+    saved = checkpoint.saved_config(data, path)
+    from nst.train.config import resumed_config
+
+    return resumed_config(saved, requested)
+
+
+def run(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from nst.train import train
+    from nst.train.distributed import world_from_env
+
+    config = config_from_args(args)
+    world = world_from_env()
+    track = not args.no_track and world.is_main
+    if track:
+        from nst.train.tracking import training_run
+
+        context: Any = training_run(
+            config, tracking_uri=args.tracking_uri, experiment=args.experiment,
+            run_name=args.run_name, mode=args.track, register_model=args.register_model,
+        )  # fmt: skip
+    else:
+        context = contextlib.nullcontext(None)
+    with context as hooks:
+        result = train(config, args.out, resume=args.resume, hooks=hooks)
+    if not world.is_main:
+        return 0
+    info = {
+        "checkpoint": str(result.checkpoint),
+        "model": str(result.model),
+        "steps": result.steps,
+        "start_step": result.start_step,
+        "final_losses": result.final_losses,
+        "images_per_second": round(result.images_per_second, 2),
+        "seconds": round(result.seconds, 2),
+        "skipped_images": [str(p) for p in result.skipped],
+        "world_size": result.world_size,
+        "weights": result.weights.identity,
+        "bf16": result.bf16 or None,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        skipped = f", {len(result.skipped)} unreadable images skipped" if result.skipped else ""
+        loss = result.final_losses.get("total", float("nan"))
+        print(
+            f"wrote {result.model} ({result.steps} steps, loss {loss:.4g}, "
+            f"{result.images_per_second:.1f} img/s, weights {result.weights.identity}{skipped})"
+        )
+    if hooks is not None and hooks.tracker.active:
+        run_id = hooks.tracker.run_id
+        print(f"MLflow run {run_id} in {hooks.tracker.uri}; model runs:/{run_id}/model",
+              file=sys.stderr)  # fmt: skip
+        if hooks.model_version:
+            print(f"registered models:/{args.register_model}/{hooks.model_version}",
+                  file=sys.stderr)  # fmt: skip
+    return 0

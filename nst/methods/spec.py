@@ -1,0 +1,189 @@
+"""experiments/methods.yaml: which methods are compared, on which held-out pairs, how big.
+
+    description  one line
+    pairs        {content: k, styles: n}: the first k photos of <data>/content (sorted by
+                 path) are the evaluation photos and are never trained on (the rest are the
+                 training photos); the first n images of <data>/style are the styles
+    size         long side of every content and style image, and of the results, px
+    device       cpu | cuda | auto, for training and stylising alike
+    seed         every method's seed
+    judge        nst.metrics' judge: efficientnet (pretrained Lite2, the default) | vgg
+    methods      name -> {method: gatys | johnson | adain | stytr, config: {...}}: a
+                 TransferConfig for gatys, a TrainConfig for the trained methods (data, style
+                 and styles are set by the split, size and device by the spec)
+    profiles     smoke | quick | full -> {pairs, size, device, train, methods}: `train` updates
+                 every trained method's config, `methods.<name>` one method's config
+
+Precedence, lowest first: config defaults < methods.<name>.config < profile train (trained
+methods only) < profile methods.<name>. Unknown keys are one-line errors naming the valid ones;
+every resolved config is built (TransferConfig / TrainConfig.from_dict) when the file is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nst import NstError
+from nst.config import TransferConfig
+from nst.train.config import TrainConfig
+
+METHODS = ("gatys", "johnson", "adain", "stytr")
+PROFILE_NAMES = ("smoke", "quick", "full")
+TOP_KEYS = ("description", "pairs", "size", "device", "seed", "judge", "methods", "profiles")
+METHOD_KEYS = ("method", "config")
+PROFILE_KEYS = ("pairs", "size", "device", "train", "methods")
+PAIR_KEYS = ("content", "styles")
+#: TrainConfig fields the runner sets (the split, the spec): not for the file
+RUNNER_KEYS = ("data", "style", "styles", "size", "device", "seed")
+GATYS_RUNNER_KEYS = ("size", "device", "seed")
+
+
+@dataclass(frozen=True)
+class MethodPlan:
+    name: str
+    method: str  # gatys | johnson | adain | stytr
+    config: dict[str, Any]  # resolved (without the runner's keys)
+
+    @property
+    def trained(self) -> bool:
+        return self.method != "gatys"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A spec resolved for one profile."""
+
+    path: str
+    profile: str
+    description: str
+    contents: int
+    styles: int
+    size: int
+    device: str
+    seed: int
+    judge: str
+    methods: tuple[MethodPlan, ...]
+
+    def transfer_config(self, m: MethodPlan) -> TransferConfig:
+        return TransferConfig.from_dict(
+            {**m.config, "size": self.size, "device": self.device, "seed": self.seed}
+        )
+
+    def train_config(self, m: MethodPlan, data: Path, style: Path) -> TrainConfig:
+        """johnson: `style` is the style image; adain, stytr: the folder of training styles."""
+        where = {"style": str(style)} if m.method == "johnson" else {"styles": str(style)}
+        return TrainConfig.from_dict({**m.config, "method": m.method, "data": str(data),
+                                      "size": self.size, "device": self.device,
+                                      "seed": self.seed, **where})  # fmt: skip
+
+
+def _keys(where: str, value: Any, valid: tuple[str, ...]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise NstError(f"{where} must be a mapping, got {type(value).__name__}")
+    unknown = sorted(set(map(str, value)) - set(valid))
+    if unknown:
+        raise NstError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    return dict(value)
+
+
+def _positive_int(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise NstError(f"{where} must be a positive integer, got {value!r}")
+    return value
+
+
+def load_plan(path: str | Path, profile: str) -> Plan:
+    """Read, check and resolve `path` for `profile` (module docstring); NstError in one line."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise NstError(f"cannot read {path}: {err}".splitlines()[0]) from None
+    try:
+        return resolve(data, profile, str(path))
+    except NstError as err:
+        raise NstError(f"{path}: {err}") from None
+
+
+def resolve(data: Any, profile: str, path: str = "<spec>") -> Plan:
+    top = _keys("the file", data, TOP_KEYS)
+    if profile not in PROFILE_NAMES:
+        raise NstError(f"unknown profile {profile!r}; use one of {', '.join(PROFILE_NAMES)}")
+    profiles = _keys("profiles", top.get("profiles"), PROFILE_NAMES)
+    prof = _keys(f"profiles.{profile}", profiles.get(profile), PROFILE_KEYS)
+    pairs = {
+        **_keys("pairs", top.get("pairs"), PAIR_KEYS),
+        **_keys(f"profiles.{profile}.pairs", prof.get("pairs"), PAIR_KEYS),
+    }
+    size = _positive_int("size", prof.get("size", top.get("size", 256)))
+    device = str(prof.get("device", top.get("device", "cpu")))
+    seed = top.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise NstError(f"seed must be an integer, got {seed!r}")
+    judge = str(top.get("judge", "efficientnet"))
+    if judge not in ("efficientnet", "vgg"):
+        raise NstError(f"judge {judge!r}: use efficientnet or vgg")
+    entries = top.get("methods")
+    if not isinstance(entries, dict) or not entries:
+        raise NstError("methods: name at least one method (a mapping name -> {method, config})")
+    overrides = prof.get("methods") or {}
+    if not isinstance(overrides, dict):
+        raise NstError(f"profiles.{profile}.methods must be a mapping")
+    unknown = sorted(set(overrides) - set(entries))
+    if unknown:
+        raise NstError(
+            f"profiles.{profile}.methods: unknown method(s) {', '.join(map(str, unknown))}; "
+            f"defined: {', '.join(map(str, entries))}"
+        )
+    train = _dict(f"profiles.{profile}.train", prof.get("train"))
+    plans = []
+    for name, entry in entries.items():
+        e = _keys(f"methods.{name}", entry, METHOD_KEYS)
+        method = str(e.get("method", name))
+        if method not in METHODS:
+            raise NstError(f"methods.{name}.method {method!r}: use one of {', '.join(METHODS)}")
+        config = {
+            **_dict(f"methods.{name}.config", e.get("config")),
+            **(train if method != "gatys" else {}),
+            **_dict(f"profiles.{profile}.methods.{name}", overrides.get(name)),
+        }
+        plans.append(MethodPlan(str(name), method, _check_config(str(name), method, config)))
+    plan = Plan(
+        path, profile, str(top.get("description") or ""),
+        _positive_int("pairs.content", pairs.get("content", 1)),
+        _positive_int("pairs.styles", pairs.get("styles", 1)),
+        size, device, seed, judge, tuple(plans),
+    )  # fmt: skip
+    for m in plan.methods:  # every resolved config is built now: errors before any work
+        try:
+            if m.trained:
+                plan.train_config(m, Path("data/content"), Path("data/style"))
+            else:
+                plan.transfer_config(m)
+        except NstError as err:
+            raise NstError(f"methods.{m.name} ({m.method}): {err}") from None
+    return plan
+
+
+def _dict(where: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise NstError(f"{where} must be a mapping, got {type(value).__name__}")
+    return {str(k): v for k, v in value.items()}
+
+
+def _check_config(name: str, method: str, config: dict[str, Any]) -> dict[str, Any]:
+    fixed = GATYS_RUNNER_KEYS if method == "gatys" else (*RUNNER_KEYS, "method")
+    given = sorted(set(config) & set(fixed))
+    if given:
+        raise NstError(
+            f"methods.{name}: {', '.join(given)} are set by the comparison (size, device, seed "
+            "from the spec; data, style, styles from the held-out split): remove them"
+        )
+    return config

@@ -1,0 +1,139 @@
+"""`Stylizer`: one interface for every way to stylise, `stylise(content, style) -> Stylised`.
+
+A Gatys recipe (a TransferConfig: the image is optimised, nst.optimize.stylize) and a trained
+feed-forward network (a checkpoint path, or a runs:/ or models:/ MLflow URI that
+nst.models.uri resolves) become the same object. The methods comparison (nst.methods.run)
+stylises and measures only through it, so every method is timed and measured the same way:
+
+    seconds         wall time of the call (torch.cuda.synchronize first and last on a GPU)
+    peak_memory_mb  nst.optimize.loop.peak_memory_mb, the harness's one rule: on CUDA the peak
+                    allocated since the call began (peak stats reset first), on the CPU the
+                    process's peak resident set so far (ru_maxrss: never goes down, so it is an
+                    upper bound for the call, not the call's own increment)
+
+The image is exactly what calling the method directly gives: nst.optimize.stylize(config,
+content, style).image for gatys, nst.models.apply.stylize for johnson (its style is built in:
+`style` is ignored) and nst.models.pairs.stylize_pairs for adain and stytr.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nst.backbones import Backbone
+from nst.config import TransferConfig
+from nst.models.apply import stylize as apply_stylize
+from nst.models.io import load_model
+from nst.models.pairs import stylize_pairs
+from nst.models.registry import model_inputs
+from nst.models.uri import local_checkpoint
+from nst.optimize import stylize
+from nst.optimize.loop import peak_memory_mb, resolve_device
+from nst.optimize.objective import build_backbone
+
+
+@dataclass(frozen=True)
+class Stylised:
+    image: torch.Tensor  # 1x3xHxW in [0, 1], CPU float32
+    seconds: float
+    peak_memory_mb: float
+
+
+@dataclass(frozen=True)
+class Network:
+    """A network a method involves, as the report names it."""
+
+    role: str  # "loss network" | "encoder"
+    backbone: str
+    weights: str  # WeightsInfo.identity, e.g. "imagenet:...", "random:seed=0"
+    pretrained: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "backbone": self.backbone, "weights": self.weights,
+                "pretrained": self.pretrained}  # fmt: skip
+
+
+@dataclass
+class Stylizer:
+    """A way to stylise: build it with from_config or from_checkpoint, then call stylise."""
+
+    name: str
+    method: str  # gatys | johnson | adain | stytr
+    device: torch.device
+    config: TransferConfig | None = None
+    backbone: Backbone | None = None
+    model: nn.Module | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    networks: list[Network] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, config: TransferConfig, name: str = "gatys") -> Stylizer:
+        """A Gatys recipe; the backbone is built once here and reused for every image."""
+        backbone = build_backbone(config)
+        info = backbone.weights_info
+        net = Network("loss network", config.backbone, info.identity, info.pretrained)
+        return cls(name, "gatys", resolve_device(config.device), config=config,
+                   backbone=backbone, networks=[net])  # fmt: skip
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        spec: str | Path,
+        name: str | None = None,
+        device: str = "cpu",
+        tracking_uri: str | None = None,
+    ) -> Stylizer:
+        """A trained network: a checkpoint file, runs:/RUN_ID/PATH or models:/NAME/VERSION."""
+        dev = resolve_device(device)
+        with local_checkpoint(spec, tracking_uri) as path:
+            model, meta = load_model(path, dev)
+        method = str(meta.get("method"))
+        return cls(name or method, method, dev, model=model, meta=meta,
+                   networks=networks_of(meta))  # fmt: skip
+
+    @property
+    def arbitrary(self) -> bool:
+        """Takes the style as an input (adain, stytr); johnson has its style built in."""
+        return self.model is not None and "style" in model_inputs(self.model)
+
+    def stylise(self, content: torch.Tensor, style: torch.Tensor) -> Stylised:
+        """`content` (1x3xHxW in [0, 1]) in `style`'s style, timed and measured (module doc)."""
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        t0 = time.perf_counter()
+        image = self._run(content, style)
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        return Stylised(image.detach().float().cpu(), seconds, peak_memory_mb(self.device))
+
+    def _run(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        if self.config is not None:
+            return stylize(self.config, content, style, backbone=self.backbone).image
+        assert self.model is not None
+        if self.arbitrary:
+            return stylize_pairs(self.model, [content], [style])[0]
+        return apply_stylize(self.model, [content])[0]
+
+
+def networks_of(meta: dict[str, Any]) -> list[Network]:
+    """The loss network and (adain, stytr) the encoder a checkpoint's meta records."""
+    config = meta.get("config") or {}
+    out = []
+    weights = str(meta.get("weights") or "")
+    if weights:
+        out.append(Network("loss network", str(config.get("backbone", "?")), weights,
+                           not weights.startswith("random")))  # fmt: skip
+    encoder = str(meta.get("encoder_weights") or "")
+    if encoder:
+        out.append(Network("encoder", str(config.get("encoder", "?")), encoder,
+                           not encoder.startswith("random")))  # fmt: skip
+    return out

@@ -1,0 +1,247 @@
+"""Arbitrary style transfer with adaptive instance normalisation (Huang & Belongie, ICCV 2017,
+"Arbitrary style transfer in real-time with adaptive instance normalization").
+
+A frozen encoder f (a registered backbone truncated at one layer: VGG19 relu4_1 as in the
+paper, any backbone and layer allowed), AdaIN, and a trained decoder g:
+
+    AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y)
+
+with mu, sigma the per-channel mean and standard deviation over the spatial positions
+(sigma = sqrt(var + eps)), computed per batch item. For content c and style s:
+
+    t = alpha * AdaIN(f(c), f(s)) + (1 - alpha) * f(c),    T(c, s, alpha) = g(t)
+
+so alpha = 0 is the decoder's reconstruction of the content, g(f(c)), and alpha = 1 the full
+style. Several styles s_1..s_K with weights w_k (normalised to sum 1) interpolate in feature
+space, t = sum_k w_k AdaIN(f(c), f(s_k)); a mask m in [0, 1] (1 = stylise), resized to the
+feature grid, gives spatial control t' = m * t + (1 - m) * f(c) (the paper's section 7.3 uses
+one style per region; one mask against the content is the same with the content as the
+second "style").
+
+The decoder mirrors the encoder: walking the encoder's chain of layers (VGG: its convolutions;
+other families: every named layer) backwards, each layer becomes a reflection-padded 3x3
+convolution from its output channels to its input channels followed by ReLU, and each
+downsampling (a stride ratio found by probing the encoder once) becomes a nearest x2
+upsampling after it; for VGG19 at relu4_1 this is exactly the paper's decoder. The last
+convolution (to RGB) comes after the last upsampling and ends in a sigmoid, so outputs are in
+(0, 1) like every nst.models network. `decoder_width` scales the decoder's channels.
+
+The encoder's weights are frozen and kept in eval mode (`train()` never switches it), and they
+are part of the state dict, so a checkpoint is self-contained (nst.models.io rebuilds the
+network with random encoder weights, then loads the saved ones).
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nst import NstError
+from nst.backbones import get_backbone
+from nst.backbones.base import Backbone
+from nst.models.registry import register
+
+EPS = 1e-5
+#: the paper's encoder layer on VGG; other families default to their content preset
+VGG_LAYER = "relu4_1"
+
+
+def mean_std(f: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-item, per-channel (mu, sigma) of an NxCxHxW map, as NxCx1x1; sigma = sqrt(var + eps)."""
+    n, c = f.shape[:2]
+    flat = f.reshape(n, c, -1)
+    var = flat.var(dim=2, unbiased=False) + eps
+    return flat.mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
+
+
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y) (module docstring)."""
+    mc, sc = mean_std(content, eps)
+    ms, ss = mean_std(style, eps)
+    return ss * (content - mc) / sc + ms
+
+
+def layer_key(name: str) -> tuple[int, ...]:
+    """The depth order of a layer name within its family: relu4_1 -> (4, 1), stage2 -> (2,),
+    block8 -> (8,), stem -> (-1,)."""
+    return tuple(int(n) for n in re.findall(r"\d+", name)) or (-1,)
+
+
+def truncate(backbone: Backbone, layer: str) -> Backbone:
+    """Drop the modules after `layer` where the family allows (VGG: its layer list;
+    EfficientNet: later stages and the head), so the state dict holds only what is used."""
+    backbone.check_layers([layer])
+    keep = backbone.layer_names.index(layer) + 1
+    model: typing.Any = backbone
+    if isinstance(getattr(model, "layers", None), nn.ModuleList):  # VGG
+        model.layers = nn.ModuleList(list(model.layers)[:keep])
+        backbone.layer_names = backbone.layer_names[:keep]
+    elif hasattr(getattr(model, "model", None), "conv_head"):  # EfficientNet-Lite
+        net = model.model
+        net.blocks = net.blocks[: keep - 1]
+        for name in ("conv_head", "bn2", "global_pool", "classifier"):
+            setattr(net, name, nn.Identity())
+        backbone.layer_names = backbone.layer_names[:keep]
+    return backbone
+
+
+def default_layer(encoder: str) -> str:
+    from nst.backbones.registry import default_layers
+
+    return VGG_LAYER if encoder.startswith("vgg") else default_layers(encoder)[0][0]
+
+
+def conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3))
+
+
+class MirrorDecoder(nn.Sequential):
+    """The encoder's chain reversed (module docstring): chain[i] = (channels, stride) of the
+    i-th layer output, chain[0] = (3, 1), the image."""
+
+    def __init__(self, chain: list[tuple[int, int]], width: float = 1.0):
+        def ch(c: int) -> int:
+            return max(4, round(c * width))
+
+        modules: list[nn.Module] = []
+        cin = chain[-1][0]
+        for i in range(len(chain) - 1, 0, -1):
+            (_, s_out), (c_prev, s_prev) = chain[i], chain[i - 1]
+            up = s_out // max(s_prev, 1)
+            if i == 1:  # the last convolution, to RGB, at full resolution
+                if up > 1:
+                    modules.append(nn.Upsample(scale_factor=up, mode="nearest"))
+                modules += [conv(cin, 3), nn.Sigmoid()]
+                break
+            cout = ch(c_prev)
+            modules += [conv(cin, cout), nn.ReLU()]
+            if up > 1:
+                modules.append(nn.Upsample(scale_factor=up, mode="nearest"))
+            cin = cout
+        super().__init__(*modules)
+
+
+def probe_chain(backbone: Backbone, layer: str) -> list[tuple[int, int]]:
+    """(channels, stride) of the image and of each chain layer up to `layer` (VGG: its conv
+    layers), measured with one forward pass of a zero image."""
+    upto = backbone.layer_names[: backbone.layer_names.index(layer) + 1]
+    vgg = any(n.startswith("conv") for n in upto)
+    names = [n for n in upto if n.startswith("conv")] if vgg else list(upto)
+    if vgg and layer.startswith("pool"):
+        names.append(layer)  # a pooling halves the last convolution's grid
+    side = max(64, 4 * backbone.min_side([layer]))
+    with torch.no_grad():
+        feats = backbone.features(torch.zeros(1, 3, side, side), names)
+    return [(3, 1)] + [(int(feats[n].shape[1]), side // int(feats[n].shape[-1])) for n in names]
+
+
+class AdaINNet(nn.Module):
+    """Encoder (frozen) -> AdaIN -> mirrored decoder (module docstring)."""
+
+    method = "adain"
+    #: forward's image inputs, in order (export and serving read this; johnson: ("content",))
+    inputs = ("content", "style")
+
+    def __init__(
+        self,
+        encoder: str = "vgg19",
+        layer: str = "",
+        decoder_width: float = 1.0,
+        weights: str = "auto",
+    ):
+        super().__init__()
+        if decoder_width <= 0:
+            raise NstError(f"decoder_width must be positive, got {decoder_width}")
+        self.encoder_name, self.layer = encoder, layer or default_layer(encoder)
+        self.decoder_width = float(decoder_width)
+        self.encoder = truncate(get_backbone(encoder, weights=weights), self.layer)
+        self.encoder.freeze()
+        self.multiple = self.encoder.min_side([self.layer])
+        self.decoder = MirrorDecoder(probe_chain(self.encoder, self.layer), self.decoder_width)
+
+    @property
+    def options(self) -> dict[str, typing.Any]:
+        """The factory options that rebuild this network (the weights come from the state)."""
+        return {"encoder": self.encoder_name, "layer": self.layer,
+                "decoder_width": self.decoder_width}  # fmt: skip
+
+    def train(self, mode: bool = True) -> AdaINNet:
+        super().train(mode)
+        self.encoder.eval()  # frozen: batch-norm statistics (EfficientNet) never update
+        return self
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder.features(x, [self.layer])[self.layer]
+
+    def decode(self, t: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """g(t), cropped (or resized, for encoders that round sizes up) to hw."""
+        y = self.decoder(t)
+        if y.shape[-2] < hw[0] or y.shape[-1] < hw[1]:
+            y = F.interpolate(y, size=hw, mode="bilinear", align_corners=False)
+        return y[..., : hw[0], : hw[1]]
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = -h % self.multiple, -w % self.multiple
+        if not (ph or pw):
+            return x
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+    def forward(
+        self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0, extras: bool = False
+    ) -> typing.Any:
+        """T(c, s, alpha), Nx3xHxW in (0, 1) for content Nx3xHxW and style Nx3xH'xW' (any
+        size); extras=True (training) returns {"output", "target": t}."""
+        hw = (content.shape[-2], content.shape[-1])
+        with torch.no_grad():
+            fc, fs = self.encode(self.pad(content)), self.encode(self.pad(style))
+            t = adain(fc, fs)
+            if alpha != 1.0:
+                t = alpha * t + (1.0 - alpha) * fc
+        out = self.decode(t, hw)
+        return {"output": out, "target": t} if extras else out
+
+    @torch.no_grad()
+    def transfer(
+        self,
+        content: torch.Tensor,
+        styles: list[torch.Tensor],
+        weights: list[float] | None = None,
+        alpha: float = 1.0,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The inference controls: alpha trade-off, weighted interpolation of `styles` (each
+        1x3xHxW, any size), and a 1x1xHxW mask in [0, 1] (module docstring)."""
+        if not 0.0 <= alpha <= 1.0:
+            raise NstError(f"alpha must be in [0, 1], got {alpha}")
+        if not styles:
+            raise NstError("no style image: give at least one")
+        w = list(weights) if weights else [1.0] * len(styles)
+        if len(w) != len(styles) or any(x < 0 for x in w) or sum(w) <= 0:
+            raise NstError(
+                f"style weights {w}: give one non-negative weight per style ({len(styles)}) "
+                "with a positive sum"
+            )
+        hw = (content.shape[-2], content.shape[-1])
+        fc = self.encode(self.pad(content))
+        t = sum(
+            (wk / sum(w)) * adain(fc, self.encode(self.pad(s)).expand(fc.shape[0], -1, -1, -1))
+            for wk, s in zip(w, styles, strict=True)
+        )
+        t = alpha * typing.cast(torch.Tensor, t) + (1.0 - alpha) * fc
+        if mask is not None:
+            m = F.interpolate(self.pad(mask.to(fc)), size=fc.shape[-2:], mode="bilinear")
+            t = m * t + (1.0 - m) * fc
+        return self.decode(t, hw)
+
+
+@register("adain")
+def adain_model(
+    encoder: str = "vgg19", layer: str = "", decoder_width: float = 1.0, weights: str = "auto"
+) -> AdaINNet:
+    return AdaINNet(encoder=encoder, layer=layer, decoder_width=decoder_width, weights=weights)

@@ -1,0 +1,107 @@
+"""A trained network as an MLflow model, and model URIs (runs:/..., models:/...) to checkpoints.
+
+The MLflow model is a pyfunc `PythonModel` wrapper (StylizerModel) around the weights-only
+checkpoint (nst.models.io), kept as the model's artifact `checkpoint` (artifacts/model.pt),
+saved as a "model from code" (nst/models/mlflow_model.py): nothing in it is pickled.
+A wrapper rather than `mlflow.pytorch.log_model`, because that flavour pickles the whole
+nn.Module (loading it runs pickled code) and feeds predict's input to forward as is, so it
+cannot take the NxHxWx3 arrays image libraries produce. Here, in any Python process where
+nst is importable:
+
+    model = mlflow.pyfunc.load_model("runs:/<run id>/model")   # or models:/NAME/VERSION
+    y = model.predict(x)   # x: float32 N x H x W x 3 or N x 3 x H x W in [0, 1]
+
+returns the stylised batch in x's layout and shape. The layout is read from the shape: last
+axis 3 -> NHWC, else axis 1 of 3 -> NCHW (an image 3 px wide with 3 rows reads as NHWC).
+`model_config={"device": "cuda"}` runs it on a GPU (default: the CPU).
+
+The signature is a float32 tensor of shape (-1, -1, -1, -1) in and out: any batch, size and
+either layout. Requirements are pinned to this environment's torch, numpy and mlflow (given
+explicitly: MLflow's inference of them loads the model in a subprocess, seconds per save).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow.pyfunc import PythonModel
+
+from nst import NstError
+from nst.models.uri import quiet
+
+CHECKPOINT_ARTIFACT = "checkpoint"
+
+
+def to_nchw(x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(the batch as N x 3 x H x W, whether it came as NHWC)."""
+    if x.ndim != 4:
+        raise NstError(f"expected a 4-d image batch (NxHxWx3 or Nx3xHxW), got shape {x.shape}")
+    if x.shape[-1] == 3:
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), True
+    if x.shape[1] == 3:
+        return x, False
+    raise NstError(f"expected an RGB batch NxHxWx3 or Nx3xHxW, got shape {x.shape}")
+
+
+class StylizerModel(PythonModel):
+    """The pyfunc model of a trained network (module docstring)."""
+
+    # predict has no type hints on purpose: MLflow would read them as a schema of its own
+    # over signature(); this attribute stops MLflow's advice to add some, given at class
+    # creation under its own warning filter
+    _skip_type_hint_validation = True
+
+    def load_context(self, context: Any) -> None:
+        import torch
+
+        from nst.models.io import load_model
+
+        config = getattr(context, "model_config", None) or {}
+        self.device = torch.device(str(config.get("device", "cpu")))
+        self.model, self.meta = load_model(context.artifacts[CHECKPOINT_ARTIFACT], self.device)
+
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        import torch
+
+        array = np.asarray(model_input, dtype=np.float32)
+        nchw, nhwc = to_nchw(array)
+        with torch.no_grad():
+            y = self.model(torch.from_numpy(nchw).to(self.device)).float().cpu().numpy()
+        return np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if nhwc else y
+
+
+def signature() -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    spec = TensorSpec(np.dtype(np.float32), (-1, -1, -1, -1))
+    return ModelSignature(inputs=Schema([spec]), outputs=Schema([spec]))
+
+
+def requirements() -> list[str]:
+    import mlflow
+    import torch
+
+    return [
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"numpy=={np.__version__}",
+        f"mlflow=={mlflow.__version__}",
+    ]
+
+
+def save_mlflow_model(checkpoint: str | Path, path: str | Path) -> Path:
+    """Write the MLflow model of `checkpoint` (a model.pt) into the new folder `path`."""
+    import mlflow.pyfunc
+
+    path = Path(path)
+    code = Path(__file__).with_name("mlflow_model.py")  # a model from code: no pickle
+    with quiet():
+        # no input_example: MLflow would load and run the model to check it (~4 s per save)
+        mlflow.pyfunc.save_model(
+            path=str(path), python_model=str(code),
+            artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=signature(),
+            pip_requirements=requirements(),
+        )  # fmt: skip
+    return path

@@ -1,0 +1,115 @@
+"""Which networks a study used, as the report shows them: the optimised backbone(s), how
+the backbone was chosen (`nst study --backbone auto`), and the judge (the held-out network
+of nst.metrics that scored the trials). All read from summary.json (nst.study.outputs);
+a summary from before these were recorded falls back to its weights list, or says so.
+
+The random-weights banner keeps two facts apart: which studies *optimised* a backbone with
+seeded random weights (their images check the harness, not the method), and whether the
+*judge* was pretrained (its held-out metrics are then real measurements either way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from nst.report.data import StudyResults
+from nst.report.page import Cell, Table
+
+
+def yes_no(pretrained: object) -> str:
+    return "yes" if str(pretrained).lower() == "true" else "no"
+
+
+def networks_text(study: StudyResults) -> str:
+    """The optimised network(s): "efficientnet_lite0 (pretrained)", "vgg19 (random), ..."."""
+    found = study.backbones
+    if found:
+        parts = dict.fromkeys(
+            f"{b['backbone']} ({'pretrained' if yes_no(b.get('pretrained')) == 'yes' else 'random'})"
+            for b in found
+        )
+        return ", ".join(parts)
+    if study.weights:  # a summary from before per-backbone records
+        return ", ".join(study.weights)
+    return "–"
+
+
+def judge_text(study: StudyResults) -> str:
+    """ "efficientnet_lite2 imagenet:efficientnet-lite2-9656183e.pth (pretrained)", or why not."""
+    found = study.judges
+    if not found:
+        return "– (not recorded: no trial was judged, or a summary from before judges were)"
+    return "; ".join(
+        f"{j['backbone']} {j.get('weights', '')} "
+        f"({'pretrained' if yes_no(j.get('pretrained')) == 'yes' else 'random weights'})"
+        for j in found
+    )
+
+
+def network_rows(study: StudyResults) -> list[list[Cell]]:
+    """Provenance rows: how the backbone was chosen, the optimised network(s), the judge."""
+    sha = "; ".join(f"{j['backbone']} {j.get('sha256') or '–'}" for j in study.judges) or "–"
+    return [
+        ["backbone", study.backbone_choice or "– (not recorded)"],
+        ["optimised network", networks_text(study)],
+        ["judge (held-out network)", judge_text(study)],
+        ["judge sha256", sha],
+    ]
+
+
+def backbone_table(study: StudyResults) -> Table | None:
+    """One row per optimised backbone: its weights identity, pretrained yes/no, trials."""
+    found = study.backbones
+    if not found:
+        return None
+    rows: list[list[Cell]] = [
+        [str(b["backbone"]), str(b.get("weights") or "–"), yes_no(b.get("pretrained")),
+         str(b.get("trials", "–"))]
+        for b in found
+    ]  # fmt: skip
+    caption = (
+        "Which arms ran with pretrained weights: each backbone's weights identity "
+        "(imagenet:<file> or random:seed=<s>) and the number of trials that built it."
+    )
+    return Table(["backbone", "weights", "pretrained", "trials"], rows, caption)
+
+
+def random_weights_banner(studies: Iterable[StudyResults], reconstructions: bool = False) -> str:
+    """The warning on every page when a run used random weights: which studies optimised
+    random backbone weights and, separately, whether their judge was pretrained."""
+    studies = list(studies)
+    optimised = [f"study {s.name}" for s in studies if s.random_weights]
+    optimised += ["the layer reconstructions"] if reconstructions else []
+    random_judge = [s for s in studies if s.judge_pretrained is False]
+    if not optimised and not random_judge:
+        return ""
+    parts = []
+    if optimised:
+        parts.append(
+            f"Random weights: {', '.join(optimised)} optimised seeded random backbone weights, "
+            "not pretrained ImageNet weights: those images check the harness, not the method."
+        )
+    pretrained = [s.name for s in studies if s.judge_pretrained]
+    if pretrained:
+        nets = sorted(
+            {f"`{j['backbone']}`" for s in studies if s.judge_pretrained for j in s.judges}
+        )
+        parts.append(
+            f"The judge was pretrained ({', '.join(nets)}, ImageNet weights) in "
+            f"{_studies(pretrained, len(studies))}: their held-out metrics are real measurements."
+        )
+    if random_judge:
+        names = ", ".join(f"{s.name} ({'; '.join(j['weights'] for j in s.judges)})"
+                          for s in random_judge)  # fmt: skip
+        parts.append(f"Judge with random weights: {names}: those held-out metrics mean little.")
+    unknown = [s.name for s in studies if s.judge_pretrained is None]
+    if unknown:
+        parts.append(f"No judge recorded for {_studies(unknown, len(studies))} (loss terms only, "
+                     "or a summary from before judges were recorded).")  # fmt: skip
+    return " ".join(parts)
+
+
+def _studies(names: list[str], total: int) -> str:
+    if len(names) == total and total > 1:
+        return f"all {total} studies"
+    return ("study " if len(names) == 1 else "studies ") + ", ".join(names)

@@ -1,0 +1,282 @@
+"""The configuration of one feed-forward training run: a frozen, typed dataclass.
+
+Same rules as nst.config.TransferConfig (whose type coercion it reuses): `from_dict` rejects
+unknown keys naming the valid ones, and values of the wrong type; the layers a config leaves
+empty are filled in when it is built, so a recorded config names the layers a run used.
+Johnson et al. 2016's loss layers on VGG: content relu2_2, style relu1_2, relu2_2, relu3_3,
+relu4_3; another backbone gets its family's preset (nst.backbones.registry.LAYER_PRESETS).
+
+The training loss, on the loss backbone's features (nst.train.objective):
+
+    L = alpha * L_content + beta * L_style + gamma * L_tv
+
+beta = 4e5 with nst.losses' mean-over-layers style loss is pytorch/examples' fast_neural_style
+weighting (content 1e5, style 1e10 summed over the four layers), divided by its content weight.
+
+Arbitrary-style methods (adain, stytr: nst.train.arbitrary) train on (content, style) pairs,
+the styles drawn from the folder `styles`. Fields a config leaves at their "method default"
+(backbone "", alpha/beta < 0, encoder "", layers ()) are filled per method (METHOD_DEFAULTS):
+
+    johnson  loss VGG16, alpha 1, beta 4e5 (above)
+    adain    encoder vgg19 at relu4_1; the loss network is the encoder; content at the AdaIN
+             target (the encoder layer), style relu1_1..relu4_1 (the preset's style layers up
+             to the encoder layer elsewhere); alpha 1, beta = the paper's lambda 10
+    stytr    encoder deit_small with LoRA; loss VGG19, content relu4_1, relu5_1, style
+             relu1_1..relu5_1 (presets elsewhere); alpha 7, beta 10, identity1 70, identity2 1
+             (the released code's weights)
+
+Options of one method given to another (a LoRA rank for adain, a width for stytr) are
+refused with the method that owns them named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from nst import NstError
+from nst.backbones.registry import _MODULE, default_layers
+from nst.config import _check_types, coerce
+
+ARBITRARY_METHODS = ("adain", "stytr")
+VGG_ADAIN_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+VGG_STYTR_CONTENT = ("relu4_1", "relu5_1")
+VGG_STYTR_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+#: method -> the values of the "method default" fields (module docstring)
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "johnson": {"backbone": "vgg16", "alpha": 1.0, "beta": 4.0e5},
+    "adain": {"encoder": "vgg19", "alpha": 1.0, "beta": 10.0},
+    "stytr": {"encoder": "deit_small", "backbone": "vgg19", "alpha": 7.0, "beta": 10.0},
+}
+#: method-specific fields -> the methods that use them (the others must leave the default)
+METHOD_FIELDS: dict[str, tuple[str, ...]] = {
+    "width": ("johnson",),
+    "style": ("johnson",),
+    "style_size": ("johnson",),
+    "encoder": ARBITRARY_METHODS,
+    "encoder_weights": ARBITRARY_METHODS,
+    "decoder_width": ARBITRARY_METHODS,
+    "encoder_layer": ("adain",),
+    "lora_rank": ("stytr",),
+    "lora_alpha": ("stytr",),
+    "lora_targets": ("stytr",),
+    "decoder_layers": ("stytr",),
+    "identity1": ("stytr",),
+    "identity2": ("stytr",),
+}
+JOHNSON_CONTENT_LAYERS = ("relu2_2",)
+JOHNSON_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+LAYER_KEYS = ("content_layers", "style_layers")
+#: keys a resumed run may change; any other difference from the checkpoint's config is refused
+RESUMABLE_KEYS = ("steps", "checkpoint_every", "sample_every", "log_every", "device")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained network (with the data and the style image)."""
+
+    method: Literal["johnson", "adain", "stytr"] = "johnson"  # nst.models.get_model(method)
+    width: int = 32  # johnson: base channel count of the network
+    # arbitrary-style networks (module docstring; "" = the method's default)
+    encoder: str = ""  # adain: any backbone; stytr: a ViT/DeiT backbone
+    encoder_layer: str = ""  # adain: where the encoder is cut ("" = relu4_1 / the preset)
+    encoder_weights: str = "auto"  # imagenet | random | auto | path, of the encoder(s)
+    decoder_width: float = 1.0  # adain, stytr: scales the decoder's channels
+    lora_rank: int = 8  # stytr: LoRA rank r of every target layer
+    lora_alpha: float = 16.0  # stytr: LoRA scale alpha (the update is alpha / r * B A)
+    lora_targets: tuple[str, ...] = ("qkv",)  # stytr: timm module names adapted with LoRA
+    decoder_layers: int = 3  # stytr: transformer decoder layers
+    identity1: float = 70.0  # stytr: weight of the pixel identity loss
+    identity2: float = 1.0  # stytr: weight of the feature identity loss
+    # the loss network and its layers (empty: module docstring)
+    backbone: str = ""  # "" = the method's default (johnson vgg16, adain the encoder, stytr vgg19)
+    weights: str = "auto"  # imagenet | random | auto | path to a state dict
+    content_layers: tuple[str, ...] = ()
+    style_layers: tuple[str, ...] = ()
+    alpha: float = -1.0  # content weight; < 0 = the method's default
+    beta: float = -1.0  # style weight; < 0 = the method's default
+    gamma: float = 0.0
+    tv: Literal["l1", "l2"] = "l2"
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = 1.0e-3
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: lr -> 0 over the steps
+    weight_decay: float = 0.0
+    batch_size: int = 4  # per process; the global batch is batch_size * world size
+    size: int = 256  # side of the square content crops, pixels
+    style_size: int = 0  # long side of the style image; 0: `size`
+    steps: int = 40000  # Johnson et al.: 40k iterations of batch 4 (two COCO epochs)
+    seed: int = 0
+    device: str = "auto"
+    dtype: Literal["float32", "bfloat16"] = "float32"  # bfloat16: autocast mixed precision
+    channels_last: bool = False
+    checkpoint_every: int = 1000  # steps; and always at the end
+    sample_every: int = 500  # stylise the validation photos every N steps; 0 = off
+    log_every: int = 10  # loss curves every N steps
+    val_images: int = 4  # fixed validation photos: the first N of the data folder, sorted
+    data: str = "data/content"  # folder of content photos (searched recursively)
+    style: str = ""  # johnson: the style image
+    styles: str = "data/style"  # adain, stytr: folder of style images (searched recursively)
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        self._check_method_fields()
+        defaults = dict(METHOD_DEFAULTS[self.method])
+        if self.method == "adain":
+            defaults["backbone"] = self.encoder or defaults["encoder"]
+        for key, value in defaults.items():
+            current = getattr(self, key)
+            if current == "" or (isinstance(current, float) and current < 0):
+                object.__setattr__(self, key, value)
+        if self.method == "adain" and not self.encoder_layer:
+            vgg = self.encoder.startswith("vgg")
+            layer = "relu4_1" if vgg else default_layers(self.encoder)[0][0]
+            object.__setattr__(self, "encoder_layer", layer)
+        if self.method == "stytr" and _MODULE.get(self.encoder) != "nst.backbones.vit":
+            vits = ", ".join(n for n, m in _MODULE.items() if m == "nst.backbones.vit")
+            raise NstError(
+                f"stytr encoder {self.encoder!r} is not a registered ViT/DeiT backbone; use one of {vits}"
+            )
+        if not (self.content_layers and self.style_layers):
+            for key, preset in zip(LAYER_KEYS, self._layer_presets(), strict=True):
+                if not getattr(self, key):
+                    object.__setattr__(self, key, preset)
+        for key in ("width", "batch_size", "size", "steps", "log_every", "lora_rank",
+                    "decoder_layers"):  # fmt: skip
+            if getattr(self, key) < 1:
+                raise NstError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.decoder_width <= 0:
+            raise NstError(f"decoder_width must be positive, got {self.decoder_width}")
+        for key in ("alpha", "beta", "gamma", "lr", "weight_decay", "style_size", "identity1",
+                    "identity2", "lora_alpha"):  # fmt: skip
+            if getattr(self, key) < 0:
+                raise NstError(f"{key} must be non-negative, got {getattr(self, key)}")
+        for key in ("checkpoint_every", "sample_every", "val_images"):
+            if getattr(self, key) < 0:
+                raise NstError(f"{key} must be non-negative, got {getattr(self, key)}")
+
+    def _check_method_fields(self) -> None:
+        """A method-specific field set away from its default for another method is an error."""
+        for key, methods in METHOD_FIELDS.items():
+            default = next(f.default for f in fields(self) if f.name == key)
+            if self.method not in methods and getattr(self, key) != default:
+                raise NstError(
+                    f"{key} is an option of --method {' or '.join(methods)}, not {self.method}: "
+                    f"drop it (or choose that method)"
+                )
+
+    def _layer_presets(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        vgg = self.backbone.startswith("vgg")
+        if self.method == "johnson":
+            return (
+                (JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS)
+                if vgg
+                else default_layers(self.backbone)
+            )
+        if self.method == "adain":
+            style = VGG_ADAIN_STYLE if vgg else default_layers(self.backbone)[1]
+            if self.backbone == self.encoder:  # the loss network is the (truncated) encoder
+                style = tuple(s for s in style if _depth(s) <= _depth(self.encoder_layer))
+            return (self.encoder_layer,), style or (self.encoder_layer,)
+        return (VGG_STYTR_CONTENT, VGG_STYTR_STYLE) if vgg else default_layers(self.backbone)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build a config from plain values (YAML, JSON, CLI), coercing and checking each one."""
+        if not isinstance(values, dict):
+            raise NstError(f"a train config must be a mapping, got {type(values).__name__}")
+        valid = field_names()
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            raise NstError(
+                f"unknown train config key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
+            )
+        hints = typing.get_type_hints(cls)
+        coerced = {k: coerce(k, v, hints[k]) for k, v in values.items()}
+        for key in LAYER_KEYS:
+            if key in coerced and not coerced[key]:
+                raise NstError(f"{key} is empty: name at least one layer, or leave the key out")
+        return cls(**coerced)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise NstError(f"cannot read config {path}: {err}".splitlines()[0]) from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with `changes`, validated like from_dict."""
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (tuples become lists) that `from_dict` reads back to an equal config."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """The options of nst.models.get_model(method, ...) that the network records (the
+        encoder weights, which its state dict holds, are passed separately: build_options)."""
+        if self.method == "adain":
+            return {"encoder": self.encoder, "layer": self.encoder_layer,
+                    "decoder_width": self.decoder_width}  # fmt: skip
+        if self.method == "stytr":
+            return {"encoder": self.encoder, "lora_rank": self.lora_rank,
+                    "lora_alpha": self.lora_alpha, "lora_targets": list(self.lora_targets),
+                    "decoder_layers": self.decoder_layers,
+                    "decoder_width": self.decoder_width}  # fmt: skip
+        return {"width": self.width}
+
+    @property
+    def build_options(self) -> dict[str, Any]:
+        """model_options plus the encoder weights: what a new training run builds."""
+        extra = {"weights": self.encoder_weights} if self.method in ARBITRARY_METHODS else {}
+        return {**self.model_options, **extra}
+
+    @property
+    def arbitrary(self) -> bool:
+        return self.method in ARBITRARY_METHODS
+
+
+def _depth(layer: str) -> tuple[int, ...]:
+    """relu4_1 -> (4, 1), stage2 -> (2,), block8 -> (8,), stem -> (-1,): depth order in a family."""
+    return tuple(int(n) for n in re.findall(r"\d+", layer)) or (-1,)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]
+
+
+def field_type(name: str) -> Any:
+    return typing.get_type_hints(TrainConfig)[name]
+
+
+def resumed_config(saved: TrainConfig, requested: dict[str, Any]) -> TrainConfig:
+    """The config a resumed run continues with: the checkpoint's, with the RESUMABLE_KEYS the
+    user gave; any other key given with a different value is an NstError naming it."""
+    values = saved.to_dict()
+    changed = sorted(
+        k for k, v in requested.items() if k not in RESUMABLE_KEYS and _differs(saved, k, v)
+    )
+    if changed:
+        shown = ", ".join(f"{k}={getattr(saved, k)!r} (asked {requested[k]!r})" for k in changed)
+        raise NstError(
+            f"--resume continues the checkpoint's run, which has {shown}; drop these options, "
+            f"or start a new run with another --out (resumable changes: {', '.join(RESUMABLE_KEYS)})"
+        )
+    values.update({k: v for k, v in requested.items() if k in RESUMABLE_KEYS})
+    return TrainConfig.from_dict(values)
+
+
+def _differs(saved: TrainConfig, key: str, value: Any) -> bool:
+    if key not in field_names():
+        return True
+    return bool(coerce(key, value, field_type(key)) != getattr(saved, key))

@@ -1,0 +1,205 @@
+"""The content stream: photos from any folder, seeded shuffling and random crops, resumable.
+
+The stream is an endless sequence of (epoch, index) positions. Epoch e visits the N usable
+photos in the order of perm_e = randperm(N) drawn from a torch.Generator seeded with
+seed + e; position (e, i) is the photo perm_e[i], then (e, i + 1), ..., then (e + 1, 0).
+
+Each photo is resized (bilinear) so that its short side is exactly `size`, then cropped to
+size x size at an offset drawn from a generator seeded by sha256(seed, e, i). Crops are a
+function of the position alone, so the data position (epoch, index) is the whole state of
+the stream: saving and restoring it reproduces every later batch exactly.
+
+Distributed split. One step consumes the global batch of B * W consecutive positions p_0 ..
+p_{BW-1} (B = batch_size per process, W = world size); rank r takes p_{r}, p_{r+W}, p_{r+2W},
+... (every W-th, B items). The union over ranks is the batch one process with batch size
+B * W would take, and every rank advances the position by B * W, so the stream, the crops
+and the per-item mean losses (averaged by DistributedDataParallel) are those of that process.
+
+The same class streams the style images of arbitrary-style training (`what="style"`, with
+its own seed: nst.train.arbitrary).
+
+Unreadable files. Files Pillow cannot identify are dropped when the folder is scanned; a file
+that fails to decode later is replaced by the next readable photo of the same permutation
+(positions i + 1, i + 2, ...), without advancing the stream. Whether a file decodes does not
+depend on the rank or on when it is read, so the replacement is deterministic too. Every
+skipped file is counted (`skipped`) and reported with one warning each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from nst import NstError
+from nst.images import ImageError, open_rgb, to_tensor
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class UnreadableImageWarning(UserWarning):
+    """A content photo was skipped because it cannot be read."""
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the stream stands: the next item is photo perm_epoch[index]."""
+
+    epoch: int = 0
+    index: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "index": self.index}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, int]) -> Position:
+        return cls(int(d["epoch"]), int(d["index"]))
+
+
+def find_images(folder: str | Path) -> list[Path]:
+    """Image files under `folder` (recursively, by extension), sorted by path."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise NstError(f"data folder {root}: no such directory")
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+
+
+def readable_header(path: Path) -> bool:
+    """Pillow identifies the file (header only: cheap enough for a COCO-sized folder)."""
+    try:
+        with Image.open(path) as img:
+            return img.width > 0 and img.height > 0
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return False
+
+
+def crop_seed(seed: int, epoch: int, index: int) -> int:
+    """A 63-bit seed from sha256 of (seed, epoch, index), the same in every process."""
+    digest = hashlib.sha256(f"{seed}:{epoch}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def square_crop(path: Path, size: int, seed: int) -> torch.Tensor:
+    """3 x size x size: the photo with its short side resized to `size`, randomly cropped."""
+    img = open_rgb(path)
+    scale = size / min(img.size)
+    new = (max(size, round(img.width * scale)), max(size, round(img.height * scale)))
+    if new != img.size:
+        img = img.resize(new, Image.Resampling.BILINEAR)
+    gen = torch.Generator().manual_seed(seed)
+    x = int(torch.randint(0, img.width - size + 1, (1,), generator=gen))
+    y = int(torch.randint(0, img.height - size + 1, (1,), generator=gen))
+    return to_tensor(img.crop((x, y, x + size, y + size)))[0]
+
+
+class ContentStream:
+    """Batches of content crops (module docstring); `position` is saved with checkpoints."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        size: int,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        warn: bool = True,
+        what: str = "content",
+    ):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.folder, self.size, self.batch_size, self.seed = Path(folder), size, batch_size, seed
+        self.rank, self.world_size, self.warn, self.what = rank, world_size, warn, what
+        found = find_images(folder)
+        self.skipped: list[Path] = []
+        self.paths = []
+        for path in found:
+            if readable_header(path):
+                self.paths.append(path)
+            else:
+                self._skip(path, f"{path}: not an image Pillow can read")
+        if not self.paths:
+            extra = f" ({len(self.skipped)} unreadable)" if self.skipped else ""
+            raise NstError(
+                f"{what} folder {self.folder}: no readable images{extra}; expected "
+                f"{', '.join(EXTENSIONS)} files (e.g. `nst fetch` writes data/{what})"
+            )
+        self.position = Position()
+        self._bad: set[Path] = set()
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        """perm_e = randperm(N) from torch.Generator().manual_seed(seed + epoch)."""
+        if self._perm is None or self._perm[0] != epoch:
+            gen = torch.Generator().manual_seed(self.seed + epoch)
+            self._perm = (epoch, torch.randperm(len(self.paths), generator=gen))
+        return self._perm[1]
+
+    def positions(self, start: Position, count: int) -> list[Position]:
+        """`count` consecutive positions from `start`, crossing epochs."""
+        out, epoch, index, n = [], start.epoch, start.index, len(self.paths)
+        for _ in range(count):
+            if index >= n:
+                epoch, index = epoch + 1, 0
+            out.append(Position(epoch, index))
+            index += 1
+        return out
+
+    def next_batch(self) -> torch.Tensor:
+        """This rank's B x 3 x size x size crops of the next global batch; advances the position."""
+        span = self.positions(self.position, self.batch_size * self.world_size)
+        mine = span[self.rank :: self.world_size]
+        batch = torch.stack([self.item(p) for p in mine])
+        last = span[-1]
+        self.position = Position(last.epoch, last.index + 1)
+        return batch
+
+    def item(self, pos: Position) -> torch.Tensor:
+        """The crop at `pos`: the first readable photo at perm[index], perm[index + 1], ...
+        (wrapping around the epoch), cropped with the position's own seed."""
+        perm, n = self.permutation(pos.epoch), len(self.paths)
+        for k in range(n):
+            path = self.paths[int(perm[(pos.index + k) % n])]
+            if path in self._bad:
+                continue
+            try:
+                return square_crop(path, self.size, crop_seed(self.seed, pos.epoch, pos.index))
+            except ImageError as err:
+                self._bad.add(path)
+                self._skip(path, str(err))
+        raise NstError(f"{self.what} folder {self.folder}: none of its {n} images decodes")
+
+    def _skip(self, path: Path, reason: str) -> None:
+        self.skipped.append(path)
+        if self.warn:
+            warnings.warn(
+                f"skipping {self.what} image {reason}", UnreadableImageWarning, stacklevel=3
+            )
+
+    def validation(self, count: int) -> torch.Tensor:
+        """The first `count` readable photos (sorted), centre-cropped to size x size: fixed
+        photos whose stylisations show training progress."""
+        out: list[torch.Tensor] = []
+        for path in self.paths:
+            if len(out) == count:
+                break
+            try:
+                img = open_rgb(path)
+            except ImageError:
+                continue
+            scale = self.size / min(img.size)
+            w, h = (
+                max(self.size, round(img.width * scale)),
+                max(self.size, round(img.height * scale)),
+            )
+            img = img.resize((w, h), Image.Resampling.BILINEAR)
+            x, y = (w - self.size) // 2, (h - self.size) // 2
+            out.append(to_tensor(img.crop((x, y, x + self.size, y + self.size)))[0])
+        return torch.stack(out) if out else torch.zeros(0, 3, self.size, self.size)

@@ -1,0 +1,374 @@
+"""The one training loop of every feed-forward method: `train(config, out) -> TrainResult`.
+
+Per step: this rank's share of the global batch (nst.train.data) -> network (bf16 autocast
+and channels_last when configured) -> PerceptualLoss (nst.train.objective) -> backward
+(DistributedDataParallel averages the gradients) -> optimiser and lr-schedule step.
+Arbitrary-style methods (adain, stytr) also take the next style batch from a second stream,
+call the network as net(content, style, extras=True) and use their own loss
+(nst.train.arbitrary); only parameters that require grad (decoders, LoRA) are optimised, and
+the trainable share is printed and recorded (meta and hooks' "parameters").
+
+Determinism: the network is initialised under torch.manual_seed(seed) (python `random` and
+numpy seeded alike); nothing else in the loop draws random numbers except the stream, whose
+crops are a function of its position. A checkpoint saves every RNG state and the position, so
+a resumed run computes the same float operations in the same order as an uninterrupted one
+and ends bit-identical on CPU.
+
+Non-finite losses. The losses stay on the device and are checked every `log_every` steps and
+before every checkpoint (a per-step check would synchronise the device each step); the first
+non-finite step raises an NstError naming it, before anything is saved, so the last good
+checkpoint stays intact.
+
+Outputs (rank 0 only): <out>/checkpoint.pt (latest training state), <out>/model.pt (final
+network), <out>/losses.jsonl (one line per step: step and every loss term of the global
+batch), <out>/samples/step_NNNNNN.png (the validation photos, stylised), hooks for tracking.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from nst import NstError
+from nst.backbones import get_backbone
+from nst.backbones.base import Backbone, WeightsInfo
+from nst.images import load_image, save_image
+from nst.models import get_model
+from nst.models.io import unwrap
+from nst.optimize.loop import peak_memory_mb, resolve_device
+from nst.provenance import bf16_support
+from nst.train import arbitrary, distributed
+from nst.train import checkpoint as ckpt
+from nst.train.config import RESUMABLE_KEYS, TrainConfig
+from nst.train.data import ContentStream
+from nst.train.objective import TERMS, PerceptualLoss
+
+LOSSES = "losses.jsonl"
+
+
+class TrainHooks(Protocol):
+    """What a tracker receives from rank 0 (nst.train.tracking implements it with MLflow)."""
+
+    def on_start(self, info: dict[str, Any]) -> None: ...
+    def on_log(self, rows: list[dict[str, float]]) -> None: ...
+    def on_sample(self, step: int, images: torch.Tensor) -> None: ...
+    def on_checkpoint(self, step: int, path: Path) -> None: ...
+    def on_end(self, result: TrainResult) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    steps: int  # finished steps (the config's, at the end)
+    start_step: int  # 0, or the checkpoint's step when resumed
+    final_losses: dict[str, float]
+    checkpoint: Path
+    model: Path
+    weights: WeightsInfo  # of the loss backbone
+    skipped: list[Path]  # unreadable content photos
+    seconds: float
+    images_per_second: float  # global batch images per second of loop time
+    peak_memory_mb: float
+    bf16: str  # "native" | "emulated" | "" (float32)
+    world_size: int = 1
+    history: list[dict[str, float]] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)  # trainable vs frozen counts
+
+
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """constant: 1; cosine: (1 + cos(pi * step / steps)) / 2, from 1 down to 0 at the end."""
+    if config.lr_schedule == "cosine":
+        return 0.5 * (1.0 + float(np.cos(np.pi * min(step, config.steps) / config.steps)))
+    return 1.0
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    hooks: TrainHooks | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train config.method's network on config.data for config.style into the folder `out`.
+
+    resume=False refuses a folder that already holds a checkpoint (it is never overwritten);
+    resume=True continues from <out>/checkpoint.pt, whose method and options must match."""
+    out = Path(out)
+    path = out / ckpt.CHECKPOINT
+    world = distributed.world_from_env()
+    device = distributed.device_for(world, resolve_device(config.device))
+    saved = _check_out(path, config, resume)
+    styles = None
+    if config.arbitrary:
+        styles = arbitrary.style_stream(config, world.rank, world.world_size, world.is_main)
+        style = styles.validation(1)  # the fixed style of the validation samples
+    elif not config.style:
+        raise NstError("no style image: pass --style PATH")
+    else:
+        style = load_image(config.style, size=config.style_size or config.size)
+    stream = ContentStream(
+        config.data, config.size, config.batch_size, config.seed, world.rank, world.world_size,
+        warn=world.is_main,
+    )  # fmt: skip
+    bf16 = bf16_support(device) if config.dtype == "bfloat16" else ""
+    if bf16 == "emulated" and world.is_main:
+        warnings.warn(
+            f"bfloat16 on {device.type} is emulated here (no native bf16 matrix units): "
+            "expect it to be slower than float32",
+            stacklevel=2,
+        )
+    distributed.start(world, device)
+    try:
+        return _run(config, out, saved, world, device, style, (stream, styles), bf16, hooks,
+                    progress)  # fmt: skip
+    finally:
+        distributed.stop(world)
+
+
+def _check_out(path: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+    if resume:
+        if not path.exists():
+            raise NstError(f"--resume: no checkpoint at {path}; start without --resume")
+        data = ckpt.read_training(path, config)
+        saved = ckpt.saved_config(data, path)
+        frozen = {k: v for k, v in saved.to_dict().items() if k not in RESUMABLE_KEYS}
+        now = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_KEYS}
+        if frozen != now:
+            diff = sorted(k for k in frozen if frozen[k] != now[k])
+            raise NstError(
+                f"--resume: the config differs from the checkpoint's in {', '.join(diff)}"
+            )
+        return data
+    if path.exists():
+        raise NstError(
+            f"{path} exists: pass --resume to continue that run, or choose another --out "
+            "(a checkpoint is never overwritten by a new run)"
+        )
+    return None
+
+
+def _run(
+    config: TrainConfig,
+    out: Path,
+    saved: dict[str, Any] | None,
+    world: distributed.World,
+    device: torch.device,
+    style: torch.Tensor,
+    streams: tuple[ContentStream, ContentStream | None],
+    bf16: str,
+    hooks: TrainHooks | None,
+    progress: bool,
+) -> TrainResult:
+    t0 = time.perf_counter()
+    stream, styles = streams
+    seed_everything(config.seed)
+    net = get_model(config.method, **config.build_options)
+    objective: Any = None
+    if styles is None:
+        backbone = get_backbone(config.backbone, weights=config.weights).to(device)
+        objective = PerceptualLoss(config, backbone, style.to(device))
+    params = [p for p in net.parameters() if p.requires_grad]
+    counts = arbitrary.parameter_counts(net)
+    opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_class(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(config, s))
+    start = 0
+    path = out / ckpt.CHECKPOINT
+    if saved is not None:
+        start, stream.position = ckpt.restore(
+            saved, path, model=net, optimizer=optimizer, scheduler=scheduler
+        )
+        if styles is not None:
+            styles.position = ckpt.style_position(saved)
+    memory = torch.channels_last if config.channels_last else torch.contiguous_format
+    net.to(device)
+    net.to(memory_format=memory)
+    if objective is None:
+        objective = arbitrary.build_objective(config, net, device)
+        backbone = objective.backbone
+    terms = objective.terms
+    _optimizer_to(optimizer, device)
+    model = distributed.wrap(net, world, device)
+    val = stream.validation(config.val_images).to(device)
+    val_style = style.to(device).expand(len(val), -1, -1, -1) if styles is not None else None
+    extra: dict[str, Any] = {"weights": backbone.weights_info.identity,
+                             "style": str(config.styles if styles else config.style)}  # fmt: skip
+    if styles is not None:
+        extra["parameters"] = counts
+        encoders = [m for m in net.modules() if isinstance(m, Backbone)]
+        extra["encoder_weights"] = encoders[0].weights_info.identity if encoders else ""
+    if world.is_main:
+        if styles is not None:
+            print(arbitrary.describe_counts(counts), file=sys.stderr)
+        out.mkdir(parents=True, exist_ok=True)
+        _trim_log(out / LOSSES, start)
+        for stale in out.glob(f".{ckpt.CHECKPOINT}.*.tmp"):
+            stale.unlink(missing_ok=True)  # left by a process killed mid-save
+        if hooks:
+            hooks.on_start({"weights": backbone.weights_info, "style": style, "val": val,
+                            "world_size": world.world_size, "start_step": start,
+                            "parameters": counts})  # fmt: skip
+    bar = _bar(config, start, progress and world.is_main)
+    pending: list[tuple[int, torch.Tensor]] = []
+    history: list[dict[str, float]] = []
+    images = config.batch_size * world.world_size
+    loop_t0 = time.perf_counter()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    step = start
+    while step < config.steps:
+        batch = stream.next_batch().to(device, non_blocking=True)
+        batch = batch.contiguous(memory_format=memory)
+        sbatch = None
+        if styles is not None:
+            sbatch = styles.next_batch().to(device, non_blocking=True)
+            sbatch = sbatch.contiguous(memory_format=memory)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
+            if sbatch is None:
+                losses = objective(model(batch), batch)
+            else:
+                losses = objective(model(batch, sbatch, extras=True), batch, sbatch)
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        values = torch.stack([losses[t].detach().float() for t in terms])
+        pending.append((step, distributed.mean_over_ranks(values, world)))
+        at_checkpoint = step == config.steps or (
+            config.checkpoint_every and step % config.checkpoint_every == 0
+        )
+        if step % config.log_every == 0 or at_checkpoint:
+            rows = _drain(pending, terms)
+            history.extend(rows)
+            if world.is_main:
+                _append_log(out / LOSSES, rows)
+                if hooks:
+                    hooks.on_log(rows)
+                if bar is not None:
+                    done = step - start
+                    rate = done * images / max(time.perf_counter() - loop_t0, 1e-9)
+                    bar.update(step - bar.n)
+                    bar.set_postfix(loss=f"{rows[-1]['total']:.4g}", img_s=f"{rate:.1f}")
+        if world.is_main and config.sample_every and step % config.sample_every == 0:
+            _sample(unwrap(model), (val, val_style), step, out, hooks, bool(bf16), device)
+        if at_checkpoint and world.is_main:
+            ckpt.save_training(path, model=model, optimizer=optimizer, scheduler=scheduler,
+                               config=config, step=step, position=stream.position, extra=extra,
+                               style_position=styles.position if styles else None)  # fmt: skip
+            if hooks:
+                hooks.on_checkpoint(step, path)
+    loop_s = time.perf_counter() - loop_t0
+    if bar is not None:
+        bar.close()
+    model_path = out / ckpt.MODEL
+    if world.is_main:
+        ckpt.save_model(model_path, model, config, step, extra)
+    distributed.barrier(world)
+    done = step - start
+    result = TrainResult(
+        config=config, steps=step, start_step=start,
+        final_losses=history[-1] if history else {}, checkpoint=path, model=model_path,
+        weights=backbone.weights_info, skipped=list(stream.skipped),
+        seconds=time.perf_counter() - t0,
+        images_per_second=done * images / loop_s if loop_s > 0 else 0.0,
+        peak_memory_mb=peak_memory_mb(device), bf16=bf16, world_size=world.world_size,
+        history=history, parameters=counts,
+    )  # fmt: skip
+    if world.is_main and hooks:
+        hooks.on_end(result)
+    return result
+
+
+def _drain(
+    pending: list[tuple[int, torch.Tensor]], terms: tuple[str, ...] = TERMS
+) -> list[dict[str, float]]:
+    """The pending steps' losses as rows, after checking them: a non-finite one is an NstError."""
+    if not pending:
+        return []
+    stacked = torch.stack([v for _, v in pending]).cpu()
+    steps = [s for s, _ in pending]
+    pending.clear()
+    finite = torch.isfinite(stacked).all(dim=1)
+    if not bool(finite.all()):
+        i = int((~finite).nonzero()[0])
+        shown = ", ".join(f"{t}={float(v):.4g}" for t, v in zip(terms, stacked[i], strict=True))
+        raise NstError(
+            f"training diverged: non-finite loss at step {steps[i]} ({shown}); stopped before "
+            "saving, the last checkpoint is intact: lower --lr or the loss weights"
+        )
+    return [{"step": s, **dict(zip(terms, map(float, row), strict=True))}
+            for s, row in zip(steps, stacked, strict=True)]  # fmt: skip
+
+
+def _append_log(path: Path, rows: list[dict[str, float]]) -> None:
+    with path.open("a") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+
+
+def _trim_log(path: Path, last_step: int) -> None:
+    """Drop the rows after `last_step`: steps a killed run computed again after resuming."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [r for r in rows if json.loads(r)["step"] <= last_step]
+    path.write_text("".join(r + "\n" for r in kept))
+
+
+def _sample(
+    net: torch.nn.Module,
+    vals: tuple[torch.Tensor, torch.Tensor | None],
+    step: int,
+    out: Path,
+    hooks: TrainHooks | None,
+    bf16: bool,
+    device: torch.device,
+) -> None:
+    """The validation photos stylised (arbitrary-style: with the first style image), side by
+    side, as samples/step_NNNNNN.png."""
+    val, val_style = vals
+    if not len(val):
+        return
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        styled = (net(val) if val_style is None else net(val, val_style)).float()
+    row = torch.cat(list(styled), dim=-1).unsqueeze(0)
+    save_image(row, out / "samples" / f"step_{step:06d}.png")
+    if hooks:
+        hooks.on_sample(step, row)
+
+
+def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """A restored optimiser's state onto the network's device (load_state_dict keeps it on CPU
+    when the parameters were still there)."""
+    for state in optimizer.state.values():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                state[k] = v.to(device)
+
+
+def _bar(config: TrainConfig, start: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    import sys
+
+    from tqdm import tqdm
+
+    # tqdm disables itself when stderr is not a terminal (disable=None); its ETA is the rest
+    return tqdm(total=config.steps, initial=start, unit="step", disable=None, file=sys.stderr,
+                dynamic_ncols=True, desc="train")  # fmt: skip

@@ -1,0 +1,146 @@
+"""MLflow records of a training run, through the same run machinery as transfers.
+
+One run per training (nst.tracking.transfer.transfer_run: config as params, provenance tags,
+strict or best-effort failure policy), holding
+
+    metrics  loss/<term> per step (content, style, tv, total of the global batch), and at the
+             end final/<term>, images_per_second, seconds, peak_memory_mb, skipped_images
+    images   images/style.png, images/validation.png; samples: the validation photos stylised
+             every sample_every steps, as image steps (the UI's step slider)
+    tags     nst.kind=train, nst.method, nst.world_size, the loss backbone's weights
+             (nst.tracking.tags.weights_tags), nst.warning for random weights
+    files    checkpoint/checkpoint.pt and checkpoint/model.pt at the end
+    model    model/: the final network as an MLflow pyfunc model with a signature
+             (nst.models.serving), so mlflow.pyfunc.load_model("runs:/<id>/model") stylises
+             arrays; registered as a new version of `register_model` when one is named
+
+Only rank 0 creates a run. A resumed run makes a new MLflow run (tagged nst.resumed_from).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import torch
+
+from nst.train.config import TrainConfig
+from nst.train.loop import TrainResult
+
+MODEL_DIR = "model"  # the MLflow model's artifact path: runs:/<run id>/model
+
+
+class MlflowHooks:
+    """nst.train.loop.TrainHooks that log into one TransferTracker's run."""
+
+    def __init__(self, tracker: Any, register_model: str | None = None):
+        self.tracker = tracker
+        self.register_model = register_model
+        self.model_version: str | None = None
+        self._on_step = tracker.callback()
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        from nst.tracking.tags import weights_tags
+
+        t = self.tracker
+        t.set_tags(weights_tags(cast(Any, SimpleNamespace(weights=info["weights"]))))
+        t.set_tags({"nst.world_size": str(info["world_size"])})
+        if info["start_step"]:
+            t.set_tags({"nst.resumed_from": str(info["start_step"])})
+        t.log_image(info["style"], "images/style.png")
+        val = info["val"]
+        if len(val):
+            t.log_image(torch.cat(list(val), dim=-1).unsqueeze(0), "images/validation.png")
+
+    def on_log(self, rows: list[dict[str, float]]) -> None:
+        for row in rows:
+            losses = {k: v for k, v in row.items() if k != "step"}
+            self._on_step(cast(Any, SimpleNamespace(step=int(row["step"]), losses=losses)))
+        self.tracker.flush()
+
+    def on_sample(self, step: int, images: torch.Tensor) -> None:
+        self.tracker.log_frames([images], [step], key="samples")
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        self.tracker.log_metrics({"checkpoint_step": float(step)}, step=step)
+
+    def on_end(self, result: TrainResult) -> None:
+        t = self.tracker
+        metrics = {f"final/{k}": v for k, v in result.final_losses.items() if k != "step"}
+        metrics.update(
+            {
+                "images_per_second": result.images_per_second,
+                "seconds": result.seconds,
+                "peak_memory_mb": result.peak_memory_mb,
+                "skipped_images": float(len(result.skipped)),
+                "steps": float(result.steps),
+            }
+        )
+        t.log_metrics(metrics, step=result.steps)
+        if result.bf16:
+            t.set_tags({"nst.bf16": result.bf16})
+        t.log_artifact(result.checkpoint, "checkpoint")
+        t.log_artifact(result.model, "checkpoint")
+        self.log_model(result.model)
+
+    def log_model(self, checkpoint: Path) -> None:
+        """The MLflow model of `checkpoint` as the run's artifact model/, then registered."""
+        import tempfile
+
+        from mlflow.exceptions import MlflowException
+
+        from nst.models.serving import save_mlflow_model
+        from nst.tracking.store import store_errors
+
+        t = self.tracker
+        if not t.active:
+            return
+        with tempfile.TemporaryDirectory(prefix="nst-mlflow-model-") as tmp:
+            folder = save_mlflow_model(checkpoint, Path(tmp) / MODEL_DIR)
+            t.log_artifact(folder)  # a folder: logged as <run>/model/
+        if not (self.register_model and t.active):
+            return
+        try:
+            client = t.client
+            try:
+                client.create_registered_model(self.register_model)
+            except MlflowException as err:
+                if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            run = client.get_run(t.run_id)
+            version = client.create_model_version(
+                self.register_model, f"{run.info.artifact_uri}/{MODEL_DIR}", run_id=t.run_id
+            )
+            self.model_version = str(version.version)
+        except store_errors() as err:
+            t.fail(f"registering the model {self.register_model!r}", err)
+
+
+@contextlib.contextmanager
+def training_run(
+    config: TrainConfig,
+    *,
+    tracking_uri: str | None = None,
+    experiment: str = "nst",
+    run_name: str | None = None,
+    mode: str = "strict",
+    tags: dict[str, str] | None = None,
+    register_model: str | None = None,
+) -> Iterator[MlflowHooks]:
+    """An MLflow run for one training (module docstring), yielding the loop's hooks."""
+    from nst.tracking.transfer import transfer_run
+
+    all_tags = {"nst.kind": "train", "nst.method": config.method, **(tags or {})}
+    # transfer_run needs only to_dict(), seed and device of its config, which TrainConfig has
+    with transfer_run(
+        cast(Any, config),
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        run_name=run_name,
+        mode=mode,
+        tags=all_tags,
+    ) as tracker:
+        yield MlflowHooks(tracker, register_model)

@@ -1,0 +1,205 @@
+"""Methods compared (nst.methods): the Stylizer gives what the method gives, the spec's errors
+are one line, the smoke profile runs every method end to end, and the report shows it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nst import NstError
+from nst.cli import main
+from nst.config import TransferConfig
+from nst.methods.run import run_methods
+from nst.methods.spec import load_plan, resolve
+from nst.methods.stylizer import Stylizer
+from nst.models.apply import stylize as apply_stylize
+from nst.models.io import load_model
+from nst.models.pairs import stylize_pairs
+from nst.optimize import stylize
+from nst.train import TrainConfig, train
+
+SPEC = Path(__file__).resolve().parents[1] / "experiments" / "methods.yaml"
+METHODS = ("gatys", "johnson", "adain", "stytr")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def make_images(folder: Path, n: int, seed: int, stripes: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        h, w = int(rng.integers(40, 56)), int(rng.integers(40, 56))
+        yy, xx = np.mgrid[0:h, 0:w] / 6.0
+        if stripes:
+            arr = np.stack([np.sin(xx * (i + 2)) > 0, np.cos(yy * 3) > 0, np.sin(xx + yy) > 0], -1)
+            arr = arr * 2.0 - 1.0
+        else:
+            arr = np.stack([np.sin(xx * (i + 1)), np.cos(yy * (i + 2)), np.sin(xx + yy)], -1)
+        Image.fromarray(((arr + 1) * 127.5).astype(np.uint8)).save(folder / f"i{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    make_images(root / "content", 3, seed=0)
+    make_images(root / "style", 2, seed=1, stripes=True)
+    return root
+
+
+def quiet_train(config: TrainConfig, out: Path) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Path(train(config, out, progress=False).model)
+
+
+def test_stylizer_gives_exactly_what_gatys_gives(tiny_pair: tuple[torch.Tensor, ...]) -> None:
+    content, style = tiny_pair
+    config = TransferConfig(backbone="efficientnet_lite0", size=32, steps=3, optimizer="adam",
+                            lr=0.05, device="cpu")  # fmt: skip
+    done = Stylizer.from_config(config).stylise(content, style)
+    direct = stylize(config, content, style).image
+    assert torch.equal(done.image, direct)
+    assert done.seconds > 0 and done.peak_memory_mb > 0
+
+
+@pytest.mark.parametrize("method", ["johnson", "adain"])
+def test_stylizer_gives_exactly_what_a_trained_network_gives(
+    method: str, data: Path, tmp_path: Path, tiny_pair: tuple[torch.Tensor, ...]
+) -> None:
+    content, style = tiny_pair
+    extra: dict[str, Any] = (
+        {"width": 8, "style": str(data / "style" / "i0.png")}
+        if method == "johnson"
+        else {"encoder": "efficientnet_lite0", "encoder_layer": "stage2",
+              "styles": str(data / "style")}
+    )  # fmt: skip
+    config = TrainConfig.from_dict(dict(
+        method=method, backbone="efficientnet_lite0", data=str(data / "content"), size=32,
+        steps=2, batch_size=1, device="cpu", checkpoint_every=0, sample_every=0, log_every=1,
+        val_images=1, **extra,
+    ))  # fmt: skip
+    path = quiet_train(config, tmp_path / "run")
+    stylizer = Stylizer.from_checkpoint(path)
+    done = stylizer.stylise(content, style)
+    model, _ = load_model(path)
+    if method == "johnson":
+        direct = apply_stylize(model, [content])[0]
+        with torch.no_grad():
+            raw = model(content)
+    else:
+        direct = stylize_pairs(model, [content], [style])[0]
+        with torch.no_grad():
+            raw = model(content, style)
+    assert torch.equal(done.image, direct)
+    torch.testing.assert_close(done.image, raw.clamp(0, 1), atol=1e-6, rtol=0)
+    assert stylizer.method == method and stylizer.networks[0].role == "loss network"
+    assert stylizer.networks[0].pretrained  # efficientnet_lite0: ImageNet weights everywhere
+
+
+def test_the_spec_resolves_every_profile_and_refuses_bad_keys_in_one_line() -> None:
+    for profile in ("smoke", "quick", "full"):
+        plan = load_plan(SPEC, profile)
+        assert [m.name for m in plan.methods] == list(METHODS)
+    smoke = load_plan(SPEC, "smoke")
+    assert (smoke.contents, smoke.styles, smoke.size) == (1, 1, 32)
+    assert smoke.methods[1].config["steps"] == 2 and smoke.methods[1].config["batch_size"] == 1
+    base = {"methods": {"gatys": {"method": "gatys", "config": {"steps": 2}}}}
+    cases = [
+        ({**base, "pairz": {}}, "unknown key(s) pairz; valid: description, pairs"),
+        ({**base, "pairs": {"photos": 2}}, "pairs: unknown key(s) photos; valid: content, styles"),
+        ({"methods": {"g": {"method": "gatys", "config": {"stepz": 2}}}}, "stepz"),
+        ({"methods": {"g": {"method": "gatys", "config": {"size": 64}}}}, "set by the comparison"),
+        (
+            {"methods": {"j": {"method": "johnson", "config": {"data": "x"}}}},
+            "set by the comparison",
+        ),
+        ({"methods": {"x": {"method": "cyclegan"}}}, "use one of gatys, johnson, adain, stytr"),
+        ({**base, "profiles": {"smoke": {"methods": {"nope": {}}}}}, "unknown method(s) nope"),
+        ({**base, "pairs": {"content": 0}}, "pairs.content must be a positive integer"),
+    ]
+    for data, message in cases:
+        with pytest.raises(NstError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+            resolve(data, "smoke")
+        assert "\n" not in str(err.value)
+    with pytest.raises(NstError, match="unknown profile 'huge'"):
+        resolve(base, "huge")
+
+
+@pytest.fixture(scope="module")
+def smoke(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("project") / "results"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_methods(SPEC, "smoke", data, out)
+    return out
+
+
+def test_smoke_profile_runs_every_method_end_to_end(
+    smoke: Path, data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = smoke / "methods"
+    with (root / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == list(METHODS)
+    assert {(r["content"], r["style"]) for r in rows} == {("i0.png", "i0.png")}
+    for r in rows:
+        assert (root / r["image"]).is_file()
+        assert float(r["seconds"]) > 0 and float(r["peak_memory_mb"]) > 0
+        assert 0 <= float(r["ssim"]) <= 1 and float(r["style_gram_dist"]) >= 0
+    summary = json.loads((root / "summary.json").read_text())
+    # the evaluated photo is never trained on: the training folder holds the other two
+    assert summary["split"]["eval_contents"] == ["i0.png"]
+    trained = sorted(p.resolve().name for p in (root / "split" / "train").iterdir())
+    assert trained == ["i1.png", "i2.png"]
+    assert sorted(p.name for p in (root / "runs").iterdir()) == ["adain", "johnson-i0", "stytr"]
+    assert summary["judge"]["backbone"] == "efficientnet_lite2"
+    assert summary["random_weights_methods"] == ["stytr"]  # deit_tiny random in the smoke profile
+    # a second run through the CLI reuses every trained network and rewrites the results
+    before = {p: p.stat().st_mtime_ns for p in (root / "runs").rglob("model.pt")}
+    assert main(["methods", str(SPEC), "--profile", "smoke", "--data", str(data),
+                 "--out", str(smoke)]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert captured.err.count("trained already (same config), reused") == 3
+    assert "methods (smoke): 4 results" in captured.out
+    assert before == {p: p.stat().st_mtime_ns for p in (root / "runs").rglob("model.pt")}
+    assert not list(root.glob(".staging-*")) and not list(root.glob(".old-*"))
+
+
+def test_methods_section_renders_grid_plot_tables_and_networks(smoke: Path, tmp_path: Path) -> None:
+    from nst.report.build import write_pages
+    from nst.report.methods import methods_sections
+    from nst.report.page import Page
+
+    (section,) = methods_sections(smoke)
+    assert [p.name for p in section.plots] == ["methods-grid", "methods-tradeoff"]
+    assert "stytr" in section.note and "random weights" in section.note.lower()
+    metric_table, network_table = section.tables[0], section.tables[1]
+    assert metric_table.headers == ["metric", *METHODS]
+    assert any("(n=1)" in str(c) for row in metric_table.rows for c in row)
+    assert {str(r[1]) for r in network_table.rows} >= {
+        "loss network",
+        "encoder",
+        "judge (held-out)",
+    }
+    written = write_pages([Page("index", "t", "", "", [section], [])], tmp_path / "reports")
+    html = (tmp_path / "reports" / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+    assert "Methods compared" in html and "efficientnet_lite2" in html and "deit_tiny" in html
+    assert (tmp_path / "reports" / "assets" / "index-methods-grid.png") in written
+    assert methods_sections(tmp_path / "nothing") == []

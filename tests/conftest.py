@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import SHARED_DATA
 
 os.environ.update(MLFLOW_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", DO_NOT_TRACK="1")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 #: the user's own stores: no test may create or change them
 PROJECT_STORES = ("mlflow.db", "mlartifacts", "optuna.db", "optuna.log", "results", "reports")
 

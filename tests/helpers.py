@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+#: the shared public-domain images, beside the checkout (read-only; never copied into the repo)
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 #: what every test run of `nst transfer` uses unless it says otherwise: tiny, fast, and never
 #: tracked, so that no test writes the project's own mlflow.db

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import SHARED_DATA
 
 from nst import NstError
 from nst.cli import main
@@ -19,7 +20,7 @@ from nst.models import get_model, load_model
 from nst.models.adain import adain, mean_std
 from nst.train import TrainConfig, train
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = SHARED_DATA
 HELD_OUT_STYLE = SHARED / "style" / "the_scream.jpg"  # never in a training folder below
 HELD_OUT_PHOTO = SHARED / "content" / "tubingen.jpg"
 needs_shared = pytest.mark.skipif(not HELD_OUT_STYLE.exists(), reason="needs /work/shared/data")

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path("/work/shared/data")
+SHARED = SHARED_DATA
 EXPERIMENTS = ("loss_weights", "optimizers")  # two quick ones
 
 

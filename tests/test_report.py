@@ -94,7 +94,9 @@ def test_report_of_a_real_study(real_report: Path) -> None:
     client = mlflow.MlflowClient(f"sqlite:///{real_report.parent / 'mlflow.db'}")
     for run_id in trials["mlflow_run_id"]:
         experiment_id = client.get_run(run_id).info.experiment_id
-        assert f'href="http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"' in page
+        # the model-development view of MLflow 3's UI, not its GenAI default
+        link = f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+        assert f'href="{link}?workflowType=machine_learning"' in page
     assert 'href="http://127.0.0.1:8080/dashboard/studies/1"' in page
     summary = json.loads((results / "summary.json").read_text())
     assert summary["provenance"]["git_commit"] in page and "dvc repro study@backbones" in page
@@ -272,7 +274,8 @@ def test_mlflow_links_read_the_experiment_id_from_the_tracking_store(tmp_path: P
     html = (tmp_path / "reports" / "solo.html").read_text()
     experiment_id = run.info.experiment_id
     assert (
-        f'href="http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run.info.run_id}"' in html
+        f'href="http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run.info.run_id}'
+        '?workflowType=machine_learning"' in html
     )
     # a run the store does not know is named, not linked to a wrong page
     assert "runs/00000000000000000000000000000002" not in html

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import SHARED_DATA
 from PIL import Image
 
 from nst import NstError
@@ -22,7 +23,7 @@ from nst.train import TrainConfig, train
 from nst.train.checkpoint import CHECKPOINT
 from nst.train.data import ContentStream, Position
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = SHARED_DATA
 STYLE = SHARED / "style" / "starry_night.jpg"
 HELD_OUT = SHARED / "content" / "tubingen.jpg"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",

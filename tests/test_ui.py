@@ -43,7 +43,7 @@ def test_sigterm_stops_the_server_and_every_worker(tmp_path: Path) -> None:
     port, db = free_port(), tmp_path / "ui-test-store.db"
     ui = subprocess.Popen(
         [sys.executable, "-m", "nst", "ui", "--tracking-uri", f"sqlite:///{db}", "--port", str(port)],
-        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=ENV, stdout=subprocess.DEVNULL, stderr=(tmp_path / "ui.log").open("w"),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
@@ -57,6 +57,9 @@ def test_sigterm_stops_the_server_and_every_worker(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "the UI did not answer within 90 s"
                 time.sleep(0.5)
         assert processes_mentioning(str(db))  # the server runs with our store
+        # the URL it prints opens MLflow 3's model-development view, not its GenAI default
+        said = (tmp_path / "ui.log").read_text()
+        assert f"http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning" in said
         ui.send_signal(signal.SIGTERM)
         ui.wait(timeout=30)
         deadline = time.monotonic() + 15

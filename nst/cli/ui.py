@@ -13,6 +13,7 @@ import shlex
 import sys
 
 from nst import NstError
+from nst.tracking.store import MODEL_VIEW
 
 HELP = "browse MLflow runs in the web UI on 127.0.0.1"
 
@@ -66,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         print(shlex.join(cmd))
         return 0
     print(
-        f"MLflow UI for {uri} on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr
+        f"MLflow UI for {uri}: open http://{args.host}:{args.port}/#/experiments?{MODEL_VIEW} "
+        "(the model-development view; Ctrl-C stops it)",
+        file=sys.stderr,
     )
     sys.stderr.flush()
     # exec, not a child: a SIGTERM to `nst ui` reaches mlflow itself, which forwards it to its

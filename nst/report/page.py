@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nst import NstError
+from nst.tracking.store import MODEL_VIEW
 
 if TYPE_CHECKING:
     from nst.report import figures as figs
@@ -16,7 +17,9 @@ if TYPE_CHECKING:
         StudyResults,  # matplotlib is heavy; `nst report --help` must not import it
     )
 
-DEFAULT_MLFLOW_URL = "http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+DEFAULT_MLFLOW_URL = (
+    "http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}?" + MODEL_VIEW
+)
 
 MAX_TRIAL_ROWS = 200
 

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
 
+#: MLflow 3's UI opens in its GenAI view unless the URL (or the browser's stored choice) says
+#: this; the experiment tag mlflow.experimentKind alone does not switch it (MLflow 3.17)
+MODEL_VIEW = "workflowType=machine_learning"
+
 #: MLflow accepts at most 1000 metrics per log_batch request
 BATCH_LIMIT = 1000
 #: ... and at most 100 params or 100 tags

@@ -9,6 +9,7 @@ MODULES = [
     "bench_backbones",
     "bench_pyramid",
     "bench_feature_transform",
+    "bench_arbitrary",
     "bench_tracking",
     "bench_study",
     "bench_train",

@@ -15,7 +15,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
@@ -32,6 +32,7 @@ def field_(default: Any, help: str) -> Any:
 #: VGG's preset (nst.backbones.registry.LAYER_PRESETS), kept for the modules that name it
 VGG_CONTENT_LAYERS, VGG_STYLE_LAYERS = LAYER_PRESETS["nst.backbones.vgg"]
 LAYER_KEYS = ("content_layers", "style_layers")
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -173,29 +174,11 @@ class TransferConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TransferConfig:
         """Build a config from plain values (YAML, JSON, CLI), coercing and checking each one."""
-        if not isinstance(values, dict):
-            raise NstError(f"a transfer config must be a mapping, got {type(values).__name__}")
-        valid = field_names()
-        unknown = sorted(set(values) - set(valid))
-        if unknown:
-            raise NstError(
-                f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
-            )
-        hints = typing.get_type_hints(cls)
-        coerced = {k: coerce(k, v, hints[k]) for k, v in values.items()}
-        for key in LAYER_KEYS:
-            # left out, a key means the backbone's preset; written down empty, it is a mistake
-            if key in coerced and not coerced[key]:
-                raise NstError(f"{key} is empty: name at least one layer, or leave the key out")
-        return cls(**coerced)
+        return build_config(cls, values, "")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TransferConfig:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise NstError(f"cannot read config {path}: {err}".splitlines()[0]) from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_yaml(path))
 
     def replace(self, **changes: Any) -> TransferConfig:
         """A copy with `changes`, validated like from_dict. A new backbone gets its own preset
@@ -225,6 +208,37 @@ def _preset_or_none(backbone: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def field_help(name: str) -> str:
     """The one-line description of a config field (see field_)."""
     return next(f.metadata["help"] for f in fields(TransferConfig) if f.name == name)
+
+
+def build_config(cls: type[C], values: Any, kind: str) -> C:
+    """The rules every nst config is built by (TransferConfig, TrainConfig): a mapping, no
+    unknown key (the valid ones named), each value coerced to its field's type, and a layer key
+    written down empty is a mistake (left out, it means the backbone's preset). `kind` names
+    the config in messages ("" or "train ")."""
+    if not isinstance(values, dict):
+        raise NstError(
+            f"a {kind or 'transfer '}config must be a mapping, got {type(values).__name__}"
+        )
+    valid = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise NstError(
+            f"unknown {kind}config key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
+        )
+    hints = typing.get_type_hints(cls)
+    coerced = {k: coerce(k, v, hints[k]) for k, v in values.items()}
+    for key in LAYER_KEYS:
+        if key in coerced and not coerced[key]:
+            raise NstError(f"{key} is empty: name at least one layer, or leave the key out")
+    return cls(**coerced)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A config file's contents ({} when empty); an unreadable file is one line."""
+    try:
+        return yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise NstError(f"cannot read config {path}: {err}".splitlines()[0]) from None
 
 
 def field_names() -> list[str]:

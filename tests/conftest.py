@@ -72,3 +72,13 @@ def isolated_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     home = tmp_path / "torch_home"
     monkeypatch.setenv("TORCH_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def one_thread():  # type: ignore[no-untyped-def]
+    """torch on one thread for the test: the test machine's cores are shared, and
+    oversubscribed threads are several times slower (subprocesses use 1 too)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)

@@ -17,13 +17,7 @@ from nst.cli import main
 from nst.models import get_model
 from nst.train.checkpoint import save_model
 
-
-@pytest.fixture(autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 #: the tracked training behind these three tests: mlflow import, a sqlite store, Lite0 and a

@@ -17,14 +17,7 @@ from nst.models.io import FORMAT, CheckpointError, check_compatible, load_model
 from nst.models.registry import model_options
 from nst.optimize.controls.color import rgb_to_yiq
 
-
-@pytest.fixture(autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    # the test machine's cores are shared: oversubscribed threads are several times slower
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

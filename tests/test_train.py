@@ -31,13 +31,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
 needs_shared = pytest.mark.skipif(not STYLE.exists(), reason="needs /work/shared/data")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    # shared cores: oversubscribed threads are several times slower, and subprocesses use 1 too
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_photos(folder: Path, n: int = 6, seed: int = 0) -> Path:

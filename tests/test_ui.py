@@ -67,6 +67,9 @@ def test_sigterm_stops_the_server_and_every_worker(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert processes_mentioning(str(db)) == [], "processes outlived the SIGTERM"
         with socket.socket() as s:
+            # SO_REUSEADDR: closed connections may linger in TIME_WAIT, but binding still
+            # fails while anything listens on the port
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))  # the port is free again
     finally:
         for pid in processes_mentioning(str(db)):

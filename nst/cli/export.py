@@ -1,5 +1,5 @@
-"""`nst export --model CKPT --onnx out.onnx`: a trained feed-forward network as an ONNX graph
-with dynamic batch, height and width (nst.models.export), checked under onnxruntime."""
+"""`nst export --model CKPT --onnx out.onnx`: a trained feed-forward network (johnson, adain,
+stytr) as an ONNX graph with dynamic batch, height and width (nst.models.export), checked under onnxruntime."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--opset",
         type=int,
-        default=17,
+        default=None,
         choices=range(13, 22),
         metavar="13..21",
-        help="ONNX opset version (default: 17)",
+        help="ONNX opset version (default: 17; stytr: 18, its minimum)",
     )
     p.add_argument("--tracking-uri", help="MLflow store of runs:/ and models:/ URIs")
 
@@ -36,9 +36,11 @@ def run(args: argparse.Namespace) -> int:
     with local_checkpoint(args.model, args.tracking_uri) as path:
         result = export_onnx(path, args.onnx, opset=args.opset)
     shape = "x".join(map(str, CHECK_SHAPE))
+    inputs = " and ".join(result.inputs)
     print(
-        f"wrote {result.path} ({describe(result.meta)}, opset {result.opset}, dynamic batch, "
-        f"height and width >= 8 px; onnxruntime vs torch max |diff| {result.max_abs_diff:.2g} "
+        f"wrote {result.path} ({describe(result.meta)}, opset {result.opset}, inputs {inputs} "
+        f"with dynamic batch, height and width >= {result.min_side} px; onnxruntime vs torch "
+        f"max |diff| {result.max_abs_diff:.2g} "
         f"at {shape}, {result.seconds:.1f} s)",
         file=sys.stderr,
     )

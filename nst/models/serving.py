@@ -15,6 +15,14 @@ returns the stylised batch in x's layout and shape. The layout is read from the 
 axis 3 -> NHWC, else axis 1 of 3 -> NCHW (an image 3 px wide with 3 rows reads as NHWC).
 `model_config={"device": "cuda"}` runs it on a GPU (default: the CPU).
 
+Arbitrary-style networks (adain, stytr: two image inputs) take a dict of two arrays,
+
+    y = model.predict({"content": c, "style": s})   # each NxHxWx3 or Nx3xHxW in [0, 1]
+
+(the style batch may have another size than the content; one style image is broadcast over a
+content batch), and return the stylised content in the content's layout. Their signature is
+two named float32 tensor specs, "content" and "style", of shape (-1, -1, -1, -1).
+
 The signature is a float32 tensor of shape (-1, -1, -1, -1) in and out: any batch, size and
 either layout. Requirements are pinned to this environment's torch, numpy and mlflow (given
 explicitly: MLflow's inference of them loads the model in a subprocess, seconds per save).
@@ -65,19 +73,38 @@ class StylizerModel(PythonModel):
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         import torch
 
-        array = np.asarray(model_input, dtype=np.float32)
-        nchw, nhwc = to_nchw(array)
+        from nst.models.registry import model_inputs
+
+        names = model_inputs(self.model)
+        if len(names) > 1 or isinstance(model_input, dict):
+            if not isinstance(model_input, dict) or set(names) - set(model_input):
+                raise NstError(
+                    f"this {self.meta.get('method')} model takes a dict of arrays with the "
+                    f"keys {', '.join(names)}; got {type(model_input).__name__}"
+                )
+            arrays = [np.asarray(model_input[n], dtype=np.float32) for n in names]
+        else:
+            arrays = [np.asarray(model_input, dtype=np.float32)]
+        batches = [to_nchw(a) for a in arrays]
+        tensors = [torch.from_numpy(b).to(self.device) for b, _ in batches]
+        if len(tensors) > 1 and tensors[1].shape[0] == 1 < tensors[0].shape[0]:
+            tensors[1] = tensors[1].expand(tensors[0].shape[0], -1, -1, -1)
         with torch.no_grad():
-            y = self.model(torch.from_numpy(nchw).to(self.device)).float().cpu().numpy()
-        return np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if nhwc else y
+            y = self.model(*tensors).float().cpu().numpy()
+        return np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if batches[0][1] else y
 
 
-def signature() -> Any:
+def signature(inputs: tuple[str, ...] = ("content",)) -> Any:
+    """One unnamed image tensor in and out; for two inputs (adain, stytr) named ones."""
     from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
+    from mlflow.types import ColSpec, Schema, TensorSpec
 
-    spec = TensorSpec(np.dtype(np.float32), (-1, -1, -1, -1))
-    return ModelSignature(inputs=Schema([spec]), outputs=Schema([spec]))
+    shape, dtype = (-1, -1, -1, -1), np.dtype(np.float32)
+    spec = TensorSpec(dtype, shape)
+    if len(inputs) == 1:
+        return ModelSignature(inputs=Schema([spec]), outputs=Schema([spec]))
+    named: list[ColSpec | TensorSpec] = [TensorSpec(dtype, shape, name=n) for n in inputs]
+    return ModelSignature(inputs=Schema(named), outputs=Schema([spec]))
 
 
 def requirements() -> list[str]:
@@ -95,13 +122,18 @@ def save_mlflow_model(checkpoint: str | Path, path: str | Path) -> Path:
     """Write the MLflow model of `checkpoint` (a model.pt) into the new folder `path`."""
     import mlflow.pyfunc
 
+    from nst.models.io import read_checkpoint
+    from nst.models.registry import ARBITRARY
+
+    method = read_checkpoint(checkpoint).get("meta", {}).get("method")
+    inputs = ("content", "style") if method in ARBITRARY else ("content",)
     path = Path(path)
     code = Path(__file__).with_name("mlflow_model.py")  # a model from code: no pickle
     with quiet():
         # no input_example: MLflow would load and run the model to check it (~4 s per save)
         mlflow.pyfunc.save_model(
             path=str(path), python_model=str(code),
-            artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=signature(),
+            artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=signature(inputs),
             pip_requirements=requirements(),
         )  # fmt: skip
     return path

@@ -38,11 +38,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from nst import NstError
 from nst.backbones.registry import _MODULE, default_layers
-from nst.config import _check_types, coerce
+from nst.config import LAYER_KEYS, _check_types, build_config, coerce, read_yaml
 
 ARBITRARY_METHODS = ("adain", "stytr")
 VGG_ADAIN_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -72,7 +70,6 @@ METHOD_FIELDS: dict[str, tuple[str, ...]] = {
 }
 JOHNSON_CONTENT_LAYERS = ("relu2_2",)
 JOHNSON_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-LAYER_KEYS = ("content_layers", "style_layers")
 #: keys a resumed run may change; any other difference from the checkpoint's config is refused
 RESUMABLE_KEYS = ("steps", "checkpoint_every", "sample_every", "log_every", "device")
 
@@ -188,28 +185,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build a config from plain values (YAML, JSON, CLI), coercing and checking each one."""
-        if not isinstance(values, dict):
-            raise NstError(f"a train config must be a mapping, got {type(values).__name__}")
-        valid = field_names()
-        unknown = sorted(set(values) - set(valid))
-        if unknown:
-            raise NstError(
-                f"unknown train config key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
-            )
-        hints = typing.get_type_hints(cls)
-        coerced = {k: coerce(k, v, hints[k]) for k, v in values.items()}
-        for key in LAYER_KEYS:
-            if key in coerced and not coerced[key]:
-                raise NstError(f"{key} is empty: name at least one layer, or leave the key out")
-        return cls(**coerced)
+        return build_config(cls, values, "train ")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise NstError(f"cannot read config {path}: {err}".splitlines()[0]) from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_yaml(path))
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with `changes`, validated like from_dict."""

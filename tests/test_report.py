@@ -167,7 +167,8 @@ def test_study_page_sections(fake_report: Path) -> None:
     assert "Not available" not in html  # every section of a complete study has its data
     # every trial links to its MLflow run through the default URL template
     for t in range(6):
-        assert f'href="http://127.0.0.1:5000/#/experiments/7/runs/{t + 1:032x}"' in html
+        run = f"http://127.0.0.1:5000/#/experiments/7/runs/{t + 1:032x}"
+        assert f'href="{run}?workflowType=machine_learning"' in html
     assert "0123456789abcdef0123456789abcdef01234567" in html and "f" * 64 in html
     assert "dvc repro study@backbones" in html
     assert "dvc exp run -S profile=smoke -S study.trials=6" in html

@@ -102,3 +102,26 @@ def test_module_stays_short(name: str) -> None:
 def test_top_level_keeps_only_shared_modules() -> None:
     top = {p.stem for p in PACKAGE.glob("*.py")}
     assert top == {"__init__", "__main__", "config", "images", "losses", "provenance"}
+
+
+#: the chapters in reading order: each may import only the ones before it (docs/DESIGN.md)
+CHAPTERS = ("nst", "images", "losses", "provenance", "backbones", "config", "metrics", "data",
+            "optimize", "tracking", "models", "train", "methods", "study", "report", "cli",
+            "__main__")  # fmt: skip
+
+
+def chapter(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "nst"
+
+
+def test_imports_point_down_the_chapters() -> None:
+    mods = modules()
+    assert {chapter(m) for m in mods} <= set(CHAPTERS), "a new chapter: place it in CHAPTERS"
+    upward = sorted(
+        f"{m} -> {d}"
+        for m, deps in import_graph().items()
+        for d in deps
+        if CHAPTERS.index(chapter(d)) > CHAPTERS.index(chapter(m))
+    )
+    assert not upward, "imports against the reading order: " + "; ".join(upward)

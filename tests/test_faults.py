@@ -28,6 +28,7 @@ from nst.optimize.loop import NonFiniteLoss
 from nst.study.attrs import FAIL_REASON, FAULT, MLFLOW_RUN_ID, RETRY_OF, WORKER, Fault, fault_of
 from nst.study.faults import UnreadableImageWarning, classify, failure_reason
 from nst.study.objective import StudyOptions
+from nst.study.parent import ensure_parent_run
 from nst.study.runner import n_done, open_study, requeue_if_not_its_own, run_study
 from nst.study.spec import load_experiment, parse_experiment
 from nst.study.storage import requeue
@@ -414,7 +415,7 @@ def test_sigkill_a_worker_mid_trial_the_study_completes_and_keeps_every_trial_on
     # the study and its MLflow parent run are made once, before the workers start
     study = open_study(spec, storage, 0)
     opts = StudyOptions(out=tmp_path / "r", storage=POSTGRES, tracking_uri=mlflow_server.uri)
-    nst.study.runner._ensure_parent_run(study, spec, opts)
+    ensure_parent_run(study, spec, opts)
     cmd = study_cmd(spec_file, POSTGRES, mlflow_server.uri, tmp_path / "r")
     env = nst_env()
     try:

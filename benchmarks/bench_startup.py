@@ -28,7 +28,11 @@ ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRAC
 
 
 def cpu() -> str:
-    """The CPU as every benchmark line should name it: cores, vector width, bf16."""
+    """The CPU as every benchmark line should name it: cores, vector width, bf16.
+
+    Not benchmarks.common.cpu_line: that imports torch, and a child's peak RSS (os.wait4)
+    starts from its parent's RSS at fork, so a torch-importing parent would inflate every
+    measured `nst --help` to ~500 MB."""
     flags = cpu_flags()
     vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     bf16 = "native bf16" if flags & {"avx512_bf16", "amx_bf16"} else "bf16 emulated"

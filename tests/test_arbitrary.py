@@ -29,14 +29,8 @@ STYTR = {"encoder": "deit_tiny", "decoder_width": 0.125, "weights": "random"}
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random DeiT weights: the loud warning is expected
-        yield
-    torch.set_num_threads(saved)
+# one torch thread (conftest); the random encoder weights' loud warning is expected here
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore")]
 
 
 def folders(root: Path, photos: tuple[str, ...], styles: tuple[str, ...]) -> tuple[Path, Path]:

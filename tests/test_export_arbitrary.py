@@ -28,14 +28,8 @@ OPTIONS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random encoder weights: the loud warning is expected
-        yield
-    torch.set_num_threads(saved)
+# one torch thread (conftest); the random encoder weights' loud warning is expected here
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore")]
 
 
 def tiny(method: str) -> Any:

@@ -1,19 +1,10 @@
-"""Patch-grid artefacts of transformer backbones: a metric and two mitigations.
+"""Patch-grid artefacts of transformer backbones: two mitigations.
 
 A ViT sees the image through a fixed P x P patch grid, so an optimised image can lower
 its loss with structure that repeats every P pixels: a visible grid. The metric measures
-that periodic part; the mitigations take away the grid's fixed phase.
+that periodic part (nst.metrics.artifacts); the mitigations take away the grid's fixed phase.
 
-Metric. Split an image x (C x H x W, H and W multiples of P) into its (H/P)(W/P) patches
-and average them into one mean patch m (C x P x P). The patch-periodic component of x is m
-tiled over the image; by Parseval it is exactly the part of the spectrum on the lattice of
-the patch frequency and its harmonics, (u, v) in {(a H/P, b W/P)}. The patch-grid energy is
-
-    E_P(x) = sum_c ||m_c - mean(m_c)||^2 * (H W / P^2) / sum_c ||x_c - mean(x_c)||^2
-
-the share of the image's variance that repeats with period P (in [0, 1]). Random noise
-scores about P^2 / (H W) (one over the number of patches); a pure P-periodic pattern
-scores 1.
+The metric, the patch-grid energy E_P, is nst.metrics.artifacts.patch_grid_energy.
 
 Mitigations (TransferConfig.jitter, TransferConfig.shift_average; both 0 = off):
 - jitter N: before each optimisation step draw a shift (dy, dx) uniformly in {0..N}^2

@@ -1,12 +1,10 @@
 """`run_methods`: every method of experiments/methods.yaml on the same held-out pairs.
 
-1. The split (documented in nst.methods.spec): the first `pairs.content` photos of
-   <data>/content, sorted by path, are evaluated and never trained on; <out>/methods/split/
-   train/ links the rest (the training photos). The first `pairs.styles` images of
-   <data>/style are the evaluation styles; adain and stytr train on the other styles
-   (<out>/methods/split/styles/), or on all of them when no other is left (summary.json says
-   which: `split.arbitrary_styles`). Johnson trains one network per evaluation style.
-2. Training (nst.train.train) into <out>/methods/runs/<method>[-<style stem>]/; a run whose
+1. The held-out split (nst.methods.split): the first `pairs.content` photos are evaluated and
+   never trained on; johnson trains one network per evaluation style, adain and stytr on the
+   other styles.
+2. Training (nst.train.train) into <out>/methods/runs/<method>/ (johnson:
+   runs/<method>/<style stem>/, one per style); a run whose
    model.pt holds the same TrainConfig is reused, an interrupted one with the same config is
    resumed, and one with another config is deleted and retrained.
 3. Every method stylises every content x style pair through nst.methods.Stylizer (time and
@@ -29,57 +27,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nst import NstError, __version__
+from nst import __version__
 from nst.images import atomic_write, load_image, save_image
 from nst.methods.spec import MethodPlan, Plan, load_plan
+from nst.methods.split import Split, held_out_split
 from nst.methods.stylizer import Stylizer
 from nst.metrics import Evaluator
 from nst.models.io import read_checkpoint
 from nst.train.config import TrainConfig
-from nst.train.data import find_images
 from nst.train.loop import train
 
 FIXED_COLUMNS = ("method", "content", "style", "seconds", "peak_memory_mb", "image")
-
-
-def split_data(plan: Plan, data: Path, root: Path) -> dict[str, Any]:
-    """The held-out split (module docstring); training folders of symlinks under root/split."""
-    photos, styles = find_images(data / "content"), find_images(data / "style")
-    trained = any(m.trained for m in plan.methods)
-    need = plan.contents + (1 if trained else 0)
-    if len(photos) < need:
-        raise NstError(
-            f"{data / 'content'} has {len(photos)} photos: the comparison evaluates "
-            f"{plan.contents} and needs at least one more to train on; lower pairs.content"
-        )
-    if len(styles) < plan.styles:
-        raise NstError(f"{data / 'style'} has {len(styles)} styles, pairs.styles is {plan.styles}")
-    eval_styles, rest = styles[: plan.styles], styles[plan.styles :]
-    split = root / "split"
-    train_dir, style_dir = split / "train", split / "styles"
-    _links(train_dir, photos[plan.contents :])
-    _links(style_dir, rest or eval_styles)
-    return {
-        "contents": photos[: plan.contents], "styles": eval_styles,
-        "train": train_dir, "train_styles": style_dir,
-        "facts": {"eval_contents": [p.name for p in photos[: plan.contents]],
-                  "eval_styles": [p.name for p in eval_styles],
-                  "train_contents": len(photos) - plan.contents,
-                  "arbitrary_styles": "held-out (the other styles)" if rest
-                  else "the evaluation styles (no other style in the data)"},
-    }  # fmt: skip
-
-
-def _links(folder: Path, files: list[Path]) -> None:
-    """`folder` holds exactly one symlink per file (named <index>_<name>, so names never clash)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    want = {f"{i:04d}_{p.name}": p.resolve() for i, p in enumerate(files)}
-    for old in folder.iterdir():
-        if old.name not in want or not old.is_symlink() or old.resolve() != want[old.name]:
-            old.unlink()
-    for name, target in want.items():
-        if not (folder / name).is_symlink():
-            (folder / name).symlink_to(target)
 
 
 def ensure_trained(config: TrainConfig, run: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -105,20 +63,22 @@ def ensure_trained(config: TrainConfig, run: Path, log: Callable[[str], None]) -
 
 
 def _stylizers(
-    plan: Plan, m: MethodPlan, split: dict[str, Any], runs: Path, log: Callable[[str], None]
+    plan: Plan, m: MethodPlan, split: Split, runs: Path, log: Callable[[str], None]
 ) -> tuple[dict[str, Stylizer], list[dict[str, Any]]]:
     """style name -> the Stylizer that stylises it ("*" for every style), and the runs."""
     if not m.trained:
         return {"*": Stylizer.from_config(plan.transfer_config(m), m.name)}, []
     if m.method == "johnson":
-        targets = [(s.name, runs / f"{m.name}-{s.stem}", s) for s in split["styles"]]
+        targets = [(s.name, runs / m.name / s.stem, s) for s in split.styles]
     else:
-        targets = [("*", runs / m.name, split["train_styles"])]
+        targets = [("*", runs / m.name, split.train_styles)]
     out, records = {}, []
     for key, run, style in targets:
-        record = ensure_trained(plan.train_config(m, split["train"], style), run, log)
+        record = ensure_trained(plan.train_config(m, split.train, style), run, log)
         out[key] = Stylizer.from_checkpoint(record["model"], m.name, device=plan.device)
-        records.append(record)
+        # paths relative to <out>/methods/, so the report finds them wherever results/ moved
+        rel = {k: Path(record[k]).relative_to(runs.parent).as_posix() for k in ("run", "model")}
+        records.append({**record, **rel, "style": key})
     return out, records
 
 
@@ -134,7 +94,9 @@ def run_methods(
     plan = load_plan(spec, profile)
     root = Path(out) / "methods"
     root.mkdir(parents=True, exist_ok=True)
-    split = split_data(plan, Path(data), root)
+    split = held_out_split(
+        Path(data), root, plan.contents, plan.styles, train=any(m.trained for m in plan.methods)
+    )
     stage = root / f".staging-{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}"
     stage.mkdir()
     try:
@@ -146,15 +108,15 @@ def run_methods(
 
 
 def _run(
-    plan: Plan, split: dict[str, Any], root: Path, stage: Path, log: Callable[[str], None]
+    plan: Plan, split: Split, root: Path, stage: Path, log: Callable[[str], None]
 ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, str]]:
     used = {str(m.config.get(k)) for m in plan.methods for k in ("backbone", "encoder")}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*no ImageNet.*")
         evaluator = Evaluator("efficientnet_lite2" if "efficientnet_lite2" in used else None,
                               judge=plan.judge)  # fmt: skip
-    contents = [(p, load_image(p, size=plan.size)) for p in split["contents"]]
-    styles = [(p, load_image(p, size=plan.size)) for p in split["styles"]]
+    contents = [(p, load_image(p, size=plan.size)) for p in split.contents]
+    styles = [(p, load_image(p, size=plan.size)) for p in split.styles]
     rows: list[dict[str, Any]] = []
     methods: dict[str, Any] = {}
     for m in plan.methods:
@@ -188,7 +150,7 @@ def _write(
     root: Path,
     stage: Path,
     plan: Plan,
-    split: dict[str, Any],
+    split: Split,
     rows: list[dict[str, Any]],
     methods: dict[str, Any],
     judge: dict[str, str],
@@ -205,7 +167,7 @@ def _write(
     summary = {
         "spec": plan.path, "profile": plan.profile, "description": plan.description,
         "size": plan.size, "device": plan.device, "seed": plan.seed, "data": str(data),
-        "data_source": source, "split": split["facts"], "methods": methods, "judge": judge,
+        "data_source": source, "split": split.facts, "methods": methods, "judge": judge,
         "metrics": metrics, "random_weights_methods": random,
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "nst_version": __version__,
     }  # fmt: skip

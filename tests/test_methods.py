@@ -167,7 +167,16 @@ def test_smoke_profile_runs_every_method_end_to_end(
     assert summary["split"]["eval_contents"] == ["i0.png"]
     trained = sorted(p.resolve().name for p in (root / "split" / "train").iterdir())
     assert trained == ["i1.png", "i2.png"]
-    assert sorted(p.name for p in (root / "runs").iterdir()) == ["adain", "johnson-i0", "stytr"]
+    assert sorted(p.name for p in (root / "runs").iterdir()) == ["adain", "johnson", "stytr"]
+    assert [p.name for p in (root / "runs" / "johnson").iterdir()] == ["i0"]  # one per style
+    runs = {n: [r["run"] for r in m["runs"]] for n, m in summary["methods"].items()}
+    assert runs == {"gatys": [], "johnson": ["runs/johnson/i0"], "adain": ["runs/adain"],
+                    "stytr": ["runs/stytr"]}  # fmt: skip
+    means = json.loads((root / "metrics.json").read_text())
+    ssim = {n: v["ssim"] for n, v in means.items()}
+    assert ssim == pytest.approx(
+        {r["method"]: float(r["ssim"]) for r in rows}, abs=1e-6
+    )  # one pair each
     assert summary["judge"]["backbone"] == "efficientnet_lite2"
     assert summary["random_weights_methods"] == ["stytr"]  # deit_tiny random in the smoke profile
     # a second run through the CLI reuses every trained network and rewrites the results
@@ -203,3 +212,80 @@ def test_methods_section_renders_grid_plot_tables_and_networks(smoke: Path, tmp_
     assert "Methods compared" in html and "efficientnet_lite2" in html and "deit_tiny" in html
     assert (tmp_path / "reports" / "assets" / "index-methods-grid.png") in written
     assert methods_sections(tmp_path / "nothing") == []
+
+
+def test_plan_files_change_only_for_the_method_edited(tmp_path: Path) -> None:
+    from nst.methods.training import write_plans
+
+    spec = tmp_path / "methods.yaml"
+    spec.write_text(SPEC.read_text())
+    first = {p.name: p.read_bytes() for p in write_plans(spec, "smoke", tmp_path / "out")}
+    assert sorted(first) == [f"{m}.json" for m in sorted(METHODS)]
+    plan = load_plan(tmp_path / "out" / "methods" / "plan" / "adain.json", "smoke")
+    assert [m.name for m in plan.methods] == ["adain"] and plan == load_plan(spec, "smoke").only(
+        "adain"
+    )
+    spec.write_text(spec.read_text().replace("encoder_layer: stage2, lr: 1.0e-3",
+                                             "encoder_layer: stage2, lr: 3.0e-3"))  # fmt: skip
+    second = {p.name: p.read_bytes() for p in write_plans(spec, "smoke", tmp_path / "out")}
+    assert [n for n in first if first[n] != second[n]] == ["adain.json"]
+    with pytest.raises(NstError, match="plan of the smoke profile, not quick"):
+        load_plan(tmp_path / "out" / "methods" / "plan" / "adain.json", "quick")
+
+
+def test_evaluate_trains_nothing_and_says_which_stage_to_run(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--step evaluate (the DVC methods stage) with a network missing: one line naming the
+    train stage, exit 2 (a user error), and the results of an earlier run untouched."""
+    out = tmp_path / "results"
+    (out / "methods").mkdir(parents=True)
+    (out / "methods" / "results.csv").write_text("earlier\n")
+    argv = ["methods", str(SPEC), "--profile", "smoke", "--data", str(data), "--out", str(out),
+            "--no-track", "--quiet"]  # fmt: skip
+    assert main([*argv, "--step", "evaluate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "runs/johnson/i0 has no model.pt" in err
+    assert "dvc repro train@johnson" in err and "Traceback" not in err
+    assert (out / "methods" / "results.csv").read_text() == "earlier\n"
+    assert not (out / "methods" / "runs").exists()
+    assert main([*argv, "--step", "evaluate", "--method", "adain"]) == 2
+    assert "add --step train" in capsys.readouterr().err
+    assert main([*argv, "--step", "train", "--method", "gatys"]) == 2
+    assert "nothing to train" in capsys.readouterr().err
+
+
+def test_the_comparison_is_tracked_in_mlflow(data: Path, tmp_path: Path) -> None:
+    """--step train logs one run per network; --step evaluate a parent run with one nested run
+    per method holding its means and images."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "results"
+    argv = ["methods", str(SPEC), "--profile", "smoke", "--data", str(data), "--out", str(out),
+            "--tracking-uri", uri, "--quiet"]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*argv, "--step", "train"]) == 0
+        assert main([*argv, "--step", "evaluate"]) == 0
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("methods")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    assert set(runs) == {"train-johnson-i0", "train-adain", "train-stytr", "methods-smoke",
+                         *METHODS}  # fmt: skip
+    parent = runs["methods-smoke"]
+    assert parent.data.tags["nst.kind"] == "methods" and "stytr" in parent.data.tags["nst.warning"]
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {
+        "results.csv", "summary.json"}  # fmt: skip
+    with (out / "methods" / "results.csv").open() as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    for name in METHODS:
+        child = runs[name]
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.metrics["mean/ssim"] == pytest.approx(float(rows[name]["ssim"]), abs=1e-6)
+        assert child.data.metrics["pairs"] == 1
+        images = client.list_artifacts(child.info.run_id, "images")
+        assert [Path(a.path).name for a in images] == ["i0__i0.png"]
+    assert runs["adain"].data.tags["nst.methods.train_runs"] == runs["train-adain"].info.run_id
+    assert runs["train-adain"].data.tags["nst.method"] == "adain"
+    assert "loss/total" in runs["train-adain"].data.metrics

@@ -2,9 +2,10 @@
 repository with the smoke profile and two experiments.
 
 The end-to-end test checks what a user relies on: `dvc repro` completes; a second `dvc repro`
-runs nothing; editing one experiment file re-runs only that study and the report; a study
-re-run replaces its study rather than adding trials; `dvc exp run -S study.trials=3` records
-the parameter and its metrics."""
+runs nothing; editing one experiment file re-runs only that study and the report; editing one
+method of experiments/methods.yaml retrains only that method (then the evaluation and the
+report); a study re-run replaces its study rather than adding trials; `dvc exp run -S
+study.trials=3` records the parameter and its metrics."""
 
 from __future__ import annotations
 
@@ -50,7 +51,20 @@ def test_every_experiment_in_params_has_a_study_stage() -> None:
         assert (ROOT / "experiments" / f"{name}.yaml").is_file(), name
     out = dvc(ROOT, "stage", "list", "--all").stdout
     stages = {line.split()[0] for line in out.splitlines() if line.strip()}
-    assert stages == {"fetch", "report", *(f"study@{n}" for n in params["experiments"])}
+    trained = {f"train@{n}" for n in params["methods"]["train"]}
+    assert stages == {"fetch", "report", "methods-plan", "methods", *trained,
+                      *(f"study@{n}" for n in params["experiments"])}  # fmt: skip
+
+
+def test_the_train_stages_are_the_specs_trained_methods() -> None:
+    """params.yaml methods.train lists exactly the trained methods of the spec: a method
+    missing there would have no train@ stage, and `nst methods --step evaluate` would stop."""
+    from nst.methods.spec import load_plan
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for profile in ("smoke", "quick", "full"):
+        plan = load_plan(ROOT / params["methods"]["spec"], profile)
+        assert params["methods"]["train"] == [m.name for m in plan.methods if m.trained]
 
 
 def test_stages_declare_deps_params_outs_and_metrics() -> None:
@@ -69,10 +83,16 @@ def test_stages_declare_deps_params_outs_and_metrics() -> None:
     assert "analytics = false" in (ROOT / ".dvc" / "config").read_text()
 
 
-def test_dag_runs_fetch_then_each_study_then_the_report() -> None:
-    names = yaml.safe_load((ROOT / "params.yaml").read_text())["experiments"]
+def test_dag_runs_fetch_then_each_study_and_the_methods_then_the_report() -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    names, trained = params["experiments"], params["methods"]["train"]
     edges = set(re.findall(r'"([^"]+)" -> "([^"]+)"', dvc(ROOT, "dag", "--dot").stdout))
     expected = {("fetch", f"study@{n}") for n in names} | {(f"study@{n}", "report") for n in names}
+    expected |= {("fetch", f"train@{n}") for n in trained}
+    expected |= {("methods-plan", f"train@{n}") for n in trained}
+    expected |= {(f"train@{n}", "methods") for n in trained}
+    expected |= {("fetch", "methods"), ("methods-plan", "methods"), ("methods", "report")}
+    expected |= {(f"train@{n}", "report") for n in trained} | {("methods-plan", "report")}
     assert edges == expected
 
 
@@ -104,7 +124,7 @@ def make_repo(tmp: Path) -> Path:
     shutil.copy(ROOT / "dvc.yaml", repo)
     shutil.copytree(ROOT / "nst", repo / "nst", ignore=shutil.ignore_patterns("__pycache__"))
     (repo / "experiments").mkdir()
-    for name in EXPERIMENTS:
+    for name in (*EXPERIMENTS, "methods"):
         shutil.copy(ROOT / "experiments" / f"{name}.yaml", repo / "experiments")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     mirror = SHARED if (SHARED / "manifest.json").exists() else tmp / "no-mirror"
@@ -134,7 +154,8 @@ def commit(repo: Path, message: str) -> None:
 @pytest.mark.timeout(1500)
 def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
-    all_stages = {"fetch", "report", *(f"study@{n}" for n in EXPERIMENTS)}
+    methods = {"methods-plan", "train@johnson", "train@adain", "train@stytr", "methods"}
+    all_stages = {"fetch", "report", *methods, *(f"study@{n}" for n in EXPERIMENTS)}
 
     # 1. the whole pipeline runs
     first = dvc(repo, "repro")
@@ -145,7 +166,14 @@ def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
         assert metrics["n_trials"] == 2  # the smoke budget
         assert (folder / "optuna.db").is_file() and list((folder / "images").glob("*.png"))
     assert (repo / "reports" / "index.html").is_file()
+    assert "Methods compared" in (repo / "reports" / "index.html").read_text()
     assert json.loads((repo / "data" / "lock.json").read_text())["files"]
+    means = json.loads((repo / "results" / "methods" / "metrics.json").read_text())
+    assert set(means) == {"gatys", "johnson", "adain", "stytr"} and means["adain"]["pairs"] == 1
+    models = {n: (repo / "results" / "methods" / "runs" / n).rglob("model.pt")
+              for n in ("johnson", "adain", "stytr")}  # fmt: skip
+    stamps = {n: [p.stat().st_mtime_ns for p in paths] for n, paths in models.items()}
+    assert all(len(v) == 1 for v in stamps.values()), stamps
     commit(repo, "first run")
 
     # 2. nothing changed: nothing runs
@@ -169,6 +197,23 @@ def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
     images = sorted(p.name for p in (repo / "results" / "optimizers" / "images").glob("*.png"))
     assert images == ["trial000_pair0.png", "trial001_pair0.png"]  # trials that really ran
     commit(repo, "edit optimizers")
+
+    # 3b. one method's settings edited: that method is retrained, the others are not
+    spec = repo / "experiments" / "methods.yaml"
+    text = spec.read_text()
+    edited = text.replace("adain: {encoder: efficientnet_lite0, encoder_layer: stage2, lr: 1.0e-3",
+                          "adain: {encoder: efficientnet_lite0, encoder_layer: stage2, lr: 2.0e-3")  # fmt: skip
+    assert edited != text
+    spec.write_text(edited)
+    fourth = dvc(repo, "repro")
+    assert ran(fourth.stdout) == {"methods-plan", "train@adain", "methods", "report"}, fourth.stdout
+    for n in stamps:
+        now = [p.stat().st_mtime_ns for p in (repo / "results/methods/runs" / n).rglob("model.pt")]
+        assert (now != stamps[n]) == (n == "adain"), (n, now, stamps[n])
+    summary = json.loads((repo / "results" / "methods" / "summary.json").read_text())
+    assert summary["methods"]["adain"]["config"]["lr"] == 2.0e-3
+    assert ran(dvc(repo, "repro").stdout) == set()
+    commit(repo, "edit adain")
 
     # 4. an experiment with another trial budget: the param and its metrics are recorded
     dvc(repo, "exp", "run", "-S", "study.trials=3")

@@ -1,5 +1,10 @@
 """`nst methods experiments/methods.yaml --profile smoke --data data --out results`: compare
-the stylisation methods on the same held-out pairs (nst.methods.run_methods)."""
+the stylisation methods on the same held-out pairs (nst.methods).
+
+--step all (default) trains what needs training and evaluates; the DVC pipeline runs the
+steps apart: plan (one resolved plan file per method), train (one method, from its plan
+file: the stage train@<method>), evaluate (trains nothing: the stage methods).
+"""
 
 from __future__ import annotations
 
@@ -10,27 +15,59 @@ import sys
 from pathlib import Path
 
 HELP = "compare methods (gatys, johnson, adain, stytr) on the same held-out pairs"
+STEPS = ("all", "plan", "train", "evaluate")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", type=Path, help="methods file, e.g. experiments/methods.yaml")
+    p.add_argument("spec", type=Path,
+                   help="methods file (experiments/methods.yaml) or a plan file of --step plan")  # fmt: skip
     p.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"),
                    help="smoke (CI seconds) | quick (make repro, 2 cores) | full (GPU protocol)")  # fmt: skip
     p.add_argument("--data", type=Path, default=Path("data"),
                    help="folder with content/ and style/ (nst fetch's output)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("results"),
                    help="results folder: writes <out>/methods/")  # fmt: skip
+    p.add_argument("--step", choices=STEPS, default="all",
+                   help="all: train and evaluate; plan: write <out>/methods/plan/<name>.json; "
+                   "train: train the networks (of --method); evaluate: stylise and judge with "
+                   "the trained networks, training none")  # fmt: skip
+    p.add_argument("--method", action="append", metavar="NAME",
+                   help="--step train: only this method (repeatable; default: every trained one)")  # fmt: skip
+    p.add_argument("--tracking-uri", metavar="URI",
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite mlflow.db)")  # fmt: skip
+    p.add_argument("--experiment", default="methods", help="MLflow experiment (default: methods)")
+    p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.add_argument("--quiet", action="store_true", help="print only the final table")
 
 
 def run(args: argparse.Namespace) -> int:
-    from nst.methods.run import run_methods
+    from nst import NstError
+    from nst.methods.tracking import log_comparison, training_hooks
+    from nst.methods.training import train_methods, write_plans
 
     def log(line: str) -> None:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
-    root = run_methods(args.spec, args.profile, args.data, args.out, log=log)
+    if args.method and args.step != "train":
+        raise NstError("--method selects what --step train trains; add --step train")
+    if args.step == "plan":
+        paths = write_plans(args.spec, args.profile, args.out)
+        print(f"methods plan ({args.profile}): {', '.join(str(p) for p in paths)}")
+        return 0
+    hooks = None if args.no_track else training_hooks(args.tracking_uri, args.profile,
+                                                      args.experiment)  # fmt: skip
+    if args.step == "train":
+        records = train_methods(args.spec, args.profile, args.data, args.out, args.method,
+                                log=log, hooks=hooks)  # fmt: skip
+        for r in records:
+            state = f"trained in {r['seconds']:.1f} s" if r["trained"] else "reused"
+            print(f"  {r['run']}: {state}")
+        return 0
+    from nst.methods.run import run_methods
+
+    root = run_methods(args.spec, args.profile, args.data, args.out, log=log,
+                       train=args.step == "all", hooks=hooks)  # fmt: skip
     summary = json.loads((root / "summary.json").read_text())
     with (root / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -42,4 +79,8 @@ def run(args: argparse.Namespace) -> int:
         mean = {k: sum(float(r[k]) for r in mine) / len(mine)
                 for k in ("ssim", "style_gram_dist", "seconds", "peak_memory_mb") if k in mine[0]}  # fmt: skip
         print(f"  {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in mean.items()))
+    if not args.no_track:
+        run_id = log_comparison(root, args.tracking_uri, args.experiment)
+        if run_id:
+            print(f"MLflow: run {run_id} (experiment {args.experiment}), one nested run per method")
     return 0

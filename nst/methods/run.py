@@ -3,14 +3,13 @@
 1. The held-out split (nst.methods.split): the first `pairs.content` photos are evaluated and
    never trained on; johnson trains one network per evaluation style, adain and stytr on the
    other styles.
-2. Training (nst.train.train) into <out>/methods/runs/<method>/ (johnson:
-   runs/<method>/<style stem>/, one per style); a run whose
-   model.pt holds the same TrainConfig is reused, an interrupted one with the same config is
-   resumed, and one with another config is deleted and retrained.
+2. Training (nst.methods.training) into <out>/methods/runs/<method>/ (johnson: one network
+   per style, runs/<method>/<style stem>/), reused while the config is the same.
 3. Every method stylises every content x style pair through nst.methods.Stylizer (time and
    peak memory measured there) and nst.metrics.Evaluator judges it (held-out network).
 4. <out>/methods/results.csv (one row per method x pair), summary.json (split, configs,
-   runs, networks, judge) and images/<method>/<content>__<style>.png are written into a
+   runs, networks, judge), metrics.json (each method's means, for `dvc metrics show`) and
+   images/<method>/<content>__<style>.png are written into a
    staging folder and moved into place, so a failed run leaves the previous results whole.
 """
 
@@ -20,9 +19,7 @@ import csv
 import io
 import json
 import shutil
-import time
 import warnings
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,53 +29,27 @@ from nst.images import atomic_write, load_image, save_image
 from nst.methods.spec import MethodPlan, Plan, load_plan
 from nst.methods.split import Split, held_out_split
 from nst.methods.stylizer import Stylizer
+from nst.methods.training import Hooks, Log, train_method
 from nst.metrics import Evaluator
-from nst.models.io import read_checkpoint
-from nst.train.config import TrainConfig
-from nst.train.loop import train
 
 FIXED_COLUMNS = ("method", "content", "style", "seconds", "peak_memory_mb", "image")
 
 
-def ensure_trained(config: TrainConfig, run: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    """<run>/model.pt trained with `config`: reused, resumed or (re)trained (module doc)."""
-    model, ckpt = run / "model.pt", run / "checkpoint.pt"
-    same = False
-    if model.exists():
-        saved = read_checkpoint(model)["meta"].get("config") or {}
-        if TrainConfig.from_dict(dict(saved)) == config:
-            log(f"  {run.name}: trained already (same config), reused")
-            return {"run": str(run), "model": str(model), "trained": False, "seconds": 0.0}
-    elif ckpt.exists():
-        saved = read_checkpoint(ckpt)["meta"].get("config") or {}
-        same = TrainConfig.from_dict(dict(saved)) == config
-    if run.exists() and not same:
-        log(f"  {run.name}: another config in the folder, retraining")
-        shutil.rmtree(run)
-    log(f"  {run.name}: training {config.method}, {config.steps} steps")
-    t0 = time.perf_counter()
-    result = train(config, run, resume=same, progress=False)
-    return {"run": str(run), "model": str(result.model), "trained": True,
-            "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
-
-
 def _stylizers(
-    plan: Plan, m: MethodPlan, split: Split, runs: Path, log: Callable[[str], None]
+    plan: Plan,
+    m: MethodPlan,
+    split: Split,
+    runs: Path,
+    log: Log,
+    allow_train: bool,
+    hooks: Hooks | None,
 ) -> tuple[dict[str, Stylizer], list[dict[str, Any]]]:
     """style name -> the Stylizer that stylises it ("*" for every style), and the runs."""
     if not m.trained:
         return {"*": Stylizer.from_config(plan.transfer_config(m), m.name)}, []
-    if m.method == "johnson":
-        targets = [(s.name, runs / m.name / s.stem, s) for s in split.styles]
-    else:
-        targets = [("*", runs / m.name, split.train_styles)]
-    out, records = {}, []
-    for key, run, style in targets:
-        record = ensure_trained(plan.train_config(m, split.train, style), run, log)
-        out[key] = Stylizer.from_checkpoint(record["model"], m.name, device=plan.device)
-        # paths relative to <out>/methods/, so the report finds them wherever results/ moved
-        rel = {k: Path(record[k]).relative_to(runs.parent).as_posix() for k in ("run", "model")}
-        records.append({**record, **rel, "style": key})
+    records = train_method(plan, m, split, runs, log, allow_train=allow_train, hooks=hooks)
+    out = {r["style"]: Stylizer.from_checkpoint(runs.parent / r["model"], m.name,
+                                                device=plan.device) for r in records}  # fmt: skip
     return out, records
 
 
@@ -88,9 +59,12 @@ def run_methods(
     data: str | Path,
     out: str | Path,
     *,
-    log: Callable[[str], None] = lambda _: None,
+    log: Log = lambda _: None,
+    train: bool = True,
+    hooks: Hooks | None = None,
 ) -> Path:
-    """Run the comparison (module docstring); returns <out>/methods."""
+    """Run the comparison (module docstring); returns <out>/methods. train=False (--step
+    evaluate, the DVC methods stage) uses the networks train@<method> made and trains none."""
     plan = load_plan(spec, profile)
     root = Path(out) / "methods"
     root.mkdir(parents=True, exist_ok=True)
@@ -100,7 +74,7 @@ def run_methods(
     stage = root / f".staging-{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}"
     stage.mkdir()
     try:
-        rows, methods, judge = _run(plan, split, root, stage, log)
+        rows, methods, judge = _run(plan, split, root, stage, log, train, hooks)
         _write(root, stage, plan, split, rows, methods, judge, Path(data))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -108,7 +82,7 @@ def run_methods(
 
 
 def _run(
-    plan: Plan, split: Split, root: Path, stage: Path, log: Callable[[str], None]
+    plan: Plan, split: Split, root: Path, stage: Path, log: Log, train: bool, hooks: Hooks | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, str]]:
     used = {str(m.config.get(k)) for m in plan.methods for k in ("backbone", "encoder")}
     with warnings.catch_warnings():
@@ -121,7 +95,7 @@ def _run(
     methods: dict[str, Any] = {}
     for m in plan.methods:
         log(f"== {m.name} ({m.method}) ==")
-        stylizers, runs = _stylizers(plan, m, split, root / "runs", log)
+        stylizers, runs = _stylizers(plan, m, split, root / "runs", log, train, hooks)
         networks: dict[str, dict[str, Any]] = {}
         for s in stylizers.values():
             for n in s.networks:
@@ -180,3 +154,22 @@ def _write(
     atomic_write(root / "results.csv", lambda f: f.write(buf.getvalue().encode()))
     text = json.dumps(summary, indent=2, default=str) + "\n"
     atomic_write(root / "summary.json", lambda f: f.write(text.encode()))
+    means = json.dumps(method_means(rows, methods, metrics), indent=2) + "\n"
+    atomic_write(root / "metrics.json", lambda f: f.write(means.encode()))
+
+
+def method_means(
+    rows: list[dict[str, Any]], methods: dict[str, Any], metrics: list[str]
+) -> dict[str, dict[str, float]]:
+    """metrics.json (`dvc metrics show`): per method, the mean over the held-out pairs of
+    seconds, peak memory and every metric, and the number of pairs."""
+    out: dict[str, dict[str, float]] = {}
+    for name in methods:
+        mine = [r for r in rows if r["method"] == name]
+        means = {"pairs": float(len(mine))}
+        for key in ("seconds", "peak_memory_mb", *metrics):
+            values = [float(r[key]) for r in mine if r.get(key) not in (None, "")]
+            if values:
+                means[key] = round(sum(values) / len(values), 6)
+        out[name] = means
+    return out

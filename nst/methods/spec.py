@@ -14,6 +14,10 @@
     profiles     smoke | quick | full -> {pairs, size, device, train, methods}: `train` updates
                  every trained method's config, `methods.<name>` one method's config
 
+A plan file (`nst methods SPEC --step plan`: <out>/methods/plan/<name>.json) is one method's
+resolved Plan as JSON; load_plan reads it like a spec, so the DVC stage train@<name> depends on
+that method's settings only and an edit to another method does not retrain it.
+
 Precedence, lowest first: config defaults < methods.<name>.config < profile train (trained
 methods only) < profile methods.<name>. Unknown keys are one-line errors naming the valid ones;
 every resolved config is built (TransferConfig / TrainConfig.from_dict) when the file is read.
@@ -21,7 +25,7 @@ every resolved config is built (TransferConfig / TrainConfig.from_dict) when the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +72,20 @@ class Plan:
     judge: str
     methods: tuple[MethodPlan, ...]
 
+    def only(self, name: str) -> Plan:
+        """This plan with one method (a plan file's content)."""
+        return replace(self, methods=tuple(m for m in self.methods if m.name == name))
+
+    def method(self, name: str) -> MethodPlan:
+        for m in self.methods:
+            if m.name == name:
+                return m
+        raise NstError(f"{self.path}: no method {name!r}; defined: "
+                       f"{', '.join(m.name for m in self.methods)}")  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
     def transfer_config(self, m: MethodPlan) -> TransferConfig:
         return TransferConfig.from_dict(
             {**m.config, "size": self.size, "device": self.device, "seed": self.seed}
@@ -99,11 +117,19 @@ def _positive_int(where: str, value: Any) -> int:
 
 
 def load_plan(path: str | Path, profile: str) -> Plan:
-    """Read, check and resolve `path` for `profile` (module docstring); NstError in one line."""
+    """Read, check and resolve `path` for `profile` (module docstring); NstError in one line.
+    A plan file (.json) is read as written; its profile must be `profile`."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
+        data = yaml.safe_load(text)  # JSON is YAML
     except (OSError, yaml.YAMLError) as err:
         raise NstError(f"cannot read {path}: {err}".splitlines()[0]) from None
+    if str(path).endswith(".json"):
+        plan = plan_from_dict(data, str(path))
+        if plan.profile != profile:
+            raise NstError(f"{path} is a plan of the {plan.profile} profile, not {profile}: "
+                           f"re-run `nst methods SPEC --profile {profile} --step plan`")  # fmt: skip
+        return plan
     try:
         return resolve(data, profile, str(path))
     except NstError as err:
@@ -159,6 +185,22 @@ def resolve(data: Any, profile: str, path: str = "<spec>") -> Plan:
         _positive_int("pairs.styles", pairs.get("styles", 1)),
         size, device, seed, judge, tuple(plans),
     )  # fmt: skip
+    _build_all(plan)
+    return plan
+
+
+def plan_from_dict(data: Any, path: str) -> Plan:
+    """A Plan from Plan.to_dict() (a plan file), its configs built again to check them."""
+    try:
+        methods = tuple(MethodPlan(**m) for m in data.pop("methods"))
+        plan = Plan(**{**data, "methods": methods})
+    except (AttributeError, KeyError, TypeError) as err:
+        raise NstError(f"{path} is not a plan file ({err}): write it with --step plan") from None
+    _build_all(plan)
+    return plan
+
+
+def _build_all(plan: Plan) -> None:
     for m in plan.methods:  # every resolved config is built now: errors before any work
         try:
             if m.trained:
@@ -167,7 +209,6 @@ def resolve(data: Any, profile: str, path: str = "<spec>") -> Plan:
                 plan.transfer_config(m)
         except NstError as err:
             raise NstError(f"methods.{m.name} ({m.method}): {err}") from None
-    return plan
 
 
 def _dict(where: str, value: Any) -> dict[str, Any]:

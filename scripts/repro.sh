@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make repro`: run the DVC pipeline (dvc.yaml, params.yaml): fetch -> study@<name> -> report.
+# `make repro`: run the DVC pipeline (dvc.yaml, params.yaml): fetch -> study@<name> and
+# methods-plan -> train@<method> -> methods -> report.
 # Works as the first command on a fresh clone (make runs setup first) and offline (the fetch
 # stage falls back to the embedded sample with a loud warning). Re-running re-does only what
 # changed. Each stage is announced as "== [i/N] <stage> ==". Extra arguments go to one plain
@@ -35,11 +36,13 @@ cat <<MSG
 == make repro: done in $((secs / 60)) min $((secs % 60)) s (profile: $profile) ==
   data/                  the images, data/lock.json (sha256 per file), data/ATTRIBUTION.md
   results/<study>/       trials.csv, curves.csv, images/, summary.json, metrics.json, optuna.db
+  results/methods/       the methods compared: results.csv, summary.json, metrics.json, images/,
+                         runs/<method>/ (the trained networks: model.pt, losses.jsonl)
   reports/index.html     the report (open it in a browser; reports/README.md in Markdown)
 
 Browse:
   make ui                                   MLflow UI on http://127.0.0.1:5000 (every trial's run)
   .venv/bin/optuna-dashboard sqlite:///results/<study>/optuna.db   Optuna dashboard, 127.0.0.1:8080
-  .venv/bin/dvc metrics show                best value per objective, trial counts per study
+  .venv/bin/dvc metrics show                best value per objective per study, each method's means
   .venv/bin/dvc exp run -S study.trials=20  more trials; compare: make exps / dvc params diff
 MSG

@@ -196,7 +196,7 @@ def test_methods_section_renders_grid_plot_tables_and_networks(smoke: Path, tmp_
     from nst.report.page import Page
 
     (section,) = methods_sections(smoke)
-    assert [p.name for p in section.plots] == ["methods-grid", "methods-tradeoff"]
+    assert [p.name for p in section.plots] == ["methods-grid", "methods-tradeoff", "methods-curves"]
     assert "stytr" in section.note and "random weights" in section.note.lower()
     metric_table, network_table = section.tables[0], section.tables[1]
     assert metric_table.headers == ["metric", *METHODS]
@@ -208,7 +208,7 @@ def test_methods_section_renders_grid_plot_tables_and_networks(smoke: Path, tmp_
     }
     written = write_pages([Page("index", "t", "", "", [section], [])], tmp_path / "reports")
     html = (tmp_path / "reports" / "index.html").read_text()
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == 3
     assert "Methods compared" in html and "efficientnet_lite2" in html and "deit_tiny" in html
     assert (tmp_path / "reports" / "assets" / "index-methods-grid.png") in written
     assert methods_sections(tmp_path / "nothing") == []

@@ -1,4 +1,5 @@
-"""`nst report`: build the comparison report (HTML and Markdown) from study results."""
+"""`nst report`: build the comparison report (HTML and Markdown) from study results and the
+methods comparison (results/<study>/, results/methods/; either is enough)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ HELP = "build reports/ (index.html, README.md, one page per study) from results/
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--results", default="results", help="folder of study outputs (results/<study>/)"
+        "--results",
+        default="results",
+        help="folder of study outputs (results/<study>/) and/or the methods comparison "
+        "(results/methods/, `nst methods`)",
     )
     p.add_argument("--out", default="reports", help="folder to write the report into")
     p.add_argument(

@@ -1,12 +1,15 @@
-"""`build_report`: results/<study>/ -> reports/ (index.html, README.md, one page per study).
+"""`build_report`: results/<study>/ and results/methods/ -> reports/ (index.html, README.md,
+one page per study).
 
 A page is a list of sections; a section holds plots (nst.report.figures), tables, commands
 and, when its data is missing, a one-line note saying so. The same pages are rendered twice
 with jinja2 (nst/templates/): HTML with every image embedded as a base64 data URI (the file
 opens from disk and makes no request) and Markdown that links PNG files under reports/assets/.
+results/methods/ (`nst methods`) adds the "Methods compared" section (nst.report.methods) and
+is enough on its own: a results folder without studies gives an index of that section.
 A banner tops every page when any run used random instead of pretrained weights; it names the
-studies that optimised random weights and, apart, whether the judge was pretrained
-(nst.report.networks).
+studies that optimised random weights, the compared methods that ran a random network and,
+apart, whether the judges were pretrained (nst.report.networks).
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ import markupsafe
 from nst import NstError, __version__
 from nst.images import atomic_write
 from nst.report import figures as figs
-from nst.report.data import StudyResults, load_results
+from nst.report.data import (
+    MethodsResults,
+    StudyResults,
+    load_methods,
+    load_results,
+    no_results_message,
+)
 from nst.report.networks import judge_text, networks_text, random_weights_banner
 from nst.report.page import DEFAULT_MLFLOW_URL, Cell, Link, Links, Page, Section, Table
 from nst.report.study import budget_text
@@ -51,9 +60,12 @@ def build_report(
             f"and {reconstruction_size}"
         )
     links = Links(mlflow_url_template, optuna_dashboard_url)
-    studies = load_results(results_dir)
-    cross = cross_study_sections(studies)
-    cross += methods_sections(results_dir)  # results/methods/ (nst methods), when present
+    studies = load_results(results_dir, required=False)
+    methods = load_methods(results_dir)  # results/methods/ (nst methods), when present
+    if not studies and (methods is None or methods.error):
+        raise NstError(no_results_message(Path(results_dir), methods.error if methods else ""))
+    cross = cross_study_sections(studies) if studies else []  # with none, each would be a note
+    cross += methods_sections(results_dir, methods)
     recon_random = False
     if reconstruction_steps > 0:
         recon, recon_random = reconstruction_section(
@@ -64,14 +76,14 @@ def build_report(
         cross.append(
             Section("Layer-by-layer reconstruction", note="Skipped (reconstruction steps = 0).")
         )
-    banner = random_weights_banner(studies, recon_random)
+    banner = random_weights_banner(studies, recon_random, methods)
     index_link = Link("overview", "index", page=True)
     pages = [
         Page(
             "index",
             "Neural style transfer: study report",
             banner,
-            f"{len(studies)} {'study' if len(studies) == 1 else 'studies'} from {Path(results_dir)}; generated "
+            f"{_contents(studies, methods)} from {Path(results_dir)}; generated "
             f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by nst {__version__}.",
             [overview_section(studies, links), *cross],
             [Link(s.name, s.name, page=True) for s in studies],
@@ -88,7 +100,21 @@ def build_report(
     return write_pages(pages, Path(out_dir))
 
 
+def _contents(studies: list[StudyResults], methods: MethodsResults | None) -> str:
+    """What the report is built from: "2 studies and the methods comparison (smoke profile)"."""
+    text = f"{len(studies)} {'study' if len(studies) == 1 else 'studies'}"
+    if methods is None:
+        return text
+    profile = methods.summary.get("profile")
+    comparison = "the methods comparison" + (f" ({profile} profile)" if profile else "")
+    return f"{text} and {comparison}" if studies else f"{comparison.capitalize()}, no study,"
+
+
 def overview_section(studies: list[StudyResults], links: Links) -> Section:
+    if not studies:
+        return Section("Studies", note="No study results (`nst study` writes results/<study>/): "
+                       "the backbone, optimiser, initialisation and content x style sections "
+                       "need them; the methods comparison is below.")  # fmt: skip
     rows: list[list[Cell]] = []
     for s in studies:
         best = []

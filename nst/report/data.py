@@ -2,7 +2,9 @@
 
 The files follow the "Study outputs" contract (docs/DESIGN.md, written by `nst study`). A
 malformed summary.json or trials.csv is an error (NstError, one line); a missing optional
-file (curves.csv, an image) only removes the sections that need it.
+file (curves.csv, an image) only removes the sections that need it. results/methods/ (the
+methods comparison, `nst methods`) is read by load_methods: unreadable files there are a note
+in its section, not an error.
 
 Two statistics are computed here because several report sections share them:
 
@@ -184,16 +186,92 @@ class StudyResults:
         return frame.loc[index]
 
 
-def load_results(results_dir: str | Path) -> list[StudyResults]:
-    """Every study under `results_dir` (one folder with a summary.json each), sorted by name."""
+def load_results(results_dir: str | Path, required: bool = True) -> list[StudyResults]:
+    """Every study under `results_dir` (one folder with a summary.json each), sorted by name;
+    none is an error unless not `required`."""
     root = Path(results_dir)
     if not root.is_dir():
-        raise NstError(f"no results folder {root}: run `nst study ...` (or `dvc repro`) first")
+        raise NstError(f"no results folder {root}: run `nst study ...` or `nst methods ...` "
+                       "(or `dvc repro`) first")  # fmt: skip
     # results/methods/ is the methods comparison (nst.methods, nst.report.methods), not a study
     folders = sorted(p.parent for p in root.glob("*/summary.json") if p.parent.name != "methods")
-    if not folders:
-        raise NstError(f"no study results in {root} (expected {root}/<study>/summary.json)")
+    if not folders and required:
+        raise NstError(no_results_message(root))
     return [load_study(folder) for folder in folders]
+
+
+def no_results_message(root: Path, methods_error: str = "") -> str:
+    """The one line of a results folder with nothing to report."""
+    why = f"; {methods_error}" if methods_error else ""
+    return (f"no study results in {root} (expected {root}/<study>/summary.json from `nst study`, "
+            f"or {root}/methods/summary.json from `nst methods`){why}")  # fmt: skip
+
+
+@dataclass
+class MethodsResults:
+    """results/methods/ as `nst methods` writes it (nst.methods.run): summary.json and
+    results.csv. `error` says why they could not be read (summary is then {}, rows empty)."""
+
+    root: Path
+    summary: dict[str, Any]
+    rows: pd.DataFrame
+    error: str = ""
+
+    @property
+    def methods(self) -> dict[str, dict[str, Any]]:
+        found = self.summary.get("methods")
+        if not isinstance(found, dict):
+            return {}
+        return {str(k): v for k, v in found.items() if isinstance(v, dict)}
+
+    @property
+    def judge(self) -> dict[str, Any]:
+        """The held-out network that scored every method (backbone, weights, sha256, ...)."""
+        judge = self.summary.get("judge")
+        return judge if isinstance(judge, dict) and judge.get("backbone") else {}
+
+    @property
+    def judge_pretrained(self) -> bool | None:
+        """Whether the judge was pretrained; None when no judge is recorded."""
+        return str(self.judge.get("pretrained")).lower() == "true" if self.judge else None
+
+    def random_networks(self) -> dict[str, list[str]]:
+        """Method -> its networks that ran with seeded random weights ("encoder `deit_tiny`
+        random:seed=0"); a method in summary.json's random_weights_methods with no such
+        network record is listed with none."""
+        out: dict[str, list[str]] = {}
+        for name, info in self.methods.items():
+            nets = [
+                f"{n.get('role')} `{n.get('backbone')}` {n.get('weights')}"
+                for n in info.get("networks") or []
+                if isinstance(n, dict) and str(n.get("pretrained")).lower() != "true"
+            ]
+            if nets:
+                out[name] = nets
+        for name in self.summary.get("random_weights_methods") or []:
+            out.setdefault(str(name), [])
+        return out
+
+
+def load_methods(results_dir: str | Path) -> MethodsResults | None:
+    """results_dir/methods/ (the methods comparison) when the folder exists, else None; files
+    that cannot be read give a MethodsResults with `error` set, not an exception."""
+    root = Path(results_dir) / "methods"
+    if not root.is_dir():
+        return None
+    try:
+        summary = json.loads((root / "summary.json").read_text())
+        if not isinstance(summary, dict):
+            raise ValueError(f"summary.json holds a {type(summary).__name__}, not an object")
+        rows = pd.read_csv(root / "results.csv")
+        missing = [c for c in ("method", "content", "style", "image") if c not in rows]
+        if missing:
+            raise ValueError(f"results.csv has no column {', '.join(missing)}")
+    except (OSError, ValueError) as err:  # JSON, CSV and Unicode errors are ValueErrors
+        text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        error = f"{root} is incomplete ({text}): re-run `nst methods`"
+        return MethodsResults(root, {}, pd.DataFrame(), error)
+    return MethodsResults(root, summary, rows)
 
 
 def load_study(folder: Path) -> StudyResults:

@@ -1,53 +1,58 @@
 """The "Methods" section: results/methods/ (written by `nst methods`, nst.methods.run) as a
 content x style grid with one column per method, content metric against style metric per
-method (mean and interval, nst.report.intervals; marker area from seconds per image), a table
-of every metric's mean and interval with time and memory, and the weights of every network
-involved (loss networks, encoders, the judge). Only files are read: nothing is imported from
-nst.methods, and a missing or partial results/methods/ is a one-line note.
+method (mean and interval, nst.report.intervals; marker area from seconds per image), the
+training curves of every trained network (each run's losses.jsonl: the total loss against
+step, then each method's loss terms), a table of every metric's mean and interval with time
+and memory, and the weights of every network involved (loss networks, encoders, each trained
+network's checkpoint, the judge). Only files are read: nothing is imported from nst.methods;
+a missing or partial results/methods/ or losses.jsonl is a one-line note.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from nst.report import figures as figs
+from nst.report.data import MethodsResults, load_methods
 from nst.report.intervals import describe, interval
 from nst.report.page import Cell, Section, Table
+from nst.report.training import curves_plot, training_curves
 
 TITLE = "Methods compared"
 CONTENT_METRIC, STYLE_METRIC = "ssim", "style_gram_dist"
 NON_METRICS = ("method", "content", "style", "image")
 
 
-def methods_sections(results_dir: str | Path) -> list[Section]:
-    """[the Methods section] when results_dir/methods/ exists, else []."""
-    root = Path(results_dir) / "methods"
-    if not root.is_dir():
+def methods_sections(results_dir: str | Path, found: MethodsResults | None = None) -> list[Section]:
+    """[the Methods section] when results_dir/methods/ exists, else [] (`found`: it, read
+    already by nst.report.data.load_methods)."""
+    found = found if found is not None else load_methods(results_dir)
+    if found is None:
         return []
-    try:
-        summary = json.loads((root / "summary.json").read_text())
-        rows = pd.read_csv(root / "results.csv")
-    except (OSError, ValueError) as err:
-        note = f"results/methods/ is incomplete ({str(err).splitlines()[0]}): re-run `nst methods`."
-        return [Section(TITLE, note=note)]
-    return [methods_section(root, summary, rows)]
+    if found.error:
+        return [Section(TITLE, note=found.error.replace(str(found.root), "results/methods/") + ".")]
+    return [methods_section(found)]
 
 
-def methods_section(root: Path, summary: dict[str, Any], rows: pd.DataFrame) -> Section:
-    methods = [m for m in summary.get("methods", {}) if m in set(rows["method"])]
-    section = Section(TITLE, note=banner(summary))
-    grid = _grid(root, rows, methods)
+def methods_section(found: MethodsResults) -> Section:
+    summary, rows = found.summary, found.rows
+    methods = [m for m in found.methods if m in set(rows["method"])]
+    curves, problems, untrained = training_curves(found)
+    section = Section(TITLE, note=" ".join(filter(None, [banner(found), *problems])))
+    grid = _grid(found, methods)
     if grid is not None:
         section.plots.append(grid)
     scatter = _scatter(rows, methods)
     if scatter is not None:
         section.plots.append(scatter)
-    section.tables += [_metric_table(rows, methods), network_table(summary)]
+    plot = curves_plot(curves, untrained)
+    if plot is not None:
+        section.plots.append(plot)
+    section.tables += [_metric_table(rows, methods), network_table(found)]
     split = summary.get("split", {})
     section.tables.append(Table(["fact", "value"], [
         ["profile", str(summary.get("profile", "–"))],
@@ -64,35 +69,59 @@ def methods_section(root: Path, summary: dict[str, Any], rows: pd.DataFrame) -> 
     return section
 
 
-def banner(summary: dict[str, Any]) -> str:
-    """The random-weights line, or "" when every network involved was pretrained."""
-    random = list(summary.get("random_weights_methods") or [])
-    judge = summary.get("judge") or {}
+def banner(found: MethodsResults) -> str:
+    """The section's random-weights line (the page banner says it too, nst.report.networks),
+    or "" when every network involved was pretrained."""
+    random = found.random_networks()
     parts = []
     if random:
-        parts.append(f"Random weights: {', '.join(random)} ran a network with seeded random "
-                     "weights (table below): their images check the harness, not the method.")  # fmt: skip
-    if judge and str(judge.get("pretrained")).lower() != "true":
+        named = "; ".join(f"{m} ({', '.join(nets)})" if nets else m for m, nets in random.items())
+        parts.append(f"Random weights: {named} ran with seeded random weights (table below): "
+                     f"{'its' if len(random) == 1 else 'their'} images check the harness, not "
+                     "the method.")  # fmt: skip
+    if found.judge_pretrained is False:
         parts.append(
             "The judge ran with random weights: its held-out metrics are not measurements."
         )
     return " ".join(parts)
 
 
-def _grid(root: Path, rows: pd.DataFrame, methods: list[str]) -> figs.Plot | None:
+def _grid(found: MethodsResults, methods: list[str]) -> figs.Plot | None:
+    """A row per pair: its content and style images (when the data folder is still there),
+    then one column per method."""
+    root, rows = found.root, found.rows
     pairs = rows[["content", "style"]].drop_duplicates().values.tolist()
+    inputs = [[_input(found, "content", c), _input(found, "style", s)] for c, s in pairs]
+    shown = any(p is not None for pair in inputs for p in pair)
     cells: list[list[Path | str | None]] = []
-    for content, style in pairs:
-        line: list[Path | str | None] = []
+    for (content, style), sources in zip(pairs, inputs, strict=True):
+        line: list[Path | str | None] = [*sources] if shown else []
         for m in methods:
             hit = rows[
                 (rows["method"] == m) & (rows["content"] == content) & (rows["style"] == style)
             ]
             line.append(root / str(hit["image"].iloc[0]) if len(hit) else None)
         cells.append(line)
-    labels = [f"{c} x {s}" for c, s in pairs]
-    caption = "Every held-out content x style pair (rows), one column per method."
-    return figs.image_grid(cells, labels, methods, "methods-grid", caption, empty="not run")
+    # two short lines: a long "content x style" label would run into the next row's
+    labels = [f"{Path(str(c)).stem}\nx {Path(str(s)).stem}" for c, s in pairs]
+    columns = (["content", "style"] if shown else []) + methods
+    caption = ("Every held-out content x style pair (rows): "
+               + ("its content and style images, then " if shown else "")
+               + "one column per method.")  # fmt: skip
+    return figs.image_grid(cells, labels, columns, "methods-grid", caption, empty="not run")
+
+
+def _input(found: MethodsResults, kind: str, name: object) -> Path | None:
+    """A pair's content or style image in the data folder the comparison read (summary.json's
+    `data`, as given or beside results/), or None when it is not there any more."""
+    data = Path(str(found.summary.get("data") or "data"))
+    folders = (
+        [data / kind] if data.is_absolute() else [data / kind, found.root.parents[1] / data / kind]
+    )
+    for folder in folders:
+        if (folder / str(name)).is_file():
+            return folder / str(name)
+    return None
 
 
 def _scatter(rows: pd.DataFrame, methods: list[str]) -> figs.Plot | None:
@@ -136,16 +165,51 @@ def _metric_table(rows: pd.DataFrame, methods: list[str]) -> Table:
     return Table(["metric", *methods], body, caption)
 
 
-def network_table(summary: dict[str, Any]) -> Table:
+def network_table(found: MethodsResults) -> Table:
+    """Every network involved: each method's loss network and encoder (weights identity),
+    each trained network (its checkpoint, one per style for johnson) and the judge."""
     body: list[list[Cell]] = []
-    for name, info in summary.get("methods", {}).items():
-        for n in info.get("networks", []):
-            body.append([name, str(n.get("role")), str(n.get("backbone")), str(n.get("weights")),
-                         "yes" if n.get("pretrained") else "no"])  # fmt: skip
-    judge = summary.get("judge") or {}
+    for name, info in found.methods.items():
+        for n in info.get("networks") or []:
+            if isinstance(n, dict):
+                body.append([name, str(n.get("role")), str(n.get("backbone")),
+                             str(n.get("weights")), _yes_no(n.get("pretrained"))])  # fmt: skip
+        steps = (info.get("config") or {}).get("steps", "?")
+        for run in info.get("runs") or []:
+            if not isinstance(run, dict):
+                continue
+            style = str(run.get("style") or "*")
+            role = "trained network, " + ("every style" if style == "*" else f"style {style}")
+            how = (f"trained here ({figs.nice(float(run.get('seconds') or 0))} s)"
+                   if run.get("trained") else "reused (trained before)")  # fmt: skip
+            body.append([name, role, str(info.get("method", name)),
+                         _checkpoint(found.root, run.get("model")),
+                         f"no: {steps} training steps, {how}"])  # fmt: skip
+    judge = found.judge
     if judge:
         body.append(["(all)", "judge (held-out)", str(judge.get("backbone")),
                      f"{judge.get('weights')} sha256 {str(judge.get('sha256', ''))[:12]}",
-                     "yes" if str(judge.get("pretrained")).lower() == "true" else "no"])  # fmt: skip
-    caption = "Every network involved: loss networks, encoders and the judge, with their weights."
+                     _yes_no(judge.get("pretrained"))])  # fmt: skip
+    caption = ("Every network involved: loss networks, encoders, each trained network (its "
+               "checkpoint under results/methods/ with the file's sha256; johnson: one per "
+               "style) and the judge, with their weights.")  # fmt: skip
     return Table(["method", "role", "network", "weights", "pretrained"], body, caption)
+
+
+def _yes_no(pretrained: object) -> str:
+    return "yes" if str(pretrained).lower() == "true" else "no"
+
+
+def _checkpoint(root: Path, model: object) -> str:
+    """A trained network's identity: its checkpoint's path and the file's sha256 (12 digits)."""
+    if not model:
+        return "– (no checkpoint recorded)"
+    path = root / str(model)
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return f"{model} (missing)"
+    return f"{model} sha256 {digest.hexdigest()[:12]}"

@@ -4,15 +4,16 @@ of nst.metrics that scored the trials). All read from summary.json (nst.study.ou
 a summary from before these were recorded falls back to its weights list, or says so.
 
 The random-weights banner keeps two facts apart: which studies *optimised* a backbone with
-seeded random weights (their images check the harness, not the method), and whether the
-*judge* was pretrained (its held-out metrics are then real measurements either way).
+seeded random weights and which methods of the comparison (results/methods/) *ran* a loss
+network or encoder with them (their images check the harness, not the method), and whether
+the *judge* was pretrained (its held-out metrics are then real measurements either way).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from nst.report.data import StudyResults
+from nst.report.data import MethodsResults, StudyResults
 from nst.report.page import Cell, Table
 
 
@@ -74,14 +75,22 @@ def backbone_table(study: StudyResults) -> Table | None:
     return Table(["backbone", "weights", "pretrained", "trials"], rows, caption)
 
 
-def random_weights_banner(studies: Iterable[StudyResults], reconstructions: bool = False) -> str:
+def random_weights_banner(
+    studies: Iterable[StudyResults],
+    reconstructions: bool = False,
+    methods: MethodsResults | None = None,
+) -> str:
     """The warning on every page when a run used random weights: which studies optimised
-    random backbone weights and, separately, whether their judge was pretrained."""
+    random backbone weights, which methods of the comparison ran a network with random weights
+    and, separately, whether their judges were pretrained."""
     studies = list(studies)
+    methods = methods if methods is not None and not methods.error else None
     optimised = [f"study {s.name}" for s in studies if s.random_weights]
     optimised += ["the layer reconstructions"] if reconstructions else []
+    random_nets = methods.random_networks() if methods else {}
     random_judge = [s for s in studies if s.judge_pretrained is False]
-    if not optimised and not random_judge:
+    methods_judge = methods.judge_pretrained if methods else None
+    if not optimised and not random_nets and not random_judge and methods_judge is not False:
         return ""
     parts = []
     if optimised:
@@ -89,22 +98,38 @@ def random_weights_banner(studies: Iterable[StudyResults], reconstructions: bool
             f"Random weights: {', '.join(optimised)} optimised seeded random backbone weights, "
             "not pretrained ImageNet weights: those images check the harness, not the method."
         )
-    pretrained = [s.name for s in studies if s.judge_pretrained]
-    if pretrained:
-        nets = sorted(
-            {f"`{j['backbone']}`" for s in studies if s.judge_pretrained for j in s.judges}
+    if random_nets:
+        named = "; ".join(
+            f"{m} ({', '.join(nets)})" if nets else m for m, nets in random_nets.items()
         )
         parts.append(
-            f"The judge was pretrained ({', '.join(nets)}, ImageNet weights) in "
-            f"{_studies(pretrained, len(studies))}: their held-out metrics are real measurements."
+            f"Random weights in the methods comparison: {named} ran with seeded random weights, "
+            "not pretrained ImageNet weights: those images check the harness, not the method."
         )
-    if random_judge:
-        names = ", ".join(f"{s.name} ({'; '.join(j['weights'] for j in s.judges)})"
-                          for s in random_judge)  # fmt: skip
-        parts.append(f"Judge with random weights: {names}: those held-out metrics mean little.")
+    pretrained = [s.name for s in studies if s.judge_pretrained]
+    if pretrained or methods_judge:
+        judged = [s for s in studies if s.judge_pretrained]
+        nets = {f"`{j['backbone']}`" for s in judged for j in s.judges}
+        nets |= {f"`{methods.judge['backbone']}`"} if methods and methods_judge else set()
+        where = [_studies(pretrained, len(studies))] if pretrained else []
+        where += ["the methods comparison"] if methods_judge else []
+        their = "their" if len(pretrained) + bool(methods_judge) > 1 else "its"
+        parts.append(
+            f"The judge was pretrained ({', '.join(sorted(nets))}, ImageNet weights) in "
+            f"{' and '.join(where)}: {their} held-out metrics are real measurements."
+        )
+    names = [f"{s.name} ({'; '.join(j['weights'] for j in s.judges)})" for s in random_judge]
+    if methods and methods_judge is False:
+        names.append(f"the methods comparison ({methods.judge.get('weights')})")
+    if names:
+        parts.append(
+            f"Judge with random weights: {', '.join(names)}: those held-out metrics mean little."
+        )
     unknown = [s.name for s in studies if s.judge_pretrained is None]
-    if unknown:
-        parts.append(f"No judge recorded for {_studies(unknown, len(studies))} (loss terms only, "
+    where = [_studies(unknown, len(studies))] if unknown else []
+    where += ["the methods comparison"] if methods and methods_judge is None else []
+    if where:
+        parts.append(f"No judge recorded for {' and '.join(where)} (loss terms only, "
                      "or a summary from before judges were recorded).")  # fmt: skip
     return " ".join(parts)
 

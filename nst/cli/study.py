@@ -2,7 +2,8 @@
 [--backbone auto|NAME] [--storage URL] [--data DIR] [--out DIR] [--tracking-uri URI]
 [--no-track]`: run (or resume) an Optuna study declared in an experiment file; results go to
 <out>/<name>/. `--backbone auto`: vgg19 when its ImageNet file is present, else
-efficientnet_lite0 (nst.study.backbone states the rule and which specs it leaves alone)."""
+efficientnet_lite0 (nst.study.backbone states the rule and which specs it leaves alone; a
+training study, `method: johnson | adain | stytr`, keeps its own loss network under auto)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", metavar="auto|NAME",
                    help="the network of a study that does not search backbone, with its preset "
                    "layers; auto: vgg19 when its ImageNet file is present, else "
-                   "efficientnet_lite0 (default: the spec's own)")  # fmt: skip
+                   "efficientnet_lite0 (default: the spec's own); a training study's loss "
+                   "network: auto keeps the experiment's own")  # fmt: skip
     p.add_argument("--storage", help="sqlite:///abs.db (default <project>/optuna.db), "
                    "journal:PATH, or postgresql://user@host/db; {name} is the study's name")  # fmt: skip
     p.add_argument("--fresh", action="store_true",
@@ -80,5 +82,5 @@ def start_over(name: str, storage: str | None, out: Path) -> None:
     url = storage_url(storage, project_root())
     with contextlib.suppress(KeyError):  # KeyError: no such study yet
         optuna.delete_study(study_name=name, storage=make_storage(url))
-    for part in ("images", "curves"):
+    for part in ("images", "curves", "trials", "split"):  # trials/, split/: training studies
         shutil.rmtree(out / part, ignore_errors=True)

@@ -5,7 +5,8 @@ copies several of them under the same names into trials.csv and summary.json, wh
 report (nst.report) reads. This module imports nothing, so every reader can use it.
 
     trial   WORKER, CONFIG, MLFLOW_RUN_ID, PAIRS, IMAGES, METRICS, WEIGHTS_IDENTITY,
-            WEIGHTS_PRETRAINED, JUDGE; a failed trial FAIL_REASON (one line) and FAULT (a Fault);
+            WEIGHTS_PRETRAINED, JUDGE; training trials MODEL, ENCODER_WEIGHTS and
+            ENCODER_PRETRAINED (adain, stytr); a failed trial FAIL_REASON (one line) and FAULT (a Fault);
             a retry RETRY_OF (the trial it repeats) and RETRY_REASON
     study   SPEC (the experiment spec), MLFLOW ({"uri", "experiment", "parent_run_id"})
 """
@@ -25,6 +26,9 @@ METRICS = "metrics"  # {metric: mean over the pairs}
 WEIGHTS_IDENTITY = "weights_identity"
 WEIGHTS_PRETRAINED = "weights_pretrained"
 JUDGE = "judge"  # the held-out network that scored it (nst.metrics Evaluator.held_out)
+ENCODER_WEIGHTS = "encoder_weights"  # adain, stytr: the encoders' weights identity
+ENCODER_PRETRAINED = "encoder_pretrained"
+MODEL = "model"  # a training trial's network, relative to results/<study>/ (complete trials)
 FAIL_REASON = "fail_reason"  # "<fault>: <the error, one line>"
 FAULT = "fault"  # the Fault's value
 RETRY_OF = "retry_of"
@@ -34,7 +38,8 @@ SPEC = "spec"
 MLFLOW = "mlflow"
 
 #: a retry is a fresh trial: it does not inherit what its original recorded while running
-NOT_INHERITED = (FAIL_REASON, FAULT, MLFLOW_RUN_ID, WORKER, IMAGES, PAIRS, METRICS, JUDGE)
+NOT_INHERITED = (FAIL_REASON, FAULT, MLFLOW_RUN_ID, WORKER, IMAGES, PAIRS, METRICS, JUDGE,
+                 MODEL)  # fmt: skip
 
 
 class Fault(Enum):

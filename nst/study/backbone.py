@@ -16,6 +16,11 @@ the layers become the new backbone's preset. It leaves two kinds of spec alone:
   family (relu4_2 is VGG's), so `auto` keeps that spec on its own backbone, and an explicit
   NAME is an error.
 
+A training study (`method: johnson | adain | stytr`): the backbone is its loss network.
+`auto` keeps the experiment's own (its loss weights, beta above all, are tuned to that
+network, and a study compares settings, not networks); an explicit NAME replaces it, with
+that network's preset layers, under the same two rules.
+
 The choice is recorded as `auto -> efficientnet_lite0 (no ImageNet vgg19 file)` in
 summary.json ("backbone") and on the study's MLflow parent run (param `backbone`, tags
 `nst.backbone` and `nst.backbone.rule`). The judge (nst.metrics' held-out network) that
@@ -33,7 +38,14 @@ from typing import Any
 
 import optuna
 
-from nst.study.attrs import CONFIG, JUDGE, WEIGHTS_IDENTITY, WEIGHTS_PRETRAINED
+from nst.study.attrs import (
+    CONFIG,
+    ENCODER_PRETRAINED,
+    ENCODER_WEIGHTS,
+    JUDGE,
+    WEIGHTS_IDENTITY,
+    WEIGHTS_PRETRAINED,
+)
 from nst.study.spec import ExperimentSpec, SpecError, choice_label
 
 AUTO = "auto"
@@ -87,7 +99,8 @@ def choose_backbone(
     from nst.backbones.registry import list_backbones
 
     requested = requested or ""
-    own = str(spec.fixed.get("backbone", PREFERRED))
+    own = str(spec.build(spec.fixed).backbone if spec.trained else
+              spec.fixed.get("backbone", PREFERRED))  # fmt: skip
     searched = next((p for p in spec.search if p.name == "backbone"), None)
     if searched is not None:
         choices = ", ".join(str(choice_label(c)) for c in searched.choices)
@@ -97,6 +110,9 @@ def choose_backbone(
     if requested != AUTO and requested not in list_backbones():
         raise SpecError(f"--backbone {requested}: unknown; use auto or one of "
                         f"{', '.join(list_backbones())}")  # fmt: skip
+    if spec.trained and requested == AUTO:  # its weights (beta) are tuned to its loss network
+        return spec, BackboneChoice(requested, own, f"kept: a {spec.method} training study "
+                                    f"keeps its loss network {own}")  # fmt: skip
     layers = named_layers(spec)
     if layers and requested == AUTO:
         return spec, BackboneChoice(
@@ -148,6 +164,22 @@ def backbones_used(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any
         entry = out.setdefault((name, identity), {
             "backbone": name, "weights": identity,
             "pretrained": t.user_attrs.get(WEIGHTS_PRETRAINED) is not False, "trials": 0})  # fmt: skip
+        entry["trials"] += 1
+    return [out[k] for k in sorted(out)]
+
+
+def encoders_used(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
+    """Per encoder of a training study (adain, stytr): {encoder, weights (identity),
+    pretrained, trials (count)}; [] for other studies."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for t in trials:
+        if ENCODER_WEIGHTS not in t.user_attrs:
+            continue
+        name = str((t.user_attrs.get(CONFIG) or {}).get("encoder", ""))
+        identity = str(t.user_attrs[ENCODER_WEIGHTS])
+        entry = out.setdefault((name, identity), {
+            "encoder": name, "weights": identity,
+            "pretrained": t.user_attrs.get(ENCODER_PRETRAINED) is not False, "trials": 0})  # fmt: skip
         entry["trials"] += 1
     return [out[k] for k in sorted(out)]
 

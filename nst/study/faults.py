@@ -8,6 +8,7 @@ are not the trial's own), or a skipped input, using the helpers here:
     classify(err)         the Fault (nst.study.attrs): what decides a retry
     failure_reason(err)   "non-finite loss: ..." | "out of memory: ..." | "disk full: ..." |
                           "tracking unavailable: ..." | "error: <Type>: ..."
+    record_fault(trial, err)   both in the trial's user attributes (every kind of trial)
     readable(paths, skipped)   the images that decode; the others warned about and listed
     fail_orphan_runs(study)    MLflow runs of FAIL trials left RUNNING -> FAILED + reason
 """
@@ -15,6 +16,7 @@ are not the trial's own), or a skipped input, using the helpers here:
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import platform
 import warnings
@@ -24,7 +26,15 @@ import optuna
 import torch
 
 from nst.images import ImageError, open_rgb
-from nst.study.attrs import FAIL_REASON, MLFLOW, MLFLOW_RUN_ID, RETRY_OF, RETRY_REASON, Fault
+from nst.study.attrs import (
+    FAIL_REASON,
+    FAULT,
+    MLFLOW,
+    MLFLOW_RUN_ID,
+    RETRY_OF,
+    RETRY_REASON,
+    Fault,
+)
 
 
 class UnreadableImageWarning(UserWarning):
@@ -66,6 +76,18 @@ def failure_reason(err: BaseException, fault: Fault | None = None) -> str:
     detail = f"{type(err).__name__}: {text}" if text else type(err).__name__
     plain = fault in (Fault.NON_FINITE, Fault.TRACKING_DOWN)
     return f"{fault.value}: {text if plain else detail}"
+
+
+def record_fault(trial: optuna.Trial, err: BaseException) -> None:
+    """A failing trial's FAULT and FAIL_REASON user attributes (what decides a retry, and the
+    one line the summary shows); after running out of memory, the memory is given back."""
+    fault = classify(err)
+    trial.set_user_attr(FAULT, fault.value)
+    trial.set_user_attr(FAIL_REASON, failure_reason(err, fault))
+    if is_out_of_memory(err):  # give the next trial the memory back
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def readable(paths: list[Path], skipped: list[str]) -> list[Path]:

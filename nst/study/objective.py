@@ -4,7 +4,6 @@ with the held-out metrics, report intermediate values to the pruner.
 
 from __future__ import annotations
 
-import gc
 import math
 import random
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from nst.optimize.pyramid import total_steps
 from nst.optimize.transfer import stylize
 from nst.study import attrs
 from nst.study.backbone import BackboneChoice, judge_tags
-from nst.study.faults import classify, failure_reason, is_out_of_memory, readable, worker_id
+from nst.study.faults import failure_reason, readable, record_fault, worker_id
 from nst.study.space import suggest
 from nst.study.spec import ExperimentSpec
 
@@ -120,6 +119,7 @@ class StudyObjective:
         trial.set_user_attr(attrs.WORKER, worker_id())
         try:
             config = suggest(trial, self.spec)
+            assert isinstance(config, TransferConfig)
             trial.set_user_attr(attrs.CONFIG, config.to_dict())
             if self.tracking is None:
                 return self._run(trial, config, None)
@@ -127,13 +127,7 @@ class StudyObjective:
         except optuna.TrialPruned:
             raise
         except Exception as err:  # the trial fails alone; run_worker's catch lets the study go on
-            fault = classify(err)
-            trial.set_user_attr(attrs.FAULT, fault.value)
-            trial.set_user_attr(attrs.FAIL_REASON, failure_reason(err, fault))
-            if is_out_of_memory(err):  # give the next trial the memory back
-                gc.collect()
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
+            record_fault(trial, err)
             raise
 
     def _tracked(self, trial: optuna.Trial, config: TransferConfig) -> float | list[float]:

@@ -4,8 +4,9 @@ trials.csv    one row per trial: number, state, objectives, params_*, metric_*, 
               mlflow_run_id, weights_identity, fail_reason
 curves.csv    trial, pair, step, seconds, content, style, tv, total (from curves/trialNNN.csv)
 images/       trialNNN_pairK.png
-summary.json  best trial (one objective) or Pareto front (several), importances, provenance
-              (with the data's source), failures (number, reason, retried_as), skipped_images
+summary.json  best trial (one objective) or Pareto front (several; a training study's best
+              trials also name their network, "model"), importances, provenance
+              (with the data's source; a training study's held-out "split"), failures (number, reason, retried_as), skipped_images
               (unreadable data files), elapsed_s (the run's wall time, against budget.timeout_s)
 metrics.json  flat numbers for `dvc metrics show`, best_<objective> first
 """
@@ -30,11 +31,13 @@ from nst.data.lock import DATA_LOCK_SHA256, data_identity, read_lock
 from nst.images import atomic_write
 from nst.provenance import git_state, package_versions
 from nst.study.attrs import (
+    ENCODER_PRETRAINED,
     FAIL_REASON,
     IMAGES,
     METRICS,
     MLFLOW,
     MLFLOW_RUN_ID,
+    MODEL,
     PAIRS,
     RETRY_OF,
     RETRY_REASON,
@@ -45,6 +48,7 @@ from nst.study.backbone import (
     BackboneChoice,
     backbones_used,
     choose_backbone,
+    encoders_used,
     judge_pretrained,
     judges,
 )
@@ -125,6 +129,7 @@ def _best(study: optuna.Study, spec: ExperimentSpec) -> list[dict[str, Any]]:
             IMAGES: t.user_attrs.get(IMAGES, []),
             PAIRS: t.user_attrs.get(PAIRS, []),
             MLFLOW_RUN_ID: t.user_attrs.get(MLFLOW_RUN_ID, ""),
+            **({MODEL: t.user_attrs[MODEL]} if MODEL in t.user_attrs else {}),  # training
         }
         for t in sorted(best, key=lambda t: t.number)
     ]
@@ -169,9 +174,11 @@ def data_facts(data: Path | None, out: Path) -> dict[str, Any]:
 def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, storage: str,
                   data: Path | None, started: float,
                   skipped_images: list[str] | tuple[str, ...] = (),
-                  backbone: BackboneChoice | None = None) -> dict[str, Any]:  # fmt: skip
+                  backbone: BackboneChoice | None = None,
+                  split: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     trials = study.get_trials(deepcopy=False)
     found = judges(trials)
+    encoders = encoders_used(trials)
     choice = backbone or choose_backbone(spec, None)[1]  # no --backbone: the spec's own
     header, rows = trial_rows(study, spec)
     _write_text(out / "trials.csv", _csv(rows, header))
@@ -209,6 +216,7 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
             "git_dirty": git["dirty"] == "true",
             DATA_LOCK_SHA256: data_identity(data),
             "data": data_facts(data, out),
+            **({"split": split} if split is not None else {}),  # a training study's held-out split
             "params": spec.to_dict(),
             "started": (
                 min(starts).isoformat()
@@ -218,8 +226,13 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
             "finished": max(ends).isoformat() if ends else None,
             "host": platform.node(),
             "weights": weights,
-            "random_weights": any(t.user_attrs.get(WEIGHTS_PRETRAINED) is False for t in trials),
+            "random_weights": any(
+                t.user_attrs.get(k) is False
+                for t in trials
+                for k in (WEIGHTS_PRETRAINED, ENCODER_PRETRAINED)
+            ),  # fmt: skip
             "backbones": backbones_used(trials),  # each optimised network: weights, pretrained
+            **({"encoders": encoders} if encoders else {}),  # adain, stytr training studies
             "judges": found,  # the held-out network(s) that scored the trials
             "judge_pretrained": judge_pretrained(found),  # None: no trial was judged
             "versions": package_versions(),

@@ -5,7 +5,8 @@ Its trials are runs nested under it (nst.study.objective); the parent itself rec
     params   profile, sampler, pruner, objectives, pairs.*, budget.timeout_s, fixed.<field>
              and search.<field> as a readable distribution, e.g.
              search.lr = loguniform(0.001, 0.1), search.init_blend = uniform(0.1, 0.9) if init=blend
-    params   also backbone (the network optimised, or "searched")
+    params   also backbone (the network optimised, or "searched"; a training study's loss
+             network) and method (gatys, or the trained network: johnson, adain, stytr)
     tags     nst.study, nst.profile, nst.backbone, nst.backbone.rule (how it was chosen, e.g.
              "auto -> efficientnet_lite0 (no ImageNet vgg19 file)"; nst.study.backbone), the
              judge once trials were scored (nst.judge, nst.judge.weights, nst.judge.sha256,
@@ -58,6 +59,7 @@ def spec_params(spec: ExperimentSpec, choice: BackboneChoice | None = None) -> d
     pruner = ", ".join(f"{k}={v}" for k, v in spec.pruner.items() if k != "type")
     params = {
         "backbone": choice.backbone or "searched",
+        "method": spec.method,
         "profile": str(spec.profile),
         "sampler": spec.sampler,
         "pruner": spec.pruner["type"] + (f"({pruner})" if pruner else ""),

@@ -9,7 +9,20 @@ The same experiment runs as
     full   the protocol: 512 px, 500 steps, 20 content x 40 style images (800 pairs), on a GPU;
            the trial budget is the experiment's own
 
-Precedence, lowest first: TransferConfig defaults < experiment `fixed` < profile (this file)
+A training study (`method: johnson | adain | stytr`) has its own sizes (TRAIN_PROFILES):
+
+    smoke  32 px crops, 4 steps of batch 2, one held-out photo (and style), two trials
+    quick  64 px, 100 steps of batch 2, one held-out photo (two styles for adain and stytr),
+           eight trials: a study in about 2-3 minutes on 2 cores (the shipped experiments set
+           their own steps: train_johnson 150, measured 2 min 21 s; train_stytr 60, a step of
+           its two ViT encoders costing about four of johnson's, measured 2 min 7 s)
+    full   256 px, 4000 steps (a tenth of Johnson's schedule: enough to rank settings), 20
+           held-out photos x 40 styles, on a GPU; the trial budget is the experiment's own
+
+`reports` is the number of validations per training run, spread evenly over its steps.
+Checkpoints are written at the end only (and deleted when the trial ends), no samples.
+
+Precedence, lowest first: config defaults < experiment `fixed` < profile (this file)
 < experiment `profiles.<name>` < command-line flags (--trials).
 """
 
@@ -24,8 +37,8 @@ from nst import NstError
 @dataclass(frozen=True)
 class Profile:
     name: str
-    config: dict[str, Any] = field(default_factory=dict)  # TransferConfig fields (size, steps, ...)
-    pairs: dict[str, Any] = field(default_factory=dict)  # {count}
+    config: dict[str, Any] = field(default_factory=dict)  # config fields (size, steps, ...)
+    pairs: dict[str, Any] = field(default_factory=dict)  # {count}; training: {content, styles}
     budget: dict[str, Any] = field(default_factory=dict)  # {trials, timeout_s}
     reports: int = 5  # intermediate values reported to the pruner per pair
     doc: str = ""
@@ -58,10 +71,56 @@ PROFILES: dict[str, Profile] = {
     ),
 }
 
+#: what a training run of a study never needs: checkpoints mid-run, samples, training photos
+#: as "validation" samples (the study validates on held-out photos itself)
+_TRAIN_QUIET = {"checkpoint_every": 0, "sample_every": 0, "val_images": 0}
+
+TRAIN_PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        "smoke",
+        config={
+            "size": 32,
+            "steps": 4,
+            "batch_size": 2,
+            "log_every": 1,
+            "device": "cpu",
+            **_TRAIN_QUIET,
+        },  # fmt: skip
+        pairs={"content": 1, "styles": 1},
+        budget={"trials": 2, "timeout_s": 120},
+        reports=2,
+        doc="tests and CI: 32 px, 4 steps of batch 2, 1 held-out photo, 2 trials",
+    ),
+    "quick": Profile(
+        "quick",
+        config={
+            "size": 64,
+            "steps": 100,
+            "batch_size": 2,
+            "log_every": 5,
+            "device": "cpu",
+            **_TRAIN_QUIET,
+        },  # fmt: skip
+        pairs={"content": 1, "styles": 2},
+        budget={"trials": 8, "timeout_s": 170},
+        reports=5,
+        doc="default: 64 px, 100 steps of batch 2, 1 held-out photo (x 2 styles), 8 trials",
+    ),
+    "full": Profile(
+        "full",
+        config={"size": 256, "steps": 4000, "log_every": 10, "device": "auto", **_TRAIN_QUIET},
+        pairs={"content": 20, "styles": 40},
+        budget={},
+        reports=10,
+        doc="256 px, 4000 steps, 20 held-out photos x 40 styles, a GPU, the experiment's budget",
+    ),
+}
+
 DEFAULT_PROFILE = "quick"
 
 
-def get_profile(name: str) -> Profile:
+def get_profile(name: str, trained: bool = False) -> Profile:
+    """The profile `name` of an optimisation study, or of a training study (`trained`)."""
     if name not in PROFILES:
         raise NstError(f"unknown profile {name!r}; use one of {', '.join(PROFILES)}")
-    return PROFILES[name]
+    return (TRAIN_PROFILES if trained else PROFILES)[name]

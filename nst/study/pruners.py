@@ -1,7 +1,9 @@
 """Pruners: which trials a study stops early, and when it may first judge one.
 
 A trial reports its running objective `reports` times per pair (nst.study); Optuna's step is
-the report's number, so the pruners' resources run from 1 to reports x pairs.
+the report's number, so the pruners' resources run from 1 to reports x pairs. A training
+trial reports its validation `reports` times over its one training run: 1 to reports
+(ExperimentSpec.resources).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
                 **{"scouts": scouts, "min_resource": warm, "reduction_factor": 3, **options})  # fmt: skip
         if kind == "hyperband":
             return optuna.pruners.HyperbandPruner(
-                **{"min_resource": warm, "max_resource": spec.reports * int(spec.pairs["count"]),
+                **{"min_resource": warm, "max_resource": spec.resources,
                    "reduction_factor": 3, **options})  # fmt: skip
     except (TypeError, ValueError) as err:
         raise NstError(f"{spec.path}: pruner: {err}") from None

@@ -10,6 +10,10 @@ image's value) is reported `reports` times per pair, so a pruner (median, succes
 hyperband) can stop a trial that is already worse than its peers. Every trial is a nested MLflow run under one
 parent run per study (see nst.tracking); results land in results/<study>/ (nst.study.outputs).
 
+A training study (`method: johnson | adain | stytr`) runs the same way, on the same storages,
+workers, heartbeat and retries; its trial trains a network instead (nst.study.training), is
+validated on held-out photos while it trains and reports each validation to the pruner.
+
 Faults stay inside their trial. Any exception in a trial (a NaN/inf loss, out of memory, a full
 disk, a bug) marks that trial FAIL with `fail_reason` in its user attributes and an
 nst.fail_reason tag on its FAILED MLflow run, and the study goes on. Two faults are not the
@@ -42,6 +46,10 @@ from nst.study.pruners import make_pruner
 from nst.study.space import make_sampler
 from nst.study.spec import ExperimentSpec
 from nst.study.storage import make_storage, redact, requeue, storage_url
+from nst.study.training import TrainData, TrainObjective, choose_train_data, keep_best_models
+
+#: what a study's trials run on: content x style pairs (optimisation) or a held-out split
+Inputs = list[Pair] | TrainData
 
 
 def requeue_if_not_its_own(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str | None:
@@ -70,13 +78,31 @@ def open_study(spec: ExperimentSpec, url: str, seed: int) -> optuna.Study:
     return study
 
 
+def choose_inputs(spec: ExperimentSpec, opts: StudyOptions,
+                  skipped: list[str] | None = None) -> Inputs:  # fmt: skip
+    """An optimisation study's pairs, or a training study's held-out split (written under
+    <out>/<study>/split/); without data images, of the embedded sample in <out>/.cache/."""
+    cache = Path(opts.out) / ".cache" / "embedded"
+    if spec.trained:
+        return choose_train_data(spec, opts.data, Path(opts.out) / spec.name, cache, skipped)
+    return choose_pairs(spec, opts.data, cache, skipped)
+
+
+def make_objective(spec: ExperimentSpec, inputs: Inputs, out: Path,
+                   tracking: dict[str, str] | None) -> StudyObjective | TrainObjective:  # fmt: skip
+    """The trial function: optimise the pairs (StudyObjective) or train (TrainObjective)."""
+    if isinstance(inputs, TrainData):
+        return TrainObjective(spec, inputs, out, Resources(), tracking)
+    return StudyObjective(spec, inputs, out, Resources(), tracking)
+
+
 def run_worker(
     spec: ExperimentSpec,
     opts: StudyOptions,
     url: str,
     n_trials: int,
     seed: int,
-    pairs: list[Pair] | None = None,
+    pairs: Inputs | None = None,
     progress: StudyProgress | None = None,
 ) -> None:
     """One process: join the study and run up to n_trials (fewer if others fill the budget).
@@ -87,9 +113,9 @@ def run_worker(
     study = open_study(spec, url, seed)
     out = Path(opts.out) / spec.name
     if pairs is None:
-        pairs = choose_pairs(spec, opts.data, Path(opts.out) / ".cache" / "embedded")
+        pairs = choose_inputs(spec, opts)
     tracking = study.user_attrs.get(MLFLOW) if opts.track else None
-    objective = StudyObjective(spec, pairs, out, Resources(), tracking)
+    objective = make_objective(spec, pairs, out, tracking)
     budget = int(spec.budget["trials"])
     tracking_down: list[str] = []
 
@@ -112,7 +138,7 @@ def run_worker(
 
 
 def _worker_entry(spec: ExperimentSpec, opts: StudyOptions, url: str, n: int, seed: int,
-                  threads: int, pairs: list[Pair]) -> None:  # fmt: skip
+                  threads: int, pairs: Inputs) -> None:  # fmt: skip
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -134,7 +160,7 @@ def run_study(spec: ExperimentSpec, opts: StudyOptions) -> Path:
     (out / "images").mkdir(parents=True, exist_ok=True)
     started = time.time()
     skipped: list[str] = []
-    pairs = choose_pairs(spec, opts.data, Path(opts.out) / ".cache" / "embedded", skipped)
+    pairs = choose_inputs(spec, opts, skipped)
     study = open_study(spec, url, opts.seed)
     study.set_user_attr(SPEC, spec.to_dict())
     if opts.track:
@@ -149,8 +175,11 @@ def run_study(spec: ExperimentSpec, opts: StudyOptions) -> Path:
     finally:  # what was done is written even when a worker or the tracking store failed
         progress.close()
         study = open_study(spec, url, opts.seed)
+        if isinstance(pairs, TrainData):
+            keep_best_models(study, spec, out)
         write_outputs(study, spec, out, storage=redact(url), data=opts.data, started=started,
-                      skipped_images=skipped, backbone=opts.backbone)  # fmt: skip
+                      skipped_images=skipped, backbone=opts.backbone,
+                      split=pairs.facts if isinstance(pairs, TrainData) else None)  # fmt: skip
     if opts.track and study.user_attrs.get(MLFLOW):
         from nst.tracking.runs import end_run
 
@@ -163,7 +192,7 @@ def run_study(spec: ExperimentSpec, opts: StudyOptions) -> Path:
 
 
 def _spawn(spec: ExperimentSpec, opts: StudyOptions, url: str, remaining: int,
-           pairs: list[Pair], poll: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+           pairs: Inputs, poll: Callable[[], None] = lambda: None) -> None:  # fmt: skip
     """Run `remaining` trials on worker processes, calling `poll` every few seconds until
     they are done (the progress bar reads the storage: the workers' callbacks are theirs)."""
     if url.startswith("sqlite:///:memory:"):

@@ -1,4 +1,5 @@
-"""The search space: a trial's suggestions -> a TransferConfig, and the sampler that makes them."""
+"""The search space: a trial's suggestions -> its config (a TransferConfig, or the TrainConfig
+of a training study), and the sampler that makes them."""
 
 from __future__ import annotations
 
@@ -6,15 +7,17 @@ from typing import Any
 
 import optuna
 
-from nst.config import TransferConfig
+from nst.study.fields import Config
 from nst.study.pruners import startup_trials
 from nst.study.spec import RATIOS, ExperimentSpec, Param, choice_label
 
 
-def suggest(trial: optuna.Trial, spec: ExperimentSpec) -> TransferConfig:
+def suggest(
+    trial: optuna.Trial, spec: ExperimentSpec, base: dict[str, Any] | None = None
+) -> Config:
     """Draw one config: fixed fields, then each searched field that applies (its `when`
     holds; ratios mapped to weights, categorical presets applied, lists of layers decoded from
-    their 'a,b' labels)."""
+    their 'a,b' labels), then `base` (what the study sets itself: a training study's data)."""
     values: dict[str, Any] = dict(spec.fixed)
     drawn: dict[str, Any] = {}  # the stored labels, which `when` conditions name
     for p in spec.search:
@@ -29,7 +32,7 @@ def suggest(trial: optuna.Trial, spec: ExperimentSpec) -> TransferConfig:
             values.update(p.presets.get(choice_label(value), {}))
             value = list(value) if isinstance(value, tuple) else value
         values[p.name] = value
-    return TransferConfig.from_dict(values)
+    return spec.build({**values, **(base or {})})
 
 
 def _suggest_one(trial: optuna.Trial, p: Param) -> Any:

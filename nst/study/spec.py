@@ -2,8 +2,9 @@
 
     name: loss_weights                  # the study name; outputs go to results/<name>/
     description: ...
-    fixed: {steps: 80, ...}             # TransferConfig fields held constant
-    search:                             # one entry per searched field
+    method: gatys                       # gatys (default) | johnson | adain | stytr
+    fixed: {steps: 80, ...}             # config fields held constant
+    search:                             # one entry per searched field (nst.study.params)
       style_ratio: {type: float, low: 1.0e+2, high: 1.0e+7, log: true}
       lr: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}
       steps: {type: int, low: 10, high: 100, step: 10}
@@ -13,11 +14,16 @@
         choices: [vgg19, deit_small]
         presets: {deit_small: {content_layers: [block8], style_layers: [block2, block5]}}
     objectives: [{metric: ssim, direction: maximize}, {metric: style_gram_dist}]
-    pairs: {count: 2, seed: 0}
+    pairs: {count: 2, seed: 0}          # training studies: {content: 1, styles: 1}
     budget: {trials: 20, timeout_s: 600}
     sampler: nsga2                      # tpe | random | grid | nsga2 | nsga3 | cmaes
     pruner: none                        # median | successive_halving | hyperband | none (or {type: median, ...})
     profiles: {smoke: {fixed: {...}, pairs: {...}, budget: {...}}}
+
+`method` picks what a trial is (nst.study.fields): gatys optimises images, so `fixed`, `search`
+and `profiles.<name>.fixed` name TransferConfig fields; johnson, adain and stytr train a network
+(nst.study.training), so they name TrainConfig fields, and `pairs` says how many held-out
+photos (`content`) and styles (`styles`, adain and stytr) the validation uses.
 
 The total loss alpha*L_c + beta*L_s + gamma*L_tv is invariant (up to scale, which the
 optimiser's step size absorbs for Adam) under multiplying all three weights, so only the
@@ -33,45 +39,29 @@ Every mistake is reported as one line: "<file>: <key>: <problem>; <fix>".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_origin
+from typing import Any, Literal
 
 import yaml
 
 from nst import NstError
-from nst.config import TransferConfig, coerce, field_names, field_type
+from nst.study.fields import METHODS, RATIOS, Config, Fields
+from nst.study.params import Param, choice_label, param_dict, parse_param
 from nst.study.profiles import get_profile
 
-RATIOS = {"style_ratio": "beta", "tv_ratio": "gamma"}  # searched ratio -> weight it sets
-LOSS_TERMS = ("content", "style", "tv", "total")
+LOSS_TERMS = ("content", "style", "tv", "total")  # of an optimisation study (gatys)
 SAMPLERS = ("tpe", "random", "grid", "nsga2", "nsga3", "cmaes")
 PRUNERS = ("median", "successive_halving", "hyperband", "none")
-TOP_KEYS = ("name", "description", "fixed", "search", "objectives", "pairs", "budget",
+TOP_KEYS = ("name", "description", "method", "fixed", "search", "objectives", "pairs", "budget",
             "sampler", "pruner", "profiles")  # fmt: skip
+#: `pairs` keys and defaults: optimisation studies draw content x style pairs; training
+#: studies validate on the first `content` held-out photos (x the first `styles` styles)
+PAIR_KEYS = {False: {"count": 2, "seed": 0}, True: {"content": 1, "styles": 1}}
 
 
 class SpecError(NstError):
     """An experiment file is invalid."""
-
-
-@dataclass(frozen=True)
-class Param:
-    """One searched field: float/int range or categorical choices (lists become tuples)."""
-
-    name: str
-    type: Literal["float", "int", "categorical"]
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: tuple[Any, ...] = ()
-    presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # choice label -> fields
-    when: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # param -> choice labels
-
-    def applies(self, drawn: dict[str, Any]) -> bool:
-        """Whether this field is searched, given the choice labels drawn so far."""
-        return all(drawn.get(k) in labels for k, labels in self.when.items())
 
 
 @dataclass(frozen=True)
@@ -87,7 +77,7 @@ class ExperimentSpec:
     fixed: dict[str, Any]
     search: tuple[Param, ...]
     objectives: tuple[Objective, ...]
-    pairs: dict[str, int]  # {count, seed}
+    pairs: dict[str, int]  # {count, seed}; training studies {content, styles}
     budget: dict[str, float]  # {trials, timeout_s}
     sampler: str
     pruner: dict[str, Any]  # {type, **options}
@@ -95,14 +85,34 @@ class ExperimentSpec:
     path: str = "<spec>"
     profile: str | None = None  # the profile applied, if any
     reports: int = 5  # intermediate values per pair (set by the profile)
+    method: str = "gatys"  # gatys: trials optimise images; johnson, adain, stytr: they train
 
     @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
 
+    @property
+    def fields(self) -> Fields:
+        return Fields(self.method)
+
+    @property
+    def trained(self) -> bool:
+        """Trials train a feed-forward network (nst.study.training)."""
+        return self.method != "gatys"
+
+    @property
+    def resources(self) -> int:
+        """Reports per trial, the pruners' max resource: `reports` per pair of an optimisation
+        study; `reports` validations of the one training run of a training study."""
+        return self.reports if self.trained else self.reports * int(self.pairs["count"])
+
+    def build(self, values: dict[str, Any]) -> Config:
+        """A trial's config from plain values (TransferConfig, or TrainConfig of `method`)."""
+        return self.fields.build(values)
+
     def with_profile(self, name: str, trials: int | None = None) -> ExperimentSpec:
         """This spec with a profile's sizes and budget and its own `profiles.<name>` overrides."""
-        prof = get_profile(name)
+        prof = get_profile(name, trained=self.trained)
         own = self.profiles.get(name, {})
         fixed = {**self.fixed, **prof.config, **own.get("fixed", {})}
         pairs = {**self.pairs, **prof.pairs, **own.get("pairs", {})}
@@ -114,34 +124,28 @@ class ExperimentSpec:
         spec = replace(
             self, fixed=fixed, pairs=pairs, budget=budget, profile=name, reports=prof.reports
         )
-        _check_fixed(spec.path, "profiles." + name, fixed)
+        _check_fixed(spec.path, "profiles." + name, fixed, self.fields)
         return spec
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for summaries and MLflow params."""
         return {
-            "name": self.name, "description": self.description, "fixed": self.fixed,
-            "search": {p.name: _param_dict(p) for p in self.search},
+            "name": self.name, "description": self.description, "method": self.method,
+            "fixed": self.fixed, "search": {p.name: param_dict(p) for p in self.search},
             "objectives": [{"metric": o.metric, "direction": o.direction} for o in self.objectives],
             "pairs": self.pairs, "budget": self.budget, "sampler": self.sampler,
             "pruner": self.pruner, "profile": self.profile, "reports": self.reports,
         }  # fmt: skip
 
 
-def metric_directions() -> dict[str, str]:
-    """Objective names: the evaluation metrics (nst.metrics) and the final loss terms."""
+def metric_directions(method: str = "gatys") -> dict[str, str]:
+    """Objective names: the evaluation metrics (nst.metrics) and the method's loss terms (the
+    final losses of an optimisation, the validation losses of a training run)."""
     from nst.metrics import METRICS  # imports torch: loaded when a spec is checked, not on import
 
-    directions = {t: "minimize" for t in LOSS_TERMS}
+    directions = {t: "minimize" for t in Fields(method).loss_terms()}
     directions.update({k: v.direction for k, v in METRICS.items()})
     return directions
-
-
-def choice_label(value: Any) -> Any:
-    """Optuna stores categorical choices as scalars: a list of layers becomes 'a,b,c'."""
-    if isinstance(value, list | tuple):
-        return ",".join(map(str, value))
-    return value
 
 
 def load_experiment(path: str | Path) -> ExperimentSpec:
@@ -167,11 +171,15 @@ def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
     name = data.get("name")
     if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
         raise fail("name", "required: letters, digits, - and _ (it names results/<name>/)")
+    method = data.get("method", "gatys")
+    if method not in METHODS:
+        raise fail("method", f"{method!r} unknown; use one of {', '.join(METHODS)}")
+    kind = Fields(method)
     fixed = _mapping(data.get("fixed", {}), "fixed", fail)
-    _check_fixed(where, "fixed", fixed)
+    _check_fixed(where, "fixed", fixed, kind)
     search: tuple[Param, ...] = ()
     for key, raw in _mapping(data.get("search", {}), "search", fail).items():
-        search += (_param(key, raw, search, fail),)
+        search += (parse_param(key, raw, search, fail, kind),)
     if not search:
         raise fail(
             "search", "empty; name at least one field to search, e.g. lr: {type: float, ...}"
@@ -179,12 +187,14 @@ def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
     searched = {p.name for p in search}
     if searched & set(RATIOS) and searched & {"alpha", "beta", "gamma"}:
         raise fail("search", "search either the ratios (style_ratio, tv_ratio) or alpha/beta/gamma")
-    objectives = _objectives(data.get("objectives"), fail)
-    pairs = _ints(data.get("pairs", {}), "pairs", ("count", "seed"), {"count": 2, "seed": 0}, fail)
+    objectives = _objectives(data.get("objectives"), fail, method)
+    keys = PAIR_KEYS[kind.trained]
+    pairs = _ints(data.get("pairs", {}), "pairs", tuple(keys), keys, fail)
     budget = _ints(data.get("budget", {}), "budget", ("trials", "timeout_s"),
                    {"trials": 20, "timeout_s": 0}, fail)  # fmt: skip
-    if pairs["count"] < 1 or budget["trials"] < 1:
-        raise fail("pairs.count/budget.trials", "must be at least 1")
+    small = [f"pairs.{k}" for k, v in pairs.items() if k != "seed" and v < 1]
+    if small or budget["trials"] < 1:
+        raise fail((small or ["budget.trials"])[0], "must be at least 1")
     sampler = data.get("sampler", "tpe" if len(objectives) == 1 else "nsga2")
     if sampler not in SAMPLERS:
         raise fail("sampler", f"{sampler!r} unknown; use one of {', '.join(SAMPLERS)}")
@@ -214,10 +224,13 @@ def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
             raise fail(
                 f"profiles.{pname}.{bad[0]}", "unknown key; valid keys: fixed, pairs, budget"
             )
+        own = _mapping(over.get("fixed", {}), f"profiles.{pname}.fixed", fail)
+        _check_fixed(where, f"profiles.{pname}.fixed", {**fixed, **own}, kind)
+        _ints(over.get("pairs", {}), f"profiles.{pname}.pairs", tuple(keys), {}, fail)
     return ExperimentSpec(
         name=name, description=str(data.get("description", "")), fixed=fixed, search=search,
         objectives=objectives, pairs=pairs, budget=budget, sampler=sampler, pruner=pruner,
-        profiles=profiles, path=where,
+        profiles=profiles, path=where, method=method,
     )  # fmt: skip
 
 
@@ -227,112 +240,17 @@ def _mapping(value: Any, key: str, fail: Any) -> dict[str, Any]:
     return value
 
 
-def _check_fixed(where: str, key: str, fixed: dict[str, Any]) -> None:
+def _check_fixed(where: str, key: str, fixed: dict[str, Any], kind: Fields) -> None:
     try:
-        TransferConfig.from_dict(fixed)
+        kind.check(fixed)
     except NstError as err:
         raise SpecError(f"{where}: {key}: {err}") from None
 
 
-def _param(key: str, raw: Any, above: tuple[Param, ...], fail: Any) -> Param:
-    valid = [*field_names(), *RATIOS]
-    if key not in valid:
-        raise fail(f"search.{key}", f"unknown field; valid: {', '.join(valid)}")
-    raw = _mapping(raw, f"search.{key}", fail)
-    kind = raw.get("type")
-    allowed = {"float": {"low", "high", "log"}, "int": {"low", "high", "step", "log"},
-               "categorical": {"choices", "presets"}}  # fmt: skip
-    if kind not in allowed:
-        raise fail(f"search.{key}.type", "required: float, int or categorical")
-    extra = sorted(set(raw) - allowed[kind] - {"type", "when"})
-    if extra:
-        raise fail(
-            f"search.{key}.{extra[0]}",
-            f"not a {kind} option; use {', '.join(sorted(allowed[kind]))}",
-        )
-    when = _when(key, raw.get("when", {}), above, fail)
-    hint = float if key in RATIOS else field_type(key)
-    if kind == "categorical":
-        choices = raw.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise fail(f"search.{key}.choices", "must be a non-empty list")
-        for c in choices:
-            try:
-                coerce(key, c, hint)
-            except NstError as err:
-                raise fail(f"search.{key}.choices", str(err)) from None
-        labels = [choice_label(c) for c in choices]
-        if len(set(labels)) != len(labels):
-            raise fail(f"search.{key}.choices", "repeated choice")
-        presets = _mapping(raw.get("presets", {}), f"search.{key}.presets", fail)
-        for label, fields_ in presets.items():
-            if label not in labels:
-                raise fail(f"search.{key}.presets.{label}", f"not one of the choices {labels}")
-            _mapping(fields_, f"search.{key}.presets.{label}", fail)
-            try:
-                TransferConfig.from_dict(fields_)
-            except NstError as err:
-                raise fail(f"search.{key}.presets.{label}", str(err)) from None
-        return Param(key, "categorical", choices=tuple(map(_freeze, choices)), presets=presets,
-                     when=when)  # fmt: skip
-    if get_origin(hint) is not None or hint not in (int, float):
-        raise fail(f"search.{key}.type", f"{key} is not numeric; use type: categorical")
-    if kind == "float" and hint is int:
-        raise fail(f"search.{key}.type", f"{key} is an integer field; use type: int")
-    try:
-        low, high = float(raw["low"]), float(raw["high"])
-    except KeyError as err:
-        raise fail(f"search.{key}.{err.args[0]}", "required") from None
-    except (TypeError, ValueError):
-        raise fail(
-            f"search.{key}", "low and high must be numbers (write 1.0e+4, not 1e4)"
-        ) from None
-    log = raw.get("log", key in RATIOS)
-    if not isinstance(log, bool):
-        raise fail(f"search.{key}.log", "must be true or false")
-    if not low < high:
-        raise fail(f"search.{key}", f"low ({low:g}) must be below high ({high:g})")
-    if log and low <= 0:
-        raise fail(f"search.{key}.low", "a log-scale range must start above 0")
-    if kind == "int" and not (low.is_integer() and high.is_integer()):
-        raise fail(f"search.{key}", "int bounds must be whole numbers")
-    step = raw.get("step")
-    if step is not None and (not isinstance(step, int | float) or step <= 0 or log):
-        raise fail(f"search.{key}.step", "must be a positive number and not combined with log")
-    for bound in (low, high):
-        try:
-            TransferConfig.from_dict({RATIOS.get(key, key): bound})
-        except NstError as err:
-            raise fail(f"search.{key}", str(err)) from None
-    return Param(key, kind, low=low, high=high, log=log, step=step, when=when)
-
-
-def _when(key: str, raw: Any, above: tuple[Param, ...], fail: Any) -> dict[str, tuple[Any, ...]]:
-    """Conditions name categorical fields searched above this one (drawn first, so a trial
-    knows them) and some of their choices."""
-    earlier = {q.name: q for q in above if q.type == "categorical"}
-    out = {}
-    for other, value in _mapping(raw, f"search.{key}.when", fail).items():
-        if other not in earlier:
-            raise fail(f"search.{key}.when.{other}", "not a categorical field searched above "
-                       f"{key}; use one of {list(earlier) or 'none (move it above)'}")  # fmt: skip
-        labels = [choice_label(v) for v in (value if isinstance(value, list) else [value])]
-        choices = [choice_label(c) for c in earlier[other].choices]
-        bad = [v for v in labels if v not in choices] or ([] if labels else ["(none)"])
-        if bad:
-            raise fail(f"search.{key}.when.{other}", f"{bad[0]!r} is not one of {choices}")
-        out[str(other)] = tuple(labels)
-    return out
-
-
-def _freeze(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _objectives(raw: Any, fail: Any) -> tuple[Objective, ...]:
+def _objectives(raw: Any, fail: Any, method: str) -> tuple[Objective, ...]:
     if not isinstance(raw, list) or not raw:
         raise fail("objectives", "required: a list of {metric, direction}, e.g. [{metric: ssim}]")
-    known = metric_directions()
+    known = metric_directions(method)
     out = []
     for i, item in enumerate(raw):
         item = (
@@ -374,19 +292,13 @@ def _ints(
     return out
 
 
-def _param_dict(p: Param) -> dict[str, Any]:
-    when = {"when": {k: list(v) for k, v in p.when.items()}} if p.when else {}
-    if p.type == "categorical":
-        d: dict[str, Any] = {"type": p.type, "choices": [choice_label(c) for c in p.choices]}
-        return {**d, "presets": p.presets, **when} if p.presets else {**d, **when}
-    return {"type": p.type, "low": p.low, "high": p.high, "log": p.log, "step": p.step, **when}
-
-
 __all__ = [
+    "RATIOS",
     "ExperimentSpec",
     "Objective",
     "Param",
     "SpecError",
+    "choice_label",
     "load_experiment",
     "parse_experiment",
 ]

@@ -3,7 +3,8 @@
 Reading guide: config.py (TrainConfig) -> data.py (the content stream: seeded shuffles and
 crops, a resumable position, the rank split) -> objective.py (alpha * content + beta * style +
 gamma * tv on the loss backbone) -> checkpoint.py (atomic, complete training state) ->
-distributed.py (torchrun, DDP) -> loop.py (`train`, the one loop) -> tracking.py (MLflow).
+distributed.py (torchrun, DDP) -> validate.py (samples; the `validate` callback on held-out
+photos) -> loop.py (`train`, the one loop) -> tracking.py (MLflow).
 
 TrainConfig is importable without torch (the CLI builds its options from it); `train` and
 `TrainResult` are imported from nst.train.loop on first use.

@@ -16,8 +16,12 @@ and ends bit-identical on CPU.
 
 Non-finite losses. The losses stay on the device and are checked every `log_every` steps and
 before every checkpoint (a per-step check would synchronise the device each step); the first
-non-finite step raises an NstError naming it, before anything is saved, so the last good
-checkpoint stays intact.
+non-finite step raises an NstError (nst.optimize.loop.NonFiniteLoss, the optimiser's kind)
+naming it, before anything is saved, so the last good checkpoint stays intact.
+
+Validation: `validate` is called after the steps in `validate_at`, on rank 0, in eval mode
+under no_grad (nst.train.validate): how a study judges a trial on held-out photos while it
+trains, and stops it early by raising.
 
 Outputs (rank 0 only): <out>/checkpoint.pt (latest training state), <out>/model.pt (final
 network), <out>/losses.jsonl (one line per step: step and every loss term of the global
@@ -31,6 +35,7 @@ import random
 import sys
 import time
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,16 +46,17 @@ import torch
 from nst import NstError
 from nst.backbones import get_backbone
 from nst.backbones.base import Backbone, WeightsInfo
-from nst.images import load_image, save_image
+from nst.images import load_image
 from nst.models import get_model
 from nst.models.io import unwrap
-from nst.optimize.loop import peak_memory_mb, resolve_device
+from nst.optimize.loop import NonFiniteLoss, peak_memory_mb, resolve_device
 from nst.provenance import bf16_support
 from nst.train import arbitrary, distributed
 from nst.train import checkpoint as ckpt
 from nst.train.config import RESUMABLE_KEYS, TrainConfig
 from nst.train.data import ContentStream
 from nst.train.objective import TERMS, PerceptualLoss
+from nst.train.validate import Validate, run_validation, sample
 
 LOSSES = "losses.jsonl"
 
@@ -104,11 +110,16 @@ def train(
     resume: bool = False,
     hooks: TrainHooks | None = None,
     progress: bool = True,
+    validate: Validate | None = None,
+    validate_at: Collection[int] = (),
 ) -> TrainResult:
     """Train config.method's network on config.data for config.style into the folder `out`.
 
     resume=False refuses a folder that already holds a checkpoint (it is never overwritten);
-    resume=True continues from <out>/checkpoint.pt, whose method and options must match."""
+    resume=True continues from <out>/checkpoint.pt, whose method and options must match.
+    validate(Validation) is called after each step in `validate_at` (every N steps:
+    range(N, config.steps + 1, N)) on rank 0, in eval mode under no_grad (nst.train.validate);
+    what it raises ends the training, leaving the folder consistent."""
     out = Path(out)
     path = out / ckpt.CHECKPOINT
     world = distributed.world_from_env()
@@ -136,7 +147,7 @@ def train(
     distributed.start(world, device)
     try:
         return _run(config, out, saved, world, device, style, (stream, styles), bf16, hooks,
-                    progress)  # fmt: skip
+                    progress, (validate, frozenset(validate_at)))  # fmt: skip
     finally:
         distributed.stop(world)
 
@@ -174,8 +185,10 @@ def _run(
     bf16: str,
     hooks: TrainHooks | None,
     progress: bool,
+    validation: tuple[Validate | None, frozenset[int]] = (None, frozenset()),
 ) -> TrainResult:
     t0 = time.perf_counter()
+    validate, validate_at = validation
     stream, styles = streams
     seed_everything(config.seed)
     net = get_model(config.method, **config.build_options)
@@ -209,10 +222,12 @@ def _run(
     val_style = style.to(device).expand(len(val), -1, -1, -1) if styles is not None else None
     extra: dict[str, Any] = {"weights": backbone.weights_info.identity,
                              "style": str(config.styles if styles else config.style)}  # fmt: skip
+    encoder: WeightsInfo | None = None  # adain, stytr: the frozen encoders' weights
     if styles is not None:
         extra["parameters"] = counts
         encoders = [m for m in net.modules() if isinstance(m, Backbone)]
-        extra["encoder_weights"] = encoders[0].weights_info.identity if encoders else ""
+        encoder = encoders[0].weights_info if encoders else None
+        extra["encoder_weights"] = encoder.identity if encoder else ""
     if world.is_main:
         if styles is not None:
             print(arbitrary.describe_counts(counts), file=sys.stderr)
@@ -223,7 +238,7 @@ def _run(
         if hooks:
             hooks.on_start({"weights": backbone.weights_info, "style": style, "val": val,
                             "world_size": world.world_size, "start_step": start,
-                            "parameters": counts})  # fmt: skip
+                            "parameters": counts, "encoder_weights": encoder})  # fmt: skip
     bar = _bar(config, start, progress and world.is_main)
     pending: list[tuple[int, torch.Tensor]] = []
     history: list[dict[str, float]] = []
@@ -232,51 +247,57 @@ def _run(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     step = start
-    while step < config.steps:
-        batch = stream.next_batch().to(device, non_blocking=True)
-        batch = batch.contiguous(memory_format=memory)
-        sbatch = None
-        if styles is not None:
-            sbatch = styles.next_batch().to(device, non_blocking=True)
-            sbatch = sbatch.contiguous(memory_format=memory)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
-            if sbatch is None:
-                losses = objective(model(batch), batch)
-            else:
-                losses = objective(model(batch, sbatch, extras=True), batch, sbatch)
-        optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        values = torch.stack([losses[t].detach().float() for t in terms])
-        pending.append((step, distributed.mean_over_ranks(values, world)))
-        at_checkpoint = step == config.steps or (
-            config.checkpoint_every and step % config.checkpoint_every == 0
-        )
-        if step % config.log_every == 0 or at_checkpoint:
-            rows = _drain(pending, terms)
-            history.extend(rows)
-            if world.is_main:
-                _append_log(out / LOSSES, rows)
+    try:
+        while step < config.steps:
+            batch = stream.next_batch().to(device, non_blocking=True)
+            batch = batch.contiguous(memory_format=memory)
+            sbatch = None
+            if styles is not None:
+                sbatch = styles.next_batch().to(device, non_blocking=True)
+                sbatch = sbatch.contiguous(memory_format=memory)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
+                if sbatch is None:
+                    losses = objective(model(batch), batch)
+                else:
+                    losses = objective(model(batch, sbatch, extras=True), batch, sbatch)
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            values = torch.stack([losses[t].detach().float() for t in terms])
+            pending.append((step, distributed.mean_over_ranks(values, world)))
+            at_checkpoint = step == config.steps or (
+                config.checkpoint_every and step % config.checkpoint_every == 0
+            )
+            validating = validate is not None and step in validate_at and world.is_main
+            if step % config.log_every == 0 or at_checkpoint or validating:
+                rows = _drain(pending, terms)  # a non-finite loss stops before validating
+                history.extend(rows)
+                if world.is_main:
+                    _append_log(out / LOSSES, rows)
+                    if hooks:
+                        hooks.on_log(rows)
+                    if bar is not None:
+                        done = step - start
+                        rate = done * images / max(time.perf_counter() - loop_t0, 1e-9)
+                        bar.update(step - bar.n)
+                        bar.set_postfix(loss=f"{rows[-1]['total']:.4g}", img_s=f"{rate:.1f}")
+            if world.is_main and config.sample_every and step % config.sample_every == 0:
+                sample(unwrap(model), (val, val_style), step, out, hooks, bool(bf16), device)
+            if at_checkpoint and world.is_main:
+                ckpt.save_training(path, model=model, optimizer=optimizer, scheduler=scheduler,
+                                   config=config, step=step, position=stream.position, extra=extra,
+                                   style_position=styles.position if styles else None)  # fmt: skip
                 if hooks:
-                    hooks.on_log(rows)
-                if bar is not None:
-                    done = step - start
-                    rate = done * images / max(time.perf_counter() - loop_t0, 1e-9)
-                    bar.update(step - bar.n)
-                    bar.set_postfix(loss=f"{rows[-1]['total']:.4g}", img_s=f"{rate:.1f}")
-        if world.is_main and config.sample_every and step % config.sample_every == 0:
-            _sample(unwrap(model), (val, val_style), step, out, hooks, bool(bf16), device)
-        if at_checkpoint and world.is_main:
-            ckpt.save_training(path, model=model, optimizer=optimizer, scheduler=scheduler,
-                               config=config, step=step, position=stream.position, extra=extra,
-                               style_position=styles.position if styles else None)  # fmt: skip
-            if hooks:
-                hooks.on_checkpoint(step, path)
+                    hooks.on_checkpoint(step, path)
+            if validating:
+                assert validate is not None
+                run_validation(validate, step, unwrap(model), device, objective)
+    finally:
+        if bar is not None:
+            bar.close()
     loop_s = time.perf_counter() - loop_t0
-    if bar is not None:
-        bar.close()
     model_path = out / ckpt.MODEL
     if world.is_main:
         ckpt.save_model(model_path, model, config, step, extra)
@@ -309,7 +330,7 @@ def _drain(
     if not bool(finite.all()):
         i = int((~finite).nonzero()[0])
         shown = ", ".join(f"{t}={float(v):.4g}" for t, v in zip(terms, stacked[i], strict=True))
-        raise NstError(
+        raise NonFiniteLoss(
             f"training diverged: non-finite loss at step {steps[i]} ({shown}); stopped before "
             "saving, the last checkpoint is intact: lower --lr or the loss weights"
         )
@@ -329,28 +350,6 @@ def _trim_log(path: Path, last_step: int) -> None:
     rows = [line for line in path.read_text().splitlines() if line.strip()]
     kept = [r for r in rows if json.loads(r)["step"] <= last_step]
     path.write_text("".join(r + "\n" for r in kept))
-
-
-def _sample(
-    net: torch.nn.Module,
-    vals: tuple[torch.Tensor, torch.Tensor | None],
-    step: int,
-    out: Path,
-    hooks: TrainHooks | None,
-    bf16: bool,
-    device: torch.device,
-) -> None:
-    """The validation photos stylised (arbitrary-style: with the first style image), side by
-    side, as samples/step_NNNNNN.png."""
-    val, val_style = vals
-    if not len(val):
-        return
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        styled = (net(val) if val_style is None else net(val, val_style)).float()
-    row = torch.cat(list(styled), dim=-1).unsqueeze(0)
-    save_image(row, out / "samples" / f"step_{step:06d}.png")
-    if hooks:
-        hooks.on_sample(step, row)
 
 
 def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:

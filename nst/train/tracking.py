@@ -8,13 +8,16 @@ strict or best-effort failure policy), holding
     images   images/style.png, images/validation.png; samples: the validation photos stylised
              every sample_every steps, as image steps (the UI's step slider)
     tags     nst.kind=train, nst.method, nst.world_size, the loss backbone's weights
-             (nst.tracking.tags.weights_tags), nst.warning for random weights
+             (nst.tracking.tags.weights_tags), nst.warning for random weights; adain and
+             stytr also nst.encoder.weights and nst.encoder.pretrained
     files    checkpoint/checkpoint.pt and checkpoint/model.pt at the end
     model    model/: the final network as an MLflow pyfunc model with a signature
              (nst.models.serving), so mlflow.pyfunc.load_model("runs:/<id>/model") stylises
              arrays; registered as a new version of `register_model` when one is named
 
 Only rank 0 creates a run. A resumed run makes a new MLflow run (tagged nst.resumed_from).
+A study's training trial (nst.study.training) is a run nested under the study's parent run
+(parent_run_id), without the files and model (artifacts=False).
 """
 
 from __future__ import annotations
@@ -34,11 +37,14 @@ MODEL_DIR = "model"  # the MLflow model's artifact path: runs:/<run id>/model
 
 
 class MlflowHooks:
-    """nst.train.loop.TrainHooks that log into one TransferTracker's run."""
+    """nst.train.loop.TrainHooks that log into one TransferTracker's run. artifacts=False
+    leaves out the checkpoint files and the MLflow model (a study's trial: its metrics and
+    curves are the record, and its network stays in the study's folder)."""
 
-    def __init__(self, tracker: Any, register_model: str | None = None):
+    def __init__(self, tracker: Any, register_model: str | None = None, artifacts: bool = True):
         self.tracker = tracker
         self.register_model = register_model
+        self.artifacts = artifacts
         self.model_version: str | None = None
         self._on_step = tracker.callback()
 
@@ -48,6 +54,10 @@ class MlflowHooks:
         t = self.tracker
         t.set_tags(weights_tags(cast(Any, SimpleNamespace(weights=info["weights"]))))
         t.set_tags({"nst.world_size": str(info["world_size"])})
+        encoder = info.get("encoder_weights")  # adain, stytr: the (frozen) encoders' weights
+        if encoder is not None:
+            t.set_tags({"nst.encoder.weights": encoder.identity,
+                        "nst.encoder.pretrained": str(bool(encoder.pretrained)).lower()})  # fmt: skip
         if info["start_step"]:
             t.set_tags({"nst.resumed_from": str(info["start_step"])})
         t.log_image(info["style"], "images/style.png")
@@ -82,6 +92,8 @@ class MlflowHooks:
         t.log_metrics(metrics, step=result.steps)
         if result.bf16:
             t.set_tags({"nst.bf16": result.bf16})
+        if not self.artifacts:
+            return
         t.log_artifact(result.checkpoint, "checkpoint")
         t.log_artifact(result.model, "checkpoint")
         self.log_model(result.model)
@@ -129,8 +141,11 @@ def training_run(
     mode: str = "strict",
     tags: dict[str, str] | None = None,
     register_model: str | None = None,
+    parent_run_id: str | None = None,
+    artifacts: bool = True,
 ) -> Iterator[MlflowHooks]:
-    """An MLflow run for one training (module docstring), yielding the loop's hooks."""
+    """An MLflow run for one training (module docstring), yielding the loop's hooks; nested
+    under `parent_run_id` when given (a study's trial under the study's run)."""
     from nst.tracking.transfer import transfer_run
 
     all_tags = {"nst.kind": "train", "nst.method": config.method, **(tags or {})}
@@ -142,5 +157,6 @@ def training_run(
         run_name=run_name,
         mode=mode,
         tags=all_tags,
+        parent_run_id=parent_run_id,
     ) as tracker:
-        yield MlflowHooks(tracker, register_model)
+        yield MlflowHooks(tracker, register_model, artifacts)

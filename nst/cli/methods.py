@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             state = f"trained in {r['seconds']:.1f} s" if r["trained"] else "reused"
             print(f"  {r['run']}: {state}")
         return 0
-    from nst.methods.run import run_methods
+    from nst.methods.run import HEADLINE, run_methods
 
     root = run_methods(args.spec, args.profile, args.data, args.out, log=log,
                        train=args.step == "all", hooks=hooks)  # fmt: skip
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         if not mine:
             continue
         mean = {k: sum(float(r[k]) for r in mine) / len(mine)
-                for k in ("ssim", "style_gram_dist", "seconds", "peak_memory_mb") if k in mine[0]}  # fmt: skip
+                for k in (*HEADLINE, "seconds", "peak_memory_mb") if k in mine[0]}  # fmt: skip
         print(f"  {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in mean.items()))
     if not args.no_track:
         run_id = log_comparison(root, args.tracking_uri, args.experiment)

@@ -8,7 +8,8 @@
 3. Every method stylises every content x style pair through nst.methods.Stylizer (time and
    peak memory measured there) and nst.metrics.Evaluator judges it (held-out network).
 4. <out>/methods/results.csv (one row per method x pair), summary.json (split, configs,
-   runs, networks, judge), metrics.json (each method's means, for `dvc metrics show`) and
+   runs, networks, judge), metrics.json (each method's means of seconds, memory and
+   the headline metrics, for `dvc metrics show`) and
    images/<method>/<content>__<style>.png are written into a
    staging folder and moved into place, so a failed run leaves the previous results whole.
 """
@@ -33,6 +34,7 @@ from nst.methods.training import Hooks, Log, train_method
 from nst.metrics import Evaluator
 
 FIXED_COLUMNS = ("method", "content", "style", "seconds", "peak_memory_mb", "image")
+HEADLINE = ("ssim", "style_gram_dist")  # the content and the style metric of metrics.json
 
 
 def _stylizers(
@@ -154,15 +156,16 @@ def _write(
     atomic_write(root / "results.csv", lambda f: f.write(buf.getvalue().encode()))
     text = json.dumps(summary, indent=2, default=str) + "\n"
     atomic_write(root / "summary.json", lambda f: f.write(text.encode()))
-    means = json.dumps(method_means(rows, methods, metrics), indent=2) + "\n"
+    # the headline metrics only: `dvc metrics show` puts every study's and method's in one row
+    means = json.dumps(method_means(rows, methods, list(HEADLINE)), indent=2) + "\n"
     atomic_write(root / "metrics.json", lambda f: f.write(means.encode()))
 
 
 def method_means(
     rows: list[dict[str, Any]], methods: dict[str, Any], metrics: list[str]
 ) -> dict[str, dict[str, float]]:
-    """metrics.json (`dvc metrics show`): per method, the mean over the held-out pairs of
-    seconds, peak memory and every metric, and the number of pairs."""
+    """Per method, the mean over the held-out pairs of seconds, peak memory and `metrics`, and
+    the number of pairs (metrics.json: the HEADLINE metrics; MLflow: every metric)."""
     out: dict[str, dict[str, float]] = {}
     for name in methods:
         mine = [r for r in rows if r["method"] == name]

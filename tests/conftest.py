@@ -74,11 +74,39 @@ def isolated_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     return home
 
 
-@pytest.fixture
-def one_thread():  # type: ignore[no-untyped-def]
-    """torch on one thread for the test: the test machine's cores are shared, and
-    oversubscribed threads are several times slower (subprocesses use 1 too)."""
+def _one_thread():  # type: ignore[no-untyped-def]
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
+
+
+@pytest.fixture
+def one_thread():  # type: ignore[no-untyped-def]
+    """torch on one thread for the test: the test machine's cores are shared, and
+    oversubscribed threads are several times slower (subprocesses use 1 too)."""
+    yield from _one_thread()
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():  # type: ignore[no-untyped-def]
+    """one_thread for a whole module, its module-scoped fixtures (a smoke run) included: use
+    it as `pytestmark = pytest.mark.usefixtures("one_thread_module")`."""
+    yield from _one_thread()
+
+
+@pytest.fixture
+def rendered(monkeypatch: pytest.MonkeyPatch) -> list:  # type: ignore[type-arg]
+    """Every figure the report renders meanwhile (matplotlib Figures), kept to read back what
+    it drew."""
+    from nst.report import figures as figs
+
+    kept: list = []  # type: ignore[type-arg]
+    real = figs._render
+
+    def keep(fig):  # type: ignore[no-untyped-def]
+        kept.append(fig)
+        return real(fig)
+
+    monkeypatch.setattr(figs, "_render", keep)
+    return kept

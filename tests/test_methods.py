@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,7 @@ SPEC = Path(__file__).resolve().parents[1] / "experiments" / "methods.yaml"
 METHODS = ("gatys", "johnson", "adain", "stytr")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def make_images(folder: Path, n: int, seed: int, stripes: bool = False) -> Path:

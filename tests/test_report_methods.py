@@ -10,13 +10,11 @@ import json
 import re
 import shutil
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import cdp
 import numpy as np
 import pytest
-import torch
 import yaml
 from cdp import Chromium, find_chromium
 from fake_study import fake_study
@@ -27,7 +25,6 @@ from matplotlib.lines import Line2D
 from PIL import Image
 
 from nst.cli import main
-from nst.report import figures as figs
 from nst.report.build import build_report
 from nst.report.data import load_methods
 from nst.report.methods import methods_sections
@@ -58,12 +55,7 @@ PAGE_STATE = """(() => {
 })()""".replace("BASE", cdp.PAGE_STATE.strip())
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 @pytest.fixture(scope="module")
@@ -102,20 +94,6 @@ def edit_summary(results: Path, **changes: object) -> dict:
     summary.update(changes)
     path.write_text(json.dumps(summary))
     return summary
-
-
-@pytest.fixture
-def rendered(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
-    """Every figure rendered meanwhile, kept to read back what it drew."""
-    kept: list[Figure] = []
-    real = figs._render
-
-    def keep(fig: Figure) -> bytes:
-        kept.append(fig)
-        return real(fig)
-
-    monkeypatch.setattr(figs, "_render", keep)
-    return kept
 
 
 def xy(line: Line2D) -> tuple[list[float], list[float]]:

@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from fake_study import fake_study, noise_png
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
@@ -24,20 +23,6 @@ from nst.report.intervals import value_range
 BOTH = [("ssim", "maximize"), ("style_gram_dist", "minimize")]
 NUMBER = r"(-?[\d.]+(?:e[-+]?\d+)?)"
 CELL = re.compile(rf"{NUMBER} (?:\[{NUMBER}, {NUMBER}\]|\(range {NUMBER}–{NUMBER}, )?.*n=(\d+)")
-
-
-@pytest.fixture
-def rendered(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
-    """Every figure the report renders, kept to read back what it drew."""
-    kept: list[Figure] = []
-    real = figs._render
-
-    def keep(fig: Figure) -> bytes:
-        kept.append(fig)
-        return real(fig)
-
-    monkeypatch.setattr(figs, "_render", keep)
-    return kept
 
 
 def edit(root: Path, trials: dict[str, object] | None = None, **summary: object) -> None:

@@ -106,29 +106,51 @@ def choose_pairs(
     return random.Random(int(spec.pairs["seed"])).sample(grid, count)
 
 
-class StudyObjective:
-    """trial -> objective values (means over pairs); writes images and curves as it goes."""
+class TrialObjective:
+    """What every study's objective does with a trial: draw its config, run it (inside its MLflow
+    run when tracked), and record a fault on the trial before the exception leaves (the trial
+    fails alone; run_worker's catch lets the study go on). Subclasses draw and run."""
 
-    def __init__(self, spec: ExperimentSpec, pairs: list[Pair], out: Path, resources: Resources,
-                 tracking: dict[str, str] | None = None):  # fmt: skip
-        self.spec, self.pairs, self.out, self.res = spec, pairs, out, resources
-        self.tracking = tracking  # {"uri", "experiment", "parent_run_id"} or None
-        self.metrics = [o.metric for o in spec.objectives]
+    spec: ExperimentSpec
+    tracking: dict[str, str] | None  # {"uri", "experiment", "parent_run_id"} or None
+
+    def draw(self, trial: optuna.Trial) -> Any:
+        raise NotImplementedError
+
+    def _run(self, trial: optuna.Trial, config: Any, run: Any) -> float | list[float]:
+        raise NotImplementedError
+
+    def _tracked(self, trial: optuna.Trial, config: Any) -> float | list[float]:
+        raise NotImplementedError
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         trial.set_user_attr(attrs.WORKER, worker_id())
         try:
-            config = suggest(trial, self.spec)
-            assert isinstance(config, TransferConfig)
+            config = self.draw(trial)
             trial.set_user_attr(attrs.CONFIG, config.to_dict())
             if self.tracking is None:
                 return self._run(trial, config, None)
             return self._tracked(trial, config)
         except optuna.TrialPruned:
             raise
-        except Exception as err:  # the trial fails alone; run_worker's catch lets the study go on
+        except Exception as err:
             record_fault(trial, err)
             raise
+
+
+class StudyObjective(TrialObjective):
+    """trial -> objective values (means over pairs); writes images and curves as it goes."""
+
+    def __init__(self, spec: ExperimentSpec, pairs: list[Pair], out: Path, resources: Resources,
+                 tracking: dict[str, str] | None = None):  # fmt: skip
+        self.spec, self.pairs, self.out, self.res = spec, pairs, out, resources
+        self.tracking = tracking
+        self.metrics = [o.metric for o in spec.objectives]
+
+    def draw(self, trial: optuna.Trial) -> TransferConfig:
+        config = suggest(trial, self.spec)
+        assert isinstance(config, TransferConfig)
+        return config
 
     def _tracked(self, trial: optuna.Trial, config: TransferConfig) -> float | list[float]:
         """The trial inside its MLflow run. Tracking is strict: a trial whose record cannot be

@@ -46,8 +46,15 @@ from nst.images import resize_tensor, save_image
 from nst.methods.split import held_out_split
 from nst.study import attrs
 from nst.study.backbone import judge_tags
-from nst.study.faults import failure_reason, readable, record_fault, worker_id
-from nst.study.objective import CURVE_TERMS, Pair, Resources, proxy, report_marks
+from nst.study.faults import failure_reason, readable, worker_id
+from nst.study.objective import (
+    CURVE_TERMS,
+    Pair,
+    Resources,
+    TrialObjective,
+    proxy,
+    report_marks,
+)
 from nst.study.space import suggest
 from nst.study.spec import ExperimentSpec
 from nst.train.config import TrainConfig
@@ -148,7 +155,7 @@ class Recorder:
             self.mlflow.on_end(result)
 
 
-class TrainObjective:
+class TrainObjective(TrialObjective):
     """trial -> objective values of the trained network on the validation pairs."""
 
     def __init__(self, spec: ExperimentSpec, data: TrainData, out: Path, resources: Resources,
@@ -159,20 +166,10 @@ class TrainObjective:
         self.terms = spec.fields.loss_terms()
         self.crops: dict[tuple[str, int], torch.Tensor] = {}
 
-    def __call__(self, trial: optuna.Trial) -> float | list[float]:
-        trial.set_user_attr(attrs.WORKER, worker_id())
-        try:
-            config = suggest(trial, self.spec, base=self.data.fields(self.spec.method))
-            assert isinstance(config, TrainConfig)
-            trial.set_user_attr(attrs.CONFIG, config.to_dict())
-            if self.tracking is None:
-                return self._run(trial, config, None)
-            return self._tracked(trial, config)
-        except optuna.TrialPruned:
-            raise
-        except Exception as err:  # the trial fails alone (runner.run_worker catches it)
-            record_fault(trial, err)
-            raise
+    def draw(self, trial: optuna.Trial) -> TrainConfig:
+        config = suggest(trial, self.spec, base=self.data.fields(self.spec.method))
+        assert isinstance(config, TrainConfig)
+        return config
 
     def _tracked(self, trial: optuna.Trial, config: TrainConfig) -> float | list[float]:
         """The trial inside its MLflow run, strict like an optimisation trial's."""

@@ -153,35 +153,32 @@ def judge_pretrained(found: list[dict[str, Any]]) -> bool | None:
     return all(j["pretrained"] for j in found) if found else None
 
 
-def backbones_used(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
-    """Per optimised backbone: {backbone, weights (identity), pretrained, trials (count)}."""
+def _networks_used(
+    trials: list[optuna.trial.FrozenTrial], role: str, identity_key: str, pretrained_key: str
+) -> list[dict[str, Any]]:
+    """Per network of `role` (a config field): {role, weights (identity), pretrained, trials}."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for t in trials:
-        if WEIGHTS_IDENTITY not in t.user_attrs:
-            continue  # the trial never built its backbone
-        name = str((t.user_attrs.get(CONFIG) or {}).get("backbone", ""))
-        identity = str(t.user_attrs[WEIGHTS_IDENTITY])
+        if identity_key not in t.user_attrs:
+            continue  # the trial never built that network
+        name = str((t.user_attrs.get(CONFIG) or {}).get(role, ""))
+        identity = str(t.user_attrs[identity_key])
         entry = out.setdefault((name, identity), {
-            "backbone": name, "weights": identity,
-            "pretrained": t.user_attrs.get(WEIGHTS_PRETRAINED) is not False, "trials": 0})  # fmt: skip
+            role: name, "weights": identity,
+            "pretrained": t.user_attrs.get(pretrained_key) is not False, "trials": 0})  # fmt: skip
         entry["trials"] += 1
     return [out[k] for k in sorted(out)]
+
+
+def backbones_used(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
+    """Per optimised backbone: {backbone, weights (identity), pretrained, trials (count)}."""
+    return _networks_used(trials, "backbone", WEIGHTS_IDENTITY, WEIGHTS_PRETRAINED)
 
 
 def encoders_used(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
     """Per encoder of a training study (adain, stytr): {encoder, weights (identity),
     pretrained, trials (count)}; [] for other studies."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for t in trials:
-        if ENCODER_WEIGHTS not in t.user_attrs:
-            continue
-        name = str((t.user_attrs.get(CONFIG) or {}).get("encoder", ""))
-        identity = str(t.user_attrs[ENCODER_WEIGHTS])
-        entry = out.setdefault((name, identity), {
-            "encoder": name, "weights": identity,
-            "pretrained": t.user_attrs.get(ENCODER_PRETRAINED) is not False, "trials": 0})  # fmt: skip
-        entry["trials"] += 1
-    return [out[k] for k in sorted(out)]
+    return _networks_used(trials, "encoder", ENCODER_WEIGHTS, ENCODER_PRETRAINED)
 
 
 def parent_backbone_tags(

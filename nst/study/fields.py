@@ -30,13 +30,8 @@ METHODS = ("gatys", "johnson", "adain", "stytr")
 RATIOS = {"style_ratio": "beta", "tv_ratio": "gamma"}  # searched ratio -> weight it sets
 #: TrainConfig fields a training study sets from the held-out split (module docstring)
 SPLIT_KEYS = ("data", "style", "styles")
-#: the loss terms of each method (nst.train.objective.TERMS, nst.train.arbitrary's *_TERMS)
-LOSS_TERMS: dict[str, tuple[str, ...]] = {
-    "gatys": ("content", "style", "tv", "total"),
-    "johnson": ("content", "style", "tv", "total"),
-    "adain": ("content", "style", "total"),
-    "stytr": ("content", "style", "identity1", "identity2", "total"),
-}
+#: an optimisation's loss terms (nst.optimize: alpha L_c + beta L_s + gamma L_tv, and the total)
+GATYS_TERMS = ("content", "style", "tv", "total")
 
 Config = TransferConfig | TrainConfig
 
@@ -98,7 +93,13 @@ class Fields:
             raise NstError(text) from None
 
     def loss_terms(self) -> tuple[str, ...]:
-        return LOSS_TERMS[self.method]
+        """The method's loss terms: an optimisation's, or the training objective's."""
+        if not self.trained:
+            return GATYS_TERMS
+        from nst.train import arbitrary, objective  # torch: loaded when a spec is checked
+
+        return {"johnson": objective.TERMS, "adain": arbitrary.ADAIN_TERMS,
+                "stytr": arbitrary.STYTR_TERMS}[self.method]  # fmt: skip
 
     @property
     def what(self) -> str:

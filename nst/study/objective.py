@@ -25,9 +25,9 @@ from nst.study import attrs
 from nst.study.backbone import BackboneChoice, judge_tags
 from nst.study.faults import failure_reason, readable, record_fault, worker_id
 from nst.study.space import suggest
-from nst.study.spec import ExperimentSpec
+from nst.study.spec import LOSS_TERMS, ExperimentSpec
 
-CURVE_TERMS = ("content", "style", "tv", "total")
+CURVE_TERMS = LOSS_TERMS  # the columns of curves.csv: an optimisation's loss terms
 
 
 @dataclass
@@ -123,6 +123,26 @@ class TrialObjective:
     def _tracked(self, trial: optuna.Trial, config: Any) -> float | list[float]:
         raise NotImplementedError
 
+    @property
+    def metrics(self) -> list[str]:
+        return [o.metric for o in self.spec.objectives]
+
+    def _result(
+        self, trial: optuna.Trial, means: dict[str, float], run: Any
+    ) -> float | list[float]:
+        """The trial's result from its mean metrics: recorded on the trial and its MLflow run
+        (objective/<m>, mean/<m>), refused when not finite, one value per objective."""
+        trial.set_user_attr(attrs.METRICS, means)
+        objective = [means[m] for m in self.metrics]
+        if run is not None:
+            run.log_metrics(
+                {f"objective/{m}": v for m, v in zip(self.metrics, objective, strict=True)}
+            )
+            run.log_metrics({f"mean/{m}": v for m, v in means.items()})
+        if any(not math.isfinite(v) for v in objective):
+            raise NstError(f"objective not finite: {objective}")
+        return objective[0] if len(objective) == 1 else objective
+
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         trial.set_user_attr(attrs.WORKER, worker_id())
         try:
@@ -145,7 +165,6 @@ class StudyObjective(TrialObjective):
                  tracking: dict[str, str] | None = None):  # fmt: skip
         self.spec, self.pairs, self.out, self.res = spec, pairs, out, resources
         self.tracking = tracking
-        self.metrics = [o.metric for o in spec.objectives]
 
     def draw(self, trial: optuna.Trial) -> TransferConfig:
         config = suggest(trial, self.spec)
@@ -192,16 +211,7 @@ class StudyObjective(TrialObjective):
             trial.set_user_attr(attrs.PAIRS, records)
             trial.set_user_attr(attrs.IMAGES, [r["result"] for r in records])
         means = {m: sum(v[m] for v in per_pair) / len(per_pair) for m in per_pair[0]}
-        trial.set_user_attr(attrs.METRICS, means)
-        objective = [means[m] for m in self.metrics]
-        if run is not None:
-            run.log_metrics(
-                {f"objective/{m}": v for m, v in zip(self.metrics, objective, strict=True)}
-            )
-            run.log_metrics({f"mean/{m}": v for m, v in means.items()})
-        if any(not math.isfinite(v) for v in objective):
-            raise NstError(f"objective not finite: {objective}")
-        return objective[0] if len(objective) == 1 else objective
+        return self._result(trial, means, run)
 
     def _pair(self, trial: optuna.Trial, config: TransferConfig, run: Any, k: int, pair: Pair,
               done_proxies: list[float], curves: list[list[Any]], records: list[dict[str, str]]) -> dict[str, float]:  # fmt: skip

@@ -46,11 +46,11 @@ from typing import Any, Literal
 import yaml
 
 from nst import NstError
-from nst.study.fields import METHODS, RATIOS, Config, Fields
+from nst.study.fields import GATYS_TERMS, METHODS, RATIOS, Config, Fields
 from nst.study.params import Param, choice_label, param_dict, parse_param
 from nst.study.profiles import get_profile
 
-LOSS_TERMS = ("content", "style", "tv", "total")  # of an optimisation study (gatys)
+LOSS_TERMS = GATYS_TERMS  # of an optimisation study (gatys)
 SAMPLERS = ("tpe", "random", "grid", "nsga2", "nsga3", "cmaes")
 PRUNERS = ("median", "successive_halving", "hyperband", "none")
 TOP_KEYS = ("name", "description", "method", "fixed", "search", "objectives", "pairs", "budget",
@@ -98,7 +98,7 @@ class ExperimentSpec:
     @property
     def trained(self) -> bool:
         """Trials train a feed-forward network (nst.study.training)."""
-        return self.method != "gatys"
+        return self.fields.trained
 
     @property
     def resources(self) -> int:

@@ -31,11 +31,11 @@ mean/<m>; no checkpoint files or MLflow model (they stay in the trial's folder).
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 import optuna
@@ -162,7 +162,6 @@ class TrainObjective(TrialObjective):
                  tracking: dict[str, str] | None = None):  # fmt: skip
         self.spec, self.data, self.out, self.res = spec, data, out, resources
         self.tracking = tracking  # {"uri", "experiment", "parent_run_id"} or None
-        self.metrics = [o.metric for o in spec.objectives]
         self.terms = spec.fields.loss_terms()
         self.crops: dict[tuple[str, int], torch.Tensor] = {}
 
@@ -229,7 +228,7 @@ class TrainObjective(TrialObjective):
                     values.update({k: sum(e[k] for e in evs) / len(evs) for k in evs[0]})
                 final.update(values=values, images=images)
             else:
-                values = {**losses, **{o.metric: _mean(
+                values = {**losses, **{o.metric: fmean(
                     proxy(o.metric, o.direction, c, s, y, losses, judge)
                     for c, s, y in zip(contents, styles, images, strict=True))
                     for o in self.spec.objectives if o.metric not in losses}}  # fmt: skip
@@ -267,26 +266,11 @@ class TrainObjective(TrialObjective):
         trial.set_user_attr(
             attrs.MODEL, (Path("trials") / str(trial.number) / "model.pt").as_posix()
         )
-        values = final["values"]
-        trial.set_user_attr(attrs.METRICS, values)
-        objective = [values[m] for m in self.metrics]
         if judge is not None:
             trial.set_user_attr(attrs.JUDGE, judge.held_out)
-        if tracker is not None:
-            tracker.log_metrics(
-                {f"objective/{m}": v for m, v in zip(self.metrics, objective, strict=True)}
-            )
-            tracker.log_metrics({f"mean/{m}": v for m, v in values.items()})
-            if judge is not None:
+            if tracker is not None:
                 tracker.set_tags(judge_tags(judge.held_out))
-        if any(not math.isfinite(v) for v in objective):
-            raise NstError(f"objective not finite: {objective}")
-        return objective[0] if len(objective) == 1 else objective
-
-
-def _mean(values: Any) -> float:
-    items = [float(v) for v in values]
-    return sum(items) / len(items)
+        return self._result(trial, final["values"], tracker)
 
 
 def _stylise(

@@ -9,7 +9,6 @@ file: the stage train@<method>), evaluate (trains nothing: the stage methods).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -69,16 +68,14 @@ def run(args: argparse.Namespace) -> int:
     root = run_methods(args.spec, args.profile, args.data, args.out, log=log,
                        train=args.step == "all", hooks=hooks)  # fmt: skip
     summary = json.loads((root / "summary.json").read_text())
-    with (root / "results.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    print(f"methods ({summary['profile']}): {len(rows)} results -> {root}")
-    for name in summary["methods"]:
-        mine = [r for r in rows if r["method"] == name]
-        if not mine:
+    means = json.loads((root / "metrics.json").read_text())  # run_methods' per-method means
+    pairs = sum(int(m["pairs"]) for m in means.values())
+    print(f"methods ({summary['profile']}): {pairs} results -> {root}")
+    for name, mean in means.items():
+        if not mean["pairs"]:
             continue
-        mean = {k: sum(float(r[k]) for r in mine) / len(mine)
-                for k in (*HEADLINE, "seconds", "peak_memory_mb") if k in mine[0]}  # fmt: skip
-        print(f"  {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in mean.items()))
+        shown = [k for k in (*HEADLINE, "seconds", "peak_memory_mb") if k in mean]
+        print(f"  {name}: " + ", ".join(f"{k} {mean[k]:.4g}" for k in shown))
     if not args.no_track:
         run_id = log_comparison(root, args.tracking_uri, args.experiment)
         if run_id:

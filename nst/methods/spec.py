@@ -120,8 +120,7 @@ def load_plan(path: str | Path, profile: str) -> Plan:
     """Read, check and resolve `path` for `profile` (module docstring); NstError in one line.
     A plan file (.json) is read as written; its profile must be `profile`."""
     try:
-        text = Path(path).read_text()
-        data = yaml.safe_load(text)  # JSON is YAML
+        data = yaml.safe_load(Path(path).read_text())  # a plan file's JSON is YAML too
     except (OSError, yaml.YAMLError) as err:
         raise NstError(f"cannot read {path}: {err}".splitlines()[0]) from None
     if str(path).endswith(".json"):

@@ -252,6 +252,11 @@ class MethodsResults:
             out.setdefault(str(name), [])
         return out
 
+    def random_networks_text(self) -> str:
+        """random_networks() as the banners name them: "stytr (encoder `deit_tiny` ...); adain"."""
+        return "; ".join(f"{m} ({', '.join(nets)})" if nets else m
+                         for m, nets in self.random_networks().items())  # fmt: skip
+
 
 def load_methods(results_dir: str | Path) -> MethodsResults | None:
     """results_dir/methods/ (the methods comparison) when the folder exists, else None; files

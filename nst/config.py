@@ -7,6 +7,12 @@ Layers the config does not name are the backbone's preset (nst.backbones.registr
 LAYER_PRESETS), filled in when the config is built, so that a recorded config always names
 the layers a run used: `TransferConfig(backbone="deit_small").content_layers == ("block8",)`.
 `replace(backbone=...)` swaps layers that were the old backbone's preset for the new one's.
+
+`backbone: auto` is resolved when the config is built (nst.backbones.auto:
+vgg19 when its ImageNet file is present, else efficientnet_lite0), so a recorded config names
+the network. The dataclass defaults are the PyTorch tutorial's VGG settings; `TransferConfig.
+recipe(**values)` starts instead from the backbone family's default recipe
+(nst.backbones.registry.RECIPES), as `nst transfer` does.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 import yaml
 
 from nst import NstError
-from nst.backbones.registry import LAYER_PRESETS, default_layers
+from nst.backbones.auto import AUTO, resolve_auto
+from nst.backbones.registry import LAYER_PRESETS, default_layers, default_recipe
 
 
 def field_(default: Any, help: str) -> Any:
@@ -40,7 +47,9 @@ class TransferConfig:
     """Everything that determines the result of `nst.optimize.stylize`."""
 
     backbone: str = field_(
-        "vgg19", "network whose features define the losses (see `nst weights list`)"
+        "vgg19",
+        "network whose features define the losses (see `nst weights list`); auto: vgg19 when "
+        "its ImageNet file is present, else efficientnet_lite0",
     )
     weights: str = field_(
         "auto",
@@ -142,6 +151,8 @@ class TransferConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
+        if self.backbone == AUTO:
+            object.__setattr__(self, "backbone", resolve_auto()[0])
         if not (self.content_layers and self.style_layers):
             # looked up only when needed: a config naming its layers may name any backbone
             # (a test's fake), and an unknown one without layers fails here, by name
@@ -175,6 +186,15 @@ class TransferConfig:
     def from_dict(cls, values: dict[str, Any]) -> TransferConfig:
         """Build a config from plain values (YAML, JSON, CLI), coercing and checking each one."""
         return build_config(cls, values, "")
+
+    @classmethod
+    def recipe(cls, **values: Any) -> TransferConfig:
+        """The config of `values` on top of their backbone family's default recipe (backbone
+        left out or `auto`: the rule above): what `nst transfer` runs when given no option."""
+        backbone = str(values.get("backbone") or AUTO)
+        if backbone == AUTO:
+            backbone = resolve_auto()[0]
+        return cls.from_dict({**default_recipe(backbone), **values, "backbone": backbone})
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TransferConfig:

@@ -116,11 +116,45 @@ def test_yaml_and_cli_without_layers_get_the_preset(tmp_path):
     path.write_text("backbone: vgg19\nsteps: 3\n")
     parser = argparse.ArgumentParser()
     add_config_options(parser)
-    cfg = config_from_args(parser.parse_args(["--config", str(path), "--backbone", "deit_tiny"]))
+    cfg, rule = config_from_args(
+        parser.parse_args(["--config", str(path), "--backbone", "deit_tiny"])
+    )
     assert cfg.steps == 3 and cfg.content_layers == ("block8",)
-    assert config_from_args(
-        parser.parse_args(["--backbone", "efficientnet_lite1"])
-    ).content_layers == ("stage3",)
+    assert rule == "deit_tiny -> deit_tiny (given)"
+    lite, _ = config_from_args(parser.parse_args(["--backbone", "efficientnet_lite1"]))
+    assert lite.content_layers == ("stage3",)
+
+
+def test_a_run_that_names_nothing_gets_its_family_recipe_under_file_and_options(
+    tmp_path, monkeypatch
+):
+    """Lowest first: the family's recipe < the --config file < typed options; no backbone
+    anywhere is auto (here, without VGG's ImageNet file: the pretrained Lite0)."""
+    import argparse
+
+    from nst.backbones.registry import default_recipe
+    from nst.cli.options import add_config_options, config_from_args
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-cache"))
+    parser = argparse.ArgumentParser()
+    add_config_options(parser)
+    lite = default_recipe("efficientnet_lite0")
+    cfg, rule = config_from_args(parser.parse_args([]))
+    assert rule == "auto -> efficientnet_lite0 (no ImageNet vgg19 file)"
+    assert cfg == TransferConfig.recipe() == TransferConfig(backbone="efficientnet_lite0", **lite)
+    assert cfg.optimizer == "lbfgs" and cfg.content_layers == ("stage3",)
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 7\nbeta: 3.0\n")
+    cfg, _ = config_from_args(parser.parse_args(["--config", str(path), "--beta", "5"]))
+    assert (cfg.steps, cfg.beta, cfg.optimizer) == (7, 5.0, lite["optimizer"])
+    # a family without a recipe of its own runs TransferConfig's defaults
+    vgg, rule = config_from_args(parser.parse_args(["--backbone", "vgg19"]))
+    assert vgg == TransferConfig() and rule == "vgg19 -> vgg19 (given)"
+    # a file written for one backbone, run on another: the new family's recipe, the file's fields
+    path.write_text("backbone: vgg19\nsteps: 7\n")
+    cfg, _ = config_from_args(parser.parse_args(["--config", str(path), "--backbone", "auto"]))
+    assert (cfg.backbone, cfg.steps, cfg.optimizer) == ("efficientnet_lite0", 7, "lbfgs")
+    assert TransferConfig(backbone="auto").backbone == "efficientnet_lite0"
 
 
 def test_unknown_backbone_without_layers_names_the_registered_ones():

@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from nst import NstError
+from nst.backbones.auto import FALLBACK, resolve_auto
 from nst.cli import main as cli_main
-from nst.study.backbone import FALLBACK, choose_backbone, judge_tags, resolve_auto
+from nst.study.backbone import choose_backbone, judge_tags
 from nst.study.space import suggest
 from nst.study.spec import load_experiment
 

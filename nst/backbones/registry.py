@@ -4,7 +4,8 @@ The names are declared here with the module that registers them, so listing them
 choices, `nst --help`) imports no torch; a family's module is imported when one of its
 backbones is first built. tests/test_startup.py checks each module registers exactly the
 names declared for it. Each family also declares its default content and style layers
-(LAYER_PRESETS), torch-free too, so that the config can fill them in without building a network.
+(LAYER_PRESETS), torch-free too, so that the config can fill them in without building a network,
+and its default recipe (RECIPES): the settings a run on that family gets when it names none.
 """
 
 from __future__ import annotations
@@ -49,6 +50,27 @@ LAYER_PRESETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("stem", "stage0", "stage1", "stage2", "stage3", "stage4"),
     ),
 }
+#: module -> the TransferConfig fields a run on its backbones starts from (nst.config
+#: TransferConfig.recipe); fields a family leaves out are the dataclass defaults.
+#: EfficientNet-Lite: found by the shipped studies on the pretrained Lite0 at 256 px (README
+#: "Default recipes": experiments/optimizers.yaml picked L-BFGS at lr ~1 as the lowest loss in
+#: a fixed budget; experiments/loss_weights.yaml's front put beta 1e4 (tv 0) where the held-out
+#: style distance has fallen most of the way while SSIM to the photo stays above 0.4).
+#: VGG and ViT: the dataclass defaults (the PyTorch tutorial's Adam at lr 0.02, 300 steps), not
+#: re-tuned: no ImageNet VGG or DeiT file exists on the machines this was measured on.
+RECIPES: dict[str, dict[str, object]] = {
+    "nst.backbones.vgg": {},
+    "nst.backbones.vit": {},
+    "nst.backbones.efficientnet": {
+        "optimizer": "lbfgs",
+        "lr": 1.0,
+        "steps": 100,
+        "beta": 1.0e4,
+        "gamma": 0.0,
+        "init": "content",
+        "size": 256,
+    },  # fmt: skip
+}
 _MODULE = {name: module for module, names in FAMILIES.items() for name in names}
 _REGISTRY: dict[str, Callable[..., Backbone]] = {}
 
@@ -70,6 +92,13 @@ def default_layers(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if name not in _MODULE:
         raise NstError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
     return LAYER_PRESETS[_MODULE[name]]
+
+
+def default_recipe(name: str) -> dict[str, object]:
+    """The TransferConfig fields backbone `name`'s family runs with when a run names none."""
+    if name not in _MODULE:
+        raise NstError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
+    return dict(RECIPES[_MODULE[name]])
 
 
 def get_backbone(name: str, weights: str = "auto", **options: object) -> Backbone:

@@ -4,6 +4,7 @@ brick texture). What `make repro` runs before data is fetched."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 from nst.cli.options import add_config_options, config_from_args
@@ -34,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from nst.images import save_image, to_tensor
     from nst.optimize import stylize
 
-    config = config_from_args(args)
+    config, rule = config_from_args(args)
+    print(f"backbone: {rule}", file=sys.stderr)
     content, style = demo_pair()
     bar, update = progress_bar(config.steps)
     with bar:

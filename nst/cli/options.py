@@ -6,8 +6,10 @@ import argparse
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from nst.backbones.registry import list_backbones
-from nst.config import LAYER_KEYS, TransferConfig, field_help, field_names, field_type
+from nst import NstError
+from nst.backbones.auto import AUTO, resolve_auto
+from nst.backbones.registry import RECIPES, default_recipe, list_backbones
+from nst.config import LAYER_KEYS, TransferConfig, field_help, field_names, field_type, read_yaml
 
 #: free-form fields whose usual values the usage line should show
 METAVARS = {"backbone": "NAME", "weights": "imagenet|random|auto|PATH", "device": "cpu|cuda|auto"}
@@ -16,7 +18,10 @@ METAVARS = {"backbone": "NAME", "weights": "imagenet|random|auto|PATH", "device"
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """Add --<field> for every config field (underscores become dashes); lists are comma-separated.
     Options default to None so that only what the user typed overrides the config/file."""
-    group = parser.add_argument_group("transfer configuration (defaults from TransferConfig)")
+    group = parser.add_argument_group(
+        "transfer configuration (defaults: the backbone family's recipe where it has one, "
+        "nst.backbones.registry.RECIPES; else TransferConfig's)"
+    )
     group.add_argument("--config", help="YAML file with config fields; options below override it")
     defaults = TransferConfig()
     for name in field_names():
@@ -25,6 +30,11 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         if name in LAYER_KEYS:
             shown = f"the backbone's preset, for {defaults.backbone} {shown}"
+        elif name == "backbone":
+            shown = AUTO
+        families = [f"{m.rsplit('.', 1)[-1]} {r[name]}" for m, r in RECIPES.items() if name in r]
+        if families:
+            shown = f"{shown}; recipe: {', '.join(families)}"
         kwargs: dict[str, Any] = {
             "default": None,
             "dest": f"cfg_{name}",
@@ -46,13 +56,27 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         group.add_argument(f"--{name.replace('_', '-')}", **kwargs)
 
 
-def config_from_args(args: argparse.Namespace) -> TransferConfig:
-    values: dict[str, Any] = {}
+def config_from_args(args: argparse.Namespace) -> tuple[TransferConfig, str]:
+    """The config a command runs, and how its backbone was chosen (e.g. "auto ->
+    efficientnet_lite0 (no ImageNet vgg19 file)"). Lowest first: the backbone family's default
+    recipe (nst.backbones.registry.RECIPES) < the --config file < options typed on the command
+    line. No backbone anywhere means auto."""
+    typed: dict[str, Any] = {}
     for name in field_names():
         value = getattr(args, f"cfg_{name}", None)
         if value is not None:
-            values[name] = value
-    if getattr(args, "config", None):
-        # replace(): a --backbone that overrides the file's gets its own preset layers
-        return TransferConfig.from_yaml(args.config).replace(**values)
-    return TransferConfig.from_dict(values)
+            typed[name] = value
+    from_file = read_yaml(args.config) if getattr(args, "config", None) else {}
+    if not isinstance(from_file, dict):
+        raise NstError(f"--config {args.config}: a config file must be a mapping of fields")
+    requested = str(typed.get("backbone") or from_file.get("backbone") or AUTO)
+    backbone, reason = resolve_auto() if requested == AUTO else (requested, "given")
+    own = str(from_file.get("backbone") or AUTO)
+    # the recipe of the backbone that runs, under the file's fields (its backbone first, so that
+    # replace() below swaps the layers that were that backbone's preset)
+    values = {**default_recipe(backbone), **from_file, "backbone": backbone if own == AUTO else own}
+    config = TransferConfig.from_dict(values)
+    # replace(): a --backbone that overrides the file's gets its own preset layers
+    return config.replace(
+        **{**typed, "backbone": backbone}
+    ), f"{requested} -> {backbone} ({reason})"

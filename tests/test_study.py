@@ -106,6 +106,26 @@ def test_ratios_map_to_weights_and_presets_apply():
     )
 
 
+def test_a_profile_narrows_a_searched_field_and_never_adds_one():
+    """backbones.yaml's quick profile compares the networks pretrained offline; the full
+    profile keeps the experiment's own choices."""
+    path = EXPERIMENTS[0].parent / "backbones.yaml"
+    quick = load_experiment(path).with_profile("quick")
+    assert {p.name: p.choices for p in quick.search}["backbone"] == (
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+    )
+    full = load_experiment(path).with_profile("full")
+    assert "vgg19" in {p.name: p.choices for p in full.search}["backbone"]
+    data = yaml.safe_load(path.read_text())
+    data["profiles"]["quick"]["search"] = {"lr": {"type": "float", "low": 0.01, "high": 1.0}}
+    with pytest.raises(
+        NstError, match=r"profiles\.quick\.search\.lr: not searched by the experiment"
+    ):
+        parse_experiment(data, "x.yaml")
+
+
 def run(tmp_path: Path, name: str, trials: int = 2, **opts) -> tuple[Path, optuna.Study]:
     spec = load_experiment(EXPERIMENTS[0].parent / f"{name}.yaml").with_profile(
         "smoke", trials=trials

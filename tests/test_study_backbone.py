@@ -84,13 +84,15 @@ def test_auto_leaves_alone_a_study_that_searches_the_backbone_or_names_layers(
     )
     layers = spec_of("layers")
     spec, choice = choose_backbone(layers, "auto", tmp_path / "absent.pth")
-    assert spec == layers and choice.backbone == "vgg19"
-    assert (
-        choice.text
-        == "auto -> vgg19 (kept: layers.yaml names content_layers, style_layers of vgg19)"
+    assert spec == layers and choice.backbone == "efficientnet_lite0"
+    assert choice.text == (
+        "auto -> efficientnet_lite0 (kept: layers.yaml names content_layers, style_layers of "
+        "efficientnet_lite0)"
     )
-    with pytest.raises(NstError, match="names content_layers, style_layers of vgg19; --backbone"):
-        choose_backbone(layers, "efficientnet_lite0")
+    with pytest.raises(
+        NstError, match="names content_layers, style_layers of efficientnet_lite0; --backbone"
+    ):
+        choose_backbone(layers, "vgg19")
     with pytest.raises(NstError, match="--backbone resnet50: unknown; use auto or one of"):
         choose_backbone(spec_of("init"), "resnet50")
     # without --backbone: the spec's own, recorded as such

@@ -210,7 +210,7 @@ def test_a_training_study_prunes_a_useless_lr_from_its_validation_reports(tmp_pa
     spec = replace(spec, reports=4)  # validations at steps 3, 6, 9, 12
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = open_study(spec, url, 0)
-    study.enqueue_trial({"lr": 3.0e-2})  # learns: the validation loss falls
+    study.enqueue_trial({"lr": 3.0e-3})  # learns: the validation loss falls
     study.enqueue_trial({"lr": 1.0e-7})  # a network that never moves from its initialisation
     out = run_study(spec, StudyOptions(out=tmp_path / "r", storage=url, track=False,
                                        data=SHARED_DATA))  # fmt: skip

@@ -4,7 +4,6 @@ brick texture). What `make repro` runs before data is fetched."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
 
 from nst.cli.options import add_config_options, config_from_args
@@ -36,13 +35,13 @@ def run(args: argparse.Namespace) -> int:
     from nst.optimize import stylize
 
     config, rule = config_from_args(args)
-    print(f"backbone: {rule}", file=sys.stderr)
     content, style = demo_pair()
-    bar, update = progress_bar(config.steps)
+    bar, update = progress_bar(config.steps, config.backbone)
     with bar:
         result = stylize(config, to_tensor(content), to_tensor(style), callbacks=[update])
     save_image(result.image, args.out)
     print(
-        f"wrote {args.out} ({result.steps} steps, {result.seconds:.1f} s, weights {result.weights.identity})"
+        f"wrote {args.out} ({result.steps} steps, {result.seconds:.1f} s, backbone {rule}, "
+        f"weights {result.weights.identity})"
     )
     return 0

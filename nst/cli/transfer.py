@@ -85,9 +85,12 @@ def tracked(
     )
 
 
-def progress_bar(total: int) -> tuple[tqdm, Callback]:
-    # tqdm disables itself when stderr is not a terminal (disable=None)
-    bar = tqdm(total=total, unit="step", disable=None, file=sys.stderr, dynamic_ncols=True)
+def progress_bar(total: int, desc: str | None = None) -> tuple[tqdm, Callback]:
+    # tqdm disables itself when stderr is not a terminal (disable=None); `desc` names the
+    # backbone, so that a user waiting on a run sees which network it is
+    bar = tqdm(
+        total=total, unit="step", desc=desc, disable=None, file=sys.stderr, dynamic_ncols=True
+    )
 
     def update(step: Step) -> None:
         bar.update(1)
@@ -125,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
     from nst.optimize.pyramid import total_steps
 
     config, rule = config_from_args(args)
-    print(f"backbone: {rule}", file=sys.stderr)
     style_paths = [s for v in args.style for s in (x.strip() for x in v.split(",")) if s]
     if args.out in (args.content, *style_paths):
         raise NstError(f"--out {args.out} is an input image; choose another output path")
@@ -134,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     content = load_image(args.content)
     styles = [load_image(p) for p in style_paths]
     style = styles[0] if len(styles) == 1 else styles
-    bar, update = progress_bar(total_steps(config))
+    bar, update = progress_bar(total_steps(config), f"{config.backbone} ({rule.split(' -> ')[0]})")
     inputs = {"content": args.content, **{f"style{i or ''}": p for i, p in enumerate(style_paths)}}
     # a tracking failure (strict) is raised when this block exits: the result is on disk by then
     with tracked(args, config, inputs, rule) as tracker:
@@ -162,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(
                 f"wrote {args.out} ({result.steps} steps, {result.seconds:.1f} s, "
-                f"loss {result.final_losses['total']:.4g}, weights {result.weights.identity})"
+                f"loss {result.final_losses['total']:.4g}, backbone {rule}, "
+                f"weights {result.weights.identity})"
             )
         if tracker is not None and tracker.active:
             print(f"MLflow run {tracker.run_id} in {tracker.uri}", file=sys.stderr)

@@ -70,9 +70,11 @@ class Fields:
         return typing.get_type_hints(self.cls)[name]
 
     def build(self, values: dict[str, Any]) -> Config:
-        """The config of `values` (a training config with this method)."""
+        """The config of `values` (a training config with this method). An optimisation trial
+        starts from its backbone family's default recipe (nst.backbones.registry.RECIPES), as
+        `nst transfer` does; its fixed and searched fields override it."""
         if not self.trained:
-            return TransferConfig.from_dict(values)
+            return TransferConfig.recipe(**{"backbone": TransferConfig.backbone, **values})
         return TrainConfig.from_dict({**values, "method": self.method})
 
     def check(self, values: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@
     budget: {trials: 20, timeout_s: 600}
     sampler: nsga2                      # tpe | random | grid | nsga2 | nsga3 | cmaes
     pruner: none                        # median | successive_halving | hyperband | none (or {type: median, ...})
-    profiles: {smoke: {fixed: {...}, pairs: {...}, budget: {...}}}
+    profiles: {smoke: {fixed: {...}, pairs: {...}, budget: {...}, search: {...}}}
 
 `method` picks what a trial is (nst.study.fields): gatys optimises images, so `fixed`, `search`
 and `profiles.<name>.fixed` name TransferConfig fields; johnson, adain and stytr train a network
@@ -121,9 +121,11 @@ class ExperimentSpec:
             if trials < 1:
                 raise SpecError(f"--trials must be at least 1, got {trials}")
             budget["trials"] = trials
-        spec = replace(
-            self, fixed=fixed, pairs=pairs, budget=budget, profile=name, reports=prof.reports
-        )
+        fail = _failer(self.path)
+        search = _profile_search(self.search, own.get("search", {}),
+                                 f"profiles.{name}.search", fail, self.fields)  # fmt: skip
+        spec = replace(self, fixed=fixed, pairs=pairs, budget=budget, search=search,
+                       profile=name, reports=prof.reports)  # fmt: skip
         _check_fixed(spec.path, "profiles." + name, fixed, self.fields)
         return spec
 
@@ -159,9 +161,17 @@ def load_experiment(path: str | Path) -> ExperimentSpec:
     return parse_experiment(data, str(path))
 
 
-def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
+def _failer(where: str) -> Any:
+    """The error of a spec's key: `<file>: <key>: <what is wrong>`."""
+
     def fail(key: str, msg: str) -> SpecError:
         return SpecError(f"{where}: {key}: {msg}")
+
+    return fail
+
+
+def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
+    fail = _failer(where)
 
     if not isinstance(data, dict):
         raise SpecError(f"{where}: an experiment must be a mapping with keys {', '.join(TOP_KEYS)}")
@@ -219,11 +229,11 @@ def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
     for pname, over in profiles.items():
         get_profile(pname)
         over = _mapping(over, f"profiles.{pname}", fail)
-        bad = sorted(set(over) - {"fixed", "pairs", "budget"})
+        bad = sorted(set(over) - {"fixed", "pairs", "budget", "search"})
         if bad:
-            raise fail(
-                f"profiles.{pname}.{bad[0]}", "unknown key; valid keys: fixed, pairs, budget"
-            )
+            raise fail(f"profiles.{pname}.{bad[0]}",
+                       "unknown key; valid keys: fixed, pairs, budget, search")  # fmt: skip
+        _profile_search(search, over.get("search", {}), f"profiles.{pname}.search", fail, kind)
         own = _mapping(over.get("fixed", {}), f"profiles.{pname}.fixed", fail)
         _check_fixed(where, f"profiles.{pname}.fixed", {**fixed, **own}, kind)
         _ints(over.get("pairs", {}), f"profiles.{pname}.pairs", tuple(keys), {}, fail)
@@ -232,6 +242,20 @@ def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
         objectives=objectives, pairs=pairs, budget=budget, sampler=sampler, pruner=pruner,
         profiles=profiles, path=where, method=method,
     )  # fmt: skip
+
+
+def _profile_search(
+    search: tuple[Param, ...], over: Any, where: str, fail: Any, kind: Fields
+) -> tuple[Param, ...]:
+    """`search` with the params a profile redefines (`profiles.<name>.search`): a profile may
+    narrow what the experiment searches (e.g. to the networks pretrained offline), never add."""
+    redefined = _mapping(over, where, fail)
+    extra = sorted(set(redefined) - {p.name for p in search})
+    if extra:
+        raise fail(f"{where}.{extra[0]}", "not searched by the experiment; a profile can only "
+                   "redefine a searched field")  # fmt: skip
+    return tuple(parse_param(p.name, redefined[p.name], search[:i], fail, kind)
+                 if p.name in redefined else p for i, p in enumerate(search))  # fmt: skip
 
 
 def _mapping(value: Any, key: str, fail: Any) -> dict[str, Any]:

@@ -108,11 +108,9 @@ def stylize_stage(
     styles = [color.style_image(s) for s in styles]
     objective = Objective(backbone, config, color.content_image(), styles, dtype)
     start = initial_image(config, content, styles[0]) if init is None else init.to(device)
-    x = (
-        color.init_image(resize_tensor(start, tuple(content.shape[-2:])))
-        .contiguous()
-        .requires_grad_(True)
-    )  # type: ignore[arg-type]
+    height, width = content.shape[-2:]
+    # contiguous: torch's L-BFGS flattens the pixels' gradient with view(-1)
+    x = color.init_image(resize_tensor(start, (height, width))).contiguous().requires_grad_(True)
     mask = load_mask(config.mask, tuple(content.shape[-2:])).to(device) if config.mask else None  # type: ignore[arg-type]
     # nst.optimize.controls.masks: only white pixels move, and the output is blended
     if mask is not None:

@@ -6,6 +6,7 @@ import sys
 
 MODULES = [
     "bench_transfer",
+    "bench_recipe",
     "bench_backbones",
     "bench_pyramid",
     "bench_feature_transform",

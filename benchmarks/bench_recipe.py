@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> None:
             row = {"seconds": statistics.median(r.seconds for r in runs), **values}
             rows[name].append(row)
             print(f"{content_path.stem} x {style_path.stem:28s} {name:8s} {row['seconds']:6.1f} s  "
-                  f"style_gram_dist {row['style_gram_dist']:.4f}  ssim {row['ssim']:.3f}  "
-                  f"lpips {row.get('lpips', float('nan')):.3f}", flush=True)  # fmt: skip
+                  f"style_gram_dist {row['style_gram_dist']:.4f}  ssim {row['ssim']:.3f}",
+                  flush=True)  # fmt: skip
     mean = {k: {m: statistics.fmean(r[m] for r in v) for m in ("seconds", "style_gram_dist", "ssim")}
             for k, v in rows.items()}  # fmt: skip
     for name, m in mean.items():

@@ -8,7 +8,7 @@ the optimised Lite0). Printed: mean and Student-t 95% interval over the pairs of
 arm, the unstylised photo as a reference row, and the paired difference of each softmax arm
 from none (an interval excluding 0 is a difference beyond the pair-to-pair spread).
 
-    python -m benchmarks.bench_feature_transform [--size 192] [--steps 150] [--save /tmp/ft]
+    python -m benchmarks.bench_feature_transform [--size 192] [--steps 150] [--save out/ft]
 """
 
 from __future__ import annotations

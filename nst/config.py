@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 import yaml
 
 from nst import NstError
-from nst.backbones.auto import AUTO, resolve_auto
+from nst.backbones.auto import AUTO, resolve
 from nst.backbones.registry import LAYER_PRESETS, default_layers, default_recipe
 
 
@@ -152,7 +152,7 @@ class TransferConfig:
     def __post_init__(self) -> None:
         _check_types(self)
         if self.backbone == AUTO:
-            object.__setattr__(self, "backbone", resolve_auto()[0])
+            object.__setattr__(self, "backbone", resolve(AUTO)[0])
         if not (self.content_layers and self.style_layers):
             # looked up only when needed: a config naming its layers may name any backbone
             # (a test's fake), and an unknown one without layers fails here, by name
@@ -191,9 +191,7 @@ class TransferConfig:
     def recipe(cls, **values: Any) -> TransferConfig:
         """The config of `values` on top of their backbone family's default recipe (backbone
         left out or `auto`: the rule above): what `nst transfer` runs when given no option."""
-        backbone = str(values.get("backbone") or AUTO)
-        if backbone == AUTO:
-            backbone = resolve_auto()[0]
+        backbone = resolve(str(values.get("backbone") or AUTO))[0]
         return cls.from_dict({**default_recipe(backbone), **values, "backbone": backbone})
 
     @classmethod

@@ -23,7 +23,9 @@ from nst.train import TrainConfig, train
 SHARED = SHARED_DATA
 HELD_OUT_STYLE = SHARED / "style" / "the_scream.jpg"  # never in a training folder below
 HELD_OUT_PHOTO = SHARED / "content" / "tubingen.jpg"
-needs_shared = pytest.mark.skipif(not HELD_OUT_STYLE.exists(), reason="needs /work/shared/data")
+needs_shared = pytest.mark.skipif(
+    not HELD_OUT_STYLE.exists(), reason="needs ../shared/data beside the checkout"
+)
 ADAIN = {"encoder": "efficientnet_lite0", "layer": "stage2", "decoder_width": 1.0}
 STYTR = {"encoder": "deit_tiny", "decoder_width": 0.125, "weights": "random"}
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

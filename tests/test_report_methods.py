@@ -31,7 +31,6 @@ from nst.report.methods import methods_sections
 
 SPEC = Path(__file__).resolve().parents[1] / "experiments" / "methods.yaml"
 METHODS = ("gatys", "johnson", "adain", "stytr")
-SCREENSHOT = Path("/tmp/methods_report.png")
 BANNER = re.compile(r'id="random-weights-banner"[^>]*>(.*?)</div>', re.S)
 
 #: what the page says about itself: cdp.PAGE_STATE, plus the sections, figures and tables
@@ -119,7 +118,7 @@ def test_methods_report_renders_in_headless_chromium(
     monkeypatch.setattr(cdp, "PAGE_STATE", PAGE_STATE)
     with Chromium(tmp_path / "profile") as browser:
         report = browser.open(page.as_uri(), height=4200)
-    SCREENSHOT.write_bytes(report.screenshot)
+    (tmp_path / "methods_report.png").write_bytes(report.screenshot)
     state = report.state
     assert report.console_errors == []
     assert report.failed_requests == [] and report.external_requests == []

@@ -28,7 +28,9 @@ STYLE = SHARED / "style" / "starry_night.jpg"
 HELD_OUT = SHARED / "content" / "tubingen.jpg"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
        "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}  # fmt: skip
-needs_shared = pytest.mark.skipif(not STYLE.exists(), reason="needs /work/shared/data")
+needs_shared = pytest.mark.skipif(
+    not STYLE.exists(), reason="needs ../shared/data beside the checkout"
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

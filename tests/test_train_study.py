@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 needs_shared = pytest.mark.skipif(
-    not (SHARED_DATA / "content").is_dir(), reason="needs /work/shared/data"
+    not (SHARED_DATA / "content").is_dir(), reason="needs ../shared/data beside the checkout"
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -28,3 +28,9 @@ def resolve_auto(vgg19_file: Path | None = None) -> tuple[str, str]:
     if vgg19_file.is_file():
         return PREFERRED, f"ImageNet vgg19 file {vgg19_file}"
     return FALLBACK, "no ImageNet vgg19 file"
+
+
+def resolve(requested: str, vgg19_file: Path | None = None) -> tuple[str, str]:
+    """(backbone, reason) of a requested backbone: the rule above for `auto`, else the name
+    as given."""
+    return resolve_auto(vgg19_file) if requested == AUTO else (requested, "given")

@@ -71,7 +71,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "gamma": 0.0,
         "init": "content",
         "size": 256,
-    },  # fmt: skip
+    },
 }
 _MODULE = {name: module for module, names in FAMILIES.items() for name in names}
 _REGISTRY: dict[str, Callable[..., Backbone]] = {}

@@ -7,7 +7,7 @@ import typing
 from typing import Any, Literal, get_args, get_origin
 
 from nst import NstError
-from nst.backbones.auto import AUTO, resolve_auto
+from nst.backbones.auto import AUTO, resolve
 from nst.backbones.registry import RECIPES, default_recipe, list_backbones
 from nst.config import LAYER_KEYS, TransferConfig, field_help, field_names, field_type, read_yaml
 
@@ -70,7 +70,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TransferConfig, str]:
     if not isinstance(from_file, dict):
         raise NstError(f"--config {args.config}: a config file must be a mapping of fields")
     requested = str(typed.get("backbone") or from_file.get("backbone") or AUTO)
-    backbone, reason = resolve_auto() if requested == AUTO else (requested, "given")
+    backbone, reason = resolve(requested)
     own = str(from_file.get("backbone") or AUTO)
     # the recipe of the backbone that runs, under the file's fields (its backbone first, so that
     # replace() below swaps the layers that were that backbone's preset)

@@ -33,7 +33,7 @@ from typing import Any
 
 import optuna
 
-from nst.backbones.auto import AUTO, PREFERRED, resolve_auto
+from nst.backbones.auto import AUTO, PREFERRED, resolve
 from nst.study.attrs import (
     CONFIG,
     ENCODER_PRETRAINED,
@@ -102,7 +102,7 @@ def choose_backbone(
     if layers and requested != own:
         raise SpecError(f"{spec.path}: names {', '.join(layers)} of {own}; --backbone "
                         f"{requested} cannot apply (use auto, or a spec without layers)")  # fmt: skip
-    backbone, reason = resolve_auto(vgg19_file) if requested == AUTO else (requested, "given")
+    backbone, reason = resolve(requested, vgg19_file)
     fixed = {**spec.fixed, "backbone": backbone}
     return replace(spec, fixed=fixed), BackboneChoice(requested, backbone, reason)
 

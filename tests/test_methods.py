@@ -109,7 +109,11 @@ def test_stylizer_gives_exactly_what_a_trained_network_gives(
 def test_the_spec_resolves_every_profile_and_refuses_bad_keys_in_one_line() -> None:
     for profile in ("smoke", "quick", "full"):
         plan = load_plan(SPEC, profile)
-        assert [m.name for m in plan.methods] == list(METHODS)
+        assert plan.names == list(METHODS)
+    quick = load_plan(SPEC, "quick")  # make repro: stytr's ViT encoders are random offline
+    assert [m.name for m in quick.methods] == ["gatys", "johnson", "adain"]
+    assert "flat grey" in quick.left_out["stytr"] and (quick.size, quick.train_size) == (256, 128)
+    assert quick.method("johnson").reference == {"steps": 40000, "batch_size": 4}
     smoke = load_plan(SPEC, "smoke")
     assert (smoke.contents, smoke.styles, smoke.size) == (1, 1, 32)
     assert smoke.methods[1].config["steps"] == 2 and smoke.methods[1].config["batch_size"] == 1
@@ -126,6 +130,9 @@ def test_the_spec_resolves_every_profile_and_refuses_bad_keys_in_one_line() -> N
         ({"methods": {"x": {"method": "cyclegan"}}}, "use one of gatys, johnson, adain, stytr"),
         ({**base, "profiles": {"smoke": {"methods": {"nope": {}}}}}, "unknown method(s) nope"),
         ({**base, "pairs": {"content": 0}}, "pairs.content must be a positive integer"),
+        ({**base, "profiles": {"smoke": {"leave_out": {"nope": "x"}}}}, "unknown method(s) nope"),
+        ({**base, "profiles": {"smoke": {"leave_out": {"gatys": "x"}}}}, "leaves no method"),
+        ({**base, "train_size": 0}, "train_size must be a positive integer"),
     ]
     for data, message in cases:
         with pytest.raises(NstError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
@@ -225,6 +232,54 @@ def test_plan_files_change_only_for_the_method_edited(tmp_path: Path) -> None:
     assert [n for n in first if first[n] != second[n]] == ["adain.json"]
     with pytest.raises(NstError, match="plan of the smoke profile, not quick"):
         load_plan(tmp_path / "out" / "methods" / "plan" / "adain.json", "quick")
+
+
+def test_a_left_out_method_is_a_stage_that_says_why_and_a_line_in_the_report(
+    data: Path, tmp_path: Path
+) -> None:
+    """A profile's leave_out: the method gets a plan file and a train@ output (DVC's stage
+    needs both) that say why, no network and no results; the report prints the reason, and
+    the budget table puts each trained method's steps against its paper's."""
+    from nst.methods.training import LEFT_OUT, train_methods, write_plans
+    from nst.report.methods import methods_sections
+
+    spec = tmp_path / "methods.yaml"
+    text = SPEC.read_text().replace(
+        "  smoke:",
+        "  smoke:\n    leave_out: {stytr: its encoder is random here}\n    train_size: 48",
+        1,
+    )
+    spec.write_text(text)
+    out = tmp_path / "results"
+    plans = {p.name: p for p in write_plans(spec, "smoke", out)}
+    assert sorted(plans) == [f"{m}.json" for m in sorted(METHODS)]
+    assert main(["methods", str(plans["stytr.json"]), "--profile", "smoke", "--step", "train",
+                 "--data", str(data), "--out", str(out), "--no-track", "--quiet"]) == 0  # fmt: skip
+    left = out / "methods" / "runs" / "stytr"
+    assert [p.name for p in left.iterdir()] == [LEFT_OUT]
+    assert "its encoder is random here" in (left / LEFT_OUT).read_text()
+    records = train_methods(spec, "smoke", data, out, ["johnson", "stytr"])
+    assert [Path(r["run"]).parts[-2:] for r in records] == [("johnson", "i0")]
+    assert saved_size(out / "methods" / "runs" / "johnson" / "i0" / "model.pt") == 48
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_methods(spec, "smoke", data, out, train=True)
+    summary = json.loads((out / "methods" / "summary.json").read_text())
+    assert summary["left_out"] == {"stytr": "its encoder is random here"}
+    assert "stytr" not in summary["methods"] and summary["methods"]["johnson"]["train_size"] == 48
+    (section,) = methods_sections(out)
+    assert "stytr is left out of the smoke profile: its encoder is random here" in section.note
+    budget = next(t for t in section.tables if t.headers[1] == "steps (of the paper's)")
+    assert budget.rows == [["johnson", "2 of 40,000", "1 (paper 4)", "48 px"],
+                           ["adain", "2 of 160,000", "1 (paper 8)", "48 px"]]  # fmt: skip
+
+
+def saved_size(model: Path) -> int:
+    from nst.methods.training import saved_config
+
+    config = saved_config(model)
+    assert config is not None
+    return config.size
 
 
 def test_evaluate_trains_nothing_and_says_which_stage_to_run(

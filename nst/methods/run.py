@@ -103,7 +103,8 @@ def _run(
             for n in s.networks:
                 networks[f"{n.role} {n.backbone} {n.weights}"] = n.to_dict()
         methods[m.name] = {"method": m.method, "config": m.config, "runs": runs,
-                           "networks": list(networks.values())}  # fmt: skip
+                           "networks": list(networks.values()), "reference": m.reference,
+                           **({"train_size": plan.train_size or plan.size} if m.trained else {})}  # fmt: skip
         for cpath, content in contents:
             for spath, style in styles:
                 stylizer = stylizers.get(spath.name) or stylizers["*"]
@@ -144,7 +145,7 @@ def _write(
         "spec": plan.path, "profile": plan.profile, "description": plan.description,
         "size": plan.size, "device": plan.device, "seed": plan.seed, "data": str(data),
         "data_source": source, "split": split.facts, "methods": methods, "judge": judge,
-        "metrics": metrics, "random_weights_methods": random,
+        "metrics": metrics, "random_weights_methods": random, "left_out": plan.left_out,
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "nst_version": __version__,
     }  # fmt: skip
     old = root / f".old-{stage.name}"

@@ -11,8 +11,17 @@
     methods      name -> {method: gatys | johnson | adain | stytr, config: {...}}: a
                  TransferConfig for gatys, a TrainConfig for the trained methods (data, style
                  and styles are set by the split, size and device by the spec)
-    profiles     smoke | quick | full -> {pairs, size, device, train, methods}: `train` updates
-                 every trained method's config, `methods.<name>` one method's config
+    train_size   side of the square training crops of the trained methods, px (default:
+                 `size`); a fully convolutional network trained on smaller crops stylises any
+                 size, so a small budget trains at 128 px and is evaluated at 256
+    profiles     smoke | quick | full -> {pairs, size, train_size, device, train, methods,
+                 leave_out}: `train` updates every trained method's config, `methods.<name>`
+                 one method's config; `leave_out: {name: why}` drops a method from this profile
+                 (it is neither trained nor evaluated, and the report prints `why`)
+
+Each method's `methods.<name>.config` is its paper's setting; the steps and batch size it
+names there are the reference a profile's training budget is reported against ("300 of
+40,000 steps").
 
 A plan file (`nst methods SPEC --step plan`: <out>/methods/plan/<name>.json) is one method's
 resolved Plan as JSON; load_plan reads it like a spec, so the DVC stage train@<name> depends on
@@ -25,7 +34,7 @@ every resolved config is built (TransferConfig / TrainConfig.from_dict) when the
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +46,12 @@ from nst.train.config import TrainConfig
 
 METHODS = ("gatys", "johnson", "adain", "stytr")
 PROFILE_NAMES = ("smoke", "quick", "full")
-TOP_KEYS = ("description", "pairs", "size", "device", "seed", "judge", "methods", "profiles")
+TOP_KEYS = ("description", "pairs", "size", "train_size", "device", "seed", "judge", "methods",
+            "profiles")  # fmt: skip
 METHOD_KEYS = ("method", "config")
-PROFILE_KEYS = ("pairs", "size", "device", "train", "methods")
+PROFILE_KEYS = ("pairs", "size", "train_size", "device", "train", "methods", "leave_out")
+#: what the budget of a trained method is reported against (methods.<name>.config's values)
+REFERENCE_KEYS = ("steps", "batch_size")
 PAIR_KEYS = ("content", "styles")
 #: TrainConfig fields the runner sets (the split, the spec): not for the file
 RUNNER_KEYS = ("data", "style", "styles", "size", "device", "seed")
@@ -51,6 +63,7 @@ class MethodPlan:
     name: str
     method: str  # gatys | johnson | adain | stytr
     config: dict[str, Any]  # resolved (without the runner's keys)
+    reference: dict[str, Any] = field(default_factory=dict)  # the paper's REFERENCE_KEYS
 
     @property
     def trained(self) -> bool:
@@ -71,10 +84,20 @@ class Plan:
     seed: int
     judge: str
     methods: tuple[MethodPlan, ...]
+    train_size: int = 0  # side of the training crops; 0 = size
+    left_out: dict[str, str] = field(default_factory=dict)  # name -> why (profile leave_out)
 
     def only(self, name: str) -> Plan:
-        """This plan with one method (a plan file's content)."""
-        return replace(self, methods=tuple(m for m in self.methods if m.name == name))
+        """This plan with one method (a plan file's content), or with none and the reason
+        when the profile leaves `name` out."""
+        left = {name: self.left_out[name]} if name in self.left_out else {}
+        return replace(self, methods=tuple(m for m in self.methods if m.name == name),
+                       left_out=left)  # fmt: skip
+
+    @property
+    def names(self) -> list[str]:
+        """Every method of the spec, the left-out ones too (one plan file each)."""
+        return [m.name for m in self.methods] + list(self.left_out)
 
     def method(self, name: str) -> MethodPlan:
         for m in self.methods:
@@ -95,7 +118,8 @@ class Plan:
         """johnson: `style` is the style image; adain, stytr: the folder of training styles."""
         where = {"style": str(style)} if m.method == "johnson" else {"styles": str(style)}
         return TrainConfig.from_dict({**m.config, "method": m.method, "data": str(data),
-                                      "size": self.size, "device": self.device,
+                                      "size": self.train_size or self.size,
+                                      "device": self.device,
                                       "seed": self.seed, **where})  # fmt: skip
 
 
@@ -146,6 +170,8 @@ def resolve(data: Any, profile: str, path: str = "<spec>") -> Plan:
         **_keys(f"profiles.{profile}.pairs", prof.get("pairs"), PAIR_KEYS),
     }
     size = _positive_int("size", prof.get("size", top.get("size", 256)))
+    train_size = prof.get("train_size", top.get("train_size"))
+    train_size = size if train_size is None else _positive_int("train_size", train_size)
     device = str(prof.get("device", top.get("device", "cpu")))
     seed = top.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -166,23 +192,37 @@ def resolve(data: Any, profile: str, path: str = "<spec>") -> Plan:
             f"defined: {', '.join(map(str, entries))}"
         )
     train = _dict(f"profiles.{profile}.train", prof.get("train"))
+    left_out = {str(k): str(v) for k, v in _dict(f"profiles.{profile}.leave_out",
+                                                   prof.get("leave_out")).items()}  # fmt: skip
+    unknown = sorted(set(left_out) - set(map(str, entries)))
+    if unknown:
+        raise NstError(f"profiles.{profile}.leave_out: unknown method(s) {', '.join(unknown)}; "
+                       f"defined: {', '.join(map(str, entries))}")  # fmt: skip
     plans = []
     for name, entry in entries.items():
         e = _keys(f"methods.{name}", entry, METHOD_KEYS)
         method = str(e.get("method", name))
         if method not in METHODS:
             raise NstError(f"methods.{name}.method {method!r}: use one of {', '.join(METHODS)}")
+        if str(name) in left_out:
+            continue
+        base = _dict(f"methods.{name}.config", e.get("config"))
         config = {
-            **_dict(f"methods.{name}.config", e.get("config")),
+            **base,
             **(train if method != "gatys" else {}),
             **_dict(f"profiles.{profile}.methods.{name}", overrides.get(name)),
         }
-        plans.append(MethodPlan(str(name), method, _check_config(str(name), method, config)))
+        reference = {k: base[k] for k in REFERENCE_KEYS if k in base and method != "gatys"}
+        plans.append(
+            MethodPlan(str(name), method, _check_config(str(name), method, config), reference)
+        )
+    if not plans:
+        raise NstError(f"profiles.{profile}.leave_out leaves no method to compare")
     plan = Plan(
         path, profile, str(top.get("description") or ""),
         _positive_int("pairs.content", pairs.get("content", 1)),
         _positive_int("pairs.styles", pairs.get("styles", 1)),
-        size, device, seed, judge, tuple(plans),
+        size, device, seed, judge, tuple(plans), train_size, left_out,
     )  # fmt: skip
     _build_all(plan)
     return plan

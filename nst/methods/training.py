@@ -31,6 +31,7 @@ from nst.train.loop import train
 
 Log = Callable[[str], None]
 TRACKED = "mlflow.json"  # <run>/mlflow.json: the MLflow run that trained the network
+LEFT_OUT = "LEFT_OUT.txt"  # runs/<method>/LEFT_OUT.txt: why the profile leaves the method out
 #: (config, run name) -> a context manager yielding the training loop's hooks (MLflow) or None
 Hooks = Callable[[TrainConfig, str], contextlib.AbstractContextManager[Any]]
 
@@ -143,11 +144,21 @@ def train_methods(
 ) -> list[dict[str, Any]]:
     """`--step train`: train the named methods (default: every trained method of the spec)."""
     plan = load_plan(spec, profile)
-    chosen = [plan.method(n) for n in names] if names else [m for m in plan.methods if m.trained]
+    root = Path(out) / "methods"
+    for name in names or list(plan.left_out):
+        if name in plan.left_out:  # its stage's output: a folder that says why it is empty
+            why = f"{name}: left out of the {plan.profile} profile: {plan.left_out[name]}\n"
+            (root / "runs" / name).mkdir(parents=True, exist_ok=True)
+            atomic_write(root / "runs" / name / LEFT_OUT, lambda f, t=why: f.write(t.encode()))
+            log(why.strip())
+    chosen = (
+        [plan.method(n) for n in names if n not in plan.left_out]
+        if names
+        else [m for m in plan.methods if m.trained]
+    )
     fixed = [m.name for m in chosen if not m.trained]
     if fixed:
         raise NstError(f"{', '.join(fixed)}: a fixed recipe (gatys), nothing to train")
-    root = Path(out) / "methods"
     split = held_out_split(Path(data), root, plan.contents, plan.styles)
     records = []
     for m in chosen:
@@ -164,9 +175,9 @@ def write_plans(spec: str | Path, profile: str, out: str | Path) -> list[Path]:
     folder = Path(out) / "methods" / "plan"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for m in plan.methods:
-        text = json.dumps(plan.only(m.name).to_dict(), indent=2, sort_keys=True) + "\n"
-        path = folder / f"{m.name}.json"
+    for name in plan.names:
+        text = json.dumps(plan.only(name).to_dict(), indent=2, sort_keys=True) + "\n"
+        path = folder / f"{name}.json"
         if not path.exists() or path.read_text() != text:
             atomic_write(path, lambda f, t=text: f.write(t.encode()))
         written.append(path)

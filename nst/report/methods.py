@@ -42,7 +42,8 @@ def methods_section(found: MethodsResults) -> Section:
     summary, rows = found.summary, found.rows
     methods = [m for m in found.methods if m in set(rows["method"])]
     curves, problems, untrained = training_curves(found)
-    section = Section(TITLE, note=" ".join(filter(None, [banner(found), *problems])))
+    section = Section(TITLE, note=" ".join(filter(None, [banner(found), left_out(found),
+                                                         *problems])))  # fmt: skip
     grid = _grid(found, methods)
     if grid is not None:
         section.plots.append(grid)
@@ -52,7 +53,7 @@ def methods_section(found: MethodsResults) -> Section:
     plot = curves_plot(curves, untrained)
     if plot is not None:
         section.plots.append(plot)
-    section.tables += [_metric_table(rows, methods), network_table(found)]
+    section.tables += [_metric_table(rows, methods), network_table(found), budget_table(found)]
     split = summary.get("split", {})
     section.tables.append(Table(["fact", "value"], [
         ["profile", str(summary.get("profile", "–"))],
@@ -83,6 +84,34 @@ def banner(found: MethodsResults) -> str:
             "The judge ran with random weights: its held-out metrics are not measurements."
         )
     return " ".join(parts)
+
+
+def left_out(found: MethodsResults) -> str:
+    """The methods the profile left out, each with the spec's reason."""
+    gone = found.summary.get("left_out") or {}
+    profile = found.summary.get("profile", "this")
+    return " ".join(f"{name} is left out of the {profile} profile: {why}"
+                    for name, why in gone.items())  # fmt: skip
+
+
+def budget_table(found: MethodsResults) -> Table:
+    """Each trained method's training budget here against its paper's (the spec's own config,
+    nst.methods.spec REFERENCE_KEYS): a small budget is a different experiment, not the
+    paper's result."""
+    body: list[list[Cell]] = []
+    for name, info in found.methods.items():
+        config, reference = info.get("config") or {}, info.get("reference") or {}
+        if info.get("method") == "gatys" or "steps" not in config:
+            continue
+        steps, batch = config.get("steps"), config.get("batch_size", "?")
+        paper = reference.get("steps")
+        body.append([name, f"{steps:,} of {paper:,}" if paper else f"{steps:,}",
+                     f"{batch} (paper {reference.get('batch_size', '?')})",
+                     f"{info.get('train_size', '?')} px"])  # fmt: skip
+    caption = ("Each trained network's budget: training steps here of the paper's schedule, "
+               "batch size and crop side. A network trained for a fraction of its schedule "
+               "shows what the method does early, not the paper's result.")  # fmt: skip
+    return Table(["method", "steps (of the paper's)", "batch", "training crops"], body, caption)
 
 
 def _grid(found: MethodsResults, methods: list[str]) -> figs.Plot | None:

@@ -1,9 +1,12 @@
-"""The report's layer-by-layer reconstructions (nst.reconstruct), computed at a tiny size.
+"""The report's layer-by-layer reconstructions (nst.reconstruct).
 
 Starting from seeded noise, an image is optimised to match one layer's features (content)
 or Gram matrix (style) of a content image; the rows show what each layer keeps, shallow to
-deep (Gatys et al. 2016, figure 1): VGG-19 relu1_1..relu5_1 for content and style, and the
-DeiT blocks 0..11 for content. Random weights (no cached ImageNet weights) are reported.
+deep (Gatys et al. 2016, figure 1), on the network `auto` picks (nst.backbones.auto): VGG-19
+relu1_1..relu5_1 when its ImageNet file is present, else the pretrained EfficientNet-Lite0's
+stem..stage5, for content and style; and the DeiT blocks 0..11 for content when a DeiT's
+ImageNet file is present. A network with random weights is not reconstructed: what a random
+network keeps says nothing about the trained one, and the note says what is missing.
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ from nst.report import figures as figs
 from nst.report.data import StudyResults
 from nst.report.page import Section
 
-VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+#: the rows' layers per network, shallow to deep
+LAYERS = {
+    "vgg19": ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+    "efficientnet_lite0": ("stem", "stage1", "stage2", "stage3", "stage4", "stage5"),
+}
 DEIT_LAYERS = ("block0", "block3", "block6", "block9", "block11")
 TITLE = "Layer-by-layer reconstruction"
 
@@ -30,21 +37,27 @@ def reconstruction_section(
 ) -> tuple[Section, bool]:
     """The section and whether any of its backbones ran with random weights."""
     from nst.backbones import get_backbone, list_backbones
+    from nst.backbones.auto import resolve_auto
     from nst.images import fit_size
     from nst.optimize import reconstruct
 
     image, image_name = content_image(studies)
+    cnn, _ = resolve_auto()
     jobs: list[tuple[str, tuple[str, ...], tuple[Literal["content", "style"], ...]]] = [
-        ("vgg19", VGG_LAYERS, ("content", "style"))
+        (cnn, LAYERS[cnn], ("content", "style"))
     ]
     deit = pick_deit(studies, list_backbones())
     if deit:
         jobs.append((deit, DEIT_LAYERS, ("content",)))
     section, random = Section(TITLE), False
+    missing = [] if cnn == "vgg19" else ["vgg19"]  # auto fell back: no ImageNet vgg19 file
     for name, layers, modes in jobs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the page banner reports random weights
             backbone = get_backbone(name, weights="auto", seed=0)
+        if not backbone.weights_info.pretrained:
+            missing.append(name)
+            continue
         layers = tuple(layer for layer in layers if layer in backbone.layer_names)
         original = _array(fit_size(image, size, backbone.size_multiple))
         rows: list[list[Path | np.ndarray | None]] = []
@@ -67,6 +80,11 @@ def reconstruction_section(
         )  # fmt: skip
         if plot:
             section.plots.append(plot)
+    if missing:
+        section.note = " ".join(filter(None, [section.note, (
+            f"Not shown for {', '.join(missing)}: no ImageNet weights here (`nst weights fetch "
+            f"{missing[0]}`), and a random network's reconstructions show nothing of the "
+            "trained one.")]))  # fmt: skip
     return section, random
 
 

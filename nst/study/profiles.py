@@ -15,10 +15,9 @@ The same experiment runs as
 A training study (`method: johnson | adain | stytr`) has its own sizes (TRAIN_PROFILES):
 
     smoke  32 px crops, 4 steps of batch 2, one held-out photo (and style), two trials
-    quick  64 px, 100 steps of batch 2, one held-out photo (two styles for adain and stytr),
-           eight trials: a study in about 2-3 minutes on 2 cores (the shipped experiments set
-           their own steps: train_johnson 150, measured 2 min 21 s; train_stytr 60, a step of
-           its two ViT encoders costing about four of johnson's, measured 2 min 7 s)
+    quick  128 px, 100 steps of batch 2, one held-out photo (two styles for adain and stytr),
+           eight trials; the shipped experiments set their own budget (train_johnson: 4 trials
+           of 200 steps, a network that renders the photo in the style's colours and strokes)
     full   256 px, 4000 steps (a tenth of Johnson's schedule: enough to rank settings), 20
            held-out photos x 40 styles, on a GPU; the trial budget is the experiment's own
 
@@ -97,7 +96,7 @@ TRAIN_PROFILES: dict[str, Profile] = {
     "quick": Profile(
         "quick",
         config={
-            "size": 64,
+            "size": 128,
             "steps": 100,
             "batch_size": 2,
             "log_every": 5,
@@ -105,9 +104,9 @@ TRAIN_PROFILES: dict[str, Profile] = {
             **_TRAIN_QUIET,
         },  # fmt: skip
         pairs={"content": 1, "styles": 2},
-        budget={"trials": 8, "timeout_s": 170},
+        budget={"trials": 8, "timeout_s": 300},
         reports=5,
-        doc="default: 64 px, 100 steps of batch 2, 1 held-out photo (x 2 styles), 8 trials",
+        doc="default: 128 px, 100 steps of batch 2, 1 held-out photo (x 2 styles), 8 trials",
     ),
     "full": Profile(
         "full",

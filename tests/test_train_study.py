@@ -116,7 +116,7 @@ def test_a_training_spec_builds_trainconfigs_with_its_profiles_and_pruner_resour
     assert make_pruner(hyper)._max_resource == spec.reports  # type: ignore[attr-defined]
     quick = load_experiment(EXPERIMENTS / "train_johnson.yaml").with_profile("quick")
     assert (quick.fixed["size"], quick.fixed["width"], quick.pairs) == (
-        64,
+        128,
         16,
         {"content": 1, "styles": 2},
     )

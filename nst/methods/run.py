@@ -104,7 +104,7 @@ def _run(
                 networks[f"{n.role} {n.backbone} {n.weights}"] = n.to_dict()
         methods[m.name] = {"method": m.method, "config": m.config, "runs": runs,
                            "networks": list(networks.values()), "reference": m.reference,
-                           **({"train_size": plan.train_size or plan.size} if m.trained else {})}  # fmt: skip
+                           **({"train_size": plan.crop} if m.trained else {})}  # fmt: skip
         for cpath, content in contents:
             for spath, style in styles:
                 stylizer = stylizers.get(spath.name) or stylizers["*"]

@@ -95,6 +95,11 @@ class Plan:
                        left_out=left)  # fmt: skip
 
     @property
+    def crop(self) -> int:
+        """Side of the trained methods' square training crops (train_size, else size)."""
+        return self.train_size or self.size
+
+    @property
     def names(self) -> list[str]:
         """Every method of the spec, the left-out ones too (one plan file each)."""
         return [m.name for m in self.methods] + list(self.left_out)
@@ -118,7 +123,7 @@ class Plan:
         """johnson: `style` is the style image; adain, stytr: the folder of training styles."""
         where = {"style": str(style)} if m.method == "johnson" else {"styles": str(style)}
         return TrainConfig.from_dict({**m.config, "method": m.method, "data": str(data),
-                                      "size": self.train_size or self.size,
+                                      "size": self.crop,
                                       "device": self.device,
                                       "seed": self.seed, **where})  # fmt: skip
 

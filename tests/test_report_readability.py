@@ -158,6 +158,28 @@ def test_data_source_and_time_budget_on_the_study_page_and_the_index(tmp_path: P
     assert "<td>embedded</td>" in index
 
 
+def test_a_grid_study_that_ran_every_cell_says_so_not_interrupted(tmp_path: Path) -> None:
+    """backbones.yaml's quick grid has 6 cells and a budget of 8 trials: Optuna stops after
+    the sixth, and the page says the grid is done instead of blaming a stopped worker."""
+    from nst.study.space import grid_cells
+    from nst.study.spec import load_experiment
+
+    spec = load_experiment(Path("experiments/backbones.yaml")).with_profile("quick")
+    assert grid_cells(spec) == 6 and spec.budget["trials"] == 8
+    assert grid_cells(load_experiment(Path("experiments/init.yaml"))) is None
+    root = fake_study(tmp_path / "results", tmp_path / "data", "init",
+                      {"init": ["content", "noise"]}, BOTH)  # fmt: skip
+    edit(root, elapsed_s=67.0, grid_cells=6,
+         provenance={"params": {"budget": {"trials": 8, "timeout_s": 300}}})  # fmt: skip
+    build_report(tmp_path / "results", tmp_path / "reports", reconstruction_steps=0)
+    for page in ("init.html", "index.html"):
+        html = (tmp_path / "reports" / page).read_text()
+        assert "8 trials or 300 s: the grid&#39;s 6 cells all ran" in html or (
+            "8 trials or 300 s: the grid's 6 cells all ran" in html
+        ), page
+        assert "interrupted" not in html
+
+
 def test_outputs_record_where_the_data_came_from(tmp_path: Path) -> None:
     from nst.study.outputs import data_facts
 

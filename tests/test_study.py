@@ -15,7 +15,13 @@ import yaml
 
 from nst import NstError
 from nst.cli import main as cli_main
-from nst.study.objective import Resources, StudyObjective, StudyOptions, choose_pairs
+from nst.study.objective import (
+    Resources,
+    StudyObjective,
+    StudyOptions,
+    choose_pairs,
+    spread_pairs,
+)
 from nst.study.pruners import ScoutedHalvingPruner, make_pruner, warmup_reports
 from nst.study.runner import run_study
 from nst.study.spec import load_experiment, parse_experiment
@@ -202,6 +208,21 @@ def test_resume_adds_trials_to_the_same_study(tmp_path):
     assert len(rows(out / "trials.csv")) == 2
     _, study = run(tmp_path, "layers", trials=2)  # budget reached: nothing more runs
     assert len(study.trials) == 2
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_studys_pairs_spread_over_the_photos_and_styles(seed):
+    """A study's few pairs are as many photos and styles as it can have: no photo or style
+    repeats until each has had its turn, the pairs are distinct, and the seed fixes them."""
+    contents = [Path(f"c{k}.png") for k in range(6)]
+    styles = [Path(f"s{k}.png") for k in range(4)]
+    for count in (2, 4, 7, 23):
+        pairs = spread_pairs(contents, styles, count, seed)
+        assert len(set(pairs)) == count
+        first = pairs[: min(count, len(styles))]
+        assert len({p.content for p in first}) == len({p.style for p in first}) == len(first)
+        assert pairs == spread_pairs(contents, styles, count, seed)
+    assert len(spread_pairs(contents, styles, 30, seed)) == 24  # the whole grid, once
 
 
 @pytest.mark.parametrize(

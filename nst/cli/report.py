@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from nst.report.page import DEFAULT_MLFLOW_URL
+from nst.report.page import DEFAULT_MLFLOW_URL, RECONSTRUCTION_SIZE, RECONSTRUCTION_STEPS
 
 HELP = "build reports/ (index.html, README.md, one page per study) from results/"
 
@@ -33,14 +33,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--reconstruction-size",
         type=int,
-        default=48,
-        help="long side of the layer reconstructions, px",
+        default=RECONSTRUCTION_SIZE,
+        help="long side of the layer reconstructions, px (default %(default)s)",
     )
     p.add_argument(
         "--reconstruction-steps",
         type=int,
-        default=20,
-        help="steps per layer reconstruction (0: skip)",
+        default=RECONSTRUCTION_STEPS,
+        help="steps per layer reconstruction (0: skip; default %(default)s)",
     )
 
 

@@ -33,7 +33,17 @@ from nst.report.data import (
     no_results_message,
 )
 from nst.report.networks import judge_text, networks_text, random_weights_banner
-from nst.report.page import DEFAULT_MLFLOW_URL, Cell, Link, Links, Page, Section, Table
+from nst.report.page import (
+    DEFAULT_MLFLOW_URL,
+    RECONSTRUCTION_SIZE,
+    RECONSTRUCTION_STEPS,
+    Cell,
+    Link,
+    Links,
+    Page,
+    Section,
+    Table,
+)
 from nst.report.study import budget_text
 
 
@@ -43,8 +53,8 @@ def build_report(
     *,
     mlflow_url_template: str | None = DEFAULT_MLFLOW_URL,
     optuna_dashboard_url: str | None = None,
-    reconstruction_size: int = 48,
-    reconstruction_steps: int = 20,
+    reconstruction_size: int = RECONSTRUCTION_SIZE,
+    reconstruction_steps: int = RECONSTRUCTION_STEPS,
 ) -> list[Path]:
     """Write the report for every study under `results_dir`; returns the files written.
     The layer-by-layer reconstructions are computed at `reconstruction_size` px with

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -365,10 +366,21 @@ def image_grid(
             else:
                 ax.imshow(image, interpolation="nearest")
             if r == 0:
-                ax.set_title(col_labels[c], fontsize=9)
+                ax.set_title(_wrap(col_labels[c]), fontsize=9)
             if c == 0:
                 ax.set_ylabel(row_labels[r], fontsize=8)
     return Plot(name, _render(fig), caption)
+
+
+def _wrap(label: str, width: int = 22) -> str:
+    """A column label in lines that fit over a 1.9-inch cell: after `=` first (a long
+    `backbone=efficientnet_lite0 (#1)` overlapped its neighbours), then at spaces and after
+    the commas of a layer list."""
+    if len(label) <= width:
+        return label
+    parts = label.replace("=", "=\n").replace(",", ", ").split("\n")
+    lines = (line for part in parts for line in textwrap.wrap(part, width) or [""])
+    return "\n".join(line.replace(", ", ",") for line in lines)
 
 
 def objectives_of(study: StudyResults) -> list[Objective]:

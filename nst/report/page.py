@@ -23,6 +23,11 @@ DEFAULT_MLFLOW_URL = (
 
 MAX_TRIAL_ROWS = 200
 
+#: the layer reconstructions' long side (px) and steps: 128 px is the smallest at which a
+#: reconstruction reads (48 px was a smear); 100 Adam steps from noise settle each layer
+RECONSTRUCTION_SIZE = 128
+RECONSTRUCTION_STEPS = 100
+
 
 @dataclass(frozen=True)
 class Link:

@@ -119,6 +119,9 @@ def budget_text(study: StudyResults) -> str:
     limits = f"{trials} trials" + (f" or {timeout:.0f} s" if timeout else "")
     if ran >= trials:
         return f"{limits}: all {trials} ran"
+    cells = study.summary.get("grid_cells")
+    if isinstance(cells, int) and ran >= cells:
+        return f"{limits}: the grid's {cells} cells all ran"
     took = f" ({elapsed:.0f} s)" if elapsed is not None else ""
     # Optuna checks its timeout between trials, so a timed-out run lasts at least timeout_s
     # (the fallback, first trial start to last end, can fall short of it by the set-up time)

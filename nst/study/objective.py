@@ -86,7 +86,7 @@ def choose_pairs(
 ) -> list[Pair]:
     """`pairs.count` distinct content x style pairs, drawn with `pairs.seed` from the data
     directory's readable images (nst fetch), or from the embedded sample when there is no
-    data. Unreadable images are skipped and appended to `skipped`."""
+    data (spread_pairs). Unreadable images are skipped and appended to `skipped`."""
     from nst.data.fetch import embedded_sample
     from nst.data.lock import list_images
 
@@ -99,11 +99,28 @@ def choose_pairs(
                            f"{len(skipped)} unreadable ones; run `nst fetch` again")  # fmt: skip
     if not contents or not styles:
         contents, styles = embedded_sample(cache)
+    return spread_pairs(contents, styles, int(spec.pairs["count"]), int(spec.pairs["seed"]))
+
+
+def spread_pairs(contents: list[Path], styles: list[Path], count: int, seed: int) -> list[Pair]:
+    """`count` distinct pairs of the content x style grid, in a seeded order, each new pair
+    taking a photo and a style not drawn yet while there are any (then a new round starts):
+    two pairs are two photos and two styles, so a study's mean spans the sample instead of
+    one photo's luck (a plain draw of 2 of the 36 embedded pairs gave the same photo twice)."""
     grid = [Pair(c, s) for c in contents for s in styles]
-    count = int(spec.pairs["count"])
     if count >= len(grid):
         return grid
-    return random.Random(int(spec.pairs["seed"])).sample(grid, count)
+    random.Random(seed).shuffle(grid)
+    chosen: list[Pair] = []
+    seen: set[Path] = set()
+    while len(chosen) < count:
+        fresh = [p for p in grid if p not in chosen and not {p.content, p.style} & seen]
+        if not fresh:
+            seen.clear()  # every photo or every style has had its turn: start a new round
+            continue
+        chosen.append(fresh[0])
+        seen |= {fresh[0].content, fresh[0].style}
+    return chosen
 
 
 class TrialObjective:

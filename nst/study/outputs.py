@@ -52,6 +52,7 @@ from nst.study.backbone import (
     judge_pretrained,
     judges,
 )
+from nst.study.space import grid_cells
 from nst.study.spec import ExperimentSpec
 
 CURVE_COLUMNS = ("trial", "pair", "step", "seconds", "content", "style", "tv", "total")
@@ -210,6 +211,7 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
         "profile": spec.profile,
         "storage": storage,
         "elapsed_s": round(time.time() - started, 1),  # this run's wall time, against timeout_s
+        "grid_cells": grid_cells(spec),  # a grid study stops when its cells are done
         "backbone": choice.to_dict(),  # how the network was chosen (nst.study.backbone)
         "provenance": {
             "git_commit": git["commit"],

@@ -17,7 +17,7 @@ A training study (`method: johnson | adain | stytr`) has its own sizes (TRAIN_PR
     smoke  32 px crops, 4 steps of batch 2, one held-out photo (and style), two trials
     quick  128 px, 100 steps of batch 2, one held-out photo (two styles for adain and stytr),
            eight trials; the shipped experiments set their own budget (train_johnson: 4 trials
-           of 200 steps, a network that renders the photo in the style's colours and strokes)
+           of 300 steps, a network that renders the photo in the style's colours and strokes)
     full   256 px, 4000 steps (a tenth of Johnson's schedule: enough to rank settings), 20
            held-out photos x 40 styles, on a GPU; the trial budget is the experiment's own
 

@@ -3,6 +3,7 @@ of a training study), and the sampler that makes them."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import optuna
@@ -44,13 +45,25 @@ def _suggest_one(trial: optuna.Trial, p: Param) -> Any:
     return trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
 
 
+def grid_space(spec: ExperimentSpec) -> dict[str, list[Any]]:
+    """The grid sampler's values per searched field (a grid has no `when`: spec.py checks)."""
+    return {p.name: [choice_label(c) for c in p.choices] if p.type == "categorical"
+            else list(range(int(p.low or 0), int(p.high or 0) + 1, int(p.step or 1)))
+            for p in spec.search}  # fmt: skip
+
+
+def grid_cells(spec: ExperimentSpec) -> int | None:
+    """How many trials a grid study can run (then Optuna stops it, whatever the trial
+    budget); None for the other samplers."""
+    if spec.sampler != "grid":
+        return None
+    return math.prod(len(values) for values in grid_space(spec).values())
+
+
 def make_sampler(spec: ExperimentSpec, seed: int) -> optuna.samplers.BaseSampler:
     s = optuna.samplers
     if spec.sampler == "grid":
-        space = {p.name: [choice_label(c) for c in p.choices] if p.type == "categorical"
-                 else list(range(int(p.low or 0), int(p.high or 0) + 1, int(p.step or 1)))
-                 for p in spec.search}  # fmt: skip
-        return s.GridSampler(space, seed=seed)
+        return s.GridSampler(grid_space(spec), seed=seed)
     startup = startup_trials(int(spec.budget["trials"]))
     return {
         "tpe": lambda: s.TPESampler(seed=seed, n_startup_trials=startup),

@@ -52,14 +52,14 @@ LAYER_PRESETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 #: module -> the TransferConfig fields a run on its backbones starts from (nst.config
 #: TransferConfig.recipe); fields a family leaves out are the dataclass defaults.
-#: EfficientNet-Lite (README "Default recipes"): L-BFGS at lr 1 from the photo, because on the
-#: pretrained Lite0 it reached the loss of 300 Adam steps in 130 steps, 2.3x faster
-#: (benchmarks/bench_transfer --backbone efficientnet_lite0); beta 1e4, because 1e4..1e6 gave
-#: the same held-out style distance after 100 steps (0.51, 0.49, 0.50 of the photo's on
-#: Tuebingen x Starry Night, Lite2 judge) and 1e4 keeps the most structure (SSIM 0.60); 100
-#: steps at 256 px take 5-7 s on 2 cores. VGG and ViT: the dataclass defaults (the PyTorch
-#: tutorial's Adam at lr 0.02, 300 steps), not re-tuned: no ImageNet VGG or DeiT file exists
-#: on the machines this was measured on.
+#: EfficientNet-Lite (README "Default recipes"): what experiments/recipe.yaml found on the
+#: pretrained Lite0 (a grid of optimiser x steps x style ratio, judged by the held-out Lite2):
+#: L-BFGS at lr 1 from the photo left a lower held-out style distance than Adam at every step
+#: budget, 100 steps the lowest (0.588-0.594; 50 steps 0.595, 300 steps 0.63); the style ratio
+#: did not matter within 1e3..1e5, so beta stays at 1e4. 100 steps at 256 px take 5-7 s on 2
+#: cores, 2.17x faster per image than the tutorial's 300 Adam steps (benchmarks/bench_recipe).
+#: VGG and ViT: the dataclass defaults (the PyTorch tutorial's Adam at lr 0.02, 300 steps), not
+#: re-tuned: no ImageNet VGG or DeiT file exists on the machines this was measured on.
 RECIPES: dict[str, dict[str, object]] = {
     "nst.backbones.vgg": {},
     "nst.backbones.vit": {},

@@ -24,9 +24,10 @@ DEFAULT_MLFLOW_URL = (
 MAX_TRIAL_ROWS = 200
 
 #: the layer reconstructions' long side (px) and steps: 128 px is the smallest at which a
-#: reconstruction reads (48 px was a smear); 100 Adam steps from noise settle each layer
+#: reconstruction reads (48 px was a smear); after 100 Adam steps from noise Lite0's content
+#: reconstructions from stage3 on were still noise, after 300 the cameraman reads up to stage4
 RECONSTRUCTION_SIZE = 128
-RECONSTRUCTION_STEPS = 100
+RECONSTRUCTION_STEPS = 300
 
 
 @dataclass(frozen=True)

@@ -164,9 +164,10 @@ def test_a_grid_study_that_ran_every_cell_says_so_not_interrupted(tmp_path: Path
     from nst.study.space import grid_cells
     from nst.study.spec import load_experiment
 
-    spec = load_experiment(Path("experiments/backbones.yaml")).with_profile("quick")
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    spec = load_experiment(experiments / "backbones.yaml").with_profile("quick")
     assert grid_cells(spec) == 6 and spec.budget["trials"] == 8
-    assert grid_cells(load_experiment(Path("experiments/init.yaml"))) is None
+    assert grid_cells(load_experiment(experiments / "init.yaml")) is None
     root = fake_study(tmp_path / "results", tmp_path / "data", "init",
                       {"init": ["content", "noise"]}, BOTH)  # fmt: skip
     edit(root, elapsed_s=67.0, grid_cells=6,

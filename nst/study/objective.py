@@ -112,14 +112,16 @@ def spread_pairs(contents: list[Path], styles: list[Path], count: int, seed: int
         return grid
     random.Random(seed).shuffle(grid)
     chosen: list[Pair] = []
-    seen: set[Path] = set()
-    while len(chosen) < count:
-        fresh = [p for p in grid if p not in chosen and not {p.content, p.style} & seen]
-        if not fresh:
-            seen.clear()  # every photo or every style has had its turn: start a new round
-            continue
-        chosen.append(fresh[0])
-        seen |= {fresh[0].content, fresh[0].style}
+    while len(chosen) < count:  # one round: one pass over the pairs not drawn yet
+        seen: set[Path] = set()
+        rest = []
+        for p in grid:
+            if len(chosen) < count and not {p.content, p.style} & seen:
+                chosen.append(p)
+                seen |= {p.content, p.style}
+            else:
+                rest.append(p)
+        grid = rest
     return chosen
 
 

@@ -189,7 +189,9 @@ def test_backbone_table_shows_mean_and_95_ci(fake_report: Path) -> None:
                   "Initialisation (study init)", "Content x style grid", "Layer-by-layer reconstruction"):  # fmt: skip
         assert f"<h2>{title}</h2>" in index
     # offline the reconstructions run on the pretrained Lite0 (auto), and say why not on VGG19
-    auto = "efficientnet_lite0" if "Not shown for vgg19" in index else "vgg19"
+    from nst.backbones.auto import resolve_auto
+
+    auto, _ = resolve_auto()
     assert "peak memory" in index and f"{auto}: photo0.png reconstructed from one layer" in index
     if auto != "vgg19":  # a random network is never reconstructed: the note names each one
         assert "Not shown for vgg19, deit_" in index and "no ImageNet weights here" in index

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     backbone = get_backbone(args.backbone, weights="auto")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        judge = Evaluator(exclude_backbone=args.backbone)
+        judge = Evaluator(exclude=args.backbone)
     base = TransferConfig(
         backbone=args.backbone, size=args.size, steps=args.steps, lr=args.lr, beta=args.beta
     )

@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 #: the shared public-domain images, beside the checkout (read-only; never copied into the repo)
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: the methods comparison's spec
+SPEC = Path(__file__).resolve().parents[1] / "experiments" / "methods.yaml"
 
 #: what every test run of `nst transfer` uses unless it says otherwise: tiny, fast, and never
 #: tracked, so that no test writes the project's own mlflow.db; VGG19 (the tests name its
@@ -43,3 +48,18 @@ def transfer_argv(*extra: str, **overrides: object) -> list[str]:
         else:
             argv += [flag, str(value)]
     return [*argv, *extra]
+
+
+def make_images(folder: Path, n: int, seed: int, stripes: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        h, w = int(rng.integers(40, 56)), int(rng.integers(40, 56))
+        yy, xx = np.mgrid[0:h, 0:w] / 6.0
+        if stripes:
+            arr = np.stack([np.sin(xx * (i + 2)) > 0, np.cos(yy * 3) > 0, np.sin(xx + yy) > 0], -1)
+            arr = arr * 2.0 - 1.0
+        else:
+            arr = np.stack([np.sin(xx * (i + 1)), np.cos(yy * (i + 2)), np.sin(xx + yy)], -1)
+        Image.fromarray(((arr + 1) * 127.5).astype(np.uint8)).save(folder / f"i{i}.png")
+    return folder

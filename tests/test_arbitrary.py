@@ -204,7 +204,7 @@ def test_adain_applies_styles_never_seen_in_training(adain_trained: Any) -> None
     from nst.images import load_image
     from nst.metrics.features import HeldOutNetwork
 
-    judge = HeldOutNetwork(exclude_backbone="efficientnet_lite0")
+    judge = HeldOutNetwork(exclude="efficientnet_lite0")
     photo = load_image(HELD_OUT_PHOTO, size=64)
     before, after = [], []
     for name in HELD_OUT_STYLES:

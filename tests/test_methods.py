@@ -9,14 +9,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from helpers import SPEC, make_images
 
 from nst import NstError
 from nst.cli import main
 from nst.config import TransferConfig
+from nst.data.split import split_data
 from nst.methods.run import run_methods
 from nst.methods.spec import load_plan, resolve
 from nst.methods.stylizer import Stylizer
@@ -26,34 +26,24 @@ from nst.models.pairs import stylize_pairs
 from nst.optimize import stylize
 from nst.train import TrainConfig, train
 
-SPEC = Path(__file__).resolve().parents[1] / "experiments" / "methods.yaml"
 METHODS = ("gatys", "johnson", "adain", "stytr")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
-def make_images(folder: Path, n: int, seed: int, stripes: bool = False) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        h, w = int(rng.integers(40, 56)), int(rng.integers(40, 56))
-        yy, xx = np.mgrid[0:h, 0:w] / 6.0
-        if stripes:
-            arr = np.stack([np.sin(xx * (i + 2)) > 0, np.cos(yy * 3) > 0, np.sin(xx + yy) > 0], -1)
-            arr = arr * 2.0 - 1.0
-        else:
-            arr = np.stack([np.sin(xx * (i + 1)), np.cos(yy * (i + 2)), np.sin(xx + yy)], -1)
-        Image.fromarray(((arr + 1) * 127.5).astype(np.uint8)).save(folder / f"i{i}.png")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
     make_images(root / "content", 3, seed=0)
-    make_images(root / "style", 2, seed=1, stripes=True)
+    make_images(root / "style", 3, seed=1, stripes=True)
     return root
+
+
+def first_test_pair(data: Path) -> tuple[str, str]:
+    """Stems of the first test photo and test style of data's split (nst.data.split)."""
+    split = split_data(data)
+    return split.content.test[0].stem, split.style.test[0].stem
 
 
 def quiet_train(config: TrainConfig, out: Path) -> Path:
@@ -157,21 +147,27 @@ def test_smoke_profile_runs_every_method_end_to_end(
     root = smoke / "methods"
     with (root / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
+    summary = json.loads((root / "summary.json").read_text())
+    split = summary["split"]
+    (photo,), (style,) = split["contents"], split["styles"]
     assert [r["method"] for r in rows] == list(METHODS)
-    assert {(r["content"], r["style"]) for r in rows} == {("i0.png", "i0.png")}
+    assert {(r["content"], r["style"]) for r in rows} == {(photo, style)}
     for r in rows:
         assert (root / r["image"]).is_file()
         assert float(r["seconds"]) > 0 and float(r["peak_memory_mb"]) > 0
         assert -1 <= float(r["ssim"]) <= 1 and float(r["style_gram_dist"]) >= 0
-    summary = json.loads((root / "summary.json").read_text())
-    # the evaluated photo is never trained on: the training folder holds the other two
-    assert summary["split"]["eval_contents"] == ["i0.png"]
+    # the test photo is never trained on, the test style never seen by adain's and stytr's
+    # training: the training folders hold the train part only
+    parts = split["images"]
     trained = sorted(p.resolve().name for p in (root / "split" / "train").iterdir())
-    assert trained == ["i1.png", "i2.png"]
+    assert trained == [i["name"] for i in parts["content"]["train"]] and photo not in trained
+    styles = sorted(p.resolve().name for p in (root / "split" / "styles").iterdir())
+    assert styles == [i["name"] for i in parts["style"]["train"]] and style not in styles
     assert sorted(p.name for p in (root / "runs").iterdir()) == ["adain", "johnson", "stytr"]
-    assert [p.name for p in (root / "runs" / "johnson").iterdir()] == ["i0"]  # one per style
+    stem = Path(style).stem
+    assert [p.name for p in (root / "runs" / "johnson").iterdir()] == [stem]  # one per style
     runs = {n: [r["run"] for r in m["runs"]] for n, m in summary["methods"].items()}
-    assert runs == {"gatys": [], "johnson": ["runs/johnson/i0"], "adain": ["runs/adain"],
+    assert runs == {"gatys": [], "johnson": [f"runs/johnson/{stem}"], "adain": ["runs/adain"],
                     "stytr": ["runs/stytr"]}  # fmt: skip
     means = json.loads((root / "metrics.json").read_text())
     ssim = {n: v["ssim"] for n, v in means.items()}
@@ -259,8 +255,9 @@ def test_a_left_out_method_is_a_stage_that_says_why_and_a_line_in_the_report(
     assert [p.name for p in left.iterdir()] == [LEFT_OUT]
     assert "its encoder is random here" in (left / LEFT_OUT).read_text()
     records = train_methods(spec, "smoke", data, out, ["johnson", "stytr"])
-    assert [Path(r["run"]).parts[-2:] for r in records] == [("johnson", "i0")]
-    assert saved_size(out / "methods" / "runs" / "johnson" / "i0" / "model.pt") == 48
+    style = first_test_pair(data)[1]
+    assert [Path(r["run"]).parts[-2:] for r in records] == [("johnson", style)]
+    assert saved_size(out / "methods" / "runs" / "johnson" / style / "model.pt") == 48
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run_methods(spec, "smoke", data, out, train=True)
@@ -294,7 +291,7 @@ def test_evaluate_trains_nothing_and_says_which_stage_to_run(
             "--no-track", "--quiet"]  # fmt: skip
     assert main([*argv, "--step", "evaluate"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "runs/johnson/i0 has no model.pt" in err
+    assert "\n" not in err and f"runs/johnson/{first_test_pair(data)[1]} has no model.pt" in err
     assert "dvc repro train@johnson" in err and "Traceback" not in err
     assert (out / "methods" / "results.csv").read_text() == "earlier\n"
     assert not (out / "methods" / "runs").exists()
@@ -320,7 +317,7 @@ def test_the_comparison_is_tracked_in_mlflow(data: Path, tmp_path: Path) -> None
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("methods")
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
-    assert set(runs) == {"train-johnson-i0", "train-adain", "train-stytr", "methods-smoke",
+    assert set(runs) == {f"train-johnson-{first_test_pair(data)[1]}", "train-adain", "train-stytr", "methods-smoke",
                          *METHODS}  # fmt: skip
     parent = runs["methods-smoke"]
     assert parent.data.tags["nst.kind"] == "methods" and "stytr" in parent.data.tags["nst.warning"]
@@ -334,7 +331,8 @@ def test_the_comparison_is_tracked_in_mlflow(data: Path, tmp_path: Path) -> None
         assert child.data.metrics["mean/ssim"] == pytest.approx(float(rows[name]["ssim"]), abs=1e-6)
         assert child.data.metrics["pairs"] == 1
         images = client.list_artifacts(child.info.run_id, "images")
-        assert [Path(a.path).name for a in images] == ["i0__i0.png"]
+        photo, style = first_test_pair(data)
+        assert [Path(a.path).name for a in images] == [f"{photo}__{style}.png"]
     assert runs["adain"].data.tags["nst.methods.train_runs"] == runs["train-adain"].info.run_id
     assert runs["train-adain"].data.tags["nst.method"] == "adain"
     assert "loss/total" in runs["train-adain"].data.metrics

@@ -187,14 +187,14 @@ def test_the_default_judge_is_pretrained_and_not_the_run_backbone(evaluator: Eva
     )
     # a run that optimised Lite2 is judged by Lite0
     assert held_out_identity("efficientnet_lite2").startswith("efficientnet_lite0 imagenet:")
-    judge = Evaluator(exclude_backbone="efficientnet_lite2")
+    judge = Evaluator(exclude="efficientnet_lite2")
     assert (
         judge.held_out["backbone"] == "efficientnet_lite0"
         and judge.held_out["pretrained"] == "true"
     )
     with pytest.raises(NstError, match="held-out"):
         evaluate(photo("coffee"), photo("coffee"), photo("coffee"),
-                 exclude_backbone="efficientnet_lite0", evaluator=judge)  # fmt: skip
+                 exclude="efficientnet_lite0", evaluator=judge)  # fmt: skip
     with pytest.raises(NstError, match="judge 'alexnet': use efficientnet or vgg"):
         Evaluator(judge="alexnet")
 
@@ -203,13 +203,13 @@ def test_the_vgg_judge_stays_selectable(isolated_torch_home: Path) -> None:
     """The judge of results before the pretrained one: VGG16, VGG19 for VGG16 runs, random
     weights (loudly) without the ImageNet file."""
     with pytest.warns(RandomWeightsWarning):
-        judge = Evaluator(exclude_backbone="vgg16", judge="vgg")
+        judge = Evaluator(exclude="vgg16", judge="vgg")
     assert judge.held_out["backbone"] == "vgg19" and judge.held_out["judge"] == "vgg"
     assert judge.held_out["weights"] == "random:seed=0" and judge.held_out["pretrained"] == "false"
     assert held_out_identity("vgg16", judge="vgg") == "vgg19 random:seed=0"
     assert held_out_identity("deit_small", judge="vgg") == "vgg16 random:seed=0"
     with pytest.raises(NstError, match="held-out"):
-        evaluate(photo("coffee"), photo("coffee"), photo("coffee"), exclude_backbone="vgg19",
+        evaluate(photo("coffee"), photo("coffee"), photo("coffee"), exclude="vgg19",
                  evaluator=judge)  # fmt: skip
 
 

@@ -154,7 +154,7 @@ def test_trained_network_moves_a_held_out_photo_towards_the_style(tmp_path: Path
                    beta=1e5, checkpoint_every=0, log_every=10)  # fmt: skip
     result = train(config, tmp_path / "run", progress=False)
     net, meta = load_model(result.model)
-    judge = HeldOutNetwork(exclude_backbone="efficientnet_lite0")
+    judge = HeldOutNetwork(exclude="efficientnet_lite0")
     photo, style = load_image(HELD_OUT, size=64), load_image(STYLE, size=64)
     with torch.no_grad():
         styled = net(photo)

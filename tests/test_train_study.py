@@ -234,7 +234,10 @@ def test_a_training_study_prunes_a_useless_lr_from_its_validation_reports(tmp_pa
     assert max(int(r["step"]) for r in curves if r["trial"] == "0") == 12
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_trials"][0]["model"] == "trials/0/model.pt"
-    assert summary["provenance"]["split"]["eval_contents"] == ["astronaut.png"]
+    split = summary["provenance"]["split"]
+    # validated on the split's first validation photo, never on a test one
+    assert split["part"] == "validation"
+    assert split["contents"] == [split["images"]["content"]["validation"][0]["name"]]
     assert summary["provenance"]["params"]["method"] == "johnson"
 
 
@@ -250,10 +253,11 @@ def test_a_stytr_study_validates_held_out_photos_x_styles_and_records_its_random
     (best,) = summary["best_trials"]
     # one held-out photo x the first two styles; the other styles are the training styles
     split = summary["provenance"]["split"]
-    assert [Path(p["content"]).name for p in best["pairs"]] == split["eval_contents"] * 2
-    assert [Path(p["style"]).name for p in best["pairs"]] == split["eval_styles"]
+    assert [Path(p["content"]).name for p in best["pairs"]] == split["contents"] * 2
+    assert [Path(p["style"]).name for p in best["pairs"]] == split["styles"]
     trained_on = sorted(p.name.split("_", 1)[1] for p in (out / "split" / "styles").iterdir())
-    assert trained_on and not set(trained_on) & set(split["eval_styles"])
+    test = {i["name"] for i in split["images"]["style"]["test"]}
+    assert trained_on and not set(trained_on) & (set(split["styles"]) | test)
     assert all((out / image).is_file() for image in best["images"])
     # the validation loss terms of stytr are the trial's metrics; no judge for a loss objective
     table = rows(out / "trials.csv")

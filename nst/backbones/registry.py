@@ -36,6 +36,17 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+
+def family(name: str) -> str:
+    """The family a backbone belongs to ("vgg", "efficientnet", "vit"), "" when unregistered:
+    networks of one family share an architecture and training, so one judging another's
+    features is not an independent judge (nst.metrics.features)."""
+    for module, names in FAMILIES.items():
+        if name in names:
+            return module.rsplit(".", 1)[1]
+    return ""
+
+
 #: module -> (content layers, style layers) of its backbones, used when a config names none.
 #: VGG: Gatys et al. 2016 (relu4_2 content, the first ReLU of each block for style).
 #: ViT/DeiT (12 blocks): a late-middle block for content, every other early block for style,

@@ -21,10 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--exclude-backbone",
-        default=None,
+        action="append",
+        default=[],
         metavar="NAME",
-        help="the backbone the result was optimised with; the held-out judge network differs "
-        "from it (efficientnet_lite2 -> judge with efficientnet_lite0, vgg16 -> vgg19)",
+        help="a network the result depended on (its loss network, an encoder); repeat for "
+        "each: the judge is the first of its candidates not named (efficientnet: lite2, lite0, "
+        "lite1; vgg: vgg16, vgg19)",
     )
     p.add_argument(
         "--judge",

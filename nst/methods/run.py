@@ -1,12 +1,15 @@
 """`run_methods`: every method of experiments/methods.yaml on the same held-out pairs.
 
-1. The held-out split (nst.methods.split): the first `pairs.content` photos are evaluated and
-   never trained on; johnson trains one network per evaluation style, adain and stytr on the
-   other styles.
+1. The split (nst.data.split): the first `pairs.content` photos and `pairs.styles` styles of
+   its test part are evaluated; the networks train on its train photos; johnson trains one
+   network per test style, adain and stytr on the train styles (never a test style).
 2. Training (nst.methods.training) into <out>/methods/runs/<method>/ (johnson: one network
    per style, runs/<method>/<style stem>/), reused while the config is the same.
 3. Every method stylises every content x style pair through nst.methods.Stylizer (time and
-   peak memory measured there) and nst.metrics.Evaluator judges it (held-out network).
+   peak memory measured there) and nst.metrics.Evaluator judges it: one held-out network for
+   every method, none of the networks any method's output depended on (loss networks,
+   encoders), named on every row (results.csv `judge`) and per method in summary.json
+   (methods.<name>.judge: the networks it depended on, the family it shares with the judge).
 4. <out>/methods/results.csv (one row per method x pair), summary.json (split, configs,
    runs, networks, judge), metrics.json (each method's means of seconds, memory and
    the headline metrics, for `dvc metrics show`) and
@@ -26,21 +29,22 @@ from pathlib import Path
 from typing import Any
 
 from nst import __version__
+from nst.data.split import Selection, select
 from nst.images import atomic_write, load_image, save_image
 from nst.methods.spec import MethodPlan, Plan, load_plan
-from nst.methods.split import Split, held_out_split
 from nst.methods.stylizer import Stylizer
 from nst.methods.training import Hooks, Log, train_method
 from nst.metrics import Evaluator
+from nst.metrics.features import shared_family
 
-FIXED_COLUMNS = ("method", "content", "style", "seconds", "peak_memory_mb", "image")
+FIXED_COLUMNS = ("method", "content", "style", "seconds", "peak_memory_mb", "image", "judge")
 HEADLINE = ("ssim", "style_gram_dist")  # the content and the style metric of metrics.json
 
 
 def _stylizers(
     plan: Plan,
     m: MethodPlan,
-    split: Split,
+    split: Selection,
     runs: Path,
     log: Log,
     allow_train: bool,
@@ -70,9 +74,7 @@ def run_methods(
     plan = load_plan(spec, profile)
     root = Path(out) / "methods"
     root.mkdir(parents=True, exist_ok=True)
-    split = held_out_split(
-        Path(data), root, plan.contents, plan.styles, train=any(m.trained for m in plan.methods)
-    )
+    split = select(data, "test", plan.contents, plan.styles, root, plan.who)
     stage = root / f".staging-{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}"
     stage.mkdir()
     try:
@@ -84,16 +86,15 @@ def run_methods(
 
 
 def _run(
-    plan: Plan, split: Split, root: Path, stage: Path, log: Log, train: bool, hooks: Hooks | None
+    plan: Plan,
+    split: Selection,
+    root: Path,
+    stage: Path,
+    log: Log,
+    train: bool,
+    hooks: Hooks | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, str]]:
-    used = {str(m.config.get(k)) for m in plan.methods for k in ("backbone", "encoder")}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*no ImageNet.*")
-        evaluator = Evaluator("efficientnet_lite2" if "efficientnet_lite2" in used else None,
-                              judge=plan.judge)  # fmt: skip
-    contents = [(p, load_image(p, size=plan.size)) for p in split.contents]
-    styles = [(p, load_image(p, size=plan.size)) for p in split.styles]
-    rows: list[dict[str, Any]] = []
+    built: dict[str, dict[str, Stylizer]] = {}
     methods: dict[str, Any] = {}
     for m in plan.methods:
         log(f"== {m.name} ({m.method}) ==")
@@ -102,9 +103,27 @@ def _run(
         for s in stylizers.values():
             for n in s.networks:
                 networks[f"{n.role} {n.backbone} {n.weights}"] = n.to_dict()
+        built[m.name] = stylizers
         methods[m.name] = {"method": m.method, "config": m.config, "runs": runs,
                            "networks": list(networks.values()), "reference": m.reference,
                            **({"train_size": plan.crop} if m.trained else {})}  # fmt: skip
+    # one judge for every method, so their numbers compare: none of the networks any method's
+    # output depended on (loss networks, encoders)
+    used = sorted({n["backbone"] for v in methods.values() for n in v["networks"]})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*no ImageNet.*")
+        evaluator = Evaluator(used, judge=plan.judge)
+    judge = evaluator.held_out
+    for v in methods.values():
+        mine = sorted({n["backbone"] for n in v["networks"]})
+        v["judge"] = {"backbone": judge["backbone"], "depended_on": mine,
+                      "shared_family": shared_family(judge["backbone"], mine)}  # fmt: skip
+    contents = [(p, load_image(p, size=plan.size)) for p in split.contents]
+    styles = [(p, load_image(p, size=plan.size)) for p in split.styles]
+    rows: list[dict[str, Any]] = []
+    for m in plan.methods:
+        log(f"== evaluate {m.name} (judge {judge['backbone']}) ==")
+        stylizers = built[m.name]
         for cpath, content in contents:
             for spath, style in styles:
                 stylizer = stylizers.get(spath.name) or stylizers["*"]
@@ -118,16 +137,17 @@ def _run(
                 rows.append({"method": m.name, "content": cpath.name, "style": spath.name,
                              "seconds": round(done.seconds, 4),
                              "peak_memory_mb": round(done.peak_memory_mb, 1),
-                             "image": rel.as_posix(), **values})  # fmt: skip
+                             "image": rel.as_posix(), "judge": judge["backbone"],
+                             **values})  # fmt: skip
                 log(f"  {cpath.name} x {spath.name}: {done.seconds:.2f} s")
-    return rows, methods, evaluator.held_out
+    return rows, methods, judge
 
 
 def _write(
     root: Path,
     stage: Path,
     plan: Plan,
-    split: Split,
+    split: Selection,
     rows: list[dict[str, Any]],
     methods: dict[str, Any],
     judge: dict[str, str],

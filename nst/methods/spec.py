@@ -95,6 +95,11 @@ class Plan:
                        left_out=left)  # fmt: skip
 
     @property
+    def who(self) -> str:
+        """The comparison, as a too-small-data error names it."""
+        return f"the {self.profile} profile of {self.path} (pairs)"
+
+    @property
     def crop(self) -> int:
         """Side of the trained methods' square training crops (train_size, else size)."""
         return self.train_size or self.size

@@ -85,7 +85,9 @@ def _parent_tags(summary: dict[str, Any]) -> dict[str, str]:
     tags = {"nst.kind": "methods", "nst.profile": str(summary["profile"]),
             "nst.judge": str(judge.get("backbone", "")),
             "nst.judge.weights": str(judge.get("weights", "")),
-            "nst.judge.pretrained": str(judge.get("pretrained", ""))}  # fmt: skip
+            "nst.judge.pretrained": str(judge.get("pretrained", "")),
+            "nst.judge.excluded": str(judge.get("excluded", "")),
+            "nst.judge.shared_family": str(judge.get("shared_family", ""))}  # fmt: skip
     identity = data_identity(Path(summary["data"]))
     if identity:
         tags[f"nst.{DATA_LOCK_SHA256}"] = identity
@@ -102,9 +104,10 @@ def _parent_params(summary: dict[str, Any]) -> dict[str, str]:
     return {"spec": str(summary["spec"]), "profile": str(summary["profile"]),
             "size": str(summary["size"]), "device": str(summary["device"]),
             "seed": str(summary["seed"]), "methods": ",".join(summary["methods"]),
-            "eval_contents": ",".join(split.get("eval_contents", []))[:6000],
-            "eval_styles": ",".join(split.get("eval_styles", []))[:6000],
-            "train_contents": str(split.get("train_contents", ""))}  # fmt: skip
+            "test_contents": ",".join(split.get("contents", []))[:6000],
+            "test_styles": ",".join(split.get("styles", []))[:6000],
+            "split_seed": str(split.get("seed", "")),
+            "train_contents": str(split.get("counts", {}).get("content", {}).get("train", ""))}  # fmt: skip
 
 
 def _method_tags(name: str, info: dict[str, Any]) -> dict[str, str]:
@@ -114,6 +117,11 @@ def _method_tags(name: str, info: dict[str, Any]) -> dict[str, str]:
     trained = [r["mlflow_run_id"] for r in info.get("runs", []) if r.get("mlflow_run_id")]
     if trained:
         tags["nst.methods.train_runs"] = ",".join(trained)
+    judge = info.get("judge") or {}
+    if judge:  # the judge of this method's results, and the family it shares with them
+        tags["nst.judge"] = str(judge.get("backbone", ""))
+        tags["nst.judge.depended_on"] = ",".join(judge.get("depended_on", []))
+        tags["nst.judge.shared_family"] = str(judge.get("shared_family", ""))
     if any(not n["pretrained"] for n in info.get("networks", [])):
         tags["nst.warning"] = "random weights: the images check the harness, not the method"
     return tags

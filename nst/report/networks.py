@@ -42,9 +42,12 @@ def judge_text(study: StudyResults) -> str:
         return "– (not recorded: no trial was judged, or a summary from before judges were)"
     return "; ".join(
         f"{j['backbone']} {j.get('weights', '')} "
-        f"({'pretrained' if yes_no(j.get('pretrained')) == 'yes' else 'random weights'})"
+        f"({'pretrained' if yes_no(j.get('pretrained')) == 'yes' else 'random weights'}"
+        + (f"; of the {j['shared_family']} family, like the optimised {j.get('excluded')}: its "
+           "feature metrics favour that family" if j.get("shared_family") else "")
+        + ")"
         for j in found
-    )
+    )  # fmt: skip
 
 
 def network_rows(study: StudyResults) -> list[list[Cell]]:

@@ -109,22 +109,27 @@ def choose_backbone(
 
 def judge_tags(held_out: dict[str, Any]) -> dict[str, str]:
     """MLflow tags of a judge (nst.metrics Evaluator.held_out): nst.judge (the network),
-    nst.judge.weights, nst.judge.sha256, nst.judge.pretrained, nst.judge.kind."""
+    nst.judge.weights, nst.judge.sha256, nst.judge.pretrained, nst.judge.kind,
+    nst.judge.excluded (the networks the result depended on), nst.judge.shared_family (set
+    when the judge is of one of their families)."""
     keys = {"backbone": "nst.judge", "weights": "nst.judge.weights", "sha256": "nst.judge.sha256",
-            "pretrained": "nst.judge.pretrained", "judge": "nst.judge.kind"}  # fmt: skip
+            "pretrained": "nst.judge.pretrained", "judge": "nst.judge.kind",
+            "excluded": "nst.judge.excluded", "shared_family": "nst.judge.shared_family"}  # fmt: skip
     return {tag: str(held_out[k]).lower() if k == "pretrained" else str(held_out[k])
             for k, tag in keys.items() if held_out.get(k) not in (None, "")}  # fmt: skip
 
 
 def judges(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
     """The distinct judges that scored the trials ({backbone, weights, sha256, pretrained
-    (bool), judge}), in order of their network's name."""
-    seen: dict[str, dict[str, Any]] = {}
+    (bool), judge, excluded, shared_family}; one entry per network and shared family), in
+    order of their network's name."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
     for t in trials:
         held = t.user_attrs.get(JUDGE)
         if isinstance(held, dict) and held.get("backbone"):
             pretrained = str(held.get("pretrained")).lower() == "true"
-            seen.setdefault(str(held.get("weights")), {**held, "pretrained": pretrained})
+            key = (str(held.get("weights")), str(held.get("shared_family", "")))
+            seen.setdefault(key, {**held, "pretrained": pretrained})
     return sorted(seen.values(), key=lambda j: (str(j["backbone"]), str(j.get("weights"))))
 
 

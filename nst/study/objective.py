@@ -54,10 +54,11 @@ class Pair:
 @dataclass
 class Resources:
     """What one process builds once and every trial reuses: backbones keyed by
-    (name, weights, pooling, seed), held-out evaluators keyed by excluded backbone, images."""
+    (name, weights, pooling, seed), held-out evaluators keyed by the networks they exclude,
+    images."""
 
     backbones: dict[tuple[str, str, str, int], Backbone] = field(default_factory=dict)
-    evaluators: dict[str, Any] = field(default_factory=dict)
+    evaluators: dict[tuple[str, ...], Any] = field(default_factory=dict)
     images: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict)
 
     def backbone(self, c: TransferConfig) -> Backbone:
@@ -66,10 +67,13 @@ class Resources:
             self.backbones[key] = build_backbone(c)
         return self.backbones[key]
 
-    def evaluator(self, exclude: str) -> Any:
-        if exclude not in self.evaluators:
-            from nst.metrics import Evaluator
+    def evaluator(self, config: Any) -> Any:
+        """The judge of a run of `config`: none of the networks it depends on
+        (nst.metrics.used_networks: the loss network, an encoder)."""
+        from nst.metrics import Evaluator, used_networks
 
+        exclude = used_networks(config)
+        if exclude not in self.evaluators:
             self.evaluators[exclude] = Evaluator(exclude)
         return self.evaluators[exclude]
 
@@ -84,21 +88,25 @@ class Resources:
 def choose_pairs(
     spec: ExperimentSpec, data: Path | None, cache: Path, skipped: list[str] | None = None
 ) -> list[Pair]:
-    """`pairs.count` distinct content x style pairs, drawn with `pairs.seed` from the data
-    directory's readable images (nst fetch), or from the embedded sample when there is no
-    data (spread_pairs). Unreadable images are skipped and appended to `skipped`."""
+    """`pairs.count` distinct content x style pairs, drawn with `pairs.seed` from the
+    validation photos and styles of the data directory's split (nst.data.split: a study never
+    sees a test image), or of the embedded sample when there is no data (spread_pairs).
+    Unreadable images are skipped and appended to `skipped`."""
     from nst.data.fetch import embedded_sample
     from nst.data.lock import list_images
+    from nst.data.split import split_data
 
     skipped = [] if skipped is None else skipped
-    contents, styles = list_images(data) if data and Path(data).is_dir() else ([], [])
-    if contents or styles:
-        contents, styles = readable(contents, skipped), readable(styles, skipped)
-        if not contents or not styles:
-            raise NstError(f"{data}: no readable content or style images left after skipping "
-                           f"{len(skipped)} unreadable ones; run `nst fetch` again")  # fmt: skip
+    folder = Path(data) if data and Path(data).is_dir() else None
+    if folder is None or not any(list_images(folder)):
+        embedded_sample(cache)
+        folder = cache
+    split = split_data(folder)
+    contents = readable(split.content.validation, skipped)
+    styles = readable(split.style.validation, skipped)
     if not contents or not styles:
-        contents, styles = embedded_sample(cache)
+        raise NstError(f"{folder}: no readable validation photo or style left after skipping "
+                       f"{len(skipped)} unreadable ones; run `nst fetch` again")  # fmt: skip
     return spread_pairs(contents, styles, int(spec.pairs["count"]), int(spec.pairs["seed"]))
 
 
@@ -253,7 +261,7 @@ class StudyObjective(TrialObjective):
                            *(step.losses[t] for t in CURVE_TERMS)])  # fmt: skip
             if single and step.step in marks:
                 o = self.spec.objectives[0]
-                judge = None if o.metric in step.losses else self.res.evaluator(config.backbone)
+                judge = None if o.metric in step.losses else self.res.evaluator(config)
                 proxies[k] = proxy(o.metric, o.direction, target, judged, step.image, step.losses,
                                    judge)  # fmt: skip
                 # Optuna's "step" is the report's number (pair k's j-th is k * reports + j), so
@@ -269,7 +277,7 @@ class StudyObjective(TrialObjective):
         values = self._values(config, target, style, result.image, result.final_losses,
                               runtime_s=result.seconds, peak_memory_mb=result.peak_memory_mb)  # fmt: skip
         if any(m not in result.final_losses for m in self.metrics):  # the judge scored it
-            held = self.res.evaluator(config.backbone).held_out
+            held = self.res.evaluator(config).held_out
             trial.set_user_attr(attrs.JUDGE, held)
             if run is not None:
                 run.set_tags(judge_tags(held))
@@ -291,7 +299,7 @@ class StudyObjective(TrialObjective):
         """Loss terms, overridden by the evaluation metrics (nst.metrics) where names clash."""
         values = dict(losses)
         if any(m not in losses for m in self.metrics):
-            evaluator = self.res.evaluator(config.backbone)
+            evaluator = self.res.evaluator(config)
             ev = evaluator.evaluate(
                 content, style, image.detach().float().cpu().clamp(0, 1), **extra
             )

@@ -1,11 +1,12 @@
 """One trial of a training study: train the suggested network, judge it on held-out photos while
 it trains, and let the pruner stop it early.
 
-The data (TrainData) is the held-out split of `--data` (nst.methods.split, the methods
-comparison's): the first `pairs.content` photos of <data>/content are the validation photos
-and never trained on; the trials train on the others (results/<study>/split/train/). johnson
-trains on the first held-out style; adain and stytr on the other styles (split/styles/), and
-are validated on the first `pairs.styles`. Without --data, the embedded sample is split.
+The data (TrainData) is the split of `--data` (nst.data.split, the methods comparison's):
+the trials train on its train photos (results/<study>/split/train/) and are validated on the
+first `pairs.content` photos of its validation part; johnson trains on the first validation
+style, adain and stytr on the train styles (split/styles/) and are validated on the first
+`pairs.styles` validation styles. No test photo or style is seen: the methods comparison
+reports those. Without --data, the embedded sample is split.
 
 A trial trains its TrainConfig into results/<study>/trials/<number>/ (nst.train.train). At
 `reports` steps spread evenly over the run (objective.report_marks), the training loop hands
@@ -18,7 +19,7 @@ held-out network's distances). One objective: the mean over the validation pairs
 as trial.report(value, j) for the j-th validation (the pruners' resources run from 1 to
 reports), and optuna.TrialPruned is raised when trial.should_prune(). The last validation, at
 the final step, evaluates every metric (nst.metrics.Evaluator, the judge that excludes the loss
-network) unless all objectives are loss terms; its means are the trial's values.
+network and the encoder) unless all objectives are loss terms; its means are the trial's values.
 
 What a trial leaves: curves/trialNNN.csv (the training loss per logged step, pair 0),
 images/trialNNN_pairK.png (the final stylised validation pairs), trials/<number>/losses.jsonl
@@ -42,8 +43,8 @@ import optuna
 import torch
 
 from nst import NstError
+from nst.data.split import select
 from nst.images import resize_tensor, save_image
-from nst.methods.split import held_out_split
 from nst.study import attrs
 from nst.study.backbone import judge_tags
 from nst.study.faults import failure_reason, readable, worker_id
@@ -80,8 +81,9 @@ class TrainData:
 
 def choose_train_data(spec: ExperimentSpec, data: Path | None, root: Path, cache: Path,
                       skipped: list[str] | None = None) -> TrainData:  # fmt: skip
-    """The held-out split of `data` (or of the embedded sample, written to `cache`), its
-    folders under root/split/; unreadable validation images are skipped into `skipped`."""
+    """The split of `data` (or of the embedded sample, written to `cache`): its validation
+    pairs, its folders under root/split/; unreadable validation images are skipped into
+    `skipped`."""
     from nst.data.fetch import embedded_sample
     from nst.data.lock import list_images
 
@@ -91,7 +93,8 @@ def choose_train_data(spec: ExperimentSpec, data: Path | None, root: Path, cache
         embedded_sample(cache)
         folder = cache
     styles = 1 if spec.method == "johnson" else int(spec.pairs["styles"])
-    split = held_out_split(folder, root, int(spec.pairs["content"]), styles)
+    split = select(folder, "validation", int(spec.pairs["content"]), styles, root,
+                   f"study {spec.name} (pairs)")  # fmt: skip
     contents, evals = readable(split.contents, skipped), readable(split.styles, skipped)
     if not contents or not evals:
         raise NstError(f"{folder}: no readable held-out photo or style left after skipping "
@@ -212,7 +215,7 @@ class TrainObjective(TrialObjective):
         styles = [fit_style(self.res.image(p.style, config.size), c)
                   for p, c in zip(self.data.pairs, contents, strict=True)]  # fmt: skip
         judged = any(m not in self.terms for m in self.metrics)
-        judge = self.res.evaluator(config.backbone) if judged else None
+        judge = self.res.evaluator(config) if judged else None
         final: dict[str, Any] = {}
         recorder = Recorder(trial, hooks)
 

@@ -343,15 +343,21 @@ def test_fetch_summary_and_mlflow_name_the_data_by_one_identity(tmp_path, capsys
 
     mirror, data = tmp_path / "mirror", tmp_path / "data"
     y, x = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 40), indexing="ij")
-    save_image(torch.stack([x, y, x * y]).unsqueeze(0), mirror / "content" / "photo.png")
-    save_image(torch.stack([y, x, 1 - x]).unsqueeze(0), mirror / "style" / "paint.png")
+    stems = []  # three of each: the smallest data a train / validation / test split takes
+    for i in range(3):
+        save_image(
+            torch.stack([x, y, x * y * i / 2]).unsqueeze(0), mirror / "content" / f"photo{i}.png"
+        )
+        save_image(
+            torch.stack([y, x * i / 2, 1 - x]).unsqueeze(0), mirror / "style" / f"paint{i}.png"
+        )
+        stems += [("content", f"photo{i}"), ("style", f"paint{i}")]
     items = [{"id": stem, "kind": kind, "file": f"{kind}/{stem}.png", "url": None, "title": stem,
-              "author": "nst tests", "licence": "CC0"}
-             for kind, stem in (("content", "photo"), ("style", "paint"))]  # fmt: skip
+              "author": "nst tests", "licence": "CC0"} for kind, stem in stems]  # fmt: skip
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps({"name": "identity", "items": items}))
     argv = ["fetch", "--out", str(data), "--manifest", str(manifest), "--mirror", str(mirror),
-            "--content", "1", "--styles", "1", "--quiet"]  # fmt: skip
+            "--content", "3", "--styles", "3", "--quiet"]  # fmt: skip
     assert main(argv) == 0
     printed = re.search(r"\bdata_lock_sha256 ([0-9a-f]{64})\b", capsys.readouterr().out)
     assert printed, "nst fetch names the identity data_lock_sha256"

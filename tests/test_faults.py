@@ -176,11 +176,16 @@ def test_an_out_of_memory_or_any_exception_fails_only_its_trial(tmp_path, monkey
 
 
 def corrupt_data(root: Path) -> Path:
-    """A data dir (no lock) with two good images, one truncated PNG and one non-image."""
+    """A data dir (no lock) with 7 good photos and styles, one truncated PNG and one non-image:
+    whichever part of the split the broken ones fall in, validation keeps a good photo and a
+    good style (validation takes 3 of 8 photos and 2 of 8 styles, nst.data.split)."""
     y, x = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 40), indexing="ij")
-    save_image(torch.stack([x, y, x * y]).unsqueeze(0), root / "content" / "good.png")
-    save_image(torch.stack([y, x, 1 - x]).unsqueeze(0), root / "style" / "good.png")
-    whole = (root / "content" / "good.png").read_bytes()
+    for i in range(7):
+        save_image(
+            torch.stack([x, y, x * y * i / 6]).unsqueeze(0), root / "content" / f"good{i}.png"
+        )
+        save_image(torch.stack([y, x * i / 6, 1 - x]).unsqueeze(0), root / "style" / f"good{i}.png")
+    whole = (root / "content" / "good0.png").read_bytes()
     (root / "content" / "truncated.png").write_bytes(whole[: len(whole) // 2])
     (root / "style" / "notes.jpg").write_text("not a picture")
     return root
@@ -212,7 +217,8 @@ def test_a_data_dir_with_no_readable_image_is_a_clear_error(tmp_path):
     from nst import NstError
 
     data = corrupt_data(tmp_path / "data")
-    (data / "content" / "good.png").unlink()
+    for good in (data / "content").glob("good*.png"):
+        good.write_bytes(b"not a picture either")
     spec = parse_experiment(spec_dict("no_images", trials=1))
     with pytest.warns(UnreadableImageWarning), pytest.raises(NstError, match="no readable"):
         run_study(spec, StudyOptions(out=tmp_path, storage=f"sqlite:///{tmp_path}/o.db",

@@ -100,6 +100,12 @@ def xy(line: Line2D) -> tuple[list[float], list[float]]:
             np.asarray(line.get_ydata(), dtype=float).tolist())  # fmt: skip
 
 
+def split_styles(results: Path) -> list[str]:
+    """Stems of the comparison's test styles, in its order (nst.data.split)."""
+    summary = json.loads((results / "methods" / "summary.json").read_text())
+    return [Path(s).stem for s in summary["split"]["styles"]]
+
+
 def legend_texts(ax: Axes) -> set[str]:
     legend = ax.get_legend()
     assert legend is not None, ax.get_title()
@@ -117,7 +123,7 @@ def test_methods_report_renders_in_headless_chromium(
     page = methods_report / "index.html"
     monkeypatch.setattr(cdp, "PAGE_STATE", PAGE_STATE)
     with Chromium(tmp_path / "profile") as browser:
-        report = browser.open(page.as_uri(), height=4200)
+        report = browser.open(page.as_uri(), height=6000)
     (tmp_path / "methods_report.png").write_bytes(report.screenshot)
     state = report.state
     assert report.console_errors == []
@@ -126,7 +132,7 @@ def test_methods_report_renders_in_headless_chromium(
     assert len(images) == page.read_text().count('<img src="data:image/png;base64,') == 3
     assert all(i["complete"] and i["width"] > 0 for i in images), images
     assert state["width"] <= 1280, "the page scrolls sideways at 1280 px"
-    assert state["height"] <= 4200, "the screenshot misses the end of the page"
+    assert state["height"] <= 6000, "the screenshot misses the end of the page"
     # the banner tops the page and names the random encoder of the comparison
     assert state["banner_first"] and state["banner_top"] < 40
     assert "Random weights in the methods comparison: stytr (encoder deit_tiny" in state["banner"]
@@ -137,8 +143,19 @@ def test_methods_report_renders_in_headless_chromium(
     assert all(f["complete"] and f["width"] > 0 and f["shown"] > 300 for f in figures.values())
     assert ["method", "role", "network", "weights", "pretrained"] in section["tables"]
     assert "No curve for gatys" in section["text"]
+    # the paired differences: one row per pair of methods; 1 photo x 2 styles resolves nothing
+    (paired,) = [t for t in section["tables"] if t[0] == "methods"]
+    assert paired[1:4] == ["ssim ↑", "edge_f1 ↑", "color_hellinger ↓"]
+    assert "gatys − johnson" in section["text"]
+    assert "not resolved: 1 photo x 2 styles is too few" in section["text"]
+    # the judge is named with the family it shares with the methods' networks
+    assert (
+        "Judge: efficientnet_lite2, none of the networks the methods depended on" in section["text"]
+    )
+    assert "of the efficientnet family" in section["text"]
+    assert "test pairs\t1 photo x 2 styles = 2 pairs" in section["text"]
     with Image.open(io.BytesIO(report.screenshot)) as shot:
-        assert shot.size == (1280, 4200)
+        assert shot.size == (1280, 6000)
 
 
 def test_training_curves_show_every_trained_network_and_say_gatys_has_none(
@@ -149,8 +166,9 @@ def test_training_curves_show_every_trained_network_and_say_gatys_has_none(
     fig = next(f for f in rendered if "total loss of every trained network" in str(
         [a.get_title() for a in f.axes]))  # fmt: skip
     total, *per_method = [a for a in fig.axes if a.get_visible()]
+    first, second = split_styles(methods_results)
     assert [line.get_label() for line in total.get_lines()] == [
-        "johnson (great_wave)", "johnson (kandinsky_composition_vii)", "adain", "stytr"
+        f"johnson ({first})", f"johnson ({second})", "adain", "stytr"
     ]  # fmt: skip
     for line in total.get_lines():  # each line is the run's losses.jsonl, step by step
         steps, values = xy(line)
@@ -164,8 +182,8 @@ def test_training_curves_show_every_trained_network_and_say_gatys_has_none(
         "content",
         "style",
         "tv",
-        "great_wave",
-        "kandinsky_composition_vii",
+        first,
+        second,
     }
     caption = section.plots[2].caption
     assert "No curve for gatys" in caption and "one network per style" in caption
@@ -176,7 +194,7 @@ def test_network_table_lists_each_johnson_network_with_its_checkpoint(
     methods_results: Path,
 ) -> None:
     (section,) = methods_sections(methods_results)
-    table = section.tables[1]
+    (table,) = [t for t in section.tables if t.headers[:2] == ["method", "role"]]
     assert table.headers == ["method", "role", "network", "weights", "pretrained"]
     rows = [[str(c) for c in r] for r in table.rows]
     summary = json.loads((methods_results / "methods" / "summary.json").read_text())
@@ -237,21 +255,22 @@ def test_a_missing_or_corrupt_losses_jsonl_is_a_note(
     results = copy_results(methods_results, tmp_path / "results")
     runs = results / "methods" / "runs"
     (runs / "adain" / "losses.jsonl").write_text('not json\n{"step": 1}\n[1, 2]\n')
-    (runs / "johnson" / "great_wave" / "losses.jsonl").write_bytes(b"\x00\xff\xfe")
+    first, second = split_styles(results)
+    (runs / "johnson" / first / "losses.jsonl").write_bytes(b"\x00\xff\xfe")
     with (runs / "stytr" / "losses.jsonl").open("a") as f:
         f.write('{"step": 3, "total": \n')  # a line cut short: the good steps still plot
     (section,) = methods_sections(results)
     note = section.note
     assert "Training curve of adain: `results/methods/runs/adain/losses.jsonl` is corrupt " \
            "(3 unreadable lines, no step)." in note  # fmt: skip
-    assert "Training curve of johnson (great_wave): `results/methods/runs/johnson/great_wave/" \
+    assert f"Training curve of johnson ({first}): `results/methods/runs/johnson/{first}/" \
            "losses.jsonl` is corrupt (not UTF-8 text)." in note  # fmt: skip
     assert "stytr/losses.jsonl` has 1 unreadable of 3 lines (skipped)." in note
     assert "Random weights: stytr" in note  # the section's own line stays
     assert [p.name for p in section.plots][-1] == "methods-curves"
     total = next(f for f in rendered if f.axes and f.axes[0].get_title().startswith("total loss"))
     labels = [line.get_label() for line in total.axes[0].get_lines()]
-    assert labels == ["johnson (kandinsky_composition_vii)", "stytr"]
+    assert labels == [f"johnson ({second})", "stytr"]
     # every losses.jsonl gone: no curves, a note each, and the page still builds
     for path in runs.rglob("losses.jsonl"):
         path.unlink()
@@ -304,4 +323,5 @@ def test_banner_names_the_methods_next_to_the_studies(
     assert random_weights_banner([], False, load_methods(results)) == ""
     build_report(results, tmp_path / "clean", reconstruction_steps=0)
     assert 'id="random-weights-banner"' not in (tmp_path / "clean" / "index.html").read_text()
-    assert methods_sections(results)[0].note == ""
+    note = methods_sections(results)[0].note  # the judge's line alone
+    assert note.startswith("Judge: efficientnet_lite2") and "andom weights" not in note

@@ -135,12 +135,15 @@ def shared_family(name: str, exclude: Exclude) -> str:
 
 def shared_family_note(held_out: dict[str, str]) -> str:
     """One line for a judge that shares its family with a network the results used, else ""."""
+    from nst.backbones.registry import family
+
     fam = held_out.get("shared_family", "")
     if not fam:
         return ""
+    kin = [n for n in str(held_out.get("excluded", "")).split(",") if family(n) == fam]
     return (
         f"judge {held_out.get('backbone')} is of the {fam} family, like "
-        f"{held_out.get('excluded') or 'a network'} that the results depended on: its feature "
+        f"{', '.join(kin) or 'a network'} that the results depended on: its feature "
         f"metrics ({', '.join(FEATURE_METRICS)}) favour results that matched that family's "
         f"features; read them beside the network-free {', '.join(NETWORK_FREE)}"
     )

@@ -93,8 +93,13 @@ class Interval:
     def sample(self) -> str:
         """'n=800: 20 photos x 40 styles' for pairs, 'n=12' otherwise."""
         if self.photos:
-            return f"n={self.n}: {self.photos} photos x {self.styles} styles"
+            return f"n={self.n}: {self.design}"
         return f"n={self.n}"
+
+    @property
+    def design(self) -> str:
+        """'20 photos x 40 styles', '1 photo x 2 styles'."""
+        return f"{_count(self.photos, 'photo')} x {_count(self.styles, 'style')}"
 
     def text(self, fmt: Callable[[float], str] = "{:.4g}".format) -> str:
         """'0.5 [0.3, 0.7] (n=4)', '0.5 (range 0.4–0.6, n=2)', '0.5 (n=1)' or '– (n=0)'."""
@@ -206,11 +211,15 @@ def verdict(diff: Interval, a: str, b: str, higher_is_better: bool) -> str:
     """'a better', 'b better' when the paired interval excludes zero, else 'not resolved' (and
     why, when there is no interval)."""
     if diff.kind in ("none", "range"):
-        return f"not resolved: {diff.photos} photos x {diff.styles} styles is too few"
+        return f"not resolved: {diff.design} is too few"
     if diff.low > 0 or diff.high < 0:
         a_higher = diff.low > 0
         return f"{a if a_higher == higher_is_better else b} better"
     return "not resolved (the interval holds 0)"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def describe(pairs: bool = False) -> str:

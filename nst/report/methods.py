@@ -83,8 +83,8 @@ def methods_section(found: MethodsResults) -> Section:
 def _design(rows: pd.DataFrame) -> str:
     """'2 photos x 2 styles = 4 pairs' of the results' first method."""
     first = rows[rows["method"] == rows["method"].iloc[0]] if len(rows) else rows
-    nc, ns = first["content"].nunique(), first["style"].nunique()
-    return f"{nc} photos x {ns} styles = {len(first)} pairs"
+    found = interval([0.0] * len(first), "", first["content"].tolist(), first["style"].tolist())
+    return f"{found.design} = {len(first)} pairs"
 
 
 def judge_note(found: MethodsResults) -> str:
@@ -263,7 +263,7 @@ def _paired_table(found: MethodsResults, methods: list[str]) -> Table:
                f"pair by pair, its mean shown with its interval ({describe(pairs=True)}). "
                "\"A better\" is written only where that interval excludes zero on A's side; "
                "otherwise the difference is not resolved. ↑ higher is better, ↓ lower is better.")  # fmt: skip
-    headers = ["methods", *(f"{figs.label(m)} {arrows[m]}" for m in metrics)]
+    headers = ["methods", *(f"{m} {arrows[m]}" for m in metrics)]
     return Table(headers, body, caption)
 
 

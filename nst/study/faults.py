@@ -105,6 +105,15 @@ def readable(paths: list[Path], skipped: list[str]) -> list[Path]:
     return ok
 
 
+def readable_data(folder: Path, skipped: list[str]) -> set[Path]:
+    """Every image of a data folder that decodes, whatever its part of the split: a broken file
+    is reported once, wherever it lies (readable, into `skipped`)."""
+    from nst.data.lock import list_images
+
+    contents, styles = list_images(folder)
+    return set(readable([*contents, *styles], skipped))
+
+
 def fail_orphan_runs(study: optuna.Study) -> None:
     """MLflow runs of FAIL trials still marked RUNNING (the tracking store broke mid-trial, or
     the worker died): FAILED now, with the trial's reason, so MLflow agrees with Optuna."""

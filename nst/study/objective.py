@@ -23,7 +23,7 @@ from nst.optimize.pyramid import total_steps
 from nst.optimize.transfer import stylize
 from nst.study import attrs
 from nst.study.backbone import BackboneChoice, judge_tags
-from nst.study.faults import failure_reason, readable, record_fault, worker_id
+from nst.study.faults import failure_reason, readable_data, record_fault, worker_id
 from nst.study.space import suggest
 from nst.study.spec import LOSS_TERMS, ExperimentSpec
 
@@ -102,8 +102,9 @@ def choose_pairs(
         embedded_sample(cache)
         folder = cache
     split = split_data(folder)
-    contents = readable(split.content.validation, skipped)
-    styles = readable(split.style.validation, skipped)
+    good = readable_data(folder, skipped)
+    contents = [p for p in split.content.validation if p in good]
+    styles = [p for p in split.style.validation if p in good]
     if not contents or not styles:
         raise NstError(f"{folder}: no readable validation photo or style left after skipping "
                        f"{len(skipped)} unreadable ones; run `nst fetch` again")  # fmt: skip

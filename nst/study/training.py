@@ -47,7 +47,7 @@ from nst.data.split import select
 from nst.images import resize_tensor, save_image
 from nst.study import attrs
 from nst.study.backbone import judge_tags
-from nst.study.faults import failure_reason, readable, worker_id
+from nst.study.faults import failure_reason, readable_data, worker_id
 from nst.study.objective import (
     CURVE_TERMS,
     Pair,
@@ -95,7 +95,9 @@ def choose_train_data(spec: ExperimentSpec, data: Path | None, root: Path, cache
     styles = 1 if spec.method == "johnson" else int(spec.pairs["styles"])
     split = select(folder, "validation", int(spec.pairs["content"]), styles, root,
                    f"study {spec.name} (pairs)")  # fmt: skip
-    contents, evals = readable(split.contents, skipped), readable(split.styles, skipped)
+    good = readable_data(folder, skipped)
+    contents = [p for p in split.contents if p in good]
+    evals = [p for p in split.styles if p in good]
     if not contents or not evals:
         raise NstError(f"{folder}: no readable held-out photo or style left after skipping "
                        f"{len(skipped)} unreadable ones; run `nst fetch` again")  # fmt: skip

@@ -3,6 +3,9 @@ not a mean of independent values, and methods that ran on the same pairs compare
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,3 +98,46 @@ def test_paired_differences_say_better_only_when_the_interval_excludes_zero() ->
     assert verdict(ac, "a", "c", higher_is_better=True).startswith("not resolved")
     few = paired_difference(frame[frame.content.isin(["p0", "p1"])], "ssim", "b", "a")
     assert verdict(few, "b", "a", True) == "not resolved: 2 photos x 6 styles is too few"
+
+
+def test_a_study_page_compares_settings_pair_by_pair(tmp_path: Path) -> None:
+    """Every trial of a study runs the same validation pairs: pairs.csv keeps each trial's
+    per-pair values, and the study's section compares each setting with the best pair by
+    pair, over 3 photos x 3 styles here (a two-way interval)."""
+    from helpers import make_images
+
+    from nst.report.compare import group_section
+    from nst.report.data import load_study
+    from nst.study.objective import StudyOptions
+    from nst.study.runner import run_study
+    from nst.study.spec import parse_experiment
+
+    data = tmp_path / "data"
+    make_images(data / "content", 9, seed=0)
+    make_images(data / "style", 12, seed=1, stripes=True)
+    spec = parse_experiment({
+        "name": "paired", "sampler": "grid", "pruner": "none",
+        "search": {"optimizer": {"type": "categorical", "choices": ["adam", "lbfgs"]}},
+        "objectives": [{"metric": "ssim"}],
+        "fixed": {"size": 32, "steps": 3, "backbone": "efficientnet_lite0", "device": "cpu"},
+        "pairs": {"count": 9, "seed": 0}, "budget": {"trials": 2, "timeout_s": 0},
+    })  # fmt: skip
+    out = run_study(spec, StudyOptions(out=tmp_path / "r", storage=f"sqlite:///{tmp_path / 'o.db'}",
+                                       track=False, data=data))  # fmt: skip
+    pairs = pd.read_csv(out / "pairs.csv")
+    assert len(pairs) == 18 and set(pairs["trial"]) == {0, 1}
+    assert {"ssim", "edge_f1", "style_gram_dist"} <= set(pairs.columns)
+    assert pairs.groupby("trial").size().tolist() == [9, 9]  # the same 9 pairs per trial
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["provenance"]["split"]["part"] == "validation"
+    study = load_study(out)
+    section = group_section([study], "optimizer", "Optimisers")
+    (table,) = [t for t in section.tables if t.headers[0] == "setting − best"]
+    assert table.headers[1:3] == ["ssim ↑", "edge_f1 ↑"]
+    ((label, cell, *_),) = table.rows
+    means = pairs.merge(study.complete[["number", "params_optimizer"]], left_on="trial",
+                        right_on="number").groupby("params_optimizer")["ssim"].mean()  # fmt: skip
+    worse, best = ("adam", "lbfgs") if means["lbfgs"] > means["adam"] else ("lbfgs", "adam")
+    assert label == f"{worse} − {best}"
+    assert "n=9: 3 photos x 3 styles" in str(cell)
+    assert str(cell).endswith(("adam better", "lbfgs better", "(the interval holds 0)"))

@@ -61,6 +61,9 @@ def group_section(studies: list[StudyResults], param: str, title: str) -> Sectio
             [f"No DeiT trial completed in this study: comparing {', '.join(groups)}.", section.note]
         ).strip()
     section.tables.append(metric_table(study, column, groups))
+    paired = paired_settings_table(study, column, groups)
+    if paired is not None:
+        section.tables.append(paired)
     arms = backbone_table(study) if param == "backbone" else None
     if arms is not None:
         section.tables.append(arms)
@@ -148,6 +151,48 @@ def metric_table(study: StudyResults, column: str, groups: list[str]) -> Table:
         f"{column.removeprefix('params_')}: {describe()}. ↑ higher is better, ↓ lower is better."
     )
     return Table(["metric", *groups], rows, caption)
+
+
+def paired_settings_table(study: StudyResults, column: str, groups: list[str]) -> Table | None:
+    """Each setting against the best one, pair by pair: every trial of a study ran the same
+    pairs (pairs.csv), so per pair a setting's value is the mean over its complete trials, and
+    setting - best is compared pair by pair (nst.report.intervals.paired_difference); None
+    without pairs.csv or with fewer than two settings."""
+    from nst.metrics.features import NETWORK_FREE  # imports torch: only when a table is built
+    from nst.report.intervals import paired_difference, verdict
+
+    if study.pairs is None or len(groups) < 2 or "trial" not in study.pairs:
+        return None
+    setting = study.complete[["number", column]].astype({column: str})
+    frame = study.pairs.merge(setting, left_on="trial", right_on="number")
+    metrics = [o.name for o in figs.objectives_of(study) if o.name in frame]
+    metrics += [m for m in NETWORK_FREE if m in frame and m not in metrics]
+    if frame.empty or not metrics:
+        return None
+    first = metrics[0]
+    higher = {m: figs.metric_direction(m) == "maximize" or
+              any(o.name == m and o.direction == "maximize" for o in study.objectives)
+              for m in metrics}  # fmt: skip
+    per_pair = frame.groupby([column, "content", "style"], as_index=False)[metrics].mean()
+    means = per_pair.groupby(column)[first].mean()
+    best = str(means.idxmax() if higher[first] else means.idxmin())
+    body: list[list[Cell]] = []
+    for g in [g for g in groups if g != best and g in set(per_pair[column])]:
+        line: list[Cell] = [f"{g} − {best}"]
+        for m in metrics:
+            diff = paired_difference(per_pair, m, g, best, by=column)
+            line.append(f"{diff.text(figs.nice)}: {verdict(diff, g, best, higher[m])}")
+        body.append(line)
+    caption = (
+        f"Each {column.removeprefix('params_')} against the best by {first} ({best}), pair by "
+        f"pair: every trial ran the same pairs, so per pair a setting's value is the mean over "
+        f"its complete trials, and the difference's mean is shown with its interval "
+        f"({describe(pairs=True)}). The interval covers the photos and styles, not the other "
+        'settings the trials drew (a grid sampler gives every setting the same ones). "better" '
+        "only where the interval excludes zero."
+    )
+    headers = ["setting − best", *(f"{m} {'↑' if higher[m] else '↓'}" for m in metrics)]
+    return Table(headers, body, caption)
 
 
 def best_per_group_grid(

@@ -55,6 +55,7 @@ class StudyResults:
     trials: pd.DataFrame
     curves: pd.DataFrame | None
     images: dict[tuple[int, int], Path] = field(default_factory=dict)  # (trial, pair) -> png
+    pairs: pd.DataFrame | None = None  # pairs.csv: trial, content, style, values per pair
 
     @property
     def params(self) -> list[str]:
@@ -294,7 +295,9 @@ def load_study(folder: Path) -> StudyResults:
         match = IMAGE_NAME.search(png.name)
         if match:
             images[(int(match.group(1)), int(match.group(2)))] = png
-    return StudyResults(str(summary["study"]), folder, summary, objectives, trials, curves, images)
+    pairs = _read_csv(folder / "pairs.csv", required=False)
+    return StudyResults(str(summary["study"]), folder, summary, objectives, trials, curves, images,
+                        pairs)  # fmt: skip
 
 
 def _read_summary(path: Path) -> dict[str, Any]:

@@ -26,11 +26,6 @@ from nst.report.training import curves_plot, training_curves
 TITLE = "Methods compared"
 CONTENT_METRIC, STYLE_METRIC = "ssim", "style_gram_dist"
 NON_METRICS = ("method", "content", "style", "image", "judge")
-#: what the paired-difference table compares: the network-free metrics, then the judge's
-PAIRED = ("ssim", "edge_f1", "color_hellinger", "color_emd_lab", "content_feature_dist",
-          "style_gram_dist", "style_stats_dist")  # fmt: skip
-#: metrics the judge network computes (nst.metrics.features.FEATURE_METRICS; no torch import)
-FEATURE_METRICS = ("content_feature_dist", "style_gram_dist", "style_stats_dist")
 
 
 def methods_sections(results_dir: str | Path, found: MethodsResults | None = None) -> list[Section]:
@@ -223,6 +218,8 @@ def _interval(mine: pd.DataFrame, column: str) -> Interval:
 
 
 def _metric_table(found: MethodsResults, methods: list[str]) -> Table:
+    from nst.metrics.features import FEATURE_METRICS  # imports torch: only when a table is built
+
     rows = found.rows
     metrics = [c for c in rows.columns if c not in (*NON_METRICS, "seconds", "peak_memory_mb")]
     # the network-free metrics first, the judge's after them: they stand side by side
@@ -244,10 +241,12 @@ def _metric_table(found: MethodsResults, methods: list[str]) -> Table:
 def _paired_table(found: MethodsResults, methods: list[str]) -> Table:
     """A - B per pair of methods and metric: the mean of the per-pair differences with its
     interval, and which is better only where the interval excludes zero."""
+    from nst.metrics.features import FEATURE_METRICS, NETWORK_FREE
     from nst.report.intervals import paired_difference, verdict
 
     rows = found.rows
-    metrics = [m for m in PAIRED if m in rows.columns]
+    # the network-free metrics, then the judge's
+    metrics = [m for m in (*NETWORK_FREE, *FEATURE_METRICS) if m in rows.columns]
     body: list[list[Cell]] = []
     for i, a in enumerate(methods):
         for b in methods[i + 1 :]:

@@ -20,7 +20,7 @@ from typing import Any
 WORKER = "worker"  # host:pid of the process that ran the trial
 CONFIG = "config"  # the TransferConfig it drew, as a dict
 MLFLOW_RUN_ID = "mlflow_run_id"
-PAIRS = "pairs"  # [{"content", "style", "result"}] per pair, paths as written
+PAIRS = "pairs"  # [{"content", "style", "result", "values"}] per pair, paths as written
 IMAGES = "images"  # the result images, relative to results/<study>/
 METRICS = "metrics"  # {metric: mean over the pairs}
 WEIGHTS_IDENTITY = "weights_identity"

@@ -111,6 +111,12 @@ def choose_pairs(
     return spread_pairs(contents, styles, int(spec.pairs["count"]), int(spec.pairs["seed"]))
 
 
+def finite_values(values: dict[str, float]) -> dict[str, float]:
+    """A pair's values as stored with its record (attrs.PAIRS): the finite ones, rounded, so
+    the report can compare settings pair by pair (nst.report.intervals.paired_difference)."""
+    return {k: round(float(v), 6) for k, v in values.items() if math.isfinite(float(v))}
+
+
 def spread_pairs(contents: list[Path], styles: list[Path], count: int, seed: int) -> list[Pair]:
     """`count` distinct pairs of the content x style grid, in a seeded order, each new pair
     taking a photo and a style not drawn yet while there are any (then a new round starts):
@@ -225,7 +231,7 @@ class StudyObjective(TrialObjective):
         per_pair: list[dict[str, float]] = []
         proxies: list[float] = []
         curves: list[list[Any]] = []
-        records: list[dict[str, str]] = []
+        records: list[dict[str, Any]] = []
         try:
             for k, pair in enumerate(self.pairs):
                 if run is not None:
@@ -242,7 +248,7 @@ class StudyObjective(TrialObjective):
         return self._result(trial, means, run)
 
     def _pair(self, trial: optuna.Trial, config: TransferConfig, run: Any, k: int, pair: Pair,
-              done_proxies: list[float], curves: list[list[Any]], records: list[dict[str, str]]) -> dict[str, float]:  # fmt: skip
+              done_proxies: list[float], curves: list[list[Any]], records: list[dict[str, Any]]) -> dict[str, float]:  # fmt: skip
         backbone = self.res.backbone(config)
         trial.set_user_attr(attrs.WEIGHTS_IDENTITY, backbone.weights_info.identity)
         trial.set_user_attr(attrs.WEIGHTS_PRETRAINED, bool(backbone.weights_info.pretrained))
@@ -284,9 +290,8 @@ class StudyObjective(TrialObjective):
                 run.set_tags(judge_tags(held))
         image = Path("images") / f"trial{trial.number:03d}_pair{k}.png"
         save_image(result.image, self.out / image)
-        records.append(
-            {"content": str(pair.content), "style": str(pair.style), "result": image.as_posix()}
-        )
+        records.append({"content": str(pair.content), "style": str(pair.style),
+                        "result": image.as_posix(), "values": finite_values(values)})  # fmt: skip
         if run is not None:
             from nst.tracking.tags import hash_files
 

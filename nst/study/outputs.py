@@ -3,10 +3,13 @@
 trials.csv    one row per trial: number, state, objectives, params_*, metric_*, duration_s,
               mlflow_run_id, weights_identity, fail_reason
 curves.csv    trial, pair, step, seconds, content, style, tv, total (from curves/trialNNN.csv)
+pairs.csv     one row per complete trial x pair: trial, content, style and every value of that
+              pair (every trial of a study runs the same pairs, so the report compares
+              settings pair by pair, nst.report.intervals.paired_difference)
 images/       trialNNN_pairK.png
 summary.json  best trial (one objective) or Pareto front (several; a training study's best
               trials also name their network, "model"), importances, provenance
-              (with the data's source; a training study's held-out "split"), failures (number, reason, retried_as), skipped_images
+              (with the data's source and the "split" of the data its pairs come from), failures (number, reason, retried_as), skipped_images
               (unreadable data files), elapsed_s (the run's wall time, against budget.timeout_s)
 metrics.json  flat numbers for `dvc metrics show`, best_<objective> first
 """
@@ -92,6 +95,17 @@ def trial_rows(study: optuna.Study, spec: ExperimentSpec) -> tuple[list[str], li
                      *(ms.get(m) for m in metrics), duration,
                      *(t.user_attrs.get(k, "") for k in text)])  # fmt: skip
     return header, rows
+
+
+def pair_rows(study: optuna.Study) -> tuple[list[str], list[list[Any]]]:
+    """pairs.csv: each complete trial's per-pair values (attrs.PAIRS records)."""
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    records = [(t.number, r) for t in done for r in t.user_attrs.get(PAIRS, [])
+               if isinstance(r, dict) and isinstance(r.get("values"), dict)]  # fmt: skip
+    names = sorted({k for _, r in records for k in r["values"]})
+    rows = [[n, Path(str(r["content"])).name, Path(str(r["style"])).name,
+             *(r["values"].get(k) for k in names)] for n, r in records]  # fmt: skip
+    return ["trial", "content", "style", *names], rows
 
 
 def importances(
@@ -183,6 +197,8 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
     choice = backbone or choose_backbone(spec, None)[1]  # no --backbone: the spec's own
     header, rows = trial_rows(study, spec)
     _write_text(out / "trials.csv", _csv(rows, header))
+    pair_header, pair_body = pair_rows(study)
+    _write_text(out / "pairs.csv", _csv(pair_body, pair_header))
     curve_lines = [",".join(CURVE_COLUMNS)]
     for part in sorted((out / "curves").glob("trial*.csv")):
         curve_lines += part.read_text().splitlines()[1:]
@@ -218,7 +234,7 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
             "git_dirty": git["dirty"] == "true",
             DATA_LOCK_SHA256: data_identity(data),
             "data": data_facts(data, out),
-            **({"split": split} if split is not None else {}),  # a training study's held-out split
+            **({"split": split} if split is not None else {}),  # the data's split (validation)
             "params": spec.to_dict(),
             "started": (
                 min(starts).isoformat()

@@ -33,6 +33,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
@@ -86,6 +87,18 @@ def choose_inputs(spec: ExperimentSpec, opts: StudyOptions,
     if spec.trained:
         return choose_train_data(spec, opts.data, Path(opts.out) / spec.name, cache, skipped)
     return choose_pairs(spec, opts.data, cache, skipped)
+
+
+def split_facts(pairs: list[Pair]) -> dict[str, Any] | None:
+    """The split an optimisation study's pairs were drawn from (the validation part of their
+    data folder, nst.data.split), for summary.json."""
+    from nst.data.split import split_data
+
+    if not pairs:
+        return None
+    folder = pairs[0].content.parent.parent  # <data>/content/<file>
+    return {"part": "validation", "contents": sorted({p.content.name for p in pairs}),
+            "styles": sorted({p.style.name for p in pairs}), **split_data(folder).facts()}  # fmt: skip
 
 
 def make_objective(spec: ExperimentSpec, inputs: Inputs, out: Path,
@@ -179,7 +192,7 @@ def run_study(spec: ExperimentSpec, opts: StudyOptions) -> Path:
             keep_best_models(study, spec, out)
         write_outputs(study, spec, out, storage=redact(url), data=opts.data, started=started,
                       skipped_images=skipped, backbone=opts.backbone,
-                      split=pairs.facts if isinstance(pairs, TrainData) else None)  # fmt: skip
+                      split=pairs.facts if isinstance(pairs, TrainData) else split_facts(pairs))  # fmt: skip
     if opts.track and study.user_attrs.get(MLFLOW):
         from nst.tracking.runs import end_run
 

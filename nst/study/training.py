@@ -53,6 +53,7 @@ from nst.study.objective import (
     Pair,
     Resources,
     TrialObjective,
+    finite_values,
     proxy,
     report_marks,
 )
@@ -231,6 +232,7 @@ class TrainObjective(TrialObjective):
                     evs = [judge.evaluate(c, s, y).values
                            for c, s, y in zip(contents, styles, images, strict=True)]  # fmt: skip
                     values.update({k: sum(e[k] for e in evs) / len(evs) for k in evs[0]})
+                    final.update(per_pair=evs)
                 final.update(values=values, images=images)
             else:
                 values = {**losses, **{o.metric: fmean(
@@ -262,8 +264,9 @@ class TrainObjective(TrialObjective):
         for k, (pair, image) in enumerate(zip(self.data.pairs, final["images"], strict=True)):
             rel = Path("images") / f"trial{trial.number:03d}_pair{k}.png"
             save_image(image.clamp(0, 1), self.out / rel)
+            judged = final.get("per_pair") or [{}] * len(final["images"])
             records.append({"content": str(pair.content), "style": str(pair.style),
-                            "result": rel.as_posix()})  # fmt: skip
+                            "result": rel.as_posix(), "values": finite_values(judged[k])})  # fmt: skip
             if tracker is not None:
                 tracker.log_image(image.clamp(0, 1), f"pair{k}/images/result.png")
         trial.set_user_attr(attrs.PAIRS, records)

@@ -1,9 +1,8 @@
 """experiments/methods.yaml: which methods are compared, on which held-out pairs, how big.
 
     description  one line
-    pairs        {content: k, styles: n}: the first k photos of <data>/content (sorted by
-                 path) are the evaluation photos and are never trained on (the rest are the
-                 training photos); the first n images of <data>/style are the styles
+    pairs        {content: k, styles: n}: the first k photos and n styles of the test part of
+                 the data's split (nst.data.split): never trained on, never selected on
     size         long side of every content and style image, and of the results, px
     device       cpu | cuda | auto, for training and stylising alike
     seed         every method's seed

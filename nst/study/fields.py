@@ -5,9 +5,9 @@
 
 An experiment's `fixed`, `search` and `profiles.<name>.fixed` name fields of that class (one
 spec parser for both, nst.study.spec). A training study sets three TrainConfig fields itself
-from the held-out split of `--data` (nst.methods.split, as the methods comparison does):
-`data` (the training photos), `style` (johnson: the first held-out style) and `styles`
-(adain, stytr: the other styles); `method` is the experiment's top-level key. Searched
+from the split of `--data` (nst.data.split, as the methods comparison does): `data` (the
+train photos), `style` (johnson: the first validation style) and `styles` (adain, stytr: the
+train styles); `method` is the experiment's top-level key. Searched
 ratios (style_ratio = beta/alpha, tv_ratio = gamma/alpha) are for optimisation studies; a
 training study searches beta (and gamma) itself, alpha being 1 for johnson and adain.
 
@@ -28,7 +28,7 @@ from nst.train.config import TrainConfig
 
 METHODS = ("gatys", "johnson", "adain", "stytr")
 RATIOS = {"style_ratio": "beta", "tv_ratio": "gamma"}  # searched ratio -> weight it sets
-#: TrainConfig fields a training study sets from the held-out split (module docstring)
+#: TrainConfig fields a training study sets from the data's split (module docstring)
 SPLIT_KEYS = ("data", "style", "styles")
 #: an optimisation's loss terms (nst.optimize: alpha L_c + beta L_s + gamma L_tv, and the total)
 GATYS_TERMS = ("content", "style", "tv", "total")
@@ -83,7 +83,7 @@ class Fields:
         if owned:
             raise NstError(
                 f"{owned[0]} is set by the study (method: at the top of the file; data, style, "
-                "styles from the held-out split of --data); remove it"
+                "styles from the split of --data); remove it"
             )
         try:
             self.build(values)

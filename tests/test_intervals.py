@@ -141,3 +141,6 @@ def test_a_study_page_compares_settings_pair_by_pair(tmp_path: Path) -> None:
     assert label == f"{worse} − {best}"
     assert "n=9: 3 photos x 3 styles" in str(cell)
     assert str(cell).endswith(("adam better", "lbfgs better", "(the interval holds 0)"))
+    # Lite0 trials judged by Lite2: the captions say the judge shares their family
+    assert "is of the efficientnet family, like the optimised efficientnet_lite0" in table.caption
+    assert summary["provenance"]["judges"][0]["shared_family"] == "efficientnet"

@@ -16,7 +16,7 @@ from pathlib import Path
 from nst.report import figures as figs
 from nst.report.data import StudyResults
 from nst.report.intervals import describe, interval
-from nst.report.networks import backbone_table
+from nst.report.networks import backbone_table, family_note
 from nst.report.page import Cell, Section, Table
 from nst.study.attrs import PAIRS
 
@@ -149,6 +149,7 @@ def metric_table(study: StudyResults, column: str, groups: list[str]) -> Table:
     caption = (
         f"Mean [interval] (n complete trials) of every metric per "
         f"{column.removeprefix('params_')}: {describe()}. ↑ higher is better, ↓ lower is better."
+        + family_note(study)
     )
     return Table(["metric", *groups], rows, caption)
 
@@ -189,7 +190,7 @@ def paired_settings_table(study: StudyResults, column: str, groups: list[str]) -
         f"its complete trials, and the difference's mean is shown with its interval "
         f"({describe(pairs=True)}). The interval covers the photos and styles, not the other "
         'settings the trials drew (a grid sampler gives every setting the same ones). "better" '
-        "only where the interval excludes zero."
+        "only where the interval excludes zero." + family_note(study)
     )
     headers = ["setting − best", *(f"{m} {'↑' if higher[m] else '↓'}" for m in metrics)]
     return Table(headers, body, caption)

@@ -50,6 +50,18 @@ def judge_text(study: StudyResults) -> str:
     )  # fmt: skip
 
 
+def family_note(study: StudyResults) -> str:
+    """A caption's sentence when a judge of the study shares a family with a network a trial
+    optimised (nst.metrics.features.shared_family_note), else ""."""
+    shared = [j for j in study.judges if j.get("shared_family")]
+    if not shared:
+        return ""
+    j = shared[0]
+    return (f" The judge {j['backbone']} is of the {j['shared_family']} family, like the "
+            f"optimised {j.get('excluded')}: its feature metrics favour that family; read "
+            "them beside ssim, edge_f1 and the colour distances.")  # fmt: skip
+
+
 def network_rows(study: StudyResults) -> list[list[Cell]]:
     """Provenance rows: how the backbone was chosen, the optimised network(s), the judge."""
     sha = "; ".join(f"{j['backbone']} {j.get('sha256') or '–'}" for j in study.judges) or "–"

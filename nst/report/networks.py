@@ -51,15 +51,21 @@ def judge_text(study: StudyResults) -> str:
 
 
 def family_note(study: StudyResults) -> str:
-    """A caption's sentence when a judge of the study shares a family with a network a trial
-    optimised (nst.metrics.features.shared_family_note), else ""."""
+    """A caption's sentences when trials had different judges, or a judge shares a family with
+    a network a trial optimised (nst.metrics.features.shared_family_note); else ""."""
+    text = ""
+    networks = sorted({str(j["backbone"]) for j in study.judges})
+    if len(networks) > 1:  # a trial is never judged by a network it optimised
+        text += (f" Trials were judged by different networks ({', '.join(networks)}, each "
+                 "excluding the trial's own): compare their feature metrics only within one "
+                 "judge, the network-free ones across all.")  # fmt: skip
     shared = [j for j in study.judges if j.get("shared_family")]
-    if not shared:
-        return ""
-    j = shared[0]
-    return (f" The judge {j['backbone']} is of the {j['shared_family']} family, like the "
-            f"optimised {j.get('excluded')}: its feature metrics favour that family; read "
-            "them beside ssim, edge_f1 and the colour distances.")  # fmt: skip
+    if shared:
+        j = shared[0]
+        text += (f" The judge {j['backbone']} is of the {j['shared_family']} family, like the "
+                 f"optimised {j.get('excluded')}: its feature metrics favour that family; read "
+                 "them beside ssim, edge_f1 and the colour distances.")  # fmt: skip
+    return text
 
 
 def network_rows(study: StudyResults) -> list[list[Cell]]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from nst.report import figures as figs
 from nst.report.data import StudyResults
 from nst.report.intervals import describe, interval
@@ -182,18 +184,28 @@ def paired_settings_table(study: StudyResults, column: str, groups: list[str]) -
         line: list[Cell] = [f"{g} − {best}"]
         for m in metrics:
             diff = paired_difference(per_pair, m, g, best, by=column)
-            line.append(f"{diff.text(figs.nice)}: {verdict(diff, g, best, higher[m])}")
+            line.append(
+                f"{diff.text(figs.nice, sample=False)}: {verdict(diff, g, best, higher[m])}"
+            )
         body.append(line)
     caption = (
         f"Each {column.removeprefix('params_')} against the best by {first} ({best}), pair by "
-        f"pair: every trial ran the same pairs, so per pair a setting's value is the mean over "
+        f"pair: every trial ran the same {_design(per_pair)}, so per pair a setting's value is the mean over "
         f"its complete trials, and the difference's mean is shown with its interval "
         f"({describe(pairs=True)}). The interval covers the photos and styles, not the other "
         'settings the trials drew (a grid sampler gives every setting the same ones). "better" '
-        "only where the interval excludes zero." + family_note(study)
+        'only where the interval excludes zero ("too few": under 3 photos or styles, the '
+        "range instead, nothing resolved)." + family_note(study)
     )
     headers = ["setting − best", *(f"{m} {'↑' if higher[m] else '↓'}" for m in metrics)]
     return Table(headers, body, caption)
+
+
+def _design(per_pair: pd.DataFrame) -> str:
+    """'3 photos x 3 styles' of the pairs a study ran."""
+    pairs = per_pair[["content", "style"]].drop_duplicates()
+    found = interval([0.0] * len(pairs), "", pairs["content"].tolist(), pairs["style"].tolist())
+    return f"{found.n} pairs ({found.design})"
 
 
 def best_per_group_grid(

@@ -101,15 +101,19 @@ class Interval:
         """'20 photos x 40 styles', '1 photo x 2 styles'."""
         return f"{_count(self.photos, 'photo')} x {_count(self.styles, 'style')}"
 
-    def text(self, fmt: Callable[[float], str] = "{:.4g}".format) -> str:
-        """'0.5 [0.3, 0.7] (n=4)', '0.5 (range 0.4–0.6, n=2)', '0.5 (n=1)' or '– (n=0)'."""
+    def text(self, fmt: Callable[[float], str] = "{:.4g}".format, sample: bool = True) -> str:
+        """'0.5 [0.3, 0.7] (n=4)', '0.5 (range 0.4–0.6, n=2)', '0.5 (n=1)' or '– (n=0)';
+        sample=False leaves out the "(n=...)" part (a table whose caption states it)."""
         if self.n == 0:
             return "– (n=0)"
+        tail = f", {self.sample}" if sample else ""
         if self.kind == "range":
-            return f"{fmt(self.mean)} (range {fmt(self.low)}–{fmt(self.high)}, {self.sample})"
+            return f"{fmt(self.mean)} (range {fmt(self.low)}–{fmt(self.high)}{tail})"
         if self.kind != "none":
-            return f"{fmt(self.mean)} [{fmt(self.low)}, {fmt(self.high)}] ({self.sample})"
-        return f"{fmt(self.mean)} ({self.sample})"
+            return f"{fmt(self.mean)} [{fmt(self.low)}, {fmt(self.high)}]" + (
+                f" ({self.sample})" if sample else ""
+            )
+        return fmt(self.mean) + (f" ({self.sample})" if sample else "")
 
 
 def interval(
@@ -208,14 +212,14 @@ def paired_difference(
 
 
 def verdict(diff: Interval, a: str, b: str, higher_is_better: bool) -> str:
-    """'a better', 'b better' when the paired interval excludes zero, else 'not resolved' (and
-    why, when there is no interval)."""
+    """'a better', 'b better' when the paired interval excludes zero, else 'not resolved'
+    (with too few photos or styles for an interval, 'not resolved (too few)')."""
     if diff.kind in ("none", "range"):
-        return f"not resolved: {diff.design} is too few"
+        return "not resolved (too few)"
     if diff.low > 0 or diff.high < 0:
         a_higher = diff.low > 0
         return f"{a if a_higher == higher_is_better else b} better"
-    return "not resolved (the interval holds 0)"
+    return "not resolved"
 
 
 def _count(n: int, noun: str) -> str:

@@ -228,7 +228,8 @@ def _metric_table(found: MethodsResults, methods: list[str]) -> Table:
     body: list[list[Cell]] = []
     for c in ["seconds", "peak_memory_mb", *metrics]:
         label = figs.label(c) + (f" (judge {judge})" if judge and c in FEATURE_METRICS else "")
-        body.append([label, *(_interval(rows[rows["method"] == m], c).text() for m in methods)])
+        body.append([label, *(_interval(rows[rows["method"] == m], c).text(figs.nice, sample=False)
+                              for m in methods)])  # fmt: skip
     caption = (f"Every metric's mean over the test pairs ({_design(rows)}) with its interval "
                f"({describe(pairs=True)}), and seconds and peak memory per image (CPU: the "
                "process's peak resident set so far, an upper bound). The network-free metrics "
@@ -255,13 +256,16 @@ def _paired_table(found: MethodsResults, methods: list[str]) -> Table:
                 frame = rows.assign(**{metric: pd.to_numeric(rows[metric], errors="coerce")})
                 diff = paired_difference(frame, metric, a, b)
                 better = figs.metric_direction(metric) == "maximize"
-                line.append(f"{diff.text(figs.nice)}: {verdict(diff, a, b, better)}")
+                line.append(f"{diff.text(figs.nice, sample=False)}: {verdict(diff, a, b, better)}")
             body.append(line)
     arrows = {m: "↑" if figs.metric_direction(m) == "maximize" else "↓" for m in metrics}
-    caption = ("Paired differences: every method ran on the same test pairs, so A − B is taken "
-               f"pair by pair, its mean shown with its interval ({describe(pairs=True)}). "
+    caption = ("Paired differences: every method ran on the same test pairs "
+               f"({_design(rows)}), so A − B is taken pair by pair, its mean shown with its "
+               f"interval ({describe(pairs=True)}). "
                "\"A better\" is written only where that interval excludes zero on A's side; "
-               "otherwise the difference is not resolved. ↑ higher is better, ↓ lower is better.")  # fmt: skip
+               "otherwise the difference is not resolved, and with fewer than 3 photos or styles "
+               "(\"too few\") nothing is: the range of the per-pair differences is shown "
+               "instead. ↑ higher is better, ↓ lower is better.")  # fmt: skip
     headers = ["methods", *(f"{m} {arrows[m]}" for m in metrics)]
     return Table(headers, body, caption)
 

@@ -195,9 +195,11 @@ def test_methods_section_renders_grid_plot_tables_and_networks(smoke: Path, tmp_
     (section,) = methods_sections(smoke)
     assert [p.name for p in section.plots] == ["methods-grid", "methods-tradeoff", "methods-curves"]
     assert "stytr" in section.note and "random weights" in section.note.lower()
-    metric_table, network_table = section.tables[0], section.tables[1]
+    metric_table, paired, network_table = section.tables[0], section.tables[1], section.tables[2]
     assert metric_table.headers == ["metric", *METHODS]
-    assert any("(n=1)" in str(c) for row in metric_table.rows for c in row)
+    # one pair: no interval, the design said once in the caption, not in every cell
+    assert "(1 photo x 1 style = 1 pair)" in metric_table.caption
+    assert paired.headers[0] == "methods" and len(paired.rows) == 6  # 4 methods, 6 pairs of them
     assert {str(r[1]) for r in network_table.rows} >= {
         "loss network",
         "encoder",

@@ -79,7 +79,7 @@ def _design(rows: pd.DataFrame) -> str:
     """'2 photos x 2 styles = 4 pairs' of the results' first method."""
     first = rows[rows["method"] == rows["method"].iloc[0]] if len(rows) else rows
     found = interval([0.0] * len(first), "", first["content"].tolist(), first["style"].tolist())
-    return f"{found.design} = {len(first)} pairs"
+    return f"{found.design} = {len(first)} pair{'' if len(first) == 1 else 's'}"
 
 
 def judge_note(found: MethodsResults) -> str:

@@ -20,7 +20,7 @@ When every candidate was used, no judge is left: an NstError says so. A judge of
 of a network the result used (offline every pretrained network is an EfficientNet-Lite, so a
 Lite0 Gram-matching run is scored on Lite2 Gram matrices) is not independent: the family's
 features favour the methods that matched them. The evaluation then names the shared family
-(`shared_family`, SHARED_FAMILY_NOTE), and every table that ranks by a feature metric shows the
+(`shared_family`, shared_family_note), and every table that ranks by a feature metric shows the
 network-free metrics (ssim, edge_f1, the colour distances) beside it.
 
 The identity (network, weights, sha256, the excluded networks, the shared family) is recorded

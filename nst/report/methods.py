@@ -168,7 +168,7 @@ def _grid(found: MethodsResults, methods: list[str]) -> figs.Plot | None:
     # two short lines: a long "content x style" label would run into the next row's
     labels = [f"{Path(str(c)).stem}\nx {Path(str(s)).stem}" for c, s in pairs]
     columns = (["content", "style"] if shown else []) + methods
-    caption = ("Every held-out content x style pair (rows): "
+    caption = ("Every test content x style pair (rows): "
                + ("its content and style images, then " if shown else "")
                + "one column per method.")  # fmt: skip
     return figs.image_grid(cells, labels, columns, "methods-grid", caption, empty="not run")

@@ -43,8 +43,8 @@ def judge_text(study: StudyResults) -> str:
     return "; ".join(
         f"{j['backbone']} {j.get('weights', '')} "
         f"({'pretrained' if yes_no(j.get('pretrained')) == 'yes' else 'random weights'}"
-        + (f"; of the {j['shared_family']} family, like the optimised {j.get('excluded')}: its "
-           "feature metrics favour that family" if j.get("shared_family") else "")
+        + (f"; {j['shared_family']} family, like the network it judged"
+           if j.get("shared_family") else "")
         + ")"
         for j in found
     )  # fmt: skip

@@ -159,10 +159,14 @@ def test_smoke_profile_runs_every_method_end_to_end(
     # the test photo is never trained on, the test style never seen by adain's and stytr's
     # training: the training folders hold the train part only
     parts = split["images"]
+
+    def refit(kind: str) -> list[str]:  # train + validation: the settings are selected
+        return sorted(i["name"] for part in ("train", "validation") for i in parts[kind][part])
+
     trained = sorted(p.resolve().name for p in (root / "split" / "train").iterdir())
-    assert trained == [i["name"] for i in parts["content"]["train"]] and photo not in trained
+    assert trained == refit("content") and photo not in trained
     styles = sorted(p.resolve().name for p in (root / "split" / "styles").iterdir())
-    assert styles == [i["name"] for i in parts["style"]["train"]] and style not in styles
+    assert styles == refit("style") and style not in styles
     assert sorted(p.name for p in (root / "runs").iterdir()) == ["adain", "johnson", "stytr"]
     stem = Path(style).stem
     assert [p.name for p in (root / "runs" / "johnson").iterdir()] == [stem]  # one per style

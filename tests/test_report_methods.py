@@ -148,7 +148,9 @@ def test_methods_report_renders_in_headless_chromium(
     assert paired[1:4] == ["ssim ↑", "edge_f1 ↑", "color_hellinger ↓"]
     assert "gatys − johnson" in section["text"]
     assert "not resolved (too few)" in section["text"]
-    assert "every method ran on the same test pairs (1 photo x 2 styles = 2 pairs)" in section["text"]
+    assert (
+        "every method ran on the same test pairs (1 photo x 2 styles = 2 pairs)" in section["text"]
+    )
     # the judge is named with the family it shares with the methods' networks
     assert (
         "Judge: efficientnet_lite2, none of the networks the methods depended on" in section["text"]

@@ -85,13 +85,17 @@ def test_no_test_photo_or_style_is_seen_by_training_validation_or_a_study(
         assert photos and styles and not photos & test_photos and not styles & test_styles
         assert {pair.content.name for pair in train.pairs} <= names(split.content.validation)
         assert {pair.style.name for pair in train.pairs} <= names(split.style.validation)
-    # the methods comparison evaluates test pairs and trains on train photos and styles only
+    # the methods comparison evaluates test pairs and trains on train + validation (the refit
+    # once the studies selected), never on a test photo or style
     chosen = select(data, "test", 2, 2, tmp_path / "methods", "the comparison")
     assert names(chosen.contents) <= names(split.content.test)
     assert names(chosen.styles) <= names(split.style.test)
     trained = {p.resolve().name for p in chosen.train.iterdir()}
     trained_styles = {p.resolve().name for p in chosen.train_styles.iterdir()}
-    assert trained == names(split.content.train) and trained_styles == names(split.style.train)
+    assert trained == names(split.content.train) | names(split.content.validation)
+    assert trained_styles == names(split.style.train) | names(split.style.validation)
+    assert not trained & test_photos and not trained_styles & test_styles
+    assert chosen.facts["trained_on"] == ["train", "validation"]
 
 
 def test_a_split_too_small_for_the_data_is_one_line(

@@ -2,14 +2,17 @@
 
 Every number nst reports is measured on images that nothing chose a setting on:
 
-    train       what networks train on (photos; the arbitrary-style methods' styles)
+    train       what a training study's trials train on (photos; the arbitrary-style
+                methods' styles)
     validation  what studies select settings on: optimisation studies draw their pairs here,
                 training studies validate here (johnson's study trains on the first
                 validation style)
     test        what the methods comparison reports: its photos are never trained on and
                 its styles never seen by a study or by an arbitrary-style method's training
                 (johnson trains one network per test style: a per-style network is defined
-                by its style, and is still tested on photos it never saw)
+                by its style, and is still tested on photos it never saw). The comparison's
+                networks train on train + validation: the settings were selected on
+                validation, and refitting on both once they are is the usual last step
 
 The rule, the same for every caller (nst.study and nst.methods read one split of a folder):
 each kind's images are ordered by sha256(f"{seed}:{kind}:{file sha256}") -- a seeded order
@@ -151,13 +154,19 @@ class Selection:
 def select(
     data: str | Path, part: str, contents: int, styles: int, root: Path, who: str
 ) -> Selection:
-    """The first `contents` photos and `styles` styles of `part` of data's split, the
-    training folders under root/split/ (`who` names the caller in a too-small error)."""
+    """The first `contents` photos and `styles` styles of `part` of data's split, and the
+    training folders under root/split/: every part before `part` (validation: train;
+    test: train + validation, the usual refit once the settings were selected) (`who` names
+    the caller in a too-small error)."""
     split = split_data(data)
     chosen = (split.take("content", part, contents, who), split.take("style", part, styles, who))
-    train = link_folder(root / "split" / "train", split.content.train)
-    train_styles = link_folder(root / "split" / "styles", split.style.train)
-    facts = {"part": part, "contents": [p.name for p in chosen[0]],
+    before = PARTS[: PARTS.index(part)]
+    photos = [p for b in before for p in split.content.of(b)]
+    train = link_folder(root / "split" / "train", photos)
+    train_styles = link_folder(
+        root / "split" / "styles", [p for b in before for p in split.style.of(b)]
+    )
+    facts = {"part": part, "trained_on": list(before), "contents": [p.name for p in chosen[0]],
              "styles": [p.name for p in chosen[1]], **split.facts()}  # fmt: skip
     return Selection(part, chosen[0], chosen[1], train, train_styles, facts)
 

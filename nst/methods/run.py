@@ -1,8 +1,9 @@
 """`run_methods`: every method of experiments/methods.yaml on the same held-out pairs.
 
 1. The split (nst.data.split): the first `pairs.content` photos and `pairs.styles` styles of
-   its test part are evaluated; the networks train on its train photos; johnson trains one
-   network per test style, adain and stytr on the train styles (never a test style).
+   its test part are evaluated; the networks train on its train and validation photos (the
+   refit once the studies selected on validation); johnson trains one network per test style,
+   adain and stytr on the train and validation styles (never a test style).
 2. Training (nst.methods.training) into <out>/methods/runs/<method>/ (johnson: one network
    per style, runs/<method>/<style stem>/), reused while the config is the same.
 3. Every method stylises every content x style pair through nst.methods.Stylizer (time and

@@ -67,8 +67,9 @@ def methods_section(found: MethodsResults) -> Section:
         *split_rows(split),
         ["data source", str(summary.get("data_source") or "–")],
     ], "The protocol: every method on the same content x style pairs of the test split "
-       f"({split.get('rule', '')}, seed {split.get('seed', '–')}); johnson trains one network "
-       "per test style, on the train photos."))  # fmt: skip
+       f"({split.get('rule', '')}, seed {split.get('seed', '–')}); the networks train on the "
+       "train and validation photos (adain, stytr: styles), never a test one; johnson trains "
+       "one network per test style."))  # fmt: skip
     section.code = [f"nst methods {summary.get('spec', 'experiments/methods.yaml')} --profile "
                     f"{summary.get('profile', 'quick')} --data {summary.get('data', 'data')} "
                     "--out results"]  # fmt: skip

@@ -131,7 +131,8 @@ def make_repo(tmp: Path) -> Path:
     mirror = SHARED if (SHARED / "manifest.json").exists() else tmp / "no-mirror"
     mirror.mkdir(exist_ok=True)  # an empty mirror: the fetch falls back to the embedded sample
     params.update(profile="smoke", experiments=list(EXPERIMENTS))
-    params["data"].update(content=2, styles=2, manifests="classic", mirror=str(mirror))
+    # 3 of each: the smallest data a train / validation / test split takes (nst.data.split)
+    params["data"].update(content=3, styles=3, manifests="classic", mirror=str(mirror))
     params["tracking"]["uri"] = f"sqlite:///{repo / 'mlflow.db'}"
     params["report"]["reconstruction_steps"] = 0
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from nst.report import figures as figs
 from nst.report.data import StudyResults
-from nst.report.intervals import describe, interval
+from nst.report.intervals import count, describe, design_text, interval, pair_counts
 from nst.report.networks import backbone_table, family_note
 from nst.report.page import Cell, Section, Table
 from nst.study.attrs import PAIRS
@@ -177,6 +175,7 @@ def paired_settings_table(study: StudyResults, column: str, groups: list[str]) -
               any(o.name == m and o.direction == "maximize" for o in study.objectives)
               for m in metrics}  # fmt: skip
     per_pair = frame.groupby([column, "content", "style"], as_index=False)[metrics].mean()
+    n_pairs, photos, styles = pair_counts(per_pair)
     means = per_pair.groupby(column)[first].mean()
     best = str(means.idxmax() if higher[first] else means.idxmin())
     body: list[list[Cell]] = []
@@ -190,7 +189,7 @@ def paired_settings_table(study: StudyResults, column: str, groups: list[str]) -
         body.append(line)
     caption = (
         f"Each {column.removeprefix('params_')} against the best by {first} ({best}), pair by "
-        f"pair: every trial ran the same {_design(per_pair)}, so per pair a setting's value is the mean over "
+        f"pair: every trial ran the same {count(n_pairs, 'pair')} ({design_text(photos, styles)}), so per pair a setting's value is the mean over "
         f"its complete trials, and the difference's mean is shown with its interval "
         f"({describe(pairs=True)}). The interval covers the photos and styles, not the other "
         'settings the trials drew (a grid sampler gives every setting the same ones). "better" '
@@ -199,13 +198,6 @@ def paired_settings_table(study: StudyResults, column: str, groups: list[str]) -
     )
     headers = ["setting − best", *(f"{m} {'↑' if higher[m] else '↓'}" for m in metrics)]
     return Table(headers, body, caption)
-
-
-def _design(per_pair: pd.DataFrame) -> str:
-    """'3 photos x 3 styles' of the pairs a study ran."""
-    pairs = per_pair[["content", "style"]].drop_duplicates()
-    found = interval([0.0] * len(pairs), "", pairs["content"].tolist(), pairs["style"].tolist())
-    return f"{found.n} pairs ({found.design})"
 
 
 def best_per_group_grid(
@@ -270,8 +262,8 @@ def content_style_section(studies: list[StudyResults]) -> Section:
     labels = ["style →", *[Path(c).stem for c in contents]]
     cols = ["content ↓", *[Path(s).stem for s in styles]]
     caption = (
-        f"Results of the best trials of all studies: {_count(len(contents), 'content image')} "
-        f"(rows) x {_count(len(styles), 'style')} (columns), {_count(len(results), 'pair')} "
+        f"Results of the best trials of all studies: {count(len(contents), 'content image')} "
+        f"(rows) x {count(len(styles), 'style')} (columns), {count(len(results), 'pair')} "
         "with a result; first row and column show the inputs."
     )
     plot = figs.image_grid(cells, labels, cols, "content-style", caption, empty="not run")
@@ -280,10 +272,6 @@ def content_style_section(studies: list[StudyResults]) -> Section:
         note=_grid_note(studies, all_contents, all_styles, results),
         plots=[plot] if plot else [],
     )
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _grid_note(
@@ -314,7 +302,7 @@ def _grid_note(
         if len(results) < n_content * n_styles:
             each = f" (`pairs.count` = {', '.join(map(str, counts))} per study)" if counts else ""
             notes.append(
-                f"{_count(len(results), 'pair')} of the data's {n_content} x {n_styles} = "
+                f"{count(len(results), 'pair')} of the data's {n_content} x {n_styles} = "
                 f"{n_content * n_styles} content x style pairs {'has' if len(results) == 1 else 'have'} "
                 f"results: each study runs only a sample of the pairs{each}, the same sample when "
                 "the studies share `pairs.seed`."

@@ -99,7 +99,7 @@ class Interval:
     @property
     def design(self) -> str:
         """'20 photos x 40 styles', '1 photo x 2 styles'."""
-        return f"{_count(self.photos, 'photo')} x {_count(self.styles, 'style')}"
+        return design_text(self.photos, self.styles)
 
     def text(self, fmt: Callable[[float], str] = "{:.4g}".format, sample: bool = True) -> str:
         """'0.5 [0.3, 0.7] (n=4)', '0.5 (range 0.4–0.6, n=2)', '0.5 (n=1)' or '– (n=0)';
@@ -222,8 +222,26 @@ def verdict(diff: Interval, a: str, b: str, higher_is_better: bool) -> str:
     return "not resolved"
 
 
-def _count(n: int, noun: str) -> str:
+def count(n: int, noun: str) -> str:
+    """'1 photo', '2 photos'."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def design_text(photos: int, styles: int) -> str:
+    """'20 photos x 40 styles': the design of a mean over pairs."""
+    return f"{count(photos, 'photo')} x {count(styles, 'style')}"
+
+
+def pair_counts(frame: pd.DataFrame) -> tuple[int, int, int]:
+    """(pairs, photos, styles): the distinct content x style pairs of a frame's rows."""
+    distinct = frame[["content", "style"]].drop_duplicates()
+    return len(distinct), distinct["content"].nunique(), distinct["style"].nunique()
+
+
+def design(frame: pd.DataFrame) -> str:
+    """'2 photos x 2 styles = 4 pairs' of a frame's rows (columns content, style)."""
+    pairs, photos, styles = pair_counts(frame)
+    return f"{design_text(photos, styles)} = {count(pairs, 'pair')}"
 
 
 def describe(pairs: bool = False) -> str:

@@ -19,7 +19,7 @@ import pandas as pd
 from nst.provenance import sha256_file
 from nst.report import figures as figs
 from nst.report.data import MethodsResults, load_methods
-from nst.report.intervals import Interval, describe, interval
+from nst.report.intervals import Interval, describe, design, interval
 from nst.report.page import Cell, Section, Table
 from nst.report.training import curves_plot, training_curves
 
@@ -63,7 +63,7 @@ def methods_section(found: MethodsResults) -> Section:
         ["test photos (never trained on or selected on)", ", ".join(split.get("contents", []))],
         ["test styles (never seen by a study or an arbitrary-style training)",
          ", ".join(split.get("styles", []))],
-        ["test pairs", _design(rows)],
+        ["test pairs", design(rows)],
         *split_rows(split),
         ["data source", str(summary.get("data_source") or "–")],
     ], "The protocol: every method on the same content x style pairs of the test split "
@@ -74,13 +74,6 @@ def methods_section(found: MethodsResults) -> Section:
                     f"{summary.get('profile', 'quick')} --data {summary.get('data', 'data')} "
                     "--out results"]  # fmt: skip
     return section
-
-
-def _design(rows: pd.DataFrame) -> str:
-    """'2 photos x 2 styles = 4 pairs' of the results' first method."""
-    first = rows[rows["method"] == rows["method"].iloc[0]] if len(rows) else rows
-    found = interval([0.0] * len(first), "", first["content"].tolist(), first["style"].tolist())
-    return f"{found.design} = {len(first)} pair{'' if len(first) == 1 else 's'}"
 
 
 def judge_note(found: MethodsResults) -> str:
@@ -231,7 +224,7 @@ def _metric_table(found: MethodsResults, methods: list[str]) -> Table:
         label = figs.label(c) + (f" (judge {judge})" if judge and c in FEATURE_METRICS else "")
         body.append([label, *(_interval(rows[rows["method"] == m], c).text(figs.nice, sample=False)
                               for m in methods)])  # fmt: skip
-    caption = (f"Every metric's mean over the test pairs ({_design(rows)}) with its interval "
+    caption = (f"Every metric's mean over the test pairs ({design(rows)}) with its interval "
                f"({describe(pairs=True)}), and seconds and peak memory per image (CPU: the "
                "process's peak resident set so far, an upper bound). The network-free metrics "
                "come first; the judge's feature metrics after them.")  # fmt: skip
@@ -246,22 +239,21 @@ def _paired_table(found: MethodsResults, methods: list[str]) -> Table:
     from nst.metrics.features import FEATURE_METRICS, NETWORK_FREE
     from nst.report.intervals import paired_difference, verdict
 
-    rows = found.rows
     # the network-free metrics, then the judge's
-    metrics = [m for m in (*NETWORK_FREE, *FEATURE_METRICS) if m in rows.columns]
+    metrics = [m for m in (*NETWORK_FREE, *FEATURE_METRICS) if m in found.rows.columns]
+    rows = found.rows.assign(**{m: pd.to_numeric(found.rows[m], errors="coerce") for m in metrics})
     body: list[list[Cell]] = []
     for i, a in enumerate(methods):
         for b in methods[i + 1 :]:
             line: list[Cell] = [f"{a} − {b}"]
             for metric in metrics:
-                frame = rows.assign(**{metric: pd.to_numeric(rows[metric], errors="coerce")})
-                diff = paired_difference(frame, metric, a, b)
+                diff = paired_difference(rows, metric, a, b)
                 better = figs.metric_direction(metric) == "maximize"
                 line.append(f"{diff.text(figs.nice, sample=False)}: {verdict(diff, a, b, better)}")
             body.append(line)
     arrows = {m: "↑" if figs.metric_direction(m) == "maximize" else "↓" for m in metrics}
     caption = ("Paired differences: every method ran on the same test pairs "
-               f"({_design(rows)}), so A − B is taken pair by pair, its mean shown with its "
+               f"({design(rows)}), so A − B is taken pair by pair, its mean shown with its "
                f"interval ({describe(pairs=True)}). "
                "\"A better\" is written only where that interval excludes zero on A's side; "
                "otherwise the difference is not resolved, and with fewer than 3 photos or styles "

@@ -79,11 +79,7 @@ class DataSplit:
         if count > len(have):
             val, test = FRACTIONS[kind]
             share = {"test": test, "validation": val, "train": 1 - val - test}[part]
-            total = (
-                len(self.kind(kind).train)
-                + len(self.kind(kind).validation)
-                + len(self.kind(kind).test)
-            )
+            total = sum(len(self.kind(kind).of(p)) for p in PARTS)
             need = max(3, math.ceil(count / share))
             raise NstError(
                 f"{self.data / kind}: {total} {NOUN[kind]}, whose {part} split holds "

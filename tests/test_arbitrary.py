@@ -131,7 +131,7 @@ def test_stytr_trains_only_lora_and_decoders_and_merged_lora_equals_unmerged() -
     assert any("lora_" in n for n in trainable)
     assert all(not n.startswith(encoders) or "lora_" in n for n in trainable)
     assert {n.split(".")[0] for n in trainable} == {
-        "content_encoder", "style_encoder", "cape", "transformer", "decoder",
+        "content_encoder", "style_encoder", "cape", "transformer", "norm", "decoder",
     }  # fmt: skip
     for n, p in net.named_parameters():  # a non-zero update, so that merging matters
         if "lora_B" in n:

@@ -160,7 +160,7 @@ def test_trained_network_moves_a_held_out_photo_towards_the_style(tmp_path: Path
         styled = net(photo)
     before = judge.style_distances(photo, style)["style_gram_dist"]
     after = judge.style_distances(styled, style)["style_gram_dist"]
-    assert meta["method"] == "johnson" and meta["options"] == {"width": 8}
+    assert meta["method"] == "johnson" and meta["options"] == {"width": 8, "output": "sigmoid"}
     assert after < 0.8 * before, (before, after)
 
 
@@ -289,6 +289,7 @@ def test_resume_refuses_a_checkpoint_of_another_width(tmp_path: Path) -> None:
     train(config, tmp_path / "run", progress=False)
     with pytest.raises(
         NstError,
-        match="holds a johnson \\(width=8\\) network, but this run is johnson \\(width=16\\)",
+        match="holds a johnson \\(output=sigmoid, width=8\\) network, but this run is "
+        "johnson \\(output=sigmoid, width=16\\)",
     ):
         train(config.replace(width=16), tmp_path / "run", resume=True, progress=False)

@@ -207,7 +207,7 @@ class Evaluator:
         else:
             values["lpips"] = lpips_value
         notes.append(
-            "fid/artfid: set-level scores (nst.metrics.pretrained.set_scores), not per pair"
+            "fid/artfid_imagenet: set-level scores (nst.metrics.pretrained.set_scores), not per pair"
         )
         if runtime_s is not None:
             values["runtime_s"] = float(runtime_s)

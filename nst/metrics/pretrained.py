@@ -1,4 +1,4 @@
-"""Metrics that are only meaningful with pretrained weights: LPIPS, FID and ArtFID.
+"""Metrics that are only meaningful with pretrained weights: LPIPS, FID and ArtFID's formula.
 
 They are computed only when the weights are already on disk; nothing is ever downloaded
 (the checks look for the files first, and HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE are set).
@@ -13,8 +13,12 @@ Needs torchvision's ImageNet VGG16 file in $TORCH_HOME/hub/checkpoints. >= 0, lo
 FID (Heusel et al. 2017) is a distance between two *sets* of images: Gaussians fitted to
 Inception-v3 pool features, FID = ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)).
 ArtFID (Wright & Ommer, 2022) combines style and content over an evaluation set:
-ArtFID = (1 + mean LPIPS(result, content)) * (1 + FID(results, styles)). Both need
-torch-fidelity and its Inception weights in the torch cache; see `set_scores`.
+ArtFID = (1 + mean LPIPS(result, content)) * (1 + FID(results, styles)), its FID computed on
+the features of an Inception-v3 trained on art (WikiArt style classification). nst has only
+the ImageNet Inception, so it reports `artfid_imagenet`: ArtFID's formula with the ImageNet
+FID. It is not ArtFID, and its values are not comparable with published ArtFID numbers (the
+name says so). Both need torch-fidelity and its Inception weights in the torch cache; see
+`set_scores`.
 """
 
 from __future__ import annotations
@@ -66,17 +70,18 @@ def set_scores(
     styles: Sequence[torch.Tensor],
     results: Sequence[torch.Tensor],
 ) -> tuple[dict[str, float], list[str]]:
-    """FID(results, styles) and ArtFID over an evaluation set, when possible.
+    """FID(results, styles) and ArtFID's formula on it over an evaluation set, when possible.
 
-    Returns (values, notes): values may hold "fid" and "artfid"; notes say what was skipped.
+    Returns (values, notes): values may hold "fid" and "artfid_imagenet"; notes say what was
+    skipped.
     FID needs many images (hundreds) for a stable estimate; use it with the full PROTOCOL."""
     notes: list[str] = []
     weights = checkpoint(FID_INCEPTION_FILE)
     if importlib.util.find_spec("torch_fidelity") is None:
-        return {}, ["fid/artfid skipped: torch-fidelity is not installed"]
+        return {}, ["fid/artfid_imagenet skipped: torch-fidelity is not installed"]
     if not weights.exists():
         return {}, [
-            f"fid/artfid skipped: Inception weights not found at {weights} (never downloaded)"
+            f"fid/artfid_imagenet skipped: Inception weights not found at {weights} (never downloaded)"
         ]
     from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -89,10 +94,10 @@ def set_scores(
     values = {"fid": float(fid.compute())}
     lpips = LpipsScorer()
     if lpips.model is None:
-        notes.append(lpips.note.replace("lpips", "artfid"))
+        notes.append(lpips.note.replace("lpips", "artfid_imagenet"))
     else:
         mean_lpips = sum(lpips(r, c) or 0.0 for r, c in zip(results, contents, strict=True)) / len(
             results
         )
-        values["artfid"] = (1.0 + mean_lpips) * (1.0 + values["fid"])
+        values["artfid_imagenet"] = (1.0 + mean_lpips) * (1.0 + values["fid"])
     return values, notes

@@ -18,13 +18,17 @@ feature grid, gives spatial control t' = m * t + (1 - m) * f(c) (the paper's sec
 one style per region; one mask against the content is the same with the content as the
 second "style").
 
-The decoder mirrors the encoder: walking the encoder's chain of layers (VGG: its convolutions;
-other families: every named layer) backwards, each layer becomes a reflection-padded 3x3
-convolution from its output channels to its input channels followed by ReLU, and each
-downsampling (a stride ratio found by probing the encoder once) becomes a nearest x2
-upsampling after it; for VGG19 at relu4_1 this is exactly the paper's decoder. The last
-convolution (to RGB) comes after the last upsampling and ends in a sigmoid, so outputs are in
-(0, 1) like every nst.models network. `decoder_width` scales the decoder's channels.
+The decoder is the paper's at the encoder layer's stride (nst.models.decoder): VGG19 mirrored
+up to that stride, its first convolution reading the encoder's channels, so it has the paper's
+capacity on any encoder (for VGG19 at relu4_1 it is exactly the paper's decoder; on a 40-channel
+EfficientNet-Lite stage at stride 8 it has 2.4 M parameters where the paper's has 3.5 M).
+`decoder_width` scales its hidden widths; `output` picks the output layer (linear with a clamp
+at inference, as the reference, or a sigmoid).
+
+Deliberate difference: on EfficientNet-Lite the encoder layer is a stage output, a linear
+bottleneck (no activation) of 24-120 channels, where relu4_1 is a post-ReLU layer of 512; AdaIN
+still matches its per-channel mean and standard deviation, over fewer, signed channels. The
+backbones expose stage outputs only; a post-activation tap inside a stage is not offered.
 
 The encoder's weights are frozen and kept in eval mode (`train()` never switches it), and they
 are part of the state dict, so a checkpoint is self-contained (nst.models.io rebuilds the
@@ -33,7 +37,6 @@ network with random encoder weights, then loads the saved ones).
 
 from __future__ import annotations
 
-import re
 import typing
 
 import torch
@@ -43,6 +46,7 @@ from torch import nn
 from nst import NstError
 from nst.backbones import get_backbone
 from nst.backbones.base import Backbone
+from nst.models.decoder import MirrorDecoder
 from nst.models.registry import register
 
 EPS = 1e-5
@@ -63,12 +67,6 @@ def adain(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch
     mc, sc = mean_std(content, eps)
     ms, ss = mean_std(style, eps)
     return ss * (content - mc) / sc + ms
-
-
-def layer_key(name: str) -> tuple[int, ...]:
-    """The depth order of a layer name within its family: relu4_1 -> (4, 1), stage2 -> (2,),
-    block8 -> (8,), stem -> (-1,)."""
-    return tuple(int(n) for n in re.findall(r"\d+", name)) or (-1,)
 
 
 def truncate(backbone: Backbone, layer: str) -> Backbone:
@@ -95,48 +93,12 @@ def default_layer(encoder: str) -> str:
     return VGG_LAYER if encoder.startswith("vgg") else default_layers(encoder)[0][0]
 
 
-def conv(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3))
-
-
-class MirrorDecoder(nn.Sequential):
-    """The encoder's chain reversed (module docstring): chain[i] = (channels, stride) of the
-    i-th layer output, chain[0] = (3, 1), the image."""
-
-    def __init__(self, chain: list[tuple[int, int]], width: float = 1.0):
-        def ch(c: int) -> int:
-            return max(4, round(c * width))
-
-        modules: list[nn.Module] = []
-        cin = chain[-1][0]
-        for i in range(len(chain) - 1, 0, -1):
-            (_, s_out), (c_prev, s_prev) = chain[i], chain[i - 1]
-            up = s_out // max(s_prev, 1)
-            if i == 1:  # the last convolution, to RGB, at full resolution
-                if up > 1:
-                    modules.append(nn.Upsample(scale_factor=up, mode="nearest"))
-                modules += [conv(cin, 3), nn.Sigmoid()]
-                break
-            cout = ch(c_prev)
-            modules += [conv(cin, cout), nn.ReLU()]
-            if up > 1:
-                modules.append(nn.Upsample(scale_factor=up, mode="nearest"))
-            cin = cout
-        super().__init__(*modules)
-
-
-def probe_chain(backbone: Backbone, layer: str) -> list[tuple[int, int]]:
-    """(channels, stride) of the image and of each chain layer up to `layer` (VGG: its conv
-    layers), measured with one forward pass of a zero image."""
-    upto = backbone.layer_names[: backbone.layer_names.index(layer) + 1]
-    vgg = any(n.startswith("conv") for n in upto)
-    names = [n for n in upto if n.startswith("conv")] if vgg else list(upto)
-    if vgg and layer.startswith("pool"):
-        names.append(layer)  # a pooling halves the last convolution's grid
+def probe(backbone: Backbone, layer: str) -> tuple[int, int]:
+    """(channels, stride) of `layer`, measured with one forward pass of a zero image."""
     side = max(64, 4 * backbone.min_side([layer]))
     with torch.no_grad():
-        feats = backbone.features(torch.zeros(1, 3, side, side), names)
-    return [(3, 1)] + [(int(feats[n].shape[1]), side // int(feats[n].shape[-1])) for n in names]
+        f = backbone.features(torch.zeros(1, 3, side, side), [layer])[layer]
+    return int(f.shape[1]), side // int(f.shape[-1])
 
 
 class AdaINNet(nn.Module):
@@ -152,22 +114,24 @@ class AdaINNet(nn.Module):
         layer: str = "",
         decoder_width: float = 1.0,
         weights: str = "auto",
+        output: str = "sigmoid",
     ):
         super().__init__()
         if decoder_width <= 0:
             raise NstError(f"decoder_width must be positive, got {decoder_width}")
         self.encoder_name, self.layer = encoder, layer or default_layer(encoder)
-        self.decoder_width = float(decoder_width)
+        self.decoder_width, self.output = float(decoder_width), output
         self.encoder = truncate(get_backbone(encoder, weights=weights), self.layer)
         self.encoder.freeze()
         self.multiple = self.encoder.min_side([self.layer])
-        self.decoder = MirrorDecoder(probe_chain(self.encoder, self.layer), self.decoder_width)
+        channels, stride = probe(self.encoder, self.layer)
+        self.decoder = MirrorDecoder(channels, stride, self.decoder_width, output)
 
     @property
     def options(self) -> dict[str, typing.Any]:
         """The factory options that rebuild this network (the weights come from the state)."""
         return {"encoder": self.encoder_name, "layer": self.layer,
-                "decoder_width": self.decoder_width}  # fmt: skip
+                "decoder_width": self.decoder_width, "output": self.output}  # fmt: skip
 
     def train(self, mode: bool = True) -> AdaINNet:
         super().train(mode)
@@ -242,6 +206,10 @@ class AdaINNet(nn.Module):
 
 @register("adain")
 def adain_model(
-    encoder: str = "vgg19", layer: str = "", decoder_width: float = 1.0, weights: str = "auto"
+    encoder: str = "vgg19",
+    layer: str = "",
+    decoder_width: float = 1.0,
+    weights: str = "auto",
+    output: str = "sigmoid",
 ) -> AdaINNet:
-    return AdaINNet(encoder=encoder, layer=layer, decoder_width=decoder_width, weights=weights)
+    return AdaINNet(encoder, layer, decoder_width, weights, output)

@@ -83,7 +83,7 @@ class OnnxNet(nn.Module):
         n = self.net
         y = F.pad(x, (0, pw, 0, ph), mode="reflect")
         y = n.head(n.decoder(n.residuals(n.encoder(y))))
-        return torch.sigmoid(y[..., :h, :w])
+        return n.output_layer(y[..., :h, :w])
 
 
 @dataclass
@@ -185,8 +185,8 @@ def exportable(model: nn.Module) -> nn.Module:
             net.merge_lora()
         net.cape.pool = MatrixPool(int(net.cape.pool.output_size))
         for layer in net.transformer:
-            layer.self_attn = MatrixAttention(layer.self_attn)
-            layer.cross_attn = MatrixAttention(layer.cross_attn)
+            layer.attn1 = MatrixAttention(layer.attn1)
+            layer.attn2 = MatrixAttention(layer.attn2)
         return ArbitraryOnnx(net, min_side(model)).eval()
     raise NstError(f"no ONNX export for {type(model).__name__} networks")
 

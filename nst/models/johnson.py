@@ -10,7 +10,7 @@ With w the base width (Johnson: 32), every convolution reflection-padded by k //
     5 x residual block: x + IN(conv 3x3(ReLU(IN(conv 3x3(x)))))       (4w channels)
     nearest x2 upsample -> conv 3x3, 2w -> IN -> ReLU
     nearest x2 upsample -> conv 3x3, w  -> IN -> ReLU
-    conv 9x9, 3 -> sigmoid
+    conv 9x9, 3 -> output layer (nst.models.decoder.OutputLayer)
 
 Upsampling is nearest neighbour followed by a convolution, not a transposed convolution,
 which avoids checkerboard artefacts (Odena, Dumoulin & Olah, 2016). Instance norm is affine
@@ -20,7 +20,9 @@ Sizes: the two stride-2 stages need sides divisible by 4 to come back to the inp
 the input is padded at the bottom and right to P = max(MIN_SIDE, 4 * ceil(s / 4)) per side s
 (reflection where the padding is shorter than the side, else edge replication) and the
 output cropped back to H x W: any input size works and the output size is the input size.
-The output is sigmoid(x), in (0, 1) with non-vanishing gradients everywhere, unlike a clamp.
+The output layer (`output`): pytorch/examples' network is linear and its images are clamped to
+[0, 1] when saved ("linear": the clamp at inference only); "sigmoid" squashes into (0, 1) with
+non-vanishing gradients everywhere.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nst.models.decoder import OutputLayer
 from nst.models.registry import register
 
 #: the smallest padded side: the 9x9 convolution's reflection padding (4) must be shorter
@@ -79,11 +82,11 @@ class JohnsonNet(nn.Module):
 
     method = "johnson"
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, output: str = "sigmoid"):
         super().__init__()
         if width < 1:
             raise ValueError(f"width must be at least 1, got {width}")
-        self.width = width
+        self.width, self.output = width, output
         w = width
         self.encoder = nn.Sequential(
             conv_norm_relu(3, w, 9),
@@ -93,16 +96,17 @@ class JohnsonNet(nn.Module):
         self.residuals = nn.Sequential(*(ResidualBlock(4 * w) for _ in range(RESIDUAL_BLOCKS)))
         self.decoder = nn.Sequential(UpsampleConv(4 * w, 2 * w), UpsampleConv(2 * w, w))
         self.head = ConvLayer(w, 3, 9)
+        self.output_layer = OutputLayer(output)
 
     @property
-    def options(self) -> dict[str, int]:
+    def options(self) -> dict[str, int | str]:
         """The factory options that rebuild this network: get_model("johnson", **options)."""
-        return {"width": self.width}
+        return {"width": self.width, "output": self.output}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         y = self.head(self.decoder(self.residuals(self.encoder(pad_to_multiple(x)))))
-        return torch.sigmoid(y[..., :h, :w])
+        return self.output_layer(y[..., :h, :w])
 
 
 def padded_side(side: int) -> int:
@@ -121,5 +125,5 @@ def pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
 
 
 @register("johnson")
-def johnson(width: int = 32) -> JohnsonNet:
-    return JohnsonNet(width=width)
+def johnson(width: int = 32, output: str = "sigmoid") -> JohnsonNet:
+    return JohnsonNet(width=width, output=output)

@@ -1,25 +1,42 @@
 """StyTr2 (Deng et al., CVPR 2022, "StyTr^2: image style transfer with transformers") on
 pretrained ViT encoders adapted with LoRA.
 
-The paper trains two transformer encoders from scratch (content and style, 160k iterations).
-Here both are timm ViT/DeiT models from the backbone registry (`encoder`, pretrained when
-weights exist, otherwise seeded random weights with the registry's loud warning), frozen, and
-adapted with LoRA through peft (nst.models.lora: targets, rank and alpha configurable; timm's
-fused `qkv` means one rank-r update covers q, k and v together). The rest is trained:
+The paper trains two transformer encoders from scratch (content and style, 3 layers each,
+160k iterations). Here both are timm ViT/DeiT models from the backbone registry (`encoder`,
+pretrained when weights exist, otherwise seeded random weights with the registry's loud
+warning), frozen, and adapted with LoRA through peft (nst.models.lora: targets, rank and alpha
+configurable; timm's fused `qkv` means one rank-r update covers q, k and v together). The rest
+is trained, and follows the released code (diyiiyiii/StyTR-2, models/transformer.py):
 
-    F_c = E_c(c), F_s = E_s(s)           patch tokens of the last block, N x D x h x w
-                                         (h = H / P, w = W / P, P = 16: the 16x token grid)
-    CAPE  P_c = up(conv1x1(avgpool_18(F_c)))   content-aware positional encoding (paper eq. 4:
-                                         average-pool the content tokens to 18 x 18, a learned
-                                         1x1 convolution, bilinear interpolation back to h x w)
-    3 x decoder layer (post-norm):       q = k = X + P_c;  X = LN(X + SelfAttn(q, k, X))
-                                         X = LN(X + CrossAttn(X + P_c, F_s, F_s))
-                                         X = LN(X + FFN(X))            X starts as F_c
-    CNN decoder: log2(P) stages of conv3x3 -> ReLU -> nearest x2 -> conv3x3 -> ReLU, then a
-                 conv3x3 to RGB and a sigmoid: the token grid back to H x W, in (0, 1)
+    F_c = E_c(c), F_s = E_s(s)          patch tokens of the last block, N x D x h x w
+                                        (h = H / P, w = W / P)
+    CAPE  P_c = up(conv1x1(avgpool_g(F_c)))   content-aware positional encoding (paper eq. 4):
+                                        average-pool the content tokens to g x g, a learned
+                                        1x1 convolution, bilinear interpolation back to h x w
+    3 x decoder layer (post-norm, dropout 0.1 after each attention and in the FFN):
+        X = LN(X + Attn(q = X + P_c, k = F_s, v = F_s))
+        X = LN(X + Attn(q = X + P_c, k = F_s, v = F_s))
+        X = LN(X + FFN(X))                                       X starts as F_c
+    X = LN(X)                           the decoder's final LayerNorm
+    CNN decoder: the paper's (the AdaIN decoder, nst.models.decoder's VGG19 mirror from
+                 stride 8), after a nearest upsampling of the grid to stride 8 when P > 8
 
-Content tokens attend to style tokens in the cross-attention; the style tokens carry no
-positional encoding (as in the paper's code: pos = None for the style memory).
+Both attentions of a decoder layer read the style tokens: the released layer's first attention
+(named self_attn there) takes its keys and values from the memory, not from the content; the
+style tokens carry no positional encoding (pos = None for the style memory there).
+
+Deliberate differences, and why:
+- Token grid: DeiT's pretrained patch embedding has P = 16, so a 256 px crop gives 16 x 16
+  tokens where the paper's P = 8 gives 32 x 32; a finer grid would need a new patch embedding
+  trained from scratch, which is what the pretrained encoders are here to avoid. The grid is
+  upsampled (nearest) to the paper's 32 x 32 before its decoder; mirroring one more VGG19
+  stage instead (4 convolutions of 512) learned far slower (20-step style loss 298 -> 298
+  against 301 -> 159 with the upsampling, deit_tiny, 64 px).
+- CAPE's pooled grid: the paper pools its 32 x 32 grid to 18 x 18 (CAPE_POOL); on a grid of
+  P = 16 that would be larger than the token grid, so nst pools to g = 18 * 8 / P (9 for P = 16):
+  each pooled cell covers the same image area as the paper's.
+- Encoders: the last block of a pretrained 12-block ViT (with its own learned position
+  embeddings), not 3 layers trained from scratch with CAPE added to the content encoder.
 
 Sizes: StyTr2 itself only produces square 256 px outputs. Here any H x W works: sides that
 are multiples of P run as they are (the ViT interpolates its position embeddings,
@@ -36,7 +53,6 @@ unmerged network, which is what get_model builds.
 
 from __future__ import annotations
 
-import math
 import typing
 
 import torch
@@ -46,18 +62,21 @@ from torch import nn
 from nst import NstError
 from nst.backbones import get_backbone
 from nst.backbones.base import Backbone
+from nst.models.decoder import MirrorDecoder
 from nst.models.lora import LORA_TARGETS, add_lora, merge_lora
 from nst.models.registry import register
 
-CAPE_POOL = 18  # the paper's pooled grid
+#: the paper's pooled grid, on its patch-8 token grid; with patch P: CAPE_POOL * 8 / P
+CAPE_POOL, PAPER_PATCH = 18, 8
+DROPOUT = 0.1  # the released decoder layer's
 
 
 class CAPE(nn.Module):
-    """Content-aware positional encoding: P_c = up(conv1x1(avgpool_18(F_c)))."""
+    """Content-aware positional encoding: P_c = up(conv1x1(avgpool_g(F_c))), g = 18 * 8 / P."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, patch: int):
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(CAPE_POOL)
+        self.pool = nn.AdaptiveAvgPool2d(max(1, round(CAPE_POOL * PAPER_PATCH / patch)))
         self.proj = nn.Conv2d(dim, dim, 1)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
@@ -66,39 +85,21 @@ class CAPE(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """Self-attention over content tokens, cross-attention to the style tokens, FFN; post-norm."""
+    """Two attentions of the content queries to the style tokens, then an FFN; post-norm."""
 
-    def __init__(self, dim: int, heads: int, ffn: int):
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float = DROPOUT):
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.cross_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.ReLU(), nn.Linear(ffn, dim))
+        self.attn1 = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.attn2 = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(ffn, dim))  # fmt: skip
+        self.drop1, self.drop2, self.drop3 = (nn.Dropout(dropout) for _ in range(3))
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        q = x + pos
-        x = self.norm1(x + self.self_attn(q, q, x, need_weights=False)[0])
-        x = self.norm2(x + self.cross_attn(x + pos, memory, memory, need_weights=False)[0])
-        return self.norm3(x + self.ffn(x))
-
-
-class CNNDecoder(nn.Sequential):
-    """Token grid (D channels, stride P) -> RGB image in (0, 1) (module docstring)."""
-
-    def __init__(self, dim: int, patch: int, width: float = 1.0):
-        stages = int(round(math.log2(patch)))
-        if 2**stages != patch:
-            raise NstError(f"patch size {patch} is not a power of two")
-        modules: list[nn.Module] = []
-        cin = dim
-        for i in range(stages):
-            cout = max(4, round(256 * width / 2**i))
-            modules += [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3), nn.ReLU(),
-                        nn.Upsample(scale_factor=2, mode="nearest"),
-                        nn.ReflectionPad2d(1), nn.Conv2d(cout, cout, 3), nn.ReLU()]  # fmt: skip
-            cin = cout
-        modules += [nn.ReflectionPad2d(1), nn.Conv2d(cin, 3, 3), nn.Sigmoid()]
-        super().__init__(*modules)
+        x = self.norm1(x + self.drop1(self.attn1(x + pos, memory, memory, need_weights=False)[0]))
+        x = self.norm2(x + self.drop2(self.attn2(x + pos, memory, memory, need_weights=False)[0]))
+        return self.norm3(x + self.drop3(self.ffn(x)))
 
 
 def vit_encoder(name: str, weights: str, rank: int, alpha: float, targets: list[str]) -> Backbone:
@@ -125,6 +126,7 @@ class StyTr(nn.Module):
         decoder_layers: int = 3,
         decoder_width: float = 1.0,
         weights: str = "auto",
+        output: str = "sigmoid",
     ):
         super().__init__()
         if decoder_layers < 1 or decoder_width <= 0:
@@ -132,17 +134,26 @@ class StyTr(nn.Module):
         self.encoder_name, self.lora_rank, self.lora_alpha = encoder, lora_rank, float(lora_alpha)
         self.lora_targets = list(lora_targets)
         self.decoder_layers, self.decoder_width = decoder_layers, float(decoder_width)
+        self.output = output
         build = (encoder, weights, lora_rank, self.lora_alpha, self.lora_targets)
         self.content_encoder, self.style_encoder = vit_encoder(*build), vit_encoder(*build)
         vit = typing.cast(typing.Any, self.content_encoder).model
         dim, heads = int(vit.embed_dim), int(vit.blocks[0].attn.num_heads)
         self.patch = int(self.content_encoder.size_multiple)
         self.last = self.content_encoder.layer_names[len(vit.blocks) - 1]
-        self.cape = CAPE(dim)
+        self.cape = CAPE(dim, self.patch)
         self.transformer = nn.ModuleList(
             DecoderLayer(dim, heads, 4 * dim) for _ in range(decoder_layers)
         )
-        self.decoder = CNNDecoder(dim, self.patch, self.decoder_width)
+        self.norm = nn.LayerNorm(dim)
+        # the token grid, upsampled to the paper's patch-8 grid, into the paper's decoder
+        up = (
+            [nn.Upsample(scale_factor=self.patch // PAPER_PATCH)]
+            if self.patch > PAPER_PATCH
+            else []
+        )
+        decoder = MirrorDecoder(dim, min(self.patch, PAPER_PATCH), self.decoder_width, output)
+        self.decoder = nn.Sequential(*up, *decoder)
         self.merged = False
 
     @property
@@ -151,7 +162,7 @@ class StyTr(nn.Module):
         return {"encoder": self.encoder_name, "lora_rank": self.lora_rank,
                 "lora_alpha": self.lora_alpha, "lora_targets": list(self.lora_targets),
                 "decoder_layers": self.decoder_layers,
-                "decoder_width": self.decoder_width}  # fmt: skip
+                "decoder_width": self.decoder_width, "output": self.output}  # fmt: skip
 
     def train(self, mode: bool = True) -> StyTr:
         super().train(mode)
@@ -183,6 +194,7 @@ class StyTr(nn.Module):
         x, memory = fc.flatten(2).transpose(1, 2), fs.flatten(2).transpose(1, 2)
         for layer in self.transformer:
             x = layer(x, memory, pos)
+        x = self.norm(x)
         grid = x.transpose(1, 2).reshape(n, d, gh, gw)
         return self.decoder(grid)[..., :h, :w]
 
@@ -207,6 +219,7 @@ def stytr(
     decoder_layers: int = 3,
     decoder_width: float = 1.0,
     weights: str = "auto",
+    output: str = "sigmoid",
 ) -> StyTr:
     return StyTr(encoder, lora_rank, lora_alpha, lora_targets, decoder_layers, decoder_width,
-                 weights)  # fmt: skip
+                 weights, output)  # fmt: skip

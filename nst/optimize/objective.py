@@ -49,6 +49,19 @@ def transform_features(
     return out
 
 
+def gatys_target(normalised: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The raw-Gram target A^l of Gatys normalisation, at the size of the image optimised.
+
+    A raw Gram matrix sums over the M_l = H_l W_l positions, so the style's, taken at the style
+    image's size, is M_style / M_content times the one a result of the content's size can reach
+    with the same statistics; matching it would rescale the activations, not copy the style.
+    The target is therefore the style's normalised Gram G / (C_l M_style) times C_l M_content
+    (the style's raw Gram rescaled by M_content / M_style): invariant to the style image's
+    size, and equal to the raw Gram when both sizes agree."""
+    _, c, h, w = content.shape
+    return normalised * (c * h * w)
+
+
 def build_backbone(config: TransferConfig) -> Backbone:
     return get_backbone(
         config.backbone, weights=config.weights, pooling=config.pooling, seed=config.seed
@@ -72,18 +85,15 @@ class Objective:
         self.shifts = average_shifts(config.shift_average, backbone.size_multiple)
         self.jitter, self.content = Jitter(config.jitter, config.seed), content
         self._jittered: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
-        gatys = config.style_normalization == "gatys"
         with torch.no_grad():
             c = self.extract(content)
         self.content_targets = {layer: c[layer].float() for layer in config.content_layers}
         # several styles: Gram targets mixed by config.style_blend (nst.optimize.controls.blend)
         self.style_targets = blended_grams(
-            self.extract,
-            as_styles(style),
-            config.style_layers,
-            config.style_blend,
-            normalize=not gatys,
+            self.extract, as_styles(style), config.style_layers, config.style_blend
         )
+        if config.style_normalization == "gatys":
+            self.style_targets = {k: gatys_target(t, c[k]) for k, t in self.style_targets.items()}
         norm = config.layer_weight_normalization  # nst.optimize.controls.gradnorm
         self.content_weights = normalize_layer_weights(
             config.content_layer_weights, [c[k].shape[1] for k in config.content_layers], norm

@@ -53,7 +53,8 @@ STYTR_TERMS = ("content", "style", "identity1", "identity2", "total")
 
 def style_stream(config: TrainConfig, rank: int, world_size: int, warn: bool) -> ContentStream:
     return ContentStream(config.styles, config.size, config.batch_size, config.seed + STYLE_SEED,
-                         rank, world_size, warn=warn, what="style")  # fmt: skip
+                         rank, world_size, warn=warn, what="style",
+                         resize=config.resize)  # fmt: skip
 
 
 def mean_std_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

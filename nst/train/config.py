@@ -89,6 +89,7 @@ class TrainConfig:
     lora_alpha: float = 16.0  # stytr: LoRA scale alpha (the update is alpha / r * B A)
     lora_targets: tuple[str, ...] = ("qkv",)  # stytr: timm module names adapted with LoRA
     decoder_layers: int = 3  # stytr: transformer decoder layers
+    output_layer: Literal["sigmoid", "linear"] = "sigmoid"  # nst.models.decoder.OutputLayer
     identity1: float = 70.0  # stytr: weight of the pixel identity loss
     identity2: float = 1.0  # stytr: weight of the feature identity loss
     # the loss network and its layers (empty: module docstring)
@@ -102,10 +103,14 @@ class TrainConfig:
     tv: Literal["l1", "l2"] = "l2"
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = 1.0e-3
-    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: lr -> 0 over the steps
+    # nst.train.schedule: constant; cosine (lr -> 0 over the steps); inverse lr / (1 + decay t)
+    lr_schedule: Literal["constant", "cosine", "inverse"] = "constant"
+    lr_decay: float = 0.0  # inverse: the decay per step (AdaIN 5e-5, StyTr2 1e-5)
+    warmup: int = 0  # steps of linear warm-up from a quarter of lr (StyTr2: 10000)
     weight_decay: float = 0.0
     batch_size: int = 4  # per process; the global batch is batch_size * world size
-    size: int = 256  # side of the square content crops, pixels
+    size: int = 256  # side of the square crops (content and style), pixels
+    resize: int = 0  # short side the images are resized to before cropping; 0: `size`
     style_size: int = 0  # long side of the style image; 0: `size`
     steps: int = 40000  # Johnson et al.: 40k iterations of batch 4 (two COCO epochs)
     seed: int = 0
@@ -147,10 +152,17 @@ class TrainConfig:
                     "decoder_layers"):  # fmt: skip
             if getattr(self, key) < 1:
                 raise NstError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.resize and self.resize < self.size:
+            raise NstError(
+                f"resize {self.resize} is smaller than the crop size {self.size}: give 0 (resize "
+                f"to the crop size) or at least {self.size}"
+            )
+        if self.warmup >= self.steps and self.warmup:
+            raise NstError(f"warmup {self.warmup} must be fewer steps than steps {self.steps}")
         if self.decoder_width <= 0:
             raise NstError(f"decoder_width must be positive, got {self.decoder_width}")
         for key in ("alpha", "beta", "gamma", "lr", "weight_decay", "style_size", "identity1",
-                    "identity2", "lora_alpha"):  # fmt: skip
+                    "identity2", "lora_alpha", "lr_decay", "resize", "warmup"):  # fmt: skip
             if getattr(self, key) < 0:
                 raise NstError(f"{key} must be non-negative, got {getattr(self, key)}")
         for key in ("checkpoint_every", "sample_every", "val_images"):
@@ -207,13 +219,13 @@ class TrainConfig:
         encoder weights, which its state dict holds, are passed separately: build_options)."""
         if self.method == "adain":
             return {"encoder": self.encoder, "layer": self.encoder_layer,
-                    "decoder_width": self.decoder_width}  # fmt: skip
+                    "decoder_width": self.decoder_width, "output": self.output_layer}  # fmt: skip
         if self.method == "stytr":
             return {"encoder": self.encoder, "lora_rank": self.lora_rank,
                     "lora_alpha": self.lora_alpha, "lora_targets": list(self.lora_targets),
                     "decoder_layers": self.decoder_layers,
-                    "decoder_width": self.decoder_width}  # fmt: skip
-        return {"width": self.width}
+                    "decoder_width": self.decoder_width, "output": self.output_layer}  # fmt: skip
+        return {"width": self.width, "output": self.output_layer}
 
     @property
     def build_options(self) -> dict[str, Any]:

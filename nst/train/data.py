@@ -4,8 +4,12 @@ The stream is an endless sequence of (epoch, index) positions. Epoch e visits th
 photos in the order of perm_e = randperm(N) drawn from a torch.Generator seeded with
 seed + e; position (e, i) is the photo perm_e[i], then (e, i + 1), ..., then (e + 1, 0).
 
-Each photo is resized (bilinear) so that its short side is exactly `size`, then cropped to
-size x size at an offset drawn from a generator seeded by sha256(seed, e, i). Crops are a
+Each photo is resized (bilinear) so that its short side is `resize` (default: `size`), then
+cropped to size x size at an offset drawn from a generator seeded by sha256(seed, e, i). The
+references of AdaIN and StyTr2 resize to 512 and crop 256, so a crop covers half the image's
+side and strokes are learned at that scale; Johnson's (pytorch/examples) resizes to the crop
+size. nst keeps the aspect ratio (the short side to `resize`), where those references squash
+every image to 512 x 512: a square resize stretches landscapes' strokes by their aspect ratio. Crops are a
 function of the position alone, so the data position (epoch, index) is the whole state of
 the stream: saving and restoring it reproduces every later batch exactly.
 
@@ -83,13 +87,18 @@ def crop_seed(seed: int, epoch: int, index: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def square_crop(path: Path, size: int, seed: int) -> torch.Tensor:
-    """3 x size x size: the photo with its short side resized to `size`, randomly cropped."""
+def resized(path: Path, side: int) -> Image.Image:
+    """The image with its short side resized to `side` (bilinear), each side at least `side`."""
     img = open_rgb(path)
-    scale = size / min(img.size)
-    new = (max(size, round(img.width * scale)), max(size, round(img.height * scale)))
-    if new != img.size:
-        img = img.resize(new, Image.Resampling.BILINEAR)
+    scale = side / min(img.size)
+    new = (max(side, round(img.width * scale)), max(side, round(img.height * scale)))
+    return img if new == img.size else img.resize(new, Image.Resampling.BILINEAR)
+
+
+def square_crop(path: Path, size: int, seed: int, resize: int = 0) -> torch.Tensor:
+    """3 x size x size: the photo with its short side resized to `resize` (0: `size`), randomly
+    cropped."""
+    img = resized(path, resize or size)
     gen = torch.Generator().manual_seed(seed)
     x = int(torch.randint(0, img.width - size + 1, (1,), generator=gen))
     y = int(torch.randint(0, img.height - size + 1, (1,), generator=gen))
@@ -109,11 +118,13 @@ class ContentStream:
         world_size: int = 1,
         warn: bool = True,
         what: str = "content",
+        resize: int = 0,
     ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
         self.folder, self.size, self.batch_size, self.seed = Path(folder), size, batch_size, seed
         self.rank, self.world_size, self.warn, self.what = rank, world_size, warn, what
+        self.resize = resize or size
         found = find_images(folder)
         self.skipped: list[Path] = []
         self.paths = []
@@ -170,7 +181,8 @@ class ContentStream:
             if path in self._bad:
                 continue
             try:
-                return square_crop(path, self.size, crop_seed(self.seed, pos.epoch, pos.index))
+                seed = crop_seed(self.seed, pos.epoch, pos.index)
+                return square_crop(path, self.size, seed, self.resize)
             except ImageError as err:
                 self._bad.add(path)
                 self._skip(path, str(err))
@@ -184,22 +196,17 @@ class ContentStream:
             )
 
     def validation(self, count: int) -> torch.Tensor:
-        """The first `count` readable photos (sorted), centre-cropped to size x size: fixed
-        photos whose stylisations show training progress."""
+        """The first `count` readable photos (sorted), resized like the crops and centre-cropped
+        to size x size: fixed photos whose stylisations show training progress."""
         out: list[torch.Tensor] = []
         for path in self.paths:
             if len(out) == count:
                 break
             try:
-                img = open_rgb(path)
+                img = resized(path, self.resize)
             except ImageError:
                 continue
-            scale = self.size / min(img.size)
-            w, h = (
-                max(self.size, round(img.width * scale)),
-                max(self.size, round(img.height * scale)),
-            )
-            img = img.resize((w, h), Image.Resampling.BILINEAR)
+            w, h = img.size
             x, y = (w - self.size) // 2, (h - self.size) // 2
             out.append(to_tensor(img.crop((x, y, x + self.size, y + self.size)))[0])
         return torch.stack(out) if out else torch.zeros(0, 3, self.size, self.size)

@@ -6,7 +6,8 @@ and channels_last when configured) -> PerceptualLoss (nst.train.objective) -> ba
 Arbitrary-style methods (adain, stytr) also take the next style batch from a second stream,
 call the network as net(content, style, extras=True) and use their own loss
 (nst.train.arbitrary); only parameters that require grad (decoders, LoRA) are optimised, and
-the trainable share is printed and recorded (meta and hooks' "parameters").
+the parameters of every network (trainable, frozen, LoRA) are printed when it is built and
+recorded (the checkpoint's meta, the MLflow metrics parameters/*).
 
 Determinism: the network is initialised under torch.manual_seed(seed) (python `random` and
 numpy seeded alike); nothing else in the loop draws random numbers except the stream, whose
@@ -90,10 +91,31 @@ class TrainResult:
     parameters: dict[str, Any] = field(default_factory=dict)  # trainable vs frozen counts
 
 
+#: the warm-up's first factor: StyTr2's warm-up starts at a quarter of its post-warm-up lr
+#: (5e-4 * 0.1 = 5e-5 against 2e-4) and rises linearly to it
+WARMUP_START = 0.25
+
+
 def lr_factor(config: TrainConfig, step: int) -> float:
-    """constant: 1; cosine: (1 + cos(pi * step / steps)) / 2, from 1 down to 0 at the end."""
+    """The lr at `step` over config.lr. With W warm-up steps and t = step - W after them:
+
+        warm-up (step < W):  0.25 + 0.75 * step / W
+        constant:            1
+        cosine:              (1 + cos(pi * t / (steps - W))) / 2     1 down to 0 at the end
+        inverse:             1 / (1 + lr_decay * t)                 the references' decay
+
+    AdaIN's reference is inverse with lr 1e-4 and decay 5e-5, StyTr2's a 10k-step warm-up then
+    inverse with lr 2e-4 and decay 1e-5 (warm-up and decay as in diyiiyiii/StyTR-2's train.py).
+    Only cosine depends on `steps`, so only it refuses a resume that changes them."""
+    w = config.warmup
+    if step < w:
+        return WARMUP_START + (1.0 - WARMUP_START) * step / w
+    t = step - w
     if config.lr_schedule == "cosine":
-        return 0.5 * (1.0 + float(np.cos(np.pi * min(step, config.steps) / config.steps)))
+        span = config.steps - w
+        return 0.5 * (1.0 + float(np.cos(np.pi * min(t, span) / span)))
+    if config.lr_schedule == "inverse":
+        return 1.0 / (1.0 + config.lr_decay * t)
     return 1.0
 
 
@@ -135,7 +157,7 @@ def train(
         style = load_image(config.style, size=config.style_size or config.size)
     stream = ContentStream(
         config.data, config.size, config.batch_size, config.seed, world.rank, world.world_size,
-        warn=world.is_main,
+        warn=world.is_main, resize=config.resize,
     )  # fmt: skip
     bf16 = bf16_support(device) if config.dtype == "bfloat16" else ""
     if bf16 == "emulated" and world.is_main:
@@ -164,6 +186,14 @@ def _check_out(path: Path, config: TrainConfig, resume: bool) -> dict[str, Any] 
             diff = sorted(k for k in frozen if frozen[k] != now[k])
             raise NstError(
                 f"--resume: the config differs from the checkpoint's in {', '.join(diff)}"
+            )
+        if saved.lr_schedule == "cosine" and saved.steps != config.steps:
+            step = int(data["train"]["step"])
+            raise NstError(
+                f"--resume with steps {config.steps} (the checkpoint's run has {saved.steps}) under "
+                f"lr_schedule cosine would make the lr jump at step {step} from "
+                f"{lr_factor(saved, step) * saved.lr:.3g} to {lr_factor(config, step) * config.lr:.3g}: "
+                f"keep --steps {saved.steps}, or train with lr_schedule constant or inverse"
             )
         return data
     if path.exists():
@@ -221,16 +251,15 @@ def _run(
     val = stream.validation(config.val_images).to(device)
     val_style = style.to(device).expand(len(val), -1, -1, -1) if styles is not None else None
     extra: dict[str, Any] = {"weights": backbone.weights_info.identity,
-                             "style": str(config.styles if styles else config.style)}  # fmt: skip
+                             "style": str(config.styles if styles else config.style),
+                             "parameters": counts}  # fmt: skip
     encoder: WeightsInfo | None = None  # adain, stytr: the frozen encoders' weights
     if styles is not None:
-        extra["parameters"] = counts
         encoders = [m for m in net.modules() if isinstance(m, Backbone)]
         encoder = encoders[0].weights_info if encoders else None
         extra["encoder_weights"] = encoder.identity if encoder else ""
     if world.is_main:
-        if styles is not None:
-            print(arbitrary.describe_counts(counts), file=sys.stderr)
+        print(f"{config.method}: {arbitrary.describe_counts(counts)}", file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
         _trim_log(out / LOSSES, start)
         for stale in out.glob(f".{ckpt.CHECKPOINT}.*.tmp"):

@@ -4,7 +4,8 @@ One run per training (nst.tracking.transfer.transfer_run: config as params, prov
 strict or best-effort failure policy), holding
 
     metrics  loss/<term> per step (content, style, tv, total of the global batch), and at the
-             end final/<term>, images_per_second, seconds, peak_memory_mb, skipped_images
+             end final/<term>, images_per_second, seconds, peak_memory_mb, skipped_images;
+             parameters/<trainable|frozen|total|lora|trainable_share> of the network
     images   images/style.png, images/validation.png; samples: the validation photos stylised
              every sample_every steps, as image steps (the UI's step slider)
     tags     nst.kind=train, nst.method, nst.world_size, the loss backbone's weights
@@ -60,6 +61,8 @@ class MlflowHooks:
                         "nst.encoder.pretrained": str(bool(encoder.pretrained)).lower()})  # fmt: skip
         if info["start_step"]:
             t.set_tags({"nst.resumed_from": str(info["start_step"])})
+        counts = info.get("parameters") or {}
+        t.log_metrics({f"parameters/{k}": float(v) for k, v in counts.items()}, step=0)
         t.log_image(info["style"], "images/style.png")
         val = info["val"]
         if len(val):

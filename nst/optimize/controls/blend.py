@@ -44,15 +44,16 @@ def blended_grams(
     styles: Sequence[torch.Tensor],
     layers: Sequence[str],
     weights: Sequence[float],
-    normalize: bool,
 ) -> dict[str, torch.Tensor]:
-    """A^l = sum_i b_i' Gram(F_l(S_i)) for each style layer l (no gradient)."""
+    """A^l = sum_i b_i' Gram(F_l(S_i)) / (C_l M_l(S_i)) for each style layer l (no gradient):
+    normalised Grams, so styles of different sizes blend by their statistics, not their
+    pixel counts (Gatys normalisation rescales the blend: nst.optimize.objective)."""
     b = blend_weights(weights, len(styles))
     targets: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for bi, s in zip(b, styles, strict=True):
             feats = extract(s)
             for layer in layers:
-                g = bi * gram(feats[layer].float(), normalize=normalize)
+                g = bi * gram(feats[layer].float())
                 targets[layer] = g if layer not in targets else targets[layer] + g
     return targets

@@ -20,6 +20,7 @@ from nst.data.split import split_data
 from nst.methods.run import run_methods
 from nst.methods.spec import load_plan, resolve
 from nst.methods.stylizer import Stylizer
+from nst.models import get_model
 from nst.models.apply import stylize as apply_stylize
 from nst.models.io import load_model
 from nst.models.pairs import stylize_pairs
@@ -273,8 +274,14 @@ def test_a_left_out_method_is_a_stage_that_says_why_and_a_line_in_the_report(
     (section,) = methods_sections(out)
     assert "stytr is left out of the smoke profile: its encoder is random here" in section.note
     budget = next(t for t in section.tables if t.headers[1] == "steps (of the paper's)")
-    assert budget.rows == [["johnson", "2 of 40,000", "1 (paper 4)", "48 px"],
-                           ["adain", "2 of 160,000", "1 (paper 8)", "48 px"]]  # fmt: skip
+    johnson = sum(p.numel() for p in get_model("johnson", width=8).parameters())
+    adain = get_model("adain", encoder="efficientnet_lite0", layer="stage2", weights="random")
+    trained = sum(p.numel() for p in adain.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in adain.parameters())
+    assert budget.rows == [
+        ["johnson", "2 of 40,000", "1 (paper 4)", "48 px", f"{johnson:,} of {johnson:,}"],
+        ["adain", "2 of 160,000", "1 (paper 8)", "48 px", f"{trained:,} of {total:,}"],
+    ]  # every network's parameters are recorded with its run
 
 
 def saved_size(model: Path) -> int:

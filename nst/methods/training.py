@@ -71,7 +71,7 @@ def ensure_trained(
     if model.exists() and saved_config(model) == config:
         log(f"  {run.name}: trained already (same config), reused")
         return {"run": str(run), "model": str(model), "trained": False, "seconds": 0.0,
-                **_tracked_as(run)}  # fmt: skip
+                "parameters": _parameters(model), **_tracked_as(run)}  # fmt: skip
     if not allow_train:
         why = "has no model.pt" if not model.exists() else "holds a network of another config"
         raise NstError(f"{run} {why}: train it first ({hint})")
@@ -85,11 +85,20 @@ def ensure_trained(
         result = train(config, run, resume=same, progress=False, hooks=h)
         tracker = getattr(h, "tracker", None)
     record = {"run": str(run), "model": str(result.model), "trained": True,
-              "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+              "seconds": round(time.perf_counter() - t0, 3),
+              "parameters": result.parameters}  # fmt: skip
     if tracker is not None and tracker.run_id:  # the training's MLflow run, kept with the network
         text = json.dumps({"mlflow_run_id": tracker.run_id, "tracking_uri": tracker.uri}) + "\n"
         atomic_write(run / TRACKED, lambda f: f.write(text.encode()))
     return {**record, **_tracked_as(run)}
+
+
+def _parameters(model: Path) -> dict[str, Any]:
+    """The network's parameter counts its model file records (nst.train.loop), {} if none."""
+    try:
+        return dict(read_checkpoint(model)["meta"].get("parameters") or {})
+    except (NstError, OSError):
+        return {}
 
 
 def _tracked_as(run: Path) -> dict[str, str]:

@@ -134,13 +134,20 @@ def budget_table(found: MethodsResults) -> Table:
             continue
         steps, batch = config.get("steps"), config.get("batch_size", "?")
         paper = reference.get("steps")
+        counts: dict[str, Any] = next(
+            (r["parameters"] for r in info.get("runs", []) if r.get("parameters")), {}
+        )
+        params = (f"{counts['trainable']:,} of {counts['total']:,}"
+                  if counts.get("total") else "?")  # fmt: skip
         body.append([name, f"{steps:,} of {paper:,}" if paper else f"{steps:,}",
                      f"{batch} (paper {reference.get('batch_size', '?')})",
-                     f"{info.get('train_size', '?')} px"])  # fmt: skip
+                     f"{info.get('train_size', '?')} px", params])  # fmt: skip
     caption = ("Each trained network's budget: training steps here of the paper's schedule, "
-               "batch size and crop side. A network trained for a fraction of its schedule "
-               "shows what the method does early, not the paper's result.")  # fmt: skip
-    return Table(["method", "steps (of the paper's)", "batch", "training crops"], body, caption)
+               "batch size, crop side, and its trained parameters of all (frozen encoders "
+               "included). A network trained for a fraction of its schedule shows what the "
+               "method does early, not the paper's result.")  # fmt: skip
+    return Table(["method", "steps (of the paper's)", "batch", "training crops",
+                  "parameters trained"], body, caption)  # fmt: skip
 
 
 def _grid(found: MethodsResults, methods: list[str]) -> figs.Plot | None:

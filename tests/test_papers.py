@@ -22,7 +22,7 @@ from nst.models.decoder import MirrorDecoder, OutputLayer
 from nst.optimize.objective import Objective
 from nst.train import TrainConfig, train
 from nst.train.data import ContentStream
-from nst.train.loop import lr_factor
+from nst.train.schedule import lr_factor
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore")]
 

@@ -57,6 +57,7 @@ from nst.train import checkpoint as ckpt
 from nst.train.config import RESUMABLE_KEYS, TrainConfig
 from nst.train.data import ContentStream
 from nst.train.objective import TERMS, PerceptualLoss
+from nst.train.schedule import lr_factor
 from nst.train.validate import Validate, run_validation, sample
 
 LOSSES = "losses.jsonl"
@@ -89,34 +90,6 @@ class TrainResult:
     world_size: int = 1
     history: list[dict[str, float]] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)  # trainable vs frozen counts
-
-
-#: the warm-up's first factor: StyTr2's warm-up starts at a quarter of its post-warm-up lr
-#: (5e-4 * 0.1 = 5e-5 against 2e-4) and rises linearly to it
-WARMUP_START = 0.25
-
-
-def lr_factor(config: TrainConfig, step: int) -> float:
-    """The lr at `step` over config.lr. With W warm-up steps and t = step - W after them:
-
-        warm-up (step < W):  0.25 + 0.75 * step / W
-        constant:            1
-        cosine:              (1 + cos(pi * t / (steps - W))) / 2     1 down to 0 at the end
-        inverse:             1 / (1 + lr_decay * t)                 the references' decay
-
-    AdaIN's reference is inverse with lr 1e-4 and decay 5e-5, StyTr2's a 10k-step warm-up then
-    inverse with lr 2e-4 and decay 1e-5 (warm-up and decay as in diyiiyiii/StyTR-2's train.py).
-    Only cosine depends on `steps`, so only it refuses a resume that changes them."""
-    w = config.warmup
-    if step < w:
-        return WARMUP_START + (1.0 - WARMUP_START) * step / w
-    t = step - w
-    if config.lr_schedule == "cosine":
-        span = config.steps - w
-        return 0.5 * (1.0 + float(np.cos(np.pi * min(t, span) / span)))
-    if config.lr_schedule == "inverse":
-        return 1.0 / (1.0 + config.lr_decay * t)
-    return 1.0
 
 
 def seed_everything(seed: int) -> None:
@@ -192,7 +165,8 @@ def _check_out(path: Path, config: TrainConfig, resume: bool) -> dict[str, Any] 
             raise NstError(
                 f"--resume with steps {config.steps} (the checkpoint's run has {saved.steps}) under "
                 f"lr_schedule cosine would make the lr jump at step {step} from "
-                f"{lr_factor(saved, step) * saved.lr:.3g} to {lr_factor(config, step) * config.lr:.3g}: "
+                f"{lr_factor(saved, step) * saved.lr:.3g} to "
+                f"{lr_factor(config, step) * config.lr:.3g}: "
                 f"keep --steps {saved.steps}, or train with lr_schedule constant or inverse"
             )
         return data

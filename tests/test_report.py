@@ -159,6 +159,31 @@ def test_markdown_references_existing_pngs_and_pages(fake_report: Path) -> None:
     assert "## Backbones: VGG vs DeiT" in readme and "⚠ Random weights" in readme
 
 
+#: the HTML a Markdown page may render to; any other tag is text Markdown took for HTML
+MARKDOWN_TAGS = {"h1", "h2", "p", "em", "strong", "code", "pre", "a", "img", "blockquote",
+                 "table", "thead", "tbody", "tr", "th", "td", "br"}  # fmt: skip
+
+
+@pytest.mark.parametrize("which", ["fake_report", "real_report"])
+def test_markdown_pages_render_their_text_literally(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    """Rendered by a CommonMark renderer (with tables, raw HTML on, as GitHub's), every page
+    shows its text: "imagenet:<file> or random:seed=<s>" stays text, where <file> used to
+    vanish as a tag and <s> strike through the rest of the page."""
+    from markdown_it import MarkdownIt
+
+    render = MarkdownIt("commonmark").enable("table").render
+    report: Path = request.getfixturevalue(which)
+    seen = ""
+    for page in report.glob("*.md"):
+        html = render(page.read_text())
+        tags = set(re.findall(r"<([a-z][a-z0-9]*)[\s>/]", html))
+        assert tags <= MARKDOWN_TAGS, f"{page.name}: {sorted(tags - MARKDOWN_TAGS)}"
+        seen += html
+    assert "imagenet:&lt;file&gt; or random:seed=&lt;s&gt;" in seen
+
+
 def test_study_page_sections(fake_report: Path) -> None:
     html = (fake_report / "backbones.html").read_text()
     for title in ("Best trials", "Pareto front", "Parameter importances", "Optimisation history",

@@ -196,6 +196,22 @@ def inline_code(text: object) -> markupsafe.Markup:
     return markupsafe.Markup(re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped))
 
 
+#: what Markdown (CommonMark + GitHub tables) would read as markup or HTML, outside code spans
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#~|])")
+
+
+def markdown_text(text: object) -> str:
+    """`text` as Markdown shows it literally, on one line: outside `code` spans every character
+    Markdown or HTML would read as markup is backslash-escaped ("imagenet:<file>" would
+    otherwise be an HTML tag and vanish, "<s>" strike everything after it); code spans stay
+    code, with only `|` escaped (a table cell ends at an unescaped one, even in code)."""
+    parts = re.split(r"(`[^`\n]+`)", str(text).replace("\n", " "))
+    return "".join(
+        p.replace("|", "\\|") if i % 2 else MARKDOWN_SPECIAL.sub(r"\\\1", p)
+        for i, p in enumerate(parts)
+    )
+
+
 def write_pages(pages: list[Page], out: Path) -> list[Path]:
     """Render every page to HTML and Markdown, and the Markdown's PNGs; atomic writes."""
     try:
@@ -210,7 +226,7 @@ def write_pages(pages: list[Page], out: Path) -> list[Path]:
         lstrip_blocks=True,
     )
     env.filters["b64"] = lambda data: base64.b64encode(data).decode("ascii")
-    env.filters["md"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
+    env.filters["md"] = markdown_text
     env.filters["code"] = inline_code
     env.filters["plain"] = lambda text: str(text).replace("`", "")
     env.tests["link"] = lambda cell: isinstance(cell, Link)

@@ -328,3 +328,52 @@ def test_banner_names_the_methods_next_to_the_studies(
     assert 'id="random-weights-banner"' not in (tmp_path / "clean" / "index.html").read_text()
     note = methods_sections(results)[0].note  # the judge's line alone
     assert note.startswith("Judge: efficientnet_lite2") and "andom weights" not in note
+
+
+def test_degenerate_outputs_are_recorded_and_named_instead_of_ranked(
+    methods_results: Path, tmp_path: Path
+) -> None:
+    """results.csv records nst.metrics.degenerate of every result against its photo; a method
+    whose outputs are flat (or the photo) in at least half its pairs is not ranked: a flat grey
+    image wins on ssim, tv and patch_energy."""
+    import pandas as pd
+    import torch
+
+    from nst.images import load_image
+    from nst.metrics.degenerate import degenerate
+
+    results = copy_results(methods_results, tmp_path / "results")
+    table = pd.read_csv(results / "methods" / "results.csv", keep_default_na=False)
+    size = json.loads((results / "methods" / "summary.json").read_text())["size"]
+    for row in table.itertuples():
+        result = load_image(results / "methods" / str(row.image))
+        photo = load_image(SHARED_DATA / "content" / str(row.content), size=size)
+        assert row.degenerate == degenerate(result, photo), row.image
+    # adain's outputs turned flat grey, as evaluated: recorded near-uniform, with a top ssim
+    adain = table["method"] == "adain"
+    grey = torch.full((1, 3, 8, 8), 0.5)
+    table.loc[adain, "degenerate"] = degenerate(grey, torch.rand(1, 3, 8, 8))
+    table.loc[adain, "ssim"] = 0.99
+    table.to_csv(results / "methods" / "results.csv", index=False)
+    (section,) = methods_sections(results)
+    flagged = {}  # method -> its recorded reasons, where they cover at least half its pairs
+    for method, mine in table.groupby("method", sort=False):
+        bad = mine[mine["degenerate"] != ""]
+        if 2 * len(bad) >= len(mine):
+            flagged[method] = f"{bad['degenerate'].iloc[0]} in {len(bad)} of {len(mine)} pairs"
+    n = int(adain.sum())
+    assert flagged["adain"] == f"near-uniform in {n} of {n} pairs"
+    assert f"adain (near-uniform in {n} of {n} pairs)" in section.note
+    metric = next(t for t in section.tables if t.headers[0] == "metric")
+    assert metric.rows[-1] == ["degenerate outputs (not ranked)",
+                               *(flagged.get(m, "none") for m in metric.headers[1:])]  # fmt: skip
+    paired = next(t for t in section.tables if t.headers[0] == "methods")
+    for row in paired.rows:
+        a, b = str(row[0]).split(" − ")
+        text = " ".join(map(str, row))
+        if a in flagged or b in flagged:
+            assert text.count("not ranked") == 1 and "better" not in text, text
+            for m in {a, b} & set(flagged):
+                assert f"{m}'s outputs are {flagged[m]}" in text
+        else:
+            assert "not ranked" not in text

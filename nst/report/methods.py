@@ -25,7 +25,7 @@ from nst.report.training import curves_plot, training_curves
 
 TITLE = "Methods compared"
 CONTENT_METRIC, STYLE_METRIC = "ssim", "style_gram_dist"
-NON_METRICS = ("method", "content", "style", "image", "judge")
+NON_METRICS = ("method", "content", "style", "image", "judge", "degenerate")
 
 
 def methods_sections(results_dir: str | Path, found: MethodsResults | None = None) -> list[Section]:
@@ -43,8 +43,17 @@ def methods_section(found: MethodsResults) -> Section:
     summary, rows = found.summary, found.rows
     methods = [m for m in found.methods if m in set(rows["method"])]
     curves, problems, untrained = training_curves(found)
+    bad = degenerate_methods(rows)
+    unranked = (
+        "Not ranked, their outputs being no stylisation: "
+        + "; ".join(f"{m} ({why})" for m, why in bad.items())
+        + "."
+        if bad
+        else ""
+    )
     section = Section(TITLE, note=" ".join(filter(None, [banner(found), judge_note(found),
-                                                         left_out(found), *problems])))  # fmt: skip
+                                                         left_out(found), unranked,
+                                                         *problems])))  # fmt: skip
     grid = _grid(found, methods)
     if grid is not None:
         section.plots.append(grid)
@@ -218,6 +227,21 @@ def _interval(mine: pd.DataFrame, column: str) -> Interval:
     return interval(values, column, mine["content"].tolist(), mine["style"].tolist())
 
 
+def degenerate_methods(rows: pd.DataFrame) -> dict[str, str]:
+    """Method -> why it is not ranked: its outputs are degenerate (nst.metrics.degenerate:
+    near-uniform, or the photo itself) in at least half of its pairs, e.g. "near-uniform in 4
+    of 4 pairs". Results written before the check have no `degenerate` column: {}."""
+    if "degenerate" not in rows.columns:
+        return {}
+    out: dict[str, str] = {}
+    for method, mine in rows.groupby("method", sort=False):
+        reasons = mine["degenerate"].fillna("").astype(str)
+        bad = reasons[reasons != ""]
+        if len(bad) and 2 * len(bad) >= len(mine):
+            out[str(method)] = f"{' / '.join(sorted(set(bad)))} in {len(bad)} of {len(mine)} pairs"
+    return out
+
+
 def _metric_table(found: MethodsResults, methods: list[str]) -> Table:
     from nst.metrics.features import FEATURE_METRICS  # imports torch: only when a table is built
 
@@ -231,6 +255,9 @@ def _metric_table(found: MethodsResults, methods: list[str]) -> Table:
         label = figs.label(c) + (f" (judge {judge})" if judge and c in FEATURE_METRICS else "")
         body.append([label, *(_interval(rows[rows["method"] == m], c).text(figs.nice, sample=False)
                               for m in methods)])  # fmt: skip
+    bad = degenerate_methods(rows)
+    if bad:
+        body.append(["degenerate outputs (not ranked)", *(bad.get(m, "none") for m in methods)])
     caption = (f"Every metric's mean over the test pairs ({design(rows)}) with its interval "
                f"({describe(pairs=True)}), and seconds and peak memory per image (CPU: the "
                "process's peak resident set so far, an upper bound). The network-free metrics "
@@ -250,9 +277,16 @@ def _paired_table(found: MethodsResults, methods: list[str]) -> Table:
     metrics = [m for m in (*NETWORK_FREE, *FEATURE_METRICS) if m in found.rows.columns]
     rows = found.rows.assign(**{m: pd.to_numeric(found.rows[m], errors="coerce") for m in metrics})
     body: list[list[Cell]] = []
+    bad = degenerate_methods(rows)
     for i, a in enumerate(methods):
         for b in methods[i + 1 :]:
             line: list[Cell] = [f"{a} − {b}"]
+            unranked = [f"{m}'s outputs are {bad[m]}" for m in (a, b) if m in bad]
+            if unranked:  # a flat or unchanged image "wins" on ssim, tv, patch_energy
+                body.append(
+                    line + [f"not ranked: {'; '.join(unranked)}"] + [""] * (len(metrics) - 1)
+                )
+                continue
             for metric in metrics:
                 diff = paired_difference(rows, metric, a, b)
                 better = figs.metric_direction(metric) == "maximize"
@@ -265,7 +299,10 @@ def _paired_table(found: MethodsResults, methods: list[str]) -> Table:
                "\"A better\" is written only where that interval excludes zero on A's side; "
                "otherwise the difference is not resolved, and with fewer than 3 photos or styles "
                "(\"too few\") nothing is: the range of the per-pair differences is shown "
-               "instead. ↑ higher is better, ↓ lower is better.")  # fmt: skip
+               "instead. A method whose outputs are degenerate (near-uniform, or the photo "
+               "itself, in at least half its pairs: nst.metrics.degenerate) is not ranked, "
+               "since a flat image wins on ssim, tv and patch_energy. ↑ higher is better, ↓ "
+               "lower is better.")  # fmt: skip
     headers = ["methods", *(f"{m} {arrows[m]}" for m in metrics)]
     return Table(headers, body, caption)
 

@@ -478,3 +478,48 @@ def test_reports_which_backbone_arms_ran_pretrained_and_which_judge(fake_report:
     page = (fake_report / "backbones.html").read_text()
     assert "judge (held-out network)" in page and "9" * 64 in page
     assert "efficientnet_lite2 imagenet:efficientnet-lite2-9656183e.pth (pretrained)" in page
+
+
+def test_the_content_style_grid_names_study_and_trial_and_skips_non_stylisations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each cell is one study's best-trial result, named under it; the rule (in the caption)
+    puts pretrained studies first and skips results that are no stylisation: here study
+    alpha (pretrained) returned the photo itself for one pair, so beta's result shows there."""
+    from nst.report import compare
+    from nst.report.data import load_results
+
+    both = [("ssim", "maximize"), ("style_gram_dist", "minimize")]
+    results, data = tmp_path / "results", tmp_path / "data"
+    fake_study(results, data, "beta", {"lr": [0.1, 0.2]}, both, random_weights=True)
+    fake_study(results, data, "alpha", {"lr": [0.1, 0.2]}, both, random_weights=False)
+    from fake_study import noise_png
+
+    for i, image in enumerate(sorted(results.glob("*/images/*.png"))):
+        noise_png(
+            image, 1000 + i
+        )  # every result its own noise (the fixture reuses the photos' seeds)
+    for trial in (0, 1):  # alpha's best trials returned the first photo for pair 0
+        shutil.copy(
+            data / "content" / "photo0.png",
+            results / "alpha" / "images" / f"trial{trial:03d}_pair0.png",
+        )
+    seen: dict[str, object] = {}
+
+    def grid(cells, rows, cols, name, caption, empty="missing", cell_labels=()):  # type: ignore[no-untyped-def]
+        seen.update(cells=cells, cols=cols, rows=rows, caption=caption, labels=cell_labels)
+        return None
+
+    monkeypatch.setattr(compare.figs, "image_grid", grid)
+    section = compare.content_style_section(load_results(results))
+    names = {
+        (r, c): seen["labels"][i][j]  # type: ignore[index]
+        for i, r in enumerate(seen["rows"])
+        for j, c in enumerate(seen["cols"])
+    }  # type: ignore[arg-type]
+    assert names[("photo0", "paint0")] == "beta #0"  # alpha's were the photo itself
+    assert names[("photo1", "paint1")] == "alpha #0" and names[("photo0", "paint1")] == "alpha #0"
+    assert "pretrained come first" in str(seen["caption"]) and "its study and trial" in str(
+        seen["caption"]
+    )
+    assert "2 best-trial results left out as no stylisation" in section.note

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nst import NstError
 from nst.report import figures as figs
 from nst.report.data import StudyResults
 from nst.report.intervals import count, describe, design_text, interval, pair_counts
@@ -235,10 +236,12 @@ def _pair_label(pair: tuple[str, str]) -> str:
 
 
 def content_style_section(studies: list[StudyResults]) -> Section:
-    """Results of the best trials of every study on a content (rows) x style (columns) grid."""
-    results: dict[tuple[str, str], Path] = {}
+    """One result per content (rows) x style (columns) pair, named by study and trial, chosen by
+    GRID_RULE among the best trials of every study."""
+    candidates: dict[tuple[str, str], list[tuple[StudyResults, int, Path]]] = {}
     sources: dict[str, Path | None] = {}
-    for study in studies:
+    # studies whose networks are all pretrained first, then the others, each in name order
+    for study in sorted(studies, key=lambda s: s.random_weights):
         for best in study.summary.get("best_trials") or []:
             for pair in best.get(PAIRS) or []:
                 if not isinstance(pair, dict) or not pair.get("content") or not pair.get("style"):
@@ -248,30 +251,78 @@ def content_style_section(studies: list[StudyResults]) -> Section:
                 sources.setdefault(c, study.resolve(c))
                 sources.setdefault(s, study.resolve(s))
                 if result is not None:
-                    results.setdefault((c, s), result)
+                    entry = (study, int(best.get("number", -1)), result)
+                    candidates.setdefault((c, s), []).append(entry)
     title = "Content x style grid"
-    if not results:
+    if not candidates:
         return Section(
             title, note="Not available: no best trial lists its content/style pairs and results."
         )
-    all_contents = sorted({c for c, _ in results})
-    all_styles = sorted({s for _, s in results})
+    chosen, skipped = _choose(candidates, sources)
+    results = {k: v[2] for k, v in chosen.items()}
+    all_contents = sorted({c for c, _ in candidates})
+    all_styles = sorted({s for _, s in candidates})
     contents, styles = all_contents[:MAX_GRID], all_styles[:MAX_GRID]
     cells: list[list[Path | str | None]] = [["", *[sources.get(s) for s in styles]]]
     cells += [[sources.get(c), *[results.get((c, s)) for s in styles]] for c in contents]
+    named = [["", *([""] * len(styles))]]
+    named += [["", *(_from(chosen.get((c, s))) for s in styles)] for c in contents]
     labels = ["style →", *[Path(c).stem for c in contents]]
     cols = ["content ↓", *[Path(s).stem for s in styles]]
     caption = (
-        f"Results of the best trials of all studies: {count(len(contents), 'content image')} "
-        f"(rows) x {count(len(styles), 'style')} (columns), {count(len(results), 'pair')} "
-        "with a result; first row and column show the inputs."
+        f"One result per pair, {count(len(contents), 'content image')} (rows) x "
+        f"{count(len(styles), 'style')} (columns), {count(len(results), 'pair')} with a "
+        f"result; first row and column show the inputs; under each result, its study and "
+        f"trial. {GRID_RULE}"
     )
-    plot = figs.image_grid(cells, labels, cols, "content-style", caption, empty="not run")
-    return Section(
-        title,
-        note=_grid_note(studies, all_contents, all_styles, results),
-        plots=[plot] if plot else [],
+    plot = figs.image_grid(
+        cells, labels, cols, "content-style", caption, empty="no stylisation", cell_labels=named
     )
+    note = _grid_note(studies, all_contents, all_styles, results)
+    if skipped:
+        note += (
+            f" {count(skipped, 'best-trial result')} left out as no stylisation "
+            "(near-uniform, or the photo itself)."
+        )
+    return Section(title, note=note.strip(), plots=[plot] if plot else [])
+
+
+#: how content_style_section picks a pair's result, said in its caption
+GRID_RULE = (
+    "Rule: among each study's best trials that ran the pair (its best trial, or its Pareto "
+    "front in trial order), studies whose networks are all pretrained come first, then the "
+    "rest, each in name order; the first result that is a stylisation wins (not "
+    "near-uniform, not the photo itself: nst.metrics.degenerate)."
+)
+
+
+def _choose(
+    candidates: dict[tuple[str, str], list[tuple[StudyResults, int, Path]]],
+    sources: dict[str, Path | None],
+) -> tuple[dict[tuple[str, str], tuple[StudyResults, int, Path]], int]:
+    """GRID_RULE's pick per pair, and how many results were skipped as degenerate."""
+    from nst.images import load_image  # torch: only when a grid is built
+    from nst.metrics.degenerate import degenerate
+
+    chosen: dict[tuple[str, str], tuple[StudyResults, int, Path]] = {}
+    skipped = 0
+    for (c, s), entries in candidates.items():
+        photo = sources.get(c)
+        for entry in entries:
+            try:
+                why = degenerate(load_image(entry[2]), load_image(photo)) if photo else ""
+            except NstError:
+                why = ""  # unreadable: the grid says "missing" for it
+            if why:
+                skipped += 1
+                continue
+            chosen[(c, s)] = entry
+            break
+    return chosen, skipped
+
+
+def _from(entry: tuple[StudyResults, int, Path] | None) -> str:
+    return f"{entry[0].name} #{entry[1]}" if entry else ""
 
 
 def _grid_note(

@@ -333,10 +333,12 @@ def image_grid(
     name: str,
     caption: str,
     empty: str = "missing",
+    cell_labels: Sequence[Sequence[str]] = (),
 ) -> Plot | None:
     """A table of images (files or HxWx3 arrays; rows x columns). A text cell shows its text
     ("" is a blank, unframed corner); a missing image (None, or a file that cannot be read)
-    says `empty`."""
+    says `empty`. `cell_labels[r][c]`, when given, is written under that cell (where an image
+    came from)."""
     if not cells or not any(p is not None for row in cells for p in row):
         return None
     nrows, ncols = len(cells), max(len(r) for r in cells)
@@ -369,6 +371,9 @@ def image_grid(
                 ax.set_title(_wrap(col_labels[c]), fontsize=9)
             if c == 0:
                 ax.set_ylabel(row_labels[r], fontsize=8)
+            below = cell_labels[r][c] if r < len(cell_labels) and c < len(cell_labels[r]) else ""
+            if below:
+                ax.set_xlabel(_wrap(below), fontsize=7)
     return Plot(name, _render(fig), caption)
 
 

@@ -47,10 +47,7 @@ mlflow-server: setup ## MLflow server on 127.0.0.1:5001, PostgreSQL store (db ml
 	@BIN=$(BIN) bash scripts/mlflow_server.sh
 
 .PHONY: exps
-# one table per study: `dvc exp show` with every column would hide them all behind "..."
+# scripts/exps.py: one table per study in 100 columns; `dvc exp show` with every study's columns
+# folds them all into "…" below about 200
 exps: setup ## compare DVC experiments: per study, best values, complete trials, profile, budget
-	@for s in $$($(BIN)/python -c 'import yaml; print(*yaml.safe_load(open("params.yaml"))["experiments"])'); do \
-	  echo "== $$s"; \
-	  $(BIN)/dvc exp show --no-pager --drop '.*' \
-	    --keep "Experiment$$|Created$$|results/$$s/metrics.json:(best_|n_complete)|profile$$|study\.trials$$"; \
-	done
+	@set -o pipefail; $(BIN)/dvc exp show --json | $(BIN)/python scripts/exps.py

@@ -18,10 +18,11 @@ recipe(**values)` starts instead from the backbone family's default recipe
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
@@ -34,6 +35,33 @@ def field_(default: Any, help: str) -> Any:
     """A config field with its one-line description, which the CLI's --help, the docs and the
     report read from the field itself (dataclasses.fields(...)[i].metadata["help"])."""
     return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric config field: at least `low` (above it when `strict`)
+    and at most `high`. Every float field must also be finite (_check_types)."""
+
+    low: float
+    high: float = math.inf
+    strict: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.strict else value >= self.low
+        return above and value <= self.high
+
+    def __str__(self) -> str:  # in words: "steps must be at least 1, got 0"
+        if self.high < math.inf:
+            return f"in [{self.low:g}, {self.high:g}]"
+        if self.low == 0:
+            return f"{'positive' if self.strict else 'non-negative'} ({self.symbols})"
+        return f"{'greater than' if self.strict else 'at least'} {self.low:g}"
+
+    @property
+    def symbols(self) -> str:  # "lr must be a finite number >= 0, got nan"
+        if self.high < math.inf:
+            return str(self)
+        return f"{'>' if self.strict else '>='} {self.low:g}"
 
 
 #: VGG's preset (nst.backbones.registry.LAYER_PRESETS), kept for the modules that name it
@@ -149,6 +177,15 @@ class TransferConfig:
     mask: str = field_("", "grey mask image: white = stylise, black = keep the content")
     frame_every: int = field_(0, "capture a progress frame every k steps; 0: off")
 
+    #: the valid values of the numeric fields (check_ranges); the others need only be finite
+    RANGES: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(("steps", "size", "lbfgs_history"), Range(1)),
+        **dict.fromkeys(("feature_temperature", "style_scale"), Range(0, strict=True)),
+        **dict.fromkeys(("alpha", "beta", "gamma", "lr", "momentum", "weight_decay"), Range(0)),
+        **dict.fromkeys(("stop_rtol", "jitter", "shift_average", "frame_every"), Range(0)),
+        "init_blend": Range(0, 1),
+    }
+
     def __post_init__(self) -> None:
         _check_types(self)
         if self.backbone == AUTO:
@@ -167,20 +204,8 @@ class TransferConfig:
                     f"{name}_layer_weights has {len(weights)} values for {len(layers)} "
                     f"{name}_layers: give one weight per layer or none"
                 )
-        if self.feature_temperature <= 0:
-            raise NstError(f"feature_temperature must be positive, got {self.feature_temperature}")
-        for key in ("steps", "size"):
-            if getattr(self, key) < 1:
-                raise NstError(f"{key} must be at least 1, got {getattr(self, key)}")
-        for key in ("alpha", "beta", "gamma", "lr"):
-            if getattr(self, key) < 0:
-                raise NstError(f"{key} must be non-negative, got {getattr(self, key)}")
-        for key in ("jitter", "shift_average"):
-            if getattr(self, key) < 0:
-                raise NstError(f"{key} must be non-negative, got {getattr(self, key)}")
+        check_ranges(self)
         _check_controls(self)
-        if not 0.0 <= self.init_blend <= 1.0:
-            raise NstError(f"init_blend must be in [0, 1], got {self.init_blend}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TransferConfig:
@@ -294,12 +319,18 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
         if hint is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError("must be an integer")
-            return int(value)
+            try:
+                return int(value)
+            except (TypeError, ValueError, OverflowError):  # "many", inf
+                raise ValueError("must be an integer") from None
         if hint is float:
             # YAML 1.1 reads `1e4` as a string; accept it, but reject booleans and words.
             if isinstance(value, bool):
                 raise ValueError("must be a number")
-            return float(value)
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise ValueError("must be a number") from None
         if hint is str:
             if not isinstance(value, str):
                 raise ValueError("must be a string")
@@ -310,12 +341,30 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
 
 
 def _check_types(config: Any) -> None:  # any frozen config dataclass (TrainConfig too)
+    """Coerce each field to its type, and refuse a NaN or infinite number anywhere (before
+    any default is filled in: TrainConfig reads a negative alpha as "the method's")."""
     hints = typing.get_type_hints(type(config))
+    ranges: dict[str, Range] = getattr(type(config), "RANGES", {})
     for f in fields(config):
         value = getattr(config, f.name)
         coerced = coerce(f.name, value, hints[f.name])
+        items = coerced if isinstance(coerced, tuple) else (coerced,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+            valid = f" {ranges[f.name].symbols}" if f.name in ranges else ""
+            if isinstance(coerced, tuple):
+                raise NstError(f"{f.name} must be finite numbers, got {list(coerced)}")
+            raise NstError(f"{f.name} must be a finite number{valid}, got {coerced}")
         if coerced != value or type(coerced) is not type(value):
             object.__setattr__(config, f.name, coerced)
+
+
+def check_ranges(config: Any) -> None:
+    """Each numeric field of a config in its class's RANGES, or an NstError naming the field
+    and its valid range ("steps must be at least 1, got 0")."""
+    for key, valid in type(config).RANGES.items():
+        value = getattr(config, key)
+        if value not in valid:
+            raise NstError(f"{key} must be {valid}, got {value}")
 
 
 def _check_controls(config: TransferConfig) -> None:
@@ -326,8 +375,6 @@ def _check_controls(config: TransferConfig) -> None:
         raise NstError(
             f"style_blend {list(config.style_blend)}: weights must be >= 0 with a positive sum"
         )
-    if config.style_scale <= 0:
-        raise NstError(f"style_scale must be positive, got {config.style_scale}")
     if any(s < 1 for s in config.pyramid) or any(n < 1 for n in config.pyramid_steps):
         raise NstError("pyramid sizes and pyramid_steps must be at least 1")
     if config.pyramid_steps and len(config.pyramid_steps) != len(config.pyramid):
@@ -335,5 +382,3 @@ def _check_controls(config: TransferConfig) -> None:
             f"pyramid_steps has {len(config.pyramid_steps)} values for {len(config.pyramid)} "
             "pyramid stages: give one per stage or none"
         )
-    if config.frame_every < 0:
-        raise NstError(f"frame_every must be non-negative, got {config.frame_every}")

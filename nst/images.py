@@ -141,10 +141,33 @@ def save_image(
     return path
 
 
+def current_umask() -> int:
+    """The process's umask, read without setting it (os.umask can only read by writing, which
+    would change it for every thread meanwhile): Linux's /proc/self/status "Umask:" line, else
+    a set-and-restore with os.umask."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def new_file_mode() -> int:
+    """The mode open() gives a new file: 0o666 less the umask. tempfile.mkstemp makes 0600,
+    which a rename would keep: results other users of the machine could not read."""
+    return 0o666 & ~current_umask()
+
+
 def atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
-    """Call write(file) on a temporary file beside `path`, then rename it into place."""
+    """Call write(file) on a temporary file beside `path`, then rename it into place; the
+    file gets the mode a plain open() would give it (new_file_mode)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -319,3 +319,32 @@ def test_method_specific_options_are_validated_per_method() -> None:
     assert s.content_layers == ("relu4_1", "relu5_1") and len(s.style_layers) == 5
     assert (j.backbone, j.alpha, j.beta) == ("vgg16", 1.0, 4.0e5)
     assert TrainConfig.from_dict(a.to_dict()) == a
+
+
+@pytest.mark.parametrize("method", ["adain", "stytr"])
+def test_nst_train_of_an_arbitrary_style_method_needs_its_style_folder_named(
+    tmp_path: Path, capsys: Any, method: str
+) -> None:
+    """No --styles (nor `styles` in --config): one line, exit 2, no training on a data/style
+    the user never named. Named either way, the folder is the user's."""
+    from nst.cli import build_parser
+    from nst.cli.train import config_from_args
+
+    base = ["train", "--method", method, "--data", str(tmp_path), "--no-track",
+            "--device", "cpu", "--steps", "1", "--size", "32"]  # fmt: skip
+    out = tmp_path / "run"
+    assert main([*base, "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"nst train: error: --method {method} trains on a folder of style images: pass "
+        "--styles DIR (e.g. data/style, written by nst fetch)"
+    ]
+    assert not out.exists()
+    mine = tmp_path / "my_styles"
+    file = tmp_path / "train.yaml"
+    file.write_text(f"method: {method}\nstyles: {mine}\n")
+    for extra in (["--styles", str(mine)], ["--config", str(file)]):
+        args = build_parser().parse_args([*base, "--out", str(out), *extra])
+        assert config_from_args(args).styles == str(mine.resolve())
+    # johnson trains on one style image: no folder asked for
+    args = build_parser().parse_args(["train", "--out", str(out), "--style", "s.png"])
+    assert config_from_args(args).method == "johnson"

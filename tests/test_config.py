@@ -1,4 +1,5 @@
 import pytest
+import yaml
 
 from nst import NstError
 from nst.config import TransferConfig
@@ -176,3 +177,49 @@ def test_feature_transform_fields_are_checked():
         TransferConfig.from_dict({"feature_transform": "relu"})
     with pytest.raises(NstError, match="feature_temperature must be positive"):
         TransferConfig(feature_temperature=0.0)
+
+
+@pytest.mark.parametrize("command", ["transfer", "train"])
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--lr=nan", "lr must be a finite number >= 0, got nan"),
+        ("--alpha=inf", "alpha must be a finite number >= 0, got inf"),
+        ("--beta=-inf", "beta must be a finite number >= 0, got -inf"),
+        ("--size=0", "size must be at least 1, got 0"),
+        ("--steps=-1", "steps must be at least 1, got -1"),
+    ],
+)
+def test_non_finite_and_out_of_range_numbers_are_one_line_before_any_work(
+    tmp_path, capsys, command, option, message
+):
+    """Both configs (TransferConfig, TrainConfig) refuse them when built, naming the field and
+    its valid range: no torch traceback from a NaN learning rate hours later."""
+    from PIL import Image
+
+    from nst.cli import main
+
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (32, 32), (90, 120, 150)).save(photo)
+    out = tmp_path / ("out.png" if command == "transfer" else "run")
+    if command == "transfer":
+        argv = ["transfer", "--content", str(photo), "--style", str(photo), "--out", str(out)]
+    else:
+        argv = ["train", "--out", str(out), "--no-track", "--data", str(tmp_path),
+                "--style", str(photo)]  # fmt: skip
+    small = ["--size=32", "--steps=1", "--device=cpu"]  # quick, should a bad value get through
+    assert main([*argv, *small, option]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"nst {command}: error: {message}"]
+    assert not out.exists()
+
+
+def test_every_float_field_must_be_finite_lists_and_yaml_nan_included():
+    from nst.train.config import TrainConfig
+
+    with pytest.raises(NstError, match=r"^momentum must be a finite number >= 0, got nan$"):
+        TransferConfig.from_dict(yaml.safe_load("momentum: .nan"))
+    with pytest.raises(NstError, match=r"^style_blend must be finite numbers, got \[1.0, inf\]$"):
+        TransferConfig.from_dict({"style_blend": [1, "inf"]})
+    # TrainConfig reads a negative beta as "the method's default": -inf must not become one
+    with pytest.raises(NstError, match="beta must be a finite number >= 0, got -inf"):
+        TrainConfig.from_dict({"method": "adain", "beta": float("-inf")})

@@ -4,6 +4,8 @@ subprocess, runs:/ and models:/ URIs for `nst apply`, what the run logged), and 
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -121,9 +123,11 @@ def test_the_run_logged_params_curves_samples_checkpoint_and_model(
     assert {"images/style.png", "images/validation.png"} <= set(images)
     files = {f.path for f in client.list_artifacts(run_id, "checkpoint")}  # type: ignore[attr-defined]
     assert files == {"checkpoint/checkpoint.pt", "checkpoint/model.pt"}
-    model = {f.path for f in client.list_artifacts(run_id, "model")}  # type: ignore[attr-defined]
-    assert {"model/MLmodel", "model/artifacts", "model/mlflow_model.py"} <= model
-    assert "model/python_model.pkl" not in model  # a model from code: nothing pickled
+    (logged,) = client.search_logged_models([run.info.experiment_id])  # type: ignore[attr-defined]
+    assert logged.name == "model" and logged.source_run_id == run_id
+    model = {f.path for f in client.list_logged_model_artifacts(logged.model_id)}  # type: ignore[attr-defined]
+    assert {"MLmodel", "artifacts", "mlflow_model.py"} <= model
+    assert "python_model.pkl" not in model  # a model from code: nothing pickled
     (version,) = client.search_model_versions("name = 'tiny'")  # type: ignore[attr-defined]
     assert version.run_id == run_id and str(version.version) == "1"
 
@@ -190,3 +194,46 @@ def test_export_of_a_bad_model_is_one_line_exit_2_and_writes_nothing(
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "Traceback" not in err and message in err, err
     assert out.read_bytes() == b"keep me"
+
+
+def test_nst_apply_writes_images_others_can_read(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under umask 022 a stylised image is 0644, as any file a program writes, not 0600."""
+    photo = make_photos(tmp_path / "photos", n=1) / "p0.png"
+    old = os.umask(0o022)
+    try:
+        argv = ["apply", "--model", str(checkpoint), "--content", str(photo), "--out",
+                str(tmp_path / "out"), "--device", "cpu"]  # fmt: skip
+        assert main(argv) == 0, capsys.readouterr().err
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out" / "p0.png").stat().st_mode) == 0o644
+
+
+def test_an_output_that_cannot_be_written_is_one_line_before_any_work(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """export --onnx, apply --out and train --out under a regular file (no folder can be made
+    there), or naming a folder where a file goes: exit 2, one line naming the option."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    photo = make_photos(tmp_path / "photos", n=1) / "p0.png"
+    cases = [
+        (["export", "--model", str(checkpoint), "--onnx", str(blocker / "sub" / "net.onnx")],
+         f"--onnx {blocker / 'sub' / 'net.onnx'}: {blocker} is a file, so no folder can be made"),
+        (["export", "--model", str(checkpoint), "--onnx", str(tmp_path)],
+         f"--onnx {tmp_path} is a folder: name a file"),
+        (["apply", "--model", str(checkpoint), "--content", str(photo), "--out",
+          str(blocker / "out"), "--device", "cpu"],
+         f"--out {blocker / 'out'}: {blocker} is a file, so no folder can be made"),
+        (["train", "--out", str(blocker / "run"), "--no-track", "--data", str(photo.parent),
+          "--style", str(photo), "--steps", "1", "--size", "32"],
+         f"--out {blocker / 'run'}: {blocker} is a file, so no folder can be made"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert blocker.read_text() == "a file, not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "photos"]

@@ -1,5 +1,7 @@
 """Safe image loading: every bad file gives a one-line error naming it; every mode becomes RGB."""
 
+import os
+import stat
 import subprocess
 import sys
 
@@ -9,7 +11,7 @@ import torch
 from helpers import transfer_argv
 from PIL import Image
 
-from nst.images import LUMA, ImageError, fit_size, load_image, luma, save_image
+from nst.images import LUMA, ImageError, atomic_write, fit_size, load_image, luma, save_image
 from nst.metrics import fit_style, structure
 from nst.optimize.controls.color import RGB_TO_YIQ, luminance
 from nst.optimize.controls.masks import load_mask
@@ -121,6 +123,21 @@ def test_save_is_atomic_and_refuses_to_overwrite_inputs(tmp_path):
     assert out.exists() and [p.name for p in out.parent.iterdir()] == ["out.png"]  # no temp left
     with pytest.raises(ImageError, match="unknown image extension"):
         save_image(torch.zeros(1, 3, 8, 8), tmp_path / "out.xyz")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path, umask):
+    """Not mkstemp's 0600: results, configs and images others on the machine may read."""
+    old = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "notes.txt", lambda f: f.write(b"x"))
+        save_image(torch.rand(1, 3, 8, 8), tmp_path / "out.png")
+        with open(tmp_path / "plain.txt", "w"):
+            pass
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["notes.txt", "out.png", "plain.txt"], 0o666 & ~umask)
 
 
 def test_fit_size_keeps_the_aspect_rounds_to_multiples_and_floors_each_side():

@@ -180,6 +180,7 @@ def test_smoke_profile_runs_every_method_end_to_end(
         {r["method"]: float(r["ssim"]) for r in rows}, abs=1e-6
     )  # one pair each
     assert summary["judge"]["backbone"] == "efficientnet_lite2"
+    assert summary["judge"]["pretrained"] is True  # a JSON boolean, not the string "true"
     assert summary["random_weights_methods"] == ["stytr"]  # deit_tiny random in the smoke profile
     # a second run through the CLI reuses every trained network and rewrites the results
     before = {p: p.stat().st_mtime_ns for p in (root / "runs").rglob("model.pt")}

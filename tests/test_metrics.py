@@ -179,7 +179,7 @@ def test_the_default_judge_is_pretrained_and_not_the_run_backbone(evaluator: Eva
     lite2 = packaged_file("efficientnet_lite2")
     assert lite2 is not None
     held = evaluator.held_out
-    assert held["backbone"] == "efficientnet_lite2" and held["pretrained"] == "true"
+    assert held["backbone"] == "efficientnet_lite2" and held["pretrained"] is True
     assert held["weights"] == f"imagenet:{lite2.name}" and held["judge"] == "efficientnet"
     assert held["sha256"] == hashlib.sha256(lite2.read_bytes()).hexdigest()
     assert (
@@ -189,8 +189,7 @@ def test_the_default_judge_is_pretrained_and_not_the_run_backbone(evaluator: Eva
     assert held_out_identity("efficientnet_lite2").startswith("efficientnet_lite0 imagenet:")
     judge = Evaluator(exclude="efficientnet_lite2")
     assert (
-        judge.held_out["backbone"] == "efficientnet_lite0"
-        and judge.held_out["pretrained"] == "true"
+        judge.held_out["backbone"] == "efficientnet_lite0" and judge.held_out["pretrained"] is True
     )
     with pytest.raises(NstError, match="held-out"):
         evaluate(photo("coffee"), photo("coffee"), photo("coffee"),
@@ -205,7 +204,7 @@ def test_the_vgg_judge_stays_selectable(isolated_torch_home: Path) -> None:
     with pytest.warns(RandomWeightsWarning):
         judge = Evaluator(exclude="vgg16", judge="vgg")
     assert judge.held_out["backbone"] == "vgg19" and judge.held_out["judge"] == "vgg"
-    assert judge.held_out["weights"] == "random:seed=0" and judge.held_out["pretrained"] == "false"
+    assert judge.held_out["weights"] == "random:seed=0" and judge.held_out["pretrained"] is False
     assert held_out_identity("vgg16", judge="vgg") == "vgg19 random:seed=0"
     assert held_out_identity("deit_small", judge="vgg") == "vgg16 random:seed=0"
     with pytest.raises(NstError, match="held-out"):
@@ -290,7 +289,7 @@ def test_cli_evaluate_json_and_table(tmp_path: Path, capsys, isolated_torch_home
     assert 0.3 < out["values"]["ssim"] < 1.0
     assert out["directions"]["ssim"] == "maximize"
     assert out["held_out"]["backbone"] == "efficientnet_lite2"
-    assert out["held_out"]["pretrained"] == "true"
+    assert out["held_out"]["pretrained"] is True  # a JSON boolean, not the string "true"
     assert any("lpips" in n for n in out["notes"])
     assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", str(r),
                  "--exclude-backbone", "efficientnet_lite2"]) == 0  # fmt: skip
@@ -300,6 +299,9 @@ def test_cli_evaluate_json_and_table(tmp_path: Path, capsys, isolated_torch_home
     assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", str(r),
                  "--judge", "vgg", "--exclude-backbone", "vgg16"]) == 0  # fmt: skip
     assert "held-out network: vgg19 random:seed=0 (RANDOM weights" in capsys.readouterr().out
+    assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", str(r),
+                 "--judge", "vgg", "--exclude-backbone", "vgg16", "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["held_out"]["pretrained"] is False
     assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", "nope.png"]) == 2
     assert "nope.png: no such file" in capsys.readouterr().err
 
@@ -318,7 +320,7 @@ def test_cli_evaluate_on_a_shared_pair_names_a_pretrained_judge(
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     held = out["held_out"]
-    assert held["backbone"] == "efficientnet_lite2" and held["pretrained"] == "true"
+    assert held["backbone"] == "efficientnet_lite2" and held["pretrained"] is True
     assert held["weights"].startswith("imagenet:efficientnet-lite2-") and len(held["sha256"]) == 64
     assert not any("RANDOM" in n for n in out["notes"])
     assert out["values"]["ssim"] > 0.9 and out["values"]["style_gram_dist"] > 0.1

@@ -270,6 +270,19 @@ def test_banner_on_every_page_with_random_weights(fake_report: Path) -> None:
         assert html.index(BANNER) < html.index("<h2>"), name
 
 
+def test_the_banner_shows_only_on_pages_whose_networks_had_random_weights(tmp_path: Path) -> None:
+    both = [("ssim", "maximize"), ("style_gram_dist", "minimize")]
+    results = tmp_path / "results"
+    fake_study(results, tmp_path / "data", "randomnet", {"beta": [1e3, 1e4]}, both)
+    fake_study(results, tmp_path / "data", "pretrained", {"beta": [1e3, 1e4]}, both,
+               random_weights=False)  # fmt: skip
+    build_report(results, tmp_path / "reports", reconstruction_steps=0)
+    pages = {p.name: p.read_text() for p in (tmp_path / "reports").glob("*.html")}
+    assert BANNER in pages["index.html"] and BANNER in pages["randomnet.html"]
+    assert BANNER not in pages["pretrained.html"]
+    assert "⚠" not in (tmp_path / "reports" / "pretrained.md").read_text()
+
+
 def test_optuna_dashboard_link_reads_study_id_from_sqlite(tmp_path: Path) -> None:
     import optuna
 
@@ -283,6 +296,11 @@ def test_optuna_dashboard_link_reads_study_id_from_sqlite(tmp_path: Path) -> Non
     for page in ("solo.html", "index.html"):
         html = (tmp_path / "reports" / page).read_text()
         assert 'href="http://127.0.0.1:8080/dashboard/studies/2"' in html
+    # without a dashboard URL, the dashboard column holds the command that opens the study
+    build_report(results, tmp_path / "plain", reconstruction_steps=0)
+    for page in ("solo.html", "index.html"):
+        html = (tmp_path / "plain" / page).read_text()
+        assert f"<code>optuna-dashboard {storage}</code>" in html
 
 
 def test_mlflow_links_read_the_experiment_id_from_the_tracking_store(tmp_path: Path) -> None:
@@ -454,8 +472,15 @@ def test_banner_tells_random_backbones_apart_from_a_pretrained_judge(tmp_path: P
         "study randomnet" in text  # fmt: skip
     assert "Judge with random weights: oldjudge (random:seed=0)" in text
     assert "No judge recorded for study lossonly" in text
-    # every page carries the same banner; the overview names each study's network and judge
-    assert text in (tmp_path / "reports" / "randomnet.html").read_text()
+    # a study's page carries its own part only; the overview names each study's network and judge
+    page = (tmp_path / "reports" / "randomnet.html").read_text()
+    assert "study randomnet optimised seeded random backbone weights" in page
+    assert "oldjudge" not in page.split("<nav>")[0]
+    assert (
+        "Judge with random weights: oldjudge"
+        in (tmp_path / "reports" / "oldjudge.html").read_text()
+    )
+    assert 'id="random-weights-banner"' not in (tmp_path / "reports" / "lossonly.html").read_text()
     assert "<th>network</th>" in html and "<th>judge</th>" in html
     assert "vgg19 (random)" in html and "vgg16 random:seed=0 (random weights)" in html
 

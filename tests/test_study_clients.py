@@ -203,41 +203,90 @@ def test_metrics_json_puts_the_best_values_first(tmp_path: Path) -> None:
     assert keys[:2] == ["best_ssim", "best_style_gram_dist"] and "n_trials" in keys
 
 
-def test_make_exps_shows_each_studys_best_values_in_a_readable_table(tmp_path: Path) -> None:
+def git_dvc_repo(repo: Path, *scripts: str) -> None:
+    """`repo` as a git repository holding ROOT's `scripts`; `dvc init` is left to the caller."""
+    (repo / "scripts").mkdir(parents=True)
+    for name in scripts:
+        shutil.copy(ROOT / "scripts" / name, repo / "scripts")
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+
+
+def commit(repo: Path, message: str) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", message], cwd=repo, check=True)
+
+
+# the stages' metrics.json as nst.study.outputs (per study, from its budget) and nst.methods.run
+# (per method) write them
+WRITE_METRICS = """import json, pathlib, sys
+name, trials = sys.argv[1], int(sys.argv[2])
+n = trials or 8
+best = {"best_ssim": 0.5 + n / 100, "best_style_gram_dist": 1 / n}
+if name == "optimizers":
+    best = {"best_total": 1234.5678 * n}
+counts = {"n_trials": n, "n_complete": n - 1, "n_pruned": 1, "n_failed": 0, "n_skipped_images": 0}
+means = {"pairs": 4.0, "seconds": 12.345678, "peak_memory_mb": 2048.25, "ssim": 0.4567891,
+         "style_gram_dist": 0.0123456}
+metrics = {**best, **counts} if name != "methods" else {m: means for m in ("gatys", "adain")}
+pathlib.Path("results", name).mkdir(parents=True, exist_ok=True)
+pathlib.Path("results", name, "metrics.json").write_text(json.dumps(metrics))
+"""
+
+
+def test_make_exps_shows_each_studys_best_values_in_100_columns(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    repo.mkdir()
-    shutil.copy(ROOT / "dvc.yaml", repo)
+    git_dvc_repo(repo, "exps.py")
+    (repo / "write.py").write_text(WRITE_METRICS)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["experiments"] = ["loss_weights", "init"]
+    params["experiments"] = ["loss_weights", "optimizers", "train_johnson"]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for name in params["experiments"]:
-        (repo / "results" / name).mkdir(parents=True)
-        metrics = {"best_ssim": 0.5, "best_style_gram_dist": 0.25, "n_trials": 8,
-                   "n_complete": 7, "n_pruned": 1, "n_failed": 0, "n_skipped_images": 0}  # fmt: skip
-        (repo / "results" / name / "metrics.json").write_text(json.dumps(metrics))
+    stages = {"study": {"foreach": "${experiments}", "do": {
+                  "cmd": f"{sys.executable} write.py ${{item}} ${{study.trials}}",
+                  "params": ["profile", "study"],
+                  "metrics": [{"results/${item}/metrics.json": {"cache": False}}]}},
+              "methods": {"cmd": f"{sys.executable} write.py methods 0",
+                          "metrics": [{"results/methods/metrics.json": {"cache": False}}]}}  # fmt: skip
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
     # make's setup prerequisites, older than the stamp: `make exps` does not set up again
     for part in ("pyproject.toml", "requirements.lock", "scripts/setup.sh"):
-        (repo / part).parent.mkdir(exist_ok=True)
         (repo / part).touch()
     stamp = repo / "stamp"
     stamp.touch()
     os.utime(stamp, (stamp.stat().st_atime + 10, stamp.stat().st_mtime + 10))
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "COLUMNS": "200"}
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=repo, check=True, env=env)
-    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "baseline"], cwd=repo, check=True)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "COLUMNS": "100"}
+    dvc = [str(BIN / "dvc")]
+    subprocess.run([*dvc, "init", "-q"], cwd=repo, check=True, env=env)
+    subprocess.run([*dvc, "repro", "-q"], cwd=repo, check=True, env=env)
+    commit(repo, "baseline")
+    subprocess.run([*dvc, "exp", "run", "-q", "-n", "three-smoke-trials", "-S", "study.trials=3",
+                    "-S", "profile=smoke"], cwd=repo, check=True, env=env)  # fmt: skip
     shown = subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "exps", f"BIN={BIN}",
                             "STAMP=stamp"], cwd=repo, env=env, capture_output=True, text=True,
                            timeout=300)  # fmt: skip
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    out = shown.stdout
-    assert "== loss_weights" in out and "== init" in out
-    for column in ("results/init/metrics.json:best_style_gram_dist", "n_complete", "study.trials"):
-        assert column in out, out
-    assert "…" not in out  # nothing hidden at 200 columns
-    assert "results/init/metrics.json:n_pruned" not in out and "data.mirror" not in out
+    lines = shown.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100, shown.stdout
+    assert "…" not in shown.stdout, shown.stdout  # nothing cut
+    tables = {line.split()[1]: i for i, line in enumerate(lines) if line.startswith("== ")}
+    assert list(tables) == ["loss_weights", "optimizers", "train_johnson", "methods"]
+
+    def row(table: str, label: str) -> list[str]:
+        return next(line.split() for line in lines[tables[table] :] if line.startswith(label))
+
+    i = tables["loss_weights"]
+    assert lines[i + 1].split() == ["experiment", "created", "profile", "budget", "complete",
+                                    "ssim", "style_gram_dist"]  # fmt: skip
+    # the baseline: the profile's budget, 7 of 8 trials complete, the best values
+    assert row("loss_weights", "main")[3:] == ["quick", "profile", "7/8", "0.58", "0.125"]
+    # the experiment below it: its own budget and profile
+    assert row("loss_weights", "└")[1:2] + row("loss_weights", "└")[-5:] == [
+        "three-smoke-trials", "smoke", "3", "2/3", "0.53", "0.3333"]  # fmt: skip
+    assert row("optimizers", "└")[-2:] == ["2/3", "3704"]  # best_total 3703.7, whole
+    # the methods' means: one row per method, every mean
+    assert lines[tables["methods"] + 1].split() == ["experiment", "name", "pairs", "seconds",
+                                                    "peak_memory_mb", "ssim", "style_gram_dist"]  # fmt: skip
+    assert row("methods", "workspace")[1:] == ["gatys", "4", "12.35", "2048", "0.4568", "0.01235"]
 
 
 # ------------------------------------------------------------------------------ terminal
@@ -266,21 +315,49 @@ def test_the_progress_bar_counts_trials_against_the_budget_and_shows_the_best() 
     progress.close()
 
 
-def test_make_repro_says_which_stage_of_how_many_it_is_in(tmp_path: Path) -> None:
-    (tmp_path / "scripts").mkdir()
-    shutil.copy(ROOT / "scripts" / "repro.sh", tmp_path / "scripts")
-    (tmp_path / ".dvc").mkdir()
+PIPELINE = {"stages": {  # fetch -> study@a, study@b -> report; a study fails on "fail" in its input
+    "fetch": {"cmd": "echo fetched > data.txt", "outs": ["data.txt"]},
+    "study": {"foreach": ["a", "b"], "do": {
+        "cmd": "grep -qv fail input_${item}.txt && cat data.txt > study_${item}.txt && echo studied ${item}",
+        "deps": ["data.txt", "input_${item}.txt"], "outs": ["study_${item}.txt"]}},
+    "report": {"cmd": "cat study_a.txt study_b.txt > report.txt",
+               "deps": ["study_a.txt", "study_b.txt"], "outs": ["report.txt"]}}}  # fmt: skip
+
+
+def test_make_repro_shows_the_stages_run_and_sums_up_the_unchanged(tmp_path: Path) -> None:
+    git_dvc_repo(tmp_path, "repro.sh", "repro_progress.py")  # repro.sh runs `dvc init`
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(PIPELINE, sort_keys=False))
     (tmp_path / "params.yaml").write_text("profile: smoke\n")
+    for name in ("a", "b"):
+        (tmp_path / f"input_{name}.txt").write_text("ok\n")
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / ".venv" / "bin" / "python").symlink_to(sys.executable)
-    fake = tmp_path / "dvc"  # lists three stages, records each repro
-    fake.write_text('#!/bin/sh\nif [ "$1" = stage ]; then printf "fetch\\nstudy@a\\nreport\\n"; '
-                    'else echo "dvc $*"; fi\n')  # fmt: skip
-    fake.chmod(0o755)
-    proc = subprocess.run(["bash", str(tmp_path / "scripts" / "repro.sh")],
-                          env={**os.environ, "DVC": str(fake)}, capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(("==", "dvc"))]
-    assert lines[:6] == ["== [1/3] fetch ==", "dvc repro fetch", "== [2/3] study@a ==",
-                         "dvc repro study@a", "== [3/3] report ==", "dvc repro report"]  # fmt: skip
+
+    def repro() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(tmp_path / "scripts" / "repro.sh")],
+                              env={**os.environ, "DVC": str(BIN / "dvc")}, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+
+    first = repro()
+    assert first.returncode == 0, first.stderr
+    out = first.stdout.splitlines()
+    headers = [line for line in out if line.startswith("== [")]
+    assert headers == ["== [1/4] fetch ==", "== [2/4] study@a ==", "== [3/4] study@b ==",
+                       "== [4/4] report =="], first.stdout  # fmt: skip
+    assert "studied a" in out and "== 4 stages run, 0 unchanged ==" in out  # the stages' output
+    assert any(line.startswith("== make repro: done in") for line in out)
+    # a no-op: one line for the unchanged stages, not one each, and no guide to the outputs
+    again = repro()
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[0] == "pipeline up to date: 4 stages unchanged"
+    assert len(again.stdout.splitlines()) == 2 and "didn't change" not in again.stdout
+    # one study's input edited: that study runs (the report's input is the same: it does not)
+    (tmp_path / "input_b.txt").write_text("still ok\n")
+    third = repro().stdout.splitlines()
+    assert [line for line in third if line.startswith("==")][:2] == [
+        "== [3/4] study@b ==", "== 1 stage run, 3 unchanged =="]  # fmt: skip
+    # a failing stage: the exit status and DVC's error, nothing said to be up to date
+    (tmp_path / "input_a.txt").write_text("fail\n")
+    failed = repro()
+    assert failed.returncode != 0 and "study@a" in failed.stderr, failed.stderr
+    assert "== [2/4] study@a ==" in failed.stdout and "up to date" not in failed.stdout

@@ -74,3 +74,25 @@ def test_sigterm_stops_the_server_and_every_worker(tmp_path: Path) -> None:
     finally:
         for pid in processes_mentioning(str(db)):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    """A taken port: exit 2 with one line naming the port and --port, no "open http://..."
+    and no MLflow server (which would print its own error after ours and exit 0). In a
+    subprocess: `nst ui` execs MLflow, which must never replace the test process."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        db = tmp_path / "ui-busy.db"
+        done = subprocess.run(
+            [sys.executable, "-m", "nst", "ui", "--tracking-uri", f"sqlite:///{db}",
+             "--port", str(port)],
+            env=ENV, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"nst ui: error: port {port} on 127.0.0.1 is in use: pass --port N for a free one "
+        f"(e.g. --port {port + 1}), or stop what holds it"
+    ]
+    assert done.stdout == "" and not db.exists()

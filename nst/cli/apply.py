@@ -45,8 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nst import NstError
+    from nst.cli.options import check_output
     from nst.models.apply import stylize_files
 
+    check_output(args.out, "--out", folder=True)
     if args.size is not None and args.size < 1:
         raise NstError(f"--size must be at least 1, got {args.size}")
     if args.batch_size < 1:

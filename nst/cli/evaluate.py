@@ -56,7 +56,7 @@ def table(ev: Evaluation) -> str:
             arrow = "higher" if info.higher_is_better else "lower"
             lines.append(f"{info.group:8} {name:22} {ev.values[name]:10.4f}  {arrow}")
     held = ev.held_out
-    kind = "pretrained" if held["pretrained"] == "true" else "RANDOM weights"
+    kind = "pretrained" if held["pretrained"] else "RANDOM weights"
     lines.append(
         f"held-out network: {held['backbone']} {held['weights']} ({kind}, "
         f"sha256 {held['sha256'][:12]})"

@@ -29,10 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nst.cli.options import check_output
     from nst.models.export import CHECK_SHAPE, export_onnx
     from nst.models.io import describe
     from nst.models.uri import local_checkpoint
 
+    check_output(args.onnx, "--onnx")
     with local_checkpoint(args.model, args.tracking_uri) as path:
         result = export_onnx(path, args.onnx, opset=args.opset)
     shape = "x".join(map(str, CHECK_SHAPE))

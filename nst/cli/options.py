@@ -1,9 +1,12 @@
-"""Command-line options generated from TransferConfig: one --flag per config field."""
+"""Command-line options generated from TransferConfig: one --flag per config field; and the
+check every command makes of its output location before any work (check_output)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import typing
+from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from nst import NstError
@@ -80,3 +83,35 @@ def config_from_args(args: argparse.Namespace) -> tuple[TransferConfig, str]:
     return config.replace(
         **{**typed, "backbone": backbone}
     ), f"{requested} -> {backbone} ({reason})"
+
+
+def check_output(path: str | Path, option: str, *, folder: bool = False) -> Path:
+    """`path`, a file (or with folder=True a folder) that a command will write, checked before
+    any work: an NstError naming `option` unless it can be written. Folders on the way may be
+    missing (they are made on writing), but the nearest existing one must be a writable folder,
+    not a file: a run must not end in a traceback after its work, its result lost."""
+    target = Path(path).expanduser()
+    wanted = "folder" if folder else "file"
+    if _exists(target) and target.is_dir() != folder:
+        kind = "folder" if target.is_dir() else "file"
+        raise NstError(f"{option} {path} is a {kind}: name a {wanted}")
+    existing = target if folder else target.parent
+    while not _exists(existing):
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NstError(
+            f"{option} {path}: {existing} is a file, so no folder can be made there; "
+            f"choose another {option}"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise NstError(
+            f"{option} {path}: no permission to write in {existing}; choose another {option}"
+        )
+    return target
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except PermissionError:  # an unsearchable folder above: the access check names it
+        return True

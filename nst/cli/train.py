@@ -11,7 +11,10 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from nst import NstError
+from nst.cli.options import check_output
 from nst.cli.transfer import add_tracking_options
+from nst.config import read_yaml
 from nst.train.config import METHOD_DEFAULTS, TrainConfig, field_names, field_type
 
 HELP = "train a feed-forward style network (johnson; arbitrary-style adain, stytr)"
@@ -73,16 +76,27 @@ def requested_values(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+def styles_named(args: argparse.Namespace) -> bool:
+    """Whether the user named the style folder: --styles, or `styles` in the --config file."""
+    return args.cfg_styles is not None or bool(args.config and "styles" in read_yaml(args.config))
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from nst.train import checkpoint
 
     requested = requested_values(args)
     if not args.resume:
-        return TrainConfig.from_dict(requested)
+        config = TrainConfig.from_dict(requested)
+        if config.arbitrary and not styles_named(args):
+            # TrainConfig's default folder is for programs that name theirs; a user who named
+            # none would train, for hours, on whatever data/style holds
+            raise NstError(
+                f"--method {config.method} trains on a folder of style images: pass --styles "
+                "DIR (e.g. data/style, written by nst fetch)"
+            )
+        return config
     path = Path(args.out) / checkpoint.CHECKPOINT
     if not path.exists():
-        from nst import NstError
-
         raise NstError(f"--resume: no checkpoint at {path}; start without --resume")
     data = checkpoint.read_training(path)
     saved = checkpoint.saved_config(data, path)
@@ -98,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from nst.train.distributed import world_from_env
 
     config = config_from_args(args)
+    check_output(args.out, "--out", folder=True)
     world = world_from_env()
     track = not args.no_track and world.is_main
     if track:

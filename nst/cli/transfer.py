@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from nst import NstError
-from nst.cli.options import add_config_options, config_from_args
+from nst.cli.options import add_config_options, check_output, config_from_args
 
 if TYPE_CHECKING:  # torch and the loop are imported by run(), so `nst --help` stays instant
     from nst.config import TransferConfig
@@ -131,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
     style_paths = [s for v in args.style for s in (x.strip() for x in v.split(",")) if s]
     if args.out in (args.content, *style_paths):
         raise NstError(f"--out {args.out} is an input image; choose another output path")
+    check_output(args.out, "--out")
+    if args.frames_out:
+        check_output(args.frames_out, "--frames-out")
     if args.frames_out and config.frame_every == 0:  # asked for frames: about 30 of them
         config = config.replace(frame_every=max(1, config.steps // 30))
     content = load_image(args.content)

@@ -8,8 +8,10 @@ experiments go to mlartifacts/ beside the database, as they do for runs logged b
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shlex
+import socket
 import sys
 
 from nst import NstError
@@ -57,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     uri = resolve_tracking_uri(args.tracking_uri)
     if uri.startswith(("http://", "https://")):
         raise NstError(f"{uri} is a tracking server already: open it in a browser instead")
+    if not args.dry_run:
+        check_port(args.host, args.port)
     db = sqlite_path(uri)
     if db is not None and not db.exists():
         print(
@@ -76,6 +80,29 @@ def run(args: argparse.Namespace) -> int:
     # server; an extra parent would die alone and leave the server holding the port
     os.execve(cmd[0], cmd, ui_environment())
     return 0  # not reached
+
+
+def check_port(host: str, port: int) -> None:
+    """NstError naming the port unless `host:port` can be bound now: MLflow's server, started
+    on a taken port, prints its own "address already in use" after ours and exits 0."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as err:
+        raise NstError(f"--host {host}: not an address of this machine ({err})") from None
+    with socket.socket(family, kind, proto) as s:
+        # as the server binds: a port left in TIME_WAIT by a stopped server is free
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise NstError(
+                    f"port {port} on {host} is in use: pass --port N for a free one (e.g. "
+                    f"--port {port + 1 if port < 65535 else 5000}), or stop what holds it"
+                ) from None
+            raise NstError(
+                f"{host}:{port} cannot be bound ({err.strerror}): choose another --host or --port"
+            ) from None
 
 
 def ui_environment() -> dict[str, str]:

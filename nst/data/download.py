@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from nst import NstError, __version__
-from nst.images import open_rgb
+from nst.images import new_file_mode, open_rgb
 
 USER_AGENT = f"nst/{__version__} (neural style transfer research harness; python-urllib)"
 CHUNK = 1 << 16
@@ -128,6 +128,7 @@ def _fetch_once(
 ) -> tuple[str, int]:
     if opts.partial is None:
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.fchmod(fd, new_file_mode())  # renamed into place: readable like any new file
         os.close(fd)
         tmp = Path(tmp_name)
     else:

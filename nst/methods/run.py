@@ -24,6 +24,7 @@ import csv
 import io
 import json
 import shutil
+import time
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,9 +37,11 @@ from nst.methods.spec import MethodPlan, Plan, load_plan
 from nst.methods.stylizer import Stylizer
 from nst.methods.training import Hooks, Log, train_method
 from nst.metrics import Evaluator
+from nst.metrics.degenerate import degenerate
 from nst.metrics.features import shared_family
 
-FIXED_COLUMNS = ("method", "content", "style", "seconds", "peak_memory_mb", "image", "judge")
+FIXED_COLUMNS = ("method", "content", "style", "seconds", "peak_memory_mb", "image", "judge",
+                 "degenerate")  # fmt: skip
 HEADLINE = ("ssim", "style_gram_dist")  # the content and the style metric of metrics.json
 
 
@@ -78,9 +81,10 @@ def run_methods(
     split = select(data, "test", plan.contents, plan.styles, root, plan.who)
     stage = root / f".staging-{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}"
     stage.mkdir()
+    started = time.time()
     try:
         rows, methods, judge = _run(plan, split, root, stage, log, train, hooks)
-        _write(root, stage, plan, split, rows, methods, judge, Path(data))
+        _write(root, stage, plan, split, rows, methods, judge, Path(data), started)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return root
@@ -94,7 +98,7 @@ def _run(
     log: Log,
     train: bool,
     hooks: Hooks | None,
-) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, str]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     built: dict[str, dict[str, Stylizer]] = {}
     methods: dict[str, Any] = {}
     for m in plan.methods:
@@ -125,6 +129,7 @@ def _run(
     for m in plan.methods:
         log(f"== evaluate {m.name} (judge {judge['backbone']}) ==")
         stylizers = built[m.name]
+        start = time.time()
         for cpath, content in contents:
             for spath, style in styles:
                 stylizer = stylizers.get(spath.name) or stylizers["*"]
@@ -139,8 +144,12 @@ def _run(
                              "seconds": round(done.seconds, 4),
                              "peak_memory_mb": round(done.peak_memory_mb, 1),
                              "image": rel.as_posix(), "judge": judge["backbone"],
+                             "degenerate": degenerate(done.image, content),
                              **values})  # fmt: skip
                 log(f"  {cpath.name} x {spath.name}: {done.seconds:.2f} s")
+        # when its stylisations and their judging ran (seconds since the epoch): the span of
+        # its MLflow run, logged afterwards (nst.methods.tracking)
+        methods[m.name]["evaluated"] = {"start": round(start, 3), "end": round(time.time(), 3)}
     return rows, methods, judge
 
 
@@ -151,8 +160,9 @@ def _write(
     split: Selection,
     rows: list[dict[str, Any]],
     methods: dict[str, Any],
-    judge: dict[str, str],
+    judge: dict[str, Any],
     data: Path,
+    started: float,
 ) -> None:
     metrics = sorted({k for r in rows for k in r} - set(FIXED_COLUMNS))
     buf = io.StringIO()
@@ -168,6 +178,7 @@ def _write(
         "data_source": source, "split": split.facts, "methods": methods, "judge": judge,
         "metrics": metrics, "random_weights_methods": random, "left_out": plan.left_out,
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "nst_version": __version__,
+        "started": round(started, 3),  # seconds since the epoch: the comparison run's start
     }  # fmt: skip
     old = root / f".old-{stage.name}"
     if (root / "images").exists():

@@ -5,11 +5,16 @@
                               nst.methods.profile
     methods-<profile>         the comparison's parent run: the spec's settings as params,
                               results.csv and summary.json as artifacts, tags nst.kind=methods,
-                              the judge, the data lock, nst.warning when random weights ran
+                              the judge, the data lock, nst.warning when random weights ran;
+                              its description (mlflow.note.content) the spec's, then links to
+                              every training run (the train stages ran before it existed)
       <method>                a nested run per method: its config as params (config.<key>),
                               mean/<metric> as metrics over the held-out
                               pairs, seconds and peak_memory_mb per image, its networks'
-                              weights as tags, its images as artifacts (images/)
+                              weights as tags, its images as artifacts (images/), its
+                              training runs' ids (nst.methods.train_runs) and links to them
+                              (its description); it spans the method's evaluation (start and
+                              end from summary.json's methods.<name>.evaluated)
 
 The files under results/methods/ stay the record of truth; tracking is best-effort (a store
 that fails warns and the comparison's files are written all the same).
@@ -27,6 +32,7 @@ from typing import Any
 
 from nst.methods.run import method_means
 from nst.methods.training import Hooks
+from nst.tracking.store import NOTE
 from nst.train.config import TrainConfig
 
 EXPERIMENT = "methods"
@@ -41,7 +47,8 @@ def training_hooks(uri: str | None, profile: str, experiment: str = EXPERIMENT) 
 
         with training_run(config, tracking_uri=uri, experiment=experiment,
                           run_name=f"train-{label}", mode="best-effort",
-                          tags={"nst.methods.profile": profile}) as h:  # fmt: skip
+                          tags={"nst.methods.profile": profile},
+                          experiment_kind="methods") as h:  # fmt: skip
             yield h
 
     return hooks
@@ -58,24 +65,58 @@ def log_comparison(root: Path, uri: str | None, experiment: str = EXPERIMENT) ->
     with (root / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
     try:
+        links = _training_links(uri, summary)
+        tags = _parent_tags(summary)
+        listed = "\n".join(line for lines in links.values() for line in lines)
+        if listed:
+            tags[NOTE] = "\n\n".join(filter(None, [tags.get(NOTE), "Training runs:\n\n" + listed]))
         parent = start_parent_run(f"methods-{summary['profile']}", tracking_uri=uri,
-                                  experiment=experiment, tags=_parent_tags(summary))  # fmt: skip
+                                  experiment=experiment, tags=tags, experiment_kind="methods",
+                                  start_time=summary.get("started"))  # fmt: skip
         update_run(parent, tracking_uri=uri, params=_parent_params(summary))
         _artifacts(uri, parent, [root / "results.csv", root / "summary.json"], "")
         for name, info in summary["methods"].items():
             mine = [r for r in rows if r["method"] == name]
-            child = start_parent_run(name, tracking_uri=uri, experiment=experiment,
-                                     tags={"mlflow.parentRunId": parent, **_method_tags(name, info)})  # fmt: skip
+            tags = {"mlflow.parentRunId": parent, **_method_tags(name, info)}
+            if links[name]:
+                tags[NOTE] = "Trained in:\n\n" + "\n".join(links[name])
+            span = info.get("evaluated") or {}
+            child = start_parent_run(name, tracking_uri=uri, experiment=experiment, tags=tags,
+                                     experiment_kind="methods", start_time=span.get("start"))  # fmt: skip
             means = method_means(mine, {name: info}, summary["metrics"])[name]
             update_run(child, tracking_uri=uri, params=_method_params(info),
                        metrics={f"mean/{k}" if k != "pairs" else k: v for k, v in means.items()})  # fmt: skip
             _artifacts(uri, child, [root / "images" / name], "images")
-            end_run(child, tracking_uri=uri)
+            end_run(child, tracking_uri=uri, end_time=span.get("end"))
         end_run(parent, tracking_uri=uri)
     except TrackingError as err:
         warnings.warn(f"the comparison is not in MLflow: {err}", TrackingWarning, stacklevel=2)
         return None
     return parent
+
+
+def _training_links(uri: str, summary: dict[str, Any]) -> dict[str, list[str]]:
+    """Per method, a Markdown list item per training run: a link to the run's page in the UI
+    (#/experiments/<id>/runs/<run id>) named by its run name, or the bare id when this store
+    has no such run (trained against another store)."""
+    from nst.tracking.store import _client, store_errors
+
+    client = _client(uri)
+    out: dict[str, list[str]] = {}
+    for name, info in summary["methods"].items():
+        out[name] = []
+        for record in info.get("runs", []):
+            run_id = record.get("mlflow_run_id")
+            if not run_id:
+                continue
+            try:
+                run = client.get_run(run_id)
+            except store_errors():
+                out[name].append(f"- {name}: MLflow run {run_id} (not in {uri})")
+                continue
+            page = f"#/experiments/{run.info.experiment_id}/runs/{run_id}"
+            out[name].append(f"- {name}: [{run.info.run_name}]({page})")
+    return out
 
 
 def _parent_tags(summary: dict[str, Any]) -> dict[str, str]:
@@ -85,14 +126,14 @@ def _parent_tags(summary: dict[str, Any]) -> dict[str, str]:
     tags = {"nst.kind": "methods", "nst.profile": str(summary["profile"]),
             "nst.judge": str(judge.get("backbone", "")),
             "nst.judge.weights": str(judge.get("weights", "")),
-            "nst.judge.pretrained": str(judge.get("pretrained", "")),
+            "nst.judge.pretrained": str(judge.get("pretrained", "")).lower(),
             "nst.judge.excluded": str(judge.get("excluded", "")),
             "nst.judge.shared_family": str(judge.get("shared_family", ""))}  # fmt: skip
     identity = data_identity(Path(summary["data"]))
     if identity:
         tags[f"nst.{DATA_LOCK_SHA256}"] = identity
     if summary.get("description"):
-        tags["mlflow.note.content"] = str(summary["description"])
+        tags[NOTE] = str(summary["description"])
     random = summary.get("random_weights_methods") or []
     if random:
         tags["nst.warning"] = f"random weights in {', '.join(random)}: not a measurement"

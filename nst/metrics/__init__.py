@@ -29,6 +29,7 @@ Every metric's formula, range, direction and reference is in its docstring and i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -118,7 +119,7 @@ class Evaluation:
 
     values: dict[str, float]
     notes: tuple[str, ...] = ()
-    held_out: dict[str, str] = field(default_factory=dict)
+    held_out: dict[str, Any] = field(default_factory=dict)
 
 
 #: the smallest image side the metrics accept (SSIM's window, the patch grid)
@@ -163,7 +164,7 @@ class Evaluator:
         self.patch = patch
 
     @property
-    def held_out(self) -> dict[str, str]:
+    def held_out(self) -> dict[str, Any]:
         return self.network.identity()
 
     def evaluate(

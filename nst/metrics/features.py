@@ -133,7 +133,7 @@ def shared_family(name: str, exclude: Exclude) -> str:
     return mine if mine and any(family(n) == mine for n in excluded(exclude)) else ""
 
 
-def shared_family_note(held_out: dict[str, str]) -> str:
+def shared_family_note(held_out: dict[str, Any]) -> str:
     """One line for a judge that shares its family with a network the results used, else ""."""
     from nst.backbones.registry import family
 
@@ -197,10 +197,12 @@ class HeldOutNetwork:
     def weights_identity(self) -> str:
         return self.backbone.weights_info.identity
 
-    def identity(self) -> dict[str, str]:
+    def identity(self) -> dict[str, Any]:
+        """The judge's facts: strings, but `pretrained` a bool (JSON documents get a boolean;
+        MLflow tags, strings, get "true"/"false" from whoever writes them)."""
         info = self.backbone.weights_info
         return {"backbone": self.name, "weights": info.identity, "sha256": info.sha256,
-                "pretrained": str(info.pretrained).lower(), "judge": self.judge,
+                "pretrained": info.pretrained, "judge": self.judge,
                 "excluded": ",".join(self.excluded),
                 "shared_family": shared_family(self.name, self.excluded)}  # fmt: skip
 

@@ -3,12 +3,15 @@
 The MLflow model is a pyfunc `PythonModel` wrapper (StylizerModel) around the weights-only
 checkpoint (nst.models.io), kept as the model's artifact `checkpoint` (artifacts/model.pt),
 saved as a "model from code" (nst/models/mlflow_model.py): nothing in it is pickled.
+A training run logs it as an MLflow 3 logged model (log_mlflow_model: the experiment's
+"Logged models" tab, linked to its source run, with the run's params and final metrics).
 A wrapper rather than `mlflow.pytorch.log_model`, because that flavour pickles the whole
 nn.Module (loading it runs pickled code) and feeds predict's input to forward as is, so it
 cannot take the NxHxWx3 arrays image libraries produce. Here, in any Python process where
 nst is importable:
 
-    model = mlflow.pyfunc.load_model("runs:/<run id>/model")   # or models:/NAME/VERSION
+    model = mlflow.pyfunc.load_model("runs:/<run id>/model")   # or models:/NAME/VERSION,
+                                                                # or models:/<logged model id>
     y = model.predict(x)   # x: float32 N x H x W x 3 or N x 3 x H x W in [0, 1]
 
 returns the stylised batch in x's layout and shape. The layout is read from the shape: last
@@ -40,6 +43,9 @@ from nst import NstError
 from nst.models.uri import quiet
 
 CHECKPOINT_ARTIFACT = "checkpoint"
+#: a training run's logged model's name: runs:/<run id>/model is the model named so whose
+#: source run is that run (MLflow 3 resolves runs:/<id>/<name> to such a logged model)
+MODEL_NAME = "model"
 
 
 def to_nchw(x: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -118,8 +124,9 @@ def requirements() -> list[str]:
     ]
 
 
-def save_mlflow_model(checkpoint: str | Path, path: str | Path) -> Path:
-    """Write the MLflow model of `checkpoint` (a model.pt) into the new folder `path`."""
+def save_mlflow_model(checkpoint: str | Path, path: str | Path, mlflow_model: Any = None) -> Path:
+    """Write the MLflow model of `checkpoint` (a model.pt) into the new folder `path`;
+    `mlflow_model` (an mlflow.models.Model) carries the logged model's and run's ids."""
     import mlflow.pyfunc
 
     from nst.models.io import read_checkpoint
@@ -134,6 +141,52 @@ def save_mlflow_model(checkpoint: str | Path, path: str | Path) -> Path:
         mlflow.pyfunc.save_model(
             path=str(path), python_model=str(code),
             artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=signature(inputs),
-            pip_requirements=requirements(),
+            pip_requirements=requirements(), mlflow_model=mlflow_model,
         )  # fmt: skip
     return path
+
+
+def log_mlflow_model(
+    client: Any,
+    run_id: str,
+    checkpoint: str | Path,
+    *,
+    name: str = MODEL_NAME,
+    metrics: dict[str, float] | None = None,
+    step: int = 0,
+) -> Any:
+    """Log the MLflow model of `checkpoint` as an MLflow 3 logged model of run `run_id`'s
+    experiment and return it (an mlflow.entities.LoggedModel): named `name` (runs:/<run id>/<name> resolves to it),
+    source_run_id the run, the run's params as its params, `metrics` logged to the run at
+    `step` linked to it, and recorded as the run's output (the run page lists it). What
+    mlflow.pyfunc.log_model does, through an explicit client: its fluent form would use the
+    process-wide tracking URI. The model is READY once its files are in, FAILED otherwise."""
+    import tempfile
+    import time
+
+    from mlflow.entities import LoggedModelOutput, Metric
+    from mlflow.models import Model
+
+    from nst.models.io import read_checkpoint
+    from nst.tracking.store import log_batch
+
+    run = client.get_run(run_id)
+    meta = read_checkpoint(checkpoint).get("meta", {})
+    model = client.create_logged_model(
+        run.info.experiment_id, name=name, source_run_id=run_id, params=dict(run.data.params),
+        tags={"nst.method": str(meta.get("method", ""))}, model_type="nst-stylizer",
+    )  # fmt: skip
+    try:
+        with tempfile.TemporaryDirectory(prefix="nst-mlflow-model-") as tmp:
+            ids = Model(artifact_path=model.artifact_location, run_id=run_id,
+                        model_uuid=model.model_id, model_id=model.model_id)  # fmt: skip
+            folder = save_mlflow_model(checkpoint, Path(tmp) / name, ids)
+            client.log_model_artifacts(model.model_id, str(folder))
+        client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=step)])
+        ts = int(time.time() * 1000)
+        log_batch(client, run_id, metrics=[Metric(k, float(v), ts, step, model_id=model.model_id)
+                                           for k, v in (metrics or {}).items()])  # fmt: skip
+    except BaseException:
+        client.finalize_logged_model(model.model_id, "FAILED")
+        raise
+    return client.finalize_logged_model(model.model_id, "READY")

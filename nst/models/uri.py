@@ -2,7 +2,7 @@
 runs:/RUN_ID/PATH or models:/NAME/VERSION; the URIs are resolved with the tracking store and
 downloaded (mlflow is imported only then: a plain path costs nothing).
 
-PATH may name the MLflow model folder of a training run (runs:/<id>/model, nst.models.serving,
+PATH may name the logged MLflow model of a training run (runs:/<id>/model, nst.models.serving,
 whose checkpoint is artifacts/model.pt) or a checkpoint file (runs:/<id>/checkpoint/model.pt).
 The file found is then read like any other checkpoint (nst.models.io: weights only).
 """
@@ -43,7 +43,10 @@ def resolve_checkpoint(
     dst = Path(workdir)
     dst.mkdir(parents=True, exist_ok=True)
     try:
-        source = registry_source(str(spec), uri) if str(spec).startswith("models:/") else spec
+        if str(spec).startswith("models:/"):
+            source = registry_source(str(spec), uri)
+        else:
+            source = run_model_source(str(spec), uri)
         with quiet():
             local = Path(download_artifacts(artifact_uri=str(source), dst_path=str(dst),
                                             tracking_uri=uri))  # fmt: skip
@@ -78,6 +81,29 @@ def registry_source(spec: str, uri: str) -> str:
     else:
         raise CheckpointError(f"model {spec}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
     return str(client.get_model_version_download_uri(name, version))
+
+
+def run_model_source(spec: str, uri: str) -> str:
+    """runs:/RUN_ID/NAME[/PATH] -> the files of the run's logged model NAME (MLflow 3:
+    a model logged by a run lives with the experiment's models, not the run's artifacts),
+    or `spec` itself when the run has no such model (a run artifact such as
+    runs:/<id>/checkpoint/model.pt). MLflow's own resolution would look the model up in the
+    process-wide tracking store instead of `uri`'s."""
+    from mlflow import MlflowClient
+
+    run_id, _, rel = spec[len("runs:/") :].strip("/").partition("/")
+    name, _, rest = rel.partition("/")
+    if not name or "'" in name:
+        return spec
+    client = MlflowClient(tracking_uri=uri)
+    found = client.search_logged_models(
+        experiment_ids=[client.get_run(run_id).info.experiment_id],
+        filter_string=f"name = '{name}'",
+    )
+    for model in found:
+        if model.source_run_id == run_id:
+            return f"{model.artifact_location}/{rest}".rstrip("/")
+    return spec
 
 
 @contextlib.contextmanager

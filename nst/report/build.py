@@ -102,10 +102,10 @@ def build_report(
     for study in studies:
         intro = str(study.summary.get("description") or "")
         nav = [index_link] + [Link(s.name, s.name, page=True) for s in studies if s is not study]
+        # a study's page warns about its own networks only: the index carries the whole banner
+        own = random_weights_banner([study])
         pages.append(
-            Page(
-                study.name, f"Study {study.name}", banner, intro, study_sections(study, links), nav
-            )
+            Page(study.name, f"Study {study.name}", own, intro, study_sections(study, links), nav)
         )
     return write_pages(pages, Path(out_dir))
 
@@ -177,19 +177,6 @@ def _names(names: list[str], total: int) -> str:
     return ("study " if len(names) == 1 else "studies ") + ", ".join(names)
 
 
-def current_umask() -> int:
-    """The process's umask, read without setting it (os.umask can only read by writing, which
-    would change it for every thread meanwhile): Linux's /proc/self/status "Umask:" line, else
-    0o022, the common default."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022
-
-
 def inline_code(text: object) -> markupsafe.Markup:
     """HTML of a line whose `backticked` words are code, as Markdown would show them."""
     escaped = str(markupsafe.escape(text))
@@ -232,11 +219,8 @@ def write_pages(pages: list[Page], out: Path) -> list[Path]:
     env.tests["link"] = lambda cell: isinstance(cell, Link)
     written: list[Path] = []
 
-    umask = current_umask()
-
     def put(path: Path, data: bytes) -> None:
-        atomic_write(path, lambda f: f.write(data))
-        path.chmod(0o666 & ~umask)  # temporary files are private (0600); a report is for reading
+        atomic_write(path, lambda f: f.write(data))  # with open()'s mode: a report is for reading
         written.append(path)
 
     for page in pages:

@@ -336,9 +336,8 @@ def image_grid(
     cell_labels: Sequence[Sequence[str]] = (),
 ) -> Plot | None:
     """A table of images (files or HxWx3 arrays; rows x columns). A text cell shows its text
-    ("" is a blank, unframed corner); a missing image (None, or a file that cannot be read)
-    says `empty`. `cell_labels[r][c]`, when given, is written under that cell (where an image
-    came from)."""
+    ("" is a blank, unframed corner); a missing image (None, or an unreadable file) says
+    `empty`; `cell_labels[r][c]` is written under its cell (where the image came from)."""
     if not cells or not any(p is not None for row in cells for p in row):
         return None
     nrows, ncols = len(cells), max(len(r) for r in cells)

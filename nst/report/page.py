@@ -93,16 +93,18 @@ class Links:
         )
         return Link(run_id[:8], href)
 
-    def dashboard(self, study: StudyResults) -> Link | None:
+    def dashboard(self, study: StudyResults) -> Cell | None:
+        """A link to the study in a running optuna-dashboard (the URL template), else the
+        command that opens its storage in one; None when neither is known."""
+        storage = study.summary.get("storage")
+        command = f"`optuna-dashboard {storage}`" if isinstance(storage, str) and storage else None
         if not self.optuna:
-            return None
+            return command
         study_id = sqlite_lookup(
-            study.summary.get("storage"),
-            "SELECT study_id FROM studies WHERE study_name = ?",
-            (study.name,),
+            storage, "SELECT study_id FROM studies WHERE study_name = ?", (study.name,)
         )
         if study_id is None and "{study_id}" in self.optuna:
-            return None
+            return command
         return Link("optuna-dashboard", self.optuna.format(study=study.name, study_id=study_id))
 
 

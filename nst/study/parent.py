@@ -98,7 +98,7 @@ def ensure_parent_run(study: optuna.Study, spec: ExperimentSpec, opts: StudyOpti
         return
     experiment = f"study-{spec.name}"
     parent = start_parent_run(spec.name, tracking_uri=uri, experiment=experiment,
-                              tags=parent_tags(spec, opts))  # fmt: skip
+                              tags=parent_tags(spec, opts), experiment_kind="study")  # fmt: skip
     update_run(
         parent, tracking_uri=uri, params=spec_params(spec, opts.backbone)
     )  # visible while it runs

@@ -34,8 +34,12 @@ def start_parent_run(
     tracking_uri: str | None = None,
     experiment: str = "nst",
     tags: dict[str, str] | None = None,
+    experiment_kind: str = "runs",
+    start_time: float | None = None,
 ) -> str:
     """Start a parent run (e.g. for a study) and return its run_id; finish it with end_run.
+    `experiment_kind` describes the experiment if this creates it (EXPERIMENT_DESCRIPTIONS);
+    `start_time` (seconds since the epoch, default now) dates a run logged after its work.
     Raises TrackingError when the store cannot be reached."""
     uri = resolve_tracking_uri(tracking_uri)
     git = git_state(CODE_DIR)
@@ -50,8 +54,9 @@ def start_parent_run(
     try:
         client = _client(uri)
         run = client.create_run(
-            _experiment_id(client, uri, experiment), run_name=name, tags=all_tags
-        )
+            _experiment_id(client, uri, experiment, experiment_kind), run_name=name,
+            tags=all_tags, start_time=None if start_time is None else int(start_time * 1000),
+        )  # fmt: skip
     except store_errors() as err:
         raise TrackingError(
             f"cannot start MLflow parent run {name!r} ({uri}): {_one_line(err)}"
@@ -93,11 +98,19 @@ def update_run(
         ) from None
 
 
-def end_run(run_id: str, *, tracking_uri: str | None = None, status: str = "FINISHED") -> None:
-    """Mark a run (e.g. a study's parent run) FINISHED, FAILED or KILLED."""
+def end_run(
+    run_id: str,
+    *,
+    tracking_uri: str | None = None,
+    status: str = "FINISHED",
+    end_time: float | None = None,
+) -> None:
+    """Mark a run (e.g. a study's parent run) FINISHED, FAILED or KILLED, at `end_time`
+    (seconds since the epoch, default now)."""
     uri = resolve_tracking_uri(tracking_uri)
+    ms = None if end_time is None else int(end_time * 1000)
     try:
-        _client(uri).set_terminated(run_id, status=status)
+        _client(uri).set_terminated(run_id, status=status, end_time=ms)
     except store_errors() as err:
         raise TrackingError(f"cannot end MLflow run {run_id} ({uri}): {_one_line(err)}") from None
 

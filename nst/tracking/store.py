@@ -28,6 +28,22 @@ PARAMS_TAGS_LIMIT = 100
 #: and judges): this tag makes it show runs, params, metrics and charts
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
+#: the description (experiment tag mlflow.note.content, shown above its runs in the UI) of
+#: each kind of experiment nst creates; set when nst creates the experiment, or finds it
+#: without one (an older store), never over a description someone wrote
+EXPERIMENT_DESCRIPTIONS = {
+    "runs": "nst runs: one run per `nst stylize` (params, loss curves, content, style and "
+    "result images) and per `nst train` (loss curves, samples, the validation photos "
+    "stylised, the checkpoint, and the network as a logged model)",
+    "study": "nst studies: one parent run per study (the spec as params, the best trial's "
+    "values once it finishes), one nested run per trial",
+    "methods": "nst methods comparison: one training run per network (train-<method>, with "
+    "its logged model), one parent run per comparison (methods-<profile>: results.csv, "
+    "summary.json, links to the training runs) with one nested run per method (its means "
+    "over the held-out pairs and its images)",
+}
+NOTE = "mlflow.note.content"  # a run's or experiment's description (Markdown) in the UI
+
 T = TypeVar("T")
 
 
@@ -90,25 +106,29 @@ def _client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
-def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
-    """The id of experiment `name`, created when missing; either way tagged EXPERIMENT_KIND."""
+def _experiment_id(client: MlflowClient, uri: str, name: str, kind: str = "runs") -> str:
+    """The id of experiment `name`, created when missing; either way tagged EXPERIMENT_KIND
+    and, unless it has a description already, described as EXPERIMENT_DESCRIPTIONS[kind]."""
     from mlflow.exceptions import MlflowException
 
+    tags = {**EXPERIMENT_KIND, NOTE: EXPERIMENT_DESCRIPTIONS[kind]}
     found = client.get_experiment_by_name(name)
     if found is None:
         try:
             return str(
                 client.create_experiment(
-                    name, artifact_location=artifact_location(uri, name), tags=EXPERIMENT_KIND
+                    name, artifact_location=artifact_location(uri, name), tags=tags
                 )
             )
         except MlflowException:  # created concurrently by another worker
             found = client.get_experiment_by_name(name)
             if found is None:
                 raise
-    if any(found.tags.get(k) != v for k, v in EXPERIMENT_KIND.items()):  # an older store's
-        for k, v in EXPERIMENT_KIND.items():
-            client.set_experiment_tag(found.experiment_id, k, v)
+    missing = {k: v for k, v in EXPERIMENT_KIND.items() if found.tags.get(k) != v}  # older store
+    if not found.tags.get(NOTE):
+        missing[NOTE] = tags[NOTE]
+    for k, v in missing.items():
+        client.set_experiment_tag(found.experiment_id, k, v)
     return str(found.experiment_id)
 
 

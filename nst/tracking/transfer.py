@@ -250,10 +250,12 @@ def transfer_run(
     tags: dict[str, str] | None = None,
     mode: str = "strict",
     flush_every: int = 50,
+    experiment_kind: str = "runs",
 ) -> Iterator[TransferTracker]:
     """An MLflow run for one transfer (nested under `parent_run_id` when given) with the config
     as params and provenance tags; ends FINISHED, FAILED (body raised) or KILLED (interrupted or
-    pruned). In strict mode a tracking failure is raised as TrackingError once the body is done."""
+    pruned). In strict mode a tracking failure is raised as TrackingError once the body is done.
+    `experiment_kind` describes the experiment if this creates it (EXPERIMENT_DESCRIPTIONS)."""
     uri = resolve_tracking_uri(tracking_uri)
     tracker = TransferTracker(None, uri, "", mode, flush_every)
     all_tags = provenance_tags(config)
@@ -264,7 +266,9 @@ def transfer_run(
     with tracker._guard("starting the run"):
         client = _client(uri)
         run = client.create_run(
-            _experiment_id(client, uri, experiment), run_name=run_name, tags=all_tags
+            _experiment_id(client, uri, experiment, experiment_kind),
+            run_name=run_name,
+            tags=all_tags,
         )
         tracker.client, tracker.run_id = client, run.info.run_id
         tracker.log_params(params)

@@ -36,11 +36,19 @@ import re
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from nst import NstError
 from nst.backbones.registry import _MODULE, default_layers
-from nst.config import LAYER_KEYS, _check_types, build_config, coerce, read_yaml
+from nst.config import (
+    LAYER_KEYS,
+    Range,
+    _check_types,
+    build_config,
+    check_ranges,
+    coerce,
+    read_yaml,
+)
 
 ARBITRARY_METHODS = ("adain", "stytr")
 VGG_ADAIN_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -125,6 +133,18 @@ class TrainConfig:
     style: str = ""  # johnson: the style image
     styles: str = "data/style"  # adain, stytr: folder of style images (searched recursively)
 
+    #: the valid values of the numeric fields (nst.config.check_ranges), checked once the
+    #: method defaults are filled in; the others need only be finite
+    RANGES: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(("width", "batch_size", "size", "steps", "log_every"), Range(1)),
+        **dict.fromkeys(("lora_rank", "decoder_layers"), Range(1)),
+        "decoder_width": Range(0, strict=True),
+        **dict.fromkeys(("alpha", "beta", "gamma", "identity1", "identity2"), Range(0)),
+        **dict.fromkeys(("lr", "lr_decay", "warmup", "weight_decay", "lora_alpha"), Range(0)),
+        **dict.fromkeys(("resize", "style_size", "checkpoint_every", "sample_every"), Range(0)),
+        "val_images": Range(0),
+    }
+
     def __post_init__(self) -> None:
         _check_types(self)
         self._check_method_fields()
@@ -148,10 +168,7 @@ class TrainConfig:
             for key, preset in zip(LAYER_KEYS, self._layer_presets(), strict=True):
                 if not getattr(self, key):
                     object.__setattr__(self, key, preset)
-        for key in ("width", "batch_size", "size", "steps", "log_every", "lora_rank",
-                    "decoder_layers"):  # fmt: skip
-            if getattr(self, key) < 1:
-                raise NstError(f"{key} must be at least 1, got {getattr(self, key)}")
+        check_ranges(self)
         if self.resize and self.resize < self.size:
             raise NstError(
                 f"resize {self.resize} is smaller than the crop size {self.size}: give 0 (resize "
@@ -159,15 +176,6 @@ class TrainConfig:
             )
         if self.warmup >= self.steps and self.warmup:
             raise NstError(f"warmup {self.warmup} must be fewer steps than steps {self.steps}")
-        if self.decoder_width <= 0:
-            raise NstError(f"decoder_width must be positive, got {self.decoder_width}")
-        for key in ("alpha", "beta", "gamma", "lr", "weight_decay", "style_size", "identity1",
-                    "identity2", "lora_alpha", "lr_decay", "resize", "warmup"):  # fmt: skip
-            if getattr(self, key) < 0:
-                raise NstError(f"{key} must be non-negative, got {getattr(self, key)}")
-        for key in ("checkpoint_every", "sample_every", "val_images"):
-            if getattr(self, key) < 0:
-                raise NstError(f"{key} must be non-negative, got {getattr(self, key)}")
 
     def _check_method_fields(self) -> None:
         """A method-specific field set away from its default for another method is an error."""

@@ -26,7 +26,8 @@ trains, and stops it early by raising.
 
 Outputs (rank 0 only): <out>/checkpoint.pt (latest training state), <out>/model.pt (final
 network), <out>/losses.jsonl (one line per step: step and every loss term of the global
-batch), <out>/samples/step_NNNNNN.png (the validation photos, stylised), hooks for tracking.
+batch), <out>/samples/step_NNNNNN.png (the validation photos, stylised), hooks for tracking
+(TrainResult.validation: the final network's stylisation of the validation photos).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from nst.train.config import RESUMABLE_KEYS, TrainConfig
 from nst.train.data import ContentStream
 from nst.train.objective import TERMS, PerceptualLoss
 from nst.train.schedule import lr_factor
-from nst.train.validate import Validate, run_validation, sample
+from nst.train.validate import Validate, evaluating, run_validation, sample, stylise_row
 
 LOSSES = "losses.jsonl"
 
@@ -90,6 +91,9 @@ class TrainResult:
     world_size: int = 1
     history: list[dict[str, float]] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)  # trainable vs frozen counts
+    #: the final network's stylisation of the validation photos, side by side (eval mode,
+    #: rank 0; None elsewhere or without photos): what the samples show, at the end
+    validation: torch.Tensor | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -302,8 +306,11 @@ def _run(
             bar.close()
     loop_s = time.perf_counter() - loop_t0
     model_path = out / ckpt.MODEL
+    final_row = None
     if world.is_main:
         ckpt.save_model(model_path, model, config, step, extra)
+        with evaluating(unwrap(model)):
+            final_row = stylise_row(unwrap(model), (val, val_style), bool(bf16), device)
     distributed.barrier(world)
     done = step - start
     result = TrainResult(
@@ -314,6 +321,7 @@ def _run(
         images_per_second=done * images / loop_s if loop_s > 0 else 0.0,
         peak_memory_mb=peak_memory_mb(device), bf16=bf16, world_size=world.world_size,
         history=history, parameters=counts,
+        validation=None if final_row is None else final_row.cpu(),
     )  # fmt: skip
     if world.is_main and hooks:
         hooks.on_end(result)

@@ -6,15 +6,19 @@ strict or best-effort failure policy), holding
     metrics  loss/<term> per step (content, style, tv, total of the global batch), and at the
              end final/<term>, images_per_second, seconds, peak_memory_mb, skipped_images;
              parameters/<trainable|frozen|total|lora|trainable_share> of the network
-    images   images/style.png, images/validation.png; samples: the validation photos stylised
-             every sample_every steps, as image steps (the UI's step slider)
+    images   images/style.png, images/validation_inputs.png (the held-out validation photos),
+             images/validation.png (the final network's stylisation of them); samples: the
+             validation photos stylised every sample_every steps, as image steps (the UI's
+             step slider)
     tags     nst.kind=train, nst.method, nst.world_size, the loss backbone's weights
              (nst.tracking.tags.weights_tags), nst.warning for random weights; adain and
              stytr also nst.encoder.weights and nst.encoder.pretrained
     files    checkpoint/checkpoint.pt and checkpoint/model.pt at the end
-    model    model/: the final network as an MLflow pyfunc model with a signature
-             (nst.models.serving), so mlflow.pyfunc.load_model("runs:/<id>/model") stylises
-             arrays; registered as a new version of `register_model` when one is named
+    model    the final network as an MLflow 3 logged model named "model" (the experiment's
+             "Logged models" tab; source run this run, the run's params and final metrics),
+             a pyfunc model with a signature (nst.models.serving), so
+             mlflow.pyfunc.load_model("runs:/<id>/model") stylises arrays; registered as a
+             new version of `register_model` when one is named
 
 Only rank 0 creates a run. A resumed run makes a new MLflow run (tagged nst.resumed_from).
 A study's training trial (nst.study.training) is a run nested under the study's parent run
@@ -34,7 +38,8 @@ import torch
 from nst.train.config import TrainConfig
 from nst.train.loop import TrainResult
 
-MODEL_DIR = "model"  # the MLflow model's artifact path: runs:/<run id>/model
+VALIDATION = "images/validation.png"  # the final network's stylisation of the validation photos
+VALIDATION_INPUTS = "images/validation_inputs.png"  # ... and the photos themselves
 
 
 class MlflowHooks:
@@ -47,6 +52,7 @@ class MlflowHooks:
         self.register_model = register_model
         self.artifacts = artifacts
         self.model_version: str | None = None
+        self.model_id: str | None = None  # the logged model's (models:/<model id>)
         self._on_step = tracker.callback()
 
     def on_start(self, info: dict[str, Any]) -> None:
@@ -66,7 +72,7 @@ class MlflowHooks:
         t.log_image(info["style"], "images/style.png")
         val = info["val"]
         if len(val):
-            t.log_image(torch.cat(list(val), dim=-1).unsqueeze(0), "images/validation.png")
+            t.log_image(torch.cat(list(val), dim=-1).unsqueeze(0), VALIDATION_INPUTS)
 
     def on_log(self, rows: list[dict[str, float]]) -> None:
         for row in rows:
@@ -95,28 +101,35 @@ class MlflowHooks:
         t.log_metrics(metrics, step=result.steps)
         if result.bf16:
             t.set_tags({"nst.bf16": result.bf16})
+        if result.validation is not None:
+            t.log_image(result.validation, VALIDATION)
         if not self.artifacts:
             return
         t.log_artifact(result.checkpoint, "checkpoint")
         t.log_artifact(result.model, "checkpoint")
-        self.log_model(result.model)
+        self.log_model(result.model, metrics, result.steps)
 
-    def log_model(self, checkpoint: Path) -> None:
-        """The MLflow model of `checkpoint` as the run's artifact model/, then registered."""
-        import tempfile
-
+    def log_model(self, checkpoint: Path, metrics: dict[str, float], step: int) -> None:
+        """The MLflow model of `checkpoint` as the run's logged model (`metrics` at `step`
+        linked to it), then registered as a version of `register_model` when one is named."""
         from mlflow.exceptions import MlflowException
 
-        from nst.models.serving import save_mlflow_model
+        from nst.models.serving import log_mlflow_model
+        from nst.models.uri import quiet
         from nst.tracking.store import store_errors
 
         t = self.tracker
         if not t.active:
             return
-        with tempfile.TemporaryDirectory(prefix="nst-mlflow-model-") as tmp:
-            folder = save_mlflow_model(checkpoint, Path(tmp) / MODEL_DIR)
-            t.log_artifact(folder)  # a folder: logged as <run>/model/
-        if not (self.register_model and t.active):
+        try:
+            with quiet():
+                model = log_mlflow_model(t.client, t.run_id, checkpoint,
+                                         metrics=metrics, step=step)  # fmt: skip
+            self.model_id = str(model.model_id)
+        except store_errors() as err:
+            t.fail("logging the model", err)
+            return
+        if not self.register_model:
             return
         try:
             client = t.client
@@ -125,10 +138,12 @@ class MlflowHooks:
             except MlflowException as err:
                 if err.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
-            run = client.get_run(t.run_id)
+            # the logged model's own files as the source: a models:/<model id> source would be
+            # resolved through the process-wide tracking URI, not this run's store
             version = client.create_model_version(
-                self.register_model, f"{run.info.artifact_uri}/{MODEL_DIR}", run_id=t.run_id
-            )
+                self.register_model, model.artifact_location, run_id=t.run_id,
+                model_id=self.model_id,
+            )  # fmt: skip
             self.model_version = str(version.version)
         except store_errors() as err:
             t.fail(f"registering the model {self.register_model!r}", err)
@@ -146,6 +161,7 @@ def training_run(
     register_model: str | None = None,
     parent_run_id: str | None = None,
     artifacts: bool = True,
+    experiment_kind: str = "runs",
 ) -> Iterator[MlflowHooks]:
     """An MLflow run for one training (module docstring), yielding the loop's hooks; nested
     under `parent_run_id` when given (a study's trial under the study's run)."""
@@ -161,5 +177,6 @@ def training_run(
         mode=mode,
         tags=all_tags,
         parent_run_id=parent_run_id,
+        experiment_kind=experiment_kind,
     ) as tracker:
         yield MlflowHooks(tracker, register_model, artifacts)

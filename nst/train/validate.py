@@ -1,7 +1,8 @@
 """What the training loop shows of the network while it trains: samples and validations.
 
 Samples: the first `val_images` photos of the training folder, stylised every `sample_every`
-steps, saved as samples/step_NNNNNN.png (and given to the hooks).
+steps, saved as samples/step_NNNNNN.png (and given to the hooks); the final network's
+stylisation of them (in eval mode) is the TrainResult's `validation`.
 
 Validations: `train(..., validate=fn, validate_at=steps)` calls fn(Validation) after each of
 those steps (after that step's log and checkpoint), on rank 0 only, with the network in eval
@@ -17,7 +18,8 @@ for it at their next collective; an exception there stops rank 0 alone (use it i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,14 +68,37 @@ def run_validation(
     validate: Validate, step: int, net: nn.Module, device: torch.device, objective: Any
 ) -> None:
     """validate(Validation(...)) in eval mode under no_grad; every module's mode restored."""
+    with evaluating(net):
+        validate(Validation(step, net, device, objective))
+
+
+@contextmanager
+def evaluating(net: nn.Module) -> Iterator[None]:
+    """`net` in eval mode under no_grad; every module's train/eval mode restored on exit."""
     modes = [(m, m.training) for m in net.modules()]
     net.eval()
     try:
         with torch.no_grad():
-            validate(Validation(step, net, device, objective))
+            yield
     finally:
         for module, mode in modes:
             module.training = mode
+
+
+def stylise_row(
+    net: nn.Module,
+    vals: tuple[torch.Tensor, torch.Tensor | None],
+    bf16: bool,
+    device: torch.device,
+) -> torch.Tensor | None:
+    """The validation photos stylised by `net` as it is (arbitrary-style: with the first style
+    image), side by side in one 1 x 3 x size x (n * size) float32 image; None without photos."""
+    val, val_style = vals
+    if not len(val):
+        return None
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        styled = (net(val) if val_style is None else net(val, val_style)).float()
+    return torch.cat(list(styled), dim=-1).unsqueeze(0)
 
 
 def sample(
@@ -85,14 +110,10 @@ def sample(
     bf16: bool,
     device: torch.device,
 ) -> None:
-    """The validation photos stylised (arbitrary-style: with the first style image), side by
-    side, as samples/step_NNNNNN.png."""
-    val, val_style = vals
-    if not len(val):
+    """stylise_row as samples/step_NNNNNN.png, given to the hooks' on_sample."""
+    row = stylise_row(net, vals, bf16, device)
+    if row is None:
         return
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        styled = (net(val) if val_style is None else net(val, val_style)).float()
-    row = torch.cat(list(styled), dim=-1).unsqueeze(0)
     save_image(row, out / "samples" / f"step_{step:06d}.png")
     if hooks:
         hooks.on_sample(step, row)

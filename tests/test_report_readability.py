@@ -208,6 +208,7 @@ def test_content_style_grid_has_a_row_per_content_and_a_column_per_style(
     c0, c1 = (best[0]["pairs"][k]["content"] for k in (0, 1))
     s0, s1 = (best[0]["pairs"][k]["style"] for k in (0, 1))
     result = best[0]["pairs"][0]["result"]
+    noise_png(root / result, 999)  # not photo0's own noise (the fixture draws both from seed 0)
     best[0]["pairs"] = [{"content": c, "style": s, "result": result}
                         for c, s in ((c0, s0), (c1, s0), (str(photo2), s1))]  # fmt: skip
     best[1]["pairs"] = []

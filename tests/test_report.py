@@ -535,7 +535,7 @@ def test_the_content_style_grid_names_study_and_trial_and_skips_non_stylisations
         seen.update(cells=cells, cols=cols, rows=rows, caption=caption, labels=cell_labels)
         return None
 
-    monkeypatch.setattr(compare.figs, "image_grid", grid)
+    monkeypatch.setattr(compare, "image_grid", grid)
     section = compare.content_style_section(load_results(results))
     names = {
         (r, c): seen["labels"][i][j]  # type: ignore[index]

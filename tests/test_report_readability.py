@@ -233,3 +233,27 @@ def test_content_style_grid_has_a_row_per_content_and_a_column_per_style(
         section.plots[0].caption
     )
     assert "1 pair of the data's 4 x 4 = 16 content x style pairs has results" in section.note
+
+
+def test_no_legend_covers_a_panel(tmp_path: Path, rendered: list[Figure]) -> None:
+    """Every legend of every figure of a report (Pareto front, history, loss curves, group
+    curves, ...) sits beside or below its panel: none overlaps the data area of an axes."""
+    results = tmp_path / "results"
+    fake_study(results, tmp_path / "data", "optimizers", {"optimizer": ["adam", "lbfgs"]}, BOTH)
+    fake_study(results, tmp_path / "data", "init", {"init": ["content", "noise"]}, BOTH)
+    build_report(results, tmp_path / "reports", reconstruction_steps=0)
+    checked = 0
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for fig in rendered:
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        panels = [ax.get_window_extent(renderer) for ax in fig.axes]
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is None:
+                continue
+            box = legend.get_window_extent(renderer)
+            checked += 1
+            for panel in panels:
+                assert not box.overlaps(panel), f"a legend over a panel of {ax.get_title()!r}"
+    assert checked >= 3  # the Pareto front, the history, and the curves have legends

@@ -16,6 +16,7 @@ from pathlib import Path
 from nst import NstError
 from nst.report import figures as figs
 from nst.report.data import StudyResults
+from nst.report.grid import THUMB, image_grid
 from nst.report.intervals import count, describe, design_text, interval, pair_counts
 from nst.report.networks import backbone_table, family_note
 from nst.report.page import Cell, Section, Table
@@ -226,9 +227,9 @@ def best_per_group_grid(
     cols = ["content", "style", *[f"{param}={g} (#{best.get(g, '–')})" for g in groups]]
     caption = (
         f"Best result per {param} (by {objective.name}) for each content/style pair; "
-        f"thumbnails at most {figs.THUMB} px."
+        f"thumbnails at most {THUMB} px."
     )
-    return figs.image_grid(cells, labels, cols, f"{param}-images", caption)
+    return image_grid(cells, labels, cols, f"{param}-images", caption)
 
 
 def _pair_label(pair: tuple[str, str]) -> str:
@@ -275,7 +276,7 @@ def content_style_section(studies: list[StudyResults]) -> Section:
         f"result; first row and column show the inputs; under each result, its study and "
         f"trial. {GRID_RULE}"
     )
-    plot = figs.image_grid(
+    plot = image_grid(
         cells, labels, cols, "content-style", caption, empty="no stylisation", cell_labels=named
     )
     note = _grid_note(studies, all_contents, all_styles, results)

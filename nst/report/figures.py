@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import io
 import math
-import textwrap
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from PIL import Image
 
 from nst.report.axes import is_numeric, numeric_axis, rotate_long_labels
 from nst.report.data import Objective, StudyResults, pareto_mask
@@ -45,7 +42,6 @@ UNITS = {
     "init_blend": "content share",
     "color_emd_lab": "Lab units",
 }
-THUMB = 160  # long side of an image-grid cell, pixels
 
 
 @dataclass(frozen=True)
@@ -83,6 +79,13 @@ def _figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 
         fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
+
+
+def legend_beside(ax, title: str | None = None, below: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """The legend beside the panel (or below it), never over a curve or a point."""
+    where = ({"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncols": 2} if below
+             else {"loc": "upper left", "bbox_to_anchor": (1.01, 1)})  # fmt: skip
+    ax.legend(fontsize=8, title=title, title_fontsize=8, borderaxespad=0, **where)
 
 
 def _directions(study: StudyResults) -> dict[str, str]:
@@ -126,7 +129,7 @@ def pareto_front(study: StudyResults) -> Plot | None:
         ax.annotate(",".join(names), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel(label(a.name, _directions(study)))
     ax.set_ylabel(label(b.name, _directions(study)))
-    ax.legend(loc="best", fontsize=8)
+    legend_beside(ax)
     caption = (
         f"Pareto front of {a.name} vs {b.name}: {int(front.sum())} of {len(frame)} complete "
         "trials are not dominated (labels are trial numbers)."
@@ -168,7 +171,7 @@ def history(study: StudyResults) -> Plot | None:
         ax.set_xlabel("trial number (count)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label(obj.name, _directions(study)))
-        ax.legend(loc="best", fontsize=8)
+    legend_beside(axes[0, -1])  # one legend: the markers mean the same in every panel
     caption = "Optimisation history: each complete trial's objective value and the best so far."
     return Plot("history", _render(fig), caption)
 
@@ -201,9 +204,10 @@ def loss_curves(study: StudyResults, x: str) -> Plot | None:
         ax.set_ylabel(f"{term} loss (unitless, weighted)")
     legend = axes[0, -1].get_legend()
     if legend is not None:
-        legend.set_title("trial")
         if len(legend.get_texts()) > 12:
             legend.remove()
+        else:  # beside the last panel, never over a curve
+            sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.01, 1), title="trial")
     what = "optimiser step" if x == "step" else "wall-clock time"
     caption = f"Loss curves against {what}: one line per trial and content/style pair."
     return Plot(f"curves-{x}", _render(fig), caption)
@@ -266,7 +270,8 @@ def group_curves(curves: pd.DataFrame, group: str, x: str, name: str, caption: s
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("total loss (unitless, weighted)")
     if ax.get_legend() is not None:
-        ax.get_legend().set_title(group.removeprefix("params_"))
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1),
+                        title=group.removeprefix("params_"))  # fmt: skip
     return Plot(name, _render(fig), caption)
 
 
@@ -312,79 +317,6 @@ def _swarm(data: pd.DataFrame, x: str, y: str, ax, **style: object) -> None:  # 
         warnings.simplefilter("ignore", UserWarning)  # "points cannot be placed" on crowded swarms
         sns.swarmplot(data, x=x, y=y, ax=ax, size=4, **style)  # type: ignore[arg-type]
     rotate_long_labels(ax)
-
-
-def _thumbnail(path: Path | np.ndarray | None) -> np.ndarray | None:
-    if path is None or isinstance(path, np.ndarray):
-        return path
-    try:
-        with Image.open(path) as opened:
-            img = opened.convert("RGB")
-        img.thumbnail((THUMB, THUMB))
-        return np.asarray(img)
-    except OSError:
-        return None
-
-
-def image_grid(
-    cells: Sequence[Sequence[Path | np.ndarray | str | None]],
-    row_labels: Sequence[str],
-    col_labels: Sequence[str],
-    name: str,
-    caption: str,
-    empty: str = "missing",
-    cell_labels: Sequence[Sequence[str]] = (),
-) -> Plot | None:
-    """A table of images (files or HxWx3 arrays; rows x columns). A text cell shows its text
-    ("" is a blank, unframed corner); a missing image (None, or an unreadable file) says
-    `empty`; `cell_labels[r][c]` is written under its cell (where the image came from)."""
-    if not cells or not any(p is not None for row in cells for p in row):
-        return None
-    nrows, ncols = len(cells), max(len(r) for r in cells)
-    fig, axes = _figure(ncols=ncols, nrows=nrows, width=1.9, height=1.9)
-    for r in range(nrows):
-        for c in range(ncols):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-            cell = cells[r][c] if c < len(cells[r]) else None
-            image = None if isinstance(cell, str) else _thumbnail(cell)
-            if isinstance(cell, str) and not cell:  # a header corner: no frame, only labels
-                ax.set_facecolor("none")
-                for spine in ax.spines.values():
-                    spine.set_visible(False)
-            elif image is None:
-                ax.text(
-                    0.5,
-                    0.5,
-                    cell if isinstance(cell, str) else empty,
-                    ha="center",
-                    va="center",
-                    color="0.5",
-                    transform=ax.transAxes,
-                )
-            else:
-                ax.imshow(image, interpolation="nearest")
-            if r == 0:
-                ax.set_title(_wrap(col_labels[c]), fontsize=9)
-            if c == 0:
-                ax.set_ylabel(row_labels[r], fontsize=8)
-            below = cell_labels[r][c] if r < len(cell_labels) and c < len(cell_labels[r]) else ""
-            if below:
-                ax.set_xlabel(_wrap(below), fontsize=7)
-    return Plot(name, _render(fig), caption)
-
-
-def _wrap(label: str, width: int = 22) -> str:
-    """A column label in lines that fit over a 1.9-inch cell: after `=` first (a long
-    `backbone=efficientnet_lite0 (#1)` overlapped its neighbours), then at spaces and after
-    the commas of a layer list."""
-    if len(label) <= width:
-        return label
-    parts = label.replace("=", "=\n").replace(",", ", ").split("\n")
-    lines = (line for part in parts for line in textwrap.wrap(part, width) or [""])
-    return "\n".join(line.replace(", ", ",") for line in lines)
 
 
 def objectives_of(study: StudyResults) -> list[Objective]:

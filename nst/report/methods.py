@@ -19,6 +19,7 @@ import pandas as pd
 from nst.provenance import sha256_file
 from nst.report import figures as figs
 from nst.report.data import MethodsResults, load_methods
+from nst.report.grid import image_grid
 from nst.report.intervals import Interval, describe, design, interval
 from nst.report.page import Cell, Section, Table
 from nst.report.training import curves_plot, training_curves
@@ -181,7 +182,7 @@ def _grid(found: MethodsResults, methods: list[str]) -> figs.Plot | None:
     caption = ("Every test content x style pair (rows): "
                + ("its content and style images, then " if shown else "")
                + "one column per method.")  # fmt: skip
-    return figs.image_grid(cells, labels, columns, "methods-grid", caption, empty="not run")
+    return image_grid(cells, labels, columns, "methods-grid", caption, empty="not run")
 
 
 def _input(found: MethodsResults, kind: str, name: object) -> Path | None:
@@ -214,7 +215,7 @@ def _scatter(rows: pd.DataFrame, methods: list[str]) -> figs.Plot | None:
                    label=f"{m} ({seconds[m]:.3g} s/image, n={y.n})")  # fmt: skip
     ax.set_xlabel(figs.label(STYLE_METRIC))
     ax.set_ylabel(figs.label(CONTENT_METRIC))
-    ax.legend(fontsize=8)
+    figs.legend_beside(ax, "method")
     caption = (f"Content ({CONTENT_METRIC}) against style ({STYLE_METRIC}) per method: the mean "
                f"over the test pairs with its interval ({describe(pairs=True)}); marker area "
                "grows with seconds per image.")  # fmt: skip

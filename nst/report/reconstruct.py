@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from nst import NstError
-from nst.report import figures as figs
 from nst.report.data import StudyResults
+from nst.report.grid import image_grid
 from nst.report.page import Section
 
 #: the rows' layers per network, shallow to deep
@@ -73,7 +73,7 @@ def reconstruction_section(
             continue
         weights = backbone.weights_info
         random = random or not weights.pretrained
-        plot = figs.image_grid(
+        plot = image_grid(
             rows, [f"{name} {m}" for m in modes], ["original", *layers], f"reconstruct-{name}",
             f"{name}: {image_name} reconstructed from one layer at a time ({' and '.join(modes)}; "
             f"{size} px long side, {steps} Adam steps from noise; weights {weights.identity}).",

@@ -10,6 +10,7 @@ from typing import Any, cast
 from nst.data.lock import DATA_LOCK_SHA256
 from nst.report import figures as figs
 from nst.report.data import StudyResults
+from nst.report.grid import THUMB, image_grid
 from nst.report.networks import backbone_table, judge_text, network_rows, networks_text
 from nst.report.page import MAX_TRIAL_ROWS, Cell, Links, Section, Table
 from nst.study.attrs import MLFLOW_RUN_ID, PAIRS
@@ -184,13 +185,13 @@ def best_trials_section(study: StudyResults, links: Links) -> Section:
     table = Table(
         headers, rows, "The best trials (the Pareto set when there are several objectives)."
     )
-    grid = figs.image_grid(
+    grid = image_grid(
         cells,
         labels,
         ["content", "style", "result"],
         "best-images",
         "Best trials: content image, style image and result side by side (thumbnails, long side "
-        f"at most {figs.THUMB} px).",
+        f"at most {THUMB} px).",
     )
     note = "" if grid else "Images not found: the best trials' image paths do not exist."
     return Section("Best trials", note=note, tables=[table], plots=[grid] if grid else [])

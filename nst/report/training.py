@@ -115,7 +115,7 @@ def curves_plot(curves: list[Curve], untrained: list[str]) -> figs.Plot | None:
         colour += 1 if many else 0
     _axes(ax, pd.concat([c.steps["total"] for c in curves]), "total loss (unitless, weighted)")
     ax.set_title("total loss of every trained network", fontsize=10)
-    _legend(ax, "network")
+    figs.legend_beside(ax, "network")
     for ax, (method, mine) in zip(flat[1:], by_method.items(), strict=False):
         terms = list(dict.fromkeys(t for c in mine for t in c.steps if t not in ("step", "total")))
         many = len(mine) > MAX_LABELLED
@@ -135,7 +135,9 @@ def curves_plot(curves: list[Curve], untrained: list[str]) -> figs.Plot | None:
         ax.set_title(f"{method}: loss terms", fontsize=10)
         if terms:
             title = "term" if len(mine) == 1 else f"term (a line per network, {len(mine)})"
-            _legend(ax, title if many else "term" if len(mine) == 1 else "term, network", True)
+            figs.legend_beside(
+                ax, title if many else "term" if len(mine) == 1 else "term, network", True
+            )
     per_style = sorted({c.method for c in curves if c.label != c.method})
     caption = (f"Training curves of {len(curves)} trained network{'s' if len(curves) != 1 else ''}"
                f" (each run's {LOSSES}): the total loss against step"
@@ -160,13 +162,6 @@ def _layout(methods: int) -> tuple[Figure, list[Any]]:
         axes = [fig.add_subplot(grid[0, :])]
         axes += [fig.add_subplot(grid[1 + i // cols, i % cols]) for i in range(methods)]
     return fig, axes
-
-
-def _legend(ax, title: str, below: bool = False) -> None:  # type: ignore[no-untyped-def]
-    """Beside (or below) the panel, never over a curve."""
-    where = ({"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncols": 2} if below
-             else {"loc": "upper left", "bbox_to_anchor": (1.01, 1)})  # fmt: skip
-    ax.legend(fontsize=8, title=title, title_fontsize=8, borderaxespad=0, **where)
 
 
 def _marks(steps: pd.DataFrame, many: bool = False) -> dict[str, Any]:

@@ -548,3 +548,17 @@ def test_the_content_style_grid_names_study_and_trial_and_skips_non_stylisations
         seen["caption"]
     )
     assert "2 best-trial results left out as no stylisation" in section.note
+    # when every study returned the photo for a pair, its cell says so (not "not run")
+    for trial in (0, 1):
+        shutil.copy(
+            data / "content" / "photo0.png",
+            results / "beta" / "images" / f"trial{trial:03d}_pair0.png",
+        )
+    compare.content_style_section(load_results(results))
+    cells = {
+        (r, c): seen["cells"][i][j]  # type: ignore[index]
+        for i, r in enumerate(seen["rows"])
+        for j, c in enumerate(seen["cols"])
+    }  # type: ignore[arg-type]
+    assert cells[("photo0", "paint0")] == "no stylisation"
+    assert cells[("photo1", "paint0")] is None  # no study ran it: the grid says "not run"

@@ -265,7 +265,9 @@ def content_style_section(studies: list[StudyResults]) -> Section:
     all_styles = sorted({s for _, s in candidates})
     contents, styles = all_contents[:MAX_GRID], all_styles[:MAX_GRID]
     cells: list[list[Path | str | None]] = [["", *[sources.get(s) for s in styles]]]
-    cells += [[sources.get(c), *[results.get((c, s)) for s in styles]] for c in contents]
+    # a pair that ran but gave no stylisation says so; one no study ran is "not run"
+    cells += [[sources.get(c), *[results.get((c, s)) or ("no stylisation" if (c, s) in candidates
+               else None) for s in styles]] for c in contents]  # fmt: skip
     named = [["", *([""] * len(styles))]]
     named += [["", *(_from(chosen.get((c, s))) for s in styles)] for c in contents]
     labels = ["style →", *[Path(c).stem for c in contents]]
@@ -277,7 +279,7 @@ def content_style_section(studies: list[StudyResults]) -> Section:
         f"trial. {GRID_RULE}"
     )
     plot = image_grid(
-        cells, labels, cols, "content-style", caption, empty="no stylisation", cell_labels=named
+        cells, labels, cols, "content-style", caption, empty="not run", cell_labels=named
     )
     note = _grid_note(studies, all_contents, all_styles, results)
     if skipped:

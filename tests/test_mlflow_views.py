@@ -77,6 +77,9 @@ def test_training_run_shows_its_stylisation_and_its_network_as_a_logged_model(
     assert str(model.status) in ("READY", "LoggedModelStatus.READY")
     assert model.params["method"] == "johnson" and model.params["steps"] == "3"
     assert {m.key for m in model.metrics} >= {"final/total", "seconds"}
+    # the UI's "Logged from" column reads the model's own source tags: the run's program
+    run_tags = client.get_run(run_id).data.tags
+    assert model.tags["mlflow.source.name"] == run_tags["mlflow.source.name"]
     assert [o.model_id for o in client.get_run(run_id).outputs.model_outputs] == [model.model_id]
     x = np.random.default_rng(0).random((1, 36, 40, 3), dtype=np.float32)
     with torch.no_grad():

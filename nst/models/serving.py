@@ -146,6 +146,12 @@ def save_mlflow_model(checkpoint: str | Path, path: str | Path, mlflow_model: An
     return path
 
 
+def source_tags(run_tags: dict[str, str]) -> dict[str, str]:
+    """The run's mlflow.source.* tags (program, type, git commit): the UI's "Logged from"
+    column of a logged model is rendered from the model's own copies of them."""
+    return {k: v for k, v in run_tags.items() if k.startswith("mlflow.source.")}
+
+
 def log_mlflow_model(
     client: Any,
     run_id: str,
@@ -174,7 +180,8 @@ def log_mlflow_model(
     meta = read_checkpoint(checkpoint).get("meta", {})
     model = client.create_logged_model(
         run.info.experiment_id, name=name, source_run_id=run_id, params=dict(run.data.params),
-        tags={"nst.method": str(meta.get("method", ""))}, model_type="nst-stylizer",
+        tags={"nst.method": str(meta.get("method", "")), **source_tags(run.data.tags)},
+        model_type="nst-stylizer",
     )  # fmt: skip
     try:
         with tempfile.TemporaryDirectory(prefix="nst-mlflow-model-") as tmp:

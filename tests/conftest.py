@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SHARED_DATA
+from helpers import tree_state, write_sample
 
 os.environ.update(MLFLOW_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", DO_NOT_TRACK="1")
 
@@ -49,11 +49,14 @@ def project_stores_untouched(tmp_path_factory: pytest.TempPathFactory):  # type:
     assert not changed, f"the test session wrote the project's own stores: {changed}"
 
 
-@pytest.fixture
-def shared_data() -> Path:
-    if not (SHARED_DATA / "manifest.json").exists():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The test images: nst's embedded offline sample (helpers.write_sample) in a temp folder,
+    written once per session; read-only for the tests (the session fails if one changed it)."""
+    root = write_sample(tmp_path_factory.mktemp("sample"))
+    before = tree_state(root)
+    yield root
+    assert tree_state(root) == before, "a test changed the shared test sample"
 
 
 @pytest.fixture

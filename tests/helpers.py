@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-#: the shared public-domain images, beside the checkout (read-only; never copied into the repo)
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: a local mirror of public-domain images beside the checkout, where one exists (NST_SHARED_DATA
+#: points elsewhere, e.g. at a missing folder to run as a fresh clone would). Optional: only
+#: the pipeline test uses it, as a mirror `nst fetch` may read; every other test reads SAMPLE.
+SHARED_DATA = Path(
+    os.environ.get("NST_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 #: the methods comparison's spec
 SPEC = Path(__file__).resolve().parents[1] / "experiments" / "methods.yaml"
 
@@ -63,3 +68,40 @@ def make_images(folder: Path, n: int, seed: int, stripes: bool = False) -> Path:
             arr = np.stack([np.sin(xx * (i + 1)), np.cos(yy * (i + 2)), np.sin(xx + yy)], -1)
         Image.fromarray(((arr + 1) * 127.5).astype(np.uint8)).save(folder / f"i{i}.png")
     return folder
+
+
+#: the test data: nst's embedded offline sample (nst.data.embedded: scikit-image photos, its
+#: CC0 textures and seeded generated compositions), written once per session by the
+#: `sample_data` fixture (conftest.py) with write_sample, so that the suite needs nothing
+#: outside the repository
+SAMPLE_SEED = 0
+#: content/: real photos (astronaut, chelsea the cat, a coffee cup, a rocket launch, and the
+#: grayscale cameraman)
+SAMPLE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.png", "camera.png")
+#: style/: eight generated compositions and the three textures
+SAMPLE_STYLES = (
+    *(f"composition_{SAMPLE_SEED}_{k}.png" for k in (0, 2, 4, 6, 7, 8, 9, 10)),
+    "texture_brick.png",
+    "texture_grass.png",
+    "texture_gravel.png",
+)
+
+
+def write_sample(out: Path) -> Path:
+    """The embedded sample as `nst fetch` writes it offline (content/, style/, lock.json,
+    ATTRIBUTION.md) under out, holding exactly SAMPLE_PHOTOS and SAMPLE_STYLES."""
+    from nst.data.fetch import embedded_sample
+
+    content, styles = embedded_sample(out, len(SAMPLE_PHOTOS), len(SAMPLE_STYLES), SAMPLE_SEED)
+    names = ({p.name for p in content}, {p.name for p in styles})
+    assert names == (set(SAMPLE_PHOTOS), set(SAMPLE_STYLES)), names  # the embedded sample changed
+    return out
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime in ns) of every file under root, by relative path."""
+    return {
+        p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

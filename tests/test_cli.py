@@ -18,8 +18,8 @@ def nst(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def pair(tmp_path, shared_data):
-    return shared_data / "content" / "chelsea.png", shared_data / "style" / "starry_night.jpg"
+def pair(tmp_path, sample_data):
+    return sample_data / "content" / "chelsea.png", sample_data / "style" / "composition_0_0.png"
 
 
 def test_transfer_end_to_end_at_64px_with_json_summary(tmp_path, pair):

@@ -1,5 +1,6 @@
-"""nst fetch against a real HTTP server on 127.0.0.1 that serves ../shared/data and can
-misbehave per path (HTTP 500, truncated bodies, slow answers, HTML instead of an image)."""
+"""nst fetch against a real HTTP server on 127.0.0.1 that serves the test sample (the embedded
+sample, conftest.sample_data) and can misbehave per path (HTTP 500, truncated bodies, slow
+answers, HTML instead of an image)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from nst.data.lock import DATA_LOCK_SHA256, list_images, lock_hash
 from nst.data.manifest import load_manifest, select
 from nst.images import save_image
 
-FILES = ["content/chelsea.png", "content/rocket.jpg", "style/great_wave.jpg", "style/water_lilies_crop.jpg"]  # fmt: skip
+FILES = ["content/chelsea.png", "content/rocket.png", "style/composition_0_2.png", "style/texture_brick.png"]  # fmt: skip
 FAST = DownloadPolicy(timeout=5, retries=2, backoff=0.01)
 
 
@@ -80,8 +81,8 @@ class Server:
 
 
 @pytest.fixture
-def server(shared_data: Path):
-    srv = Server(shared_data)
+def server(sample_data: Path):
+    srv = Server(sample_data)
     yield srv
     srv.close()
 
@@ -92,15 +93,15 @@ def closed_port_url() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
-def write_manifest(path: Path, shared: Path, base: str, **overrides: dict) -> Path:
-    """A manifest of FILES with their real sha256 (from shared/data/manifest.json), served
-    from `base`; overrides[file] updates single items."""
-    real = {e["path"]: e for e in json.loads((shared / "manifest.json").read_text())}
+def write_manifest(path: Path, sample: Path, base: str, **overrides: dict) -> Path:
+    """A manifest of FILES with their real sha256 (from the sample's lock.json), served from
+    `base`; overrides[file] updates single items."""
+    real = json.loads((sample / "lock.json").read_text())["files"]
     items = []
     for file in FILES:
         e = real[file]
-        item = {"id": e["name"], "kind": e["kind"], "file": file, "url": f"{base}/{file}",
-                "title": e["title"], "author": e["creator"], "licence": e["licence"],
+        item = {"id": e["id"], "kind": e["kind"], "file": file, "url": f"{base}/{file}",
+                "title": e["title"], "author": e["author"], "licence": e["licence"],
                 "sha256": e["sha256"]}  # fmt: skip
         item.update(overrides.get(file, {}))
         items.append(item)
@@ -109,8 +110,8 @@ def write_manifest(path: Path, shared: Path, base: str, **overrides: dict) -> Pa
 
 
 @pytest.fixture
-def manifest(tmp_path: Path, server: Server, shared_data: Path) -> Path:
-    return write_manifest(tmp_path / "tiny.json", shared_data, server.url)
+def manifest(tmp_path: Path, server: Server, sample_data: Path) -> Path:
+    return write_manifest(tmp_path / "tiny.json", sample_data, server.url)
 
 
 def run_fetch(out: Path, manifest: Path, policy: DownloadPolicy = FAST, **kw):  # type: ignore[no-untyped-def]
@@ -118,7 +119,7 @@ def run_fetch(out: Path, manifest: Path, policy: DownloadPolicy = FAST, **kw):  
                  progress=False, **kw)  # fmt: skip
 
 
-def test_fetch_downloads_verifies_locks_and_attributes(tmp_path, server, manifest, shared_data):
+def test_fetch_downloads_verifies_locks_and_attributes(tmp_path, server, manifest, sample_data):
     out = tmp_path / "data"
     report = run_fetch(out, manifest)
     assert report.source == "network" and sorted(report.fetched) == FILES
@@ -126,7 +127,7 @@ def test_fetch_downloads_verifies_locks_and_attributes(tmp_path, server, manifes
     lock = json.loads((out / "lock.json").read_text())
     for file in FILES:
         data = (out / file).read_bytes()
-        assert data == (shared_data / file).read_bytes()
+        assert data == (sample_data / file).read_bytes()
         entry = lock["files"][file]
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
         assert entry["size"] == len(data) and entry["source"] == "network"
@@ -138,8 +139,8 @@ def test_fetch_downloads_verifies_locks_and_attributes(tmp_path, server, manifes
     content, styles = list_images(out)
     assert [p.relative_to(out).as_posix() for p in content + styles] == FILES
     attribution = (out / "ATTRIBUTION.md").read_text()
-    assert "The Great Wave off Kanagawa" in attribution and "Katsushika Hokusai" in attribution
-    assert f"{server.url}/style/great_wave.jpg" in attribution
+    assert "Brick wall texture (Bricks25)" in attribution and "CC0Textures" in attribution
+    assert f"{server.url}/style/texture_brick.png" in attribution
     assert not list(out.rglob("*.part"))
 
 
@@ -153,16 +154,16 @@ def test_second_run_downloads_nothing(tmp_path, server, manifest):
     assert lock_hash(out) == first_lock
 
 
-def test_sha256_mismatch_is_rejected(tmp_path, server, shared_data):
-    bad = {"style/great_wave.jpg": {"sha256": "0" * 64}}
-    manifest = write_manifest(tmp_path / "m.json", shared_data, server.url, **bad)
+def test_sha256_mismatch_is_rejected(tmp_path, server, sample_data):
+    bad = {"style/composition_0_2.png": {"sha256": "0" * 64}}
+    manifest = write_manifest(tmp_path / "m.json", sample_data, server.url, **bad)
     out = tmp_path / "data"
     with pytest.raises(DownloadError, match="sha256 mismatch, expected 0000") as err:
         run_fetch(out, manifest)
     assert "1 of 4 files failed" in str(err.value)
-    assert server.log["style/great_wave.jpg"] == 1  # a wrong file is not retried
-    assert not (out / "style/great_wave.jpg").exists() and not list(out.rglob("*.part"))
-    assert "style/great_wave.jpg" not in json.loads((out / "lock.json").read_text())["files"]
+    assert server.log["style/composition_0_2.png"] == 1  # a wrong file is not retried
+    assert not (out / "style/composition_0_2.png").exists() and not list(out.rglob("*.part"))
+    assert "style/composition_0_2.png" not in json.loads((out / "lock.json").read_text())["files"]
     assert (out / "content/chelsea.png").exists()  # the good files are kept for the next run
 
 
@@ -170,21 +171,21 @@ def test_sha256_mismatch_is_rejected(tmp_path, server, shared_data):
     "how, reason", [("500", "HTTP 500"), ("truncate", "truncated body"), ("slow", "timed out")]
 )
 def test_transient_failures_are_retried_then_reported(tmp_path, server, manifest, how, reason):
-    server.behaviour["content/rocket.jpg"] = how
+    server.behaviour["content/rocket.png"] = how
     policy = DownloadPolicy(timeout=0.3 if how == "slow" else 5, retries=2, backoff=0.01)
     with pytest.raises(DownloadError) as err:
         run_fetch(tmp_path / "data", manifest, policy)
     message = str(err.value)
-    assert f"{server.url}/content/rocket.jpg: {reason}" in message
+    assert f"{server.url}/content/rocket.png: {reason}" in message
     assert "gave up after 3 attempts" in message
-    assert server.log["content/rocket.jpg"] == 3  # first attempt + 2 retries
-    assert not (tmp_path / "data/content/rocket.jpg").exists()
+    assert server.log["content/rocket.png"] == 3  # first attempt + 2 retries
+    assert not (tmp_path / "data/content/rocket.png").exists()
 
 
 def test_a_transient_failure_then_success_is_accepted(tmp_path, server, manifest):
-    server.behaviour["content/rocket.jpg"] = "flaky"  # 500 once, then the file
+    server.behaviour["content/rocket.png"] = "flaky"  # 500 once, then the file
     report = run_fetch(tmp_path / "data", manifest)
-    assert sorted(report.fetched) == FILES and server.log["content/rocket.jpg"] == 2
+    assert sorted(report.fetched) == FILES and server.log["content/rocket.png"] == 2
 
 
 @pytest.mark.parametrize(
@@ -192,18 +193,21 @@ def test_a_transient_failure_then_success_is_accepted(tmp_path, server, manifest
     [("html", "the server sent text/html, not an image"), ("garbage", "not an image file")],
 )
 def test_non_images_are_rejected(tmp_path, server, manifest, how, reason):
-    server.behaviour["style/water_lilies_crop.jpg"] = how
+    server.behaviour["style/texture_brick.png"] = how
     with pytest.raises(DownloadError, match=reason):
         run_fetch(tmp_path / "data", manifest)
-    assert server.log["style/water_lilies_crop.jpg"] == 1
-    assert not (tmp_path / "data/style/water_lilies_crop.jpg").exists()
+    assert server.log["style/texture_brick.png"] == 1
+    assert not (tmp_path / "data/style/texture_brick.png").exists()
 
 
-def test_size_limit(tmp_path, server, manifest):
-    with pytest.raises(DownloadError, match="over the 150,000-byte limit"):
-        run_fetch(tmp_path / "data", manifest, DownloadPolicy(max_bytes=150_000, backoff=0.01))
-    assert (tmp_path / "data/content/rocket.jpg").exists()  # 112 kB
-    assert not (tmp_path / "data/content/chelsea.png").exists()  # 240 kB
+def test_size_limit(tmp_path, server, manifest, sample_data):
+    small, big = (sample_data / f for f in ("content/chelsea.png", "content/rocket.png"))
+    assert small.stat().st_size < 250_000 < big.stat().st_size  # 221 kB and 313 kB
+    with pytest.raises(DownloadError, match="over the 250,000-byte limit") as err:
+        run_fetch(tmp_path / "data", manifest, DownloadPolicy(max_bytes=250_000, backoff=0.01))
+    assert "1 of 4 files failed" in str(err.value)  # the other three are under the limit
+    assert (tmp_path / "data/content/chelsea.png").exists()
+    assert not (tmp_path / "data/content/rocket.png").exists()
 
 
 def test_interrupted_run_resumes(tmp_path, server, manifest, monkeypatch):
@@ -239,32 +243,32 @@ def test_a_changed_file_is_fetched_again(tmp_path, server, manifest):
     assert list_images(out)[0][0].stat().st_size > 1000
 
 
-def test_the_lock_pins_files_the_manifest_has_no_sha256_for(tmp_path, server, shared_data):
-    unpinned = {"style/great_wave.jpg": {"sha256": None}}
-    manifest = write_manifest(tmp_path / "m.json", shared_data, server.url, **unpinned)
+def test_the_lock_pins_files_the_manifest_has_no_sha256_for(tmp_path, server, sample_data):
+    unpinned = {"style/composition_0_2.png": {"sha256": None}}
+    manifest = write_manifest(tmp_path / "m.json", sample_data, server.url, **unpinned)
     out = tmp_path / "data"
     run_fetch(out, manifest)
-    (out / "style/great_wave.jpg").unlink()
-    server.behaviour["style/great_wave.jpg"] = "other"  # the source now serves other bytes
+    (out / "style/composition_0_2.png").unlink()
+    server.behaviour["style/composition_0_2.png"] = "other"  # the source now serves other bytes
     with pytest.raises(DownloadError, match="sha256 mismatch"):
         run_fetch(out, manifest)
 
 
-def test_mirror_directory_and_url(tmp_path, server, shared_data):
-    manifest = write_manifest(tmp_path / "m.json", shared_data, closed_port_url())
-    report = run_fetch(tmp_path / "a", manifest, mirror=shared_data)
+def test_mirror_directory_and_url(tmp_path, server, sample_data):
+    manifest = write_manifest(tmp_path / "m.json", sample_data, closed_port_url())
+    report = run_fetch(tmp_path / "a", manifest, mirror=sample_data)
     assert report.source == "mirror" and sorted(report.fetched) == FILES and not server.log
     report = run_fetch(tmp_path / "b", manifest, mirror=server.url + "/")
     assert report.source == "mirror" and server.log == Counter({f: 1 for f in FILES})
     lock = json.loads((tmp_path / "b/lock.json").read_text())
     assert lock["source"] == "mirror"
-    assert lock["files"]["content/rocket.jpg"]["url"].endswith("/content/rocket.jpg")
+    assert lock["files"]["content/rocket.png"]["url"].endswith("/content/rocket.png")
     with pytest.raises(NstError, match="no such directory"):
         run_fetch(tmp_path / "c", manifest, mirror=tmp_path / "missing")
 
 
-def test_offline_falls_back_to_the_embedded_sample_loudly(tmp_path, shared_data):
-    manifest = write_manifest(tmp_path / "m.json", shared_data, closed_port_url())
+def test_offline_falls_back_to_the_embedded_sample_loudly(tmp_path, sample_data):
+    manifest = write_manifest(tmp_path / "m.json", sample_data, closed_port_url())
     out = tmp_path / "data"
     with pytest.warns(OfflineDataWarning, match="IMAGE SOURCES UNREACHABLE.*EMBEDDED"):
         report = run_fetch(out, manifest)
@@ -282,9 +286,9 @@ def test_offline_falls_back_to_the_embedded_sample_loudly(tmp_path, shared_data)
 @pytest.mark.parametrize(
     "bad", ["../evil.png", "/etc/passwd", "content/../../evil.png", "notes/x.png", "C:/x.png"]
 )
-def test_manifest_paths_cannot_escape_the_data_dir(tmp_path, server, shared_data, bad):
+def test_manifest_paths_cannot_escape_the_data_dir(tmp_path, server, sample_data, bad):
     manifest = write_manifest(
-        tmp_path / "m.json", shared_data, server.url, **{FILES[0]: {"file": bad}}
+        tmp_path / "m.json", sample_data, server.url, **{FILES[0]: {"file": bad}}
     )
     with pytest.raises(NstError, match="unsafe file name"):
         load_manifest(manifest)
@@ -292,10 +296,10 @@ def test_manifest_paths_cannot_escape_the_data_dir(tmp_path, server, shared_data
     assert code == 2 and not server.log and not (tmp_path / "evil.png").exists()
 
 
-def test_cli_fetch_from_a_mirror(tmp_path, shared_data, capsys):
-    manifest = write_manifest(tmp_path / "m.json", shared_data, closed_port_url())
+def test_cli_fetch_from_a_mirror(tmp_path, sample_data, capsys):
+    manifest = write_manifest(tmp_path / "m.json", sample_data, closed_port_url())
     argv = ["fetch", "--out", str(tmp_path / "d"), "--manifest", str(manifest),
-            "--mirror", str(shared_data), "--content", "2", "--styles", "1", "--quiet"]  # fmt: skip
+            "--mirror", str(sample_data), "--content", "2", "--styles", "1", "--quiet"]  # fmt: skip
     assert main(argv) == 0
     assert "3 fetched, 0 kept (source mirror)" in capsys.readouterr().out
     assert main([*argv[:-5], "--content", "1", "--styles", "1", "--quiet"]) == 0

@@ -18,7 +18,6 @@ from nst.backbones.registry import default_layers
 from nst.cli import main
 from nst.images import load_image, resize_tensor, save_image
 
-SHARED_CONTENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "content"
 NAMES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 #: the resolution each was trained at (timm's pretrained_cfg input_size)
 TRAIN_SIZE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
@@ -40,10 +39,8 @@ def net(request: pytest.FixtureRequest) -> EfficientNet:
     return backbone
 
 
-def photo(name: str, side: int) -> torch.Tensor:
-    if not (SHARED_CONTENT / name).exists():
-        pytest.skip(f"shared photo {name} not found in {SHARED_CONTENT}")
-    return resize_tensor(load_image(SHARED_CONTENT / name), (side, side))
+def photo(folder: Path, name: str, side: int) -> torch.Tensor:
+    return resize_tensor(load_image(folder / "content" / name), (side, side))
 
 
 #: (photo, ImageNet classes, their least probability) at each network's native resolution. The
@@ -54,8 +51,8 @@ CALIBRATED = (("chelsea.png", (285,), 0.7), ("chelsea.png", tuple(CATS), 0.85),
               ("coffee.png", (ESPRESSO,), 0.6))  # fmt: skip
 
 
-def test_mapped_weights_classify_the_shared_photos_with_calibrated_probabilities(
-    net: EfficientNet,
+def test_mapped_weights_classify_the_sample_photos_with_calibrated_probabilities(
+    net: EfficientNet, sample_data: Path
 ) -> None:
     """The checkpoint's tensors are mapped onto timm's keys by position: only the right mapping
     recognises a cat and an espresso, and only the network the weights were trained as (TF SAME
@@ -63,7 +60,7 @@ def test_mapped_weights_classify_the_shared_photos_with_calibrated_probabilities
     side = TRAIN_SIZE[net.name]
     for name, classes, least in CALIBRATED:
         with torch.no_grad():
-            probs = net.logits(photo(name, side))[0].softmax(-1)
+            probs = net.logits(photo(sample_data, name, side))[0].softmax(-1)
         assert int(probs.argmax()) in classes, name
         assert float(probs[list(classes)].sum()) >= least, (name, classes)
 

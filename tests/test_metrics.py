@@ -35,7 +35,6 @@ from nst.metrics import (
 )
 from nst.metrics.structure import ms_ssim_scales
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CONTENT_KEYS = ("ssim", "ms_ssim", "edge_f1")
 
 
@@ -306,16 +305,14 @@ def test_cli_evaluate_json_and_table(tmp_path: Path, capsys, isolated_torch_home
     assert "nope.png: no such file" in capsys.readouterr().err
 
 
-def test_cli_evaluate_on_a_shared_pair_names_a_pretrained_judge(
-    tmp_path: Path, capsys, isolated_torch_home
+def test_cli_evaluate_on_a_sample_pair_names_a_pretrained_judge(
+    tmp_path: Path, capsys, isolated_torch_home, sample_data: Path
 ) -> None:
-    """`nst evaluate --json` on tubingen x starry_night, the content as the "result"."""
-    tubingen = SHARED_DATA / "content" / "tubingen.jpg"
-    starry = SHARED_DATA / "style" / "starry_night.jpg"
-    if not (tubingen.exists() and starry.exists()):
-        pytest.skip(f"shared pair not found in {SHARED_DATA}")
-    result = save_image(load_image(tubingen, 96), tmp_path / "r.png")  # small: a fast test
-    argv = ["evaluate", "--content", str(tubingen), "--style", str(starry), "--result",
+    """`nst evaluate --json` on rocket x a composition, the content as the "result"."""
+    rocket = sample_data / "content" / "rocket.png"
+    composition = sample_data / "style" / "composition_0_0.png"
+    result = save_image(load_image(rocket, 96), tmp_path / "r.png")  # small: a fast test
+    argv = ["evaluate", "--content", str(rocket), "--style", str(composition), "--result",
             str(result), "--json"]  # fmt: skip
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
@@ -326,16 +323,16 @@ def test_cli_evaluate_on_a_shared_pair_names_a_pretrained_judge(
     assert out["values"]["ssim"] > 0.9 and out["values"]["style_gram_dist"] > 0.1
 
 
-def test_shared_data_separates_content_style_and_result(evaluator: Evaluator) -> None:
+def test_sample_data_separates_content_style_and_result(
+    evaluator: Evaluator, sample_data: Path
+) -> None:
     """The content image, the style image and a quick stylisation are ranked as a reader
     expects: content best on content metrics, style best on style metrics, result between."""
-    if not (SHARED_DATA / "manifest.json").exists():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
     from nst.config import TransferConfig
     from nst.optimize.transfer import stylize
 
-    content = load_image(SHARED_DATA / "content" / "chelsea.png", 64)
-    style = load_image(SHARED_DATA / "style" / "starry_night.jpg", 64)
+    content = load_image(sample_data / "content" / "chelsea.png", 64)
+    style = load_image(sample_data / "style" / "composition_0_0.png", 64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
         result = stylize(TransferConfig(size=64, steps=12, seed=0), content, style).image
@@ -347,7 +344,7 @@ def test_shared_data_separates_content_style_and_result(evaluator: Evaluator) ->
         "result": evaluator.evaluate(content, style, result).values,
     }
     keys = [k for k in METRICS if k in rows["result"] and METRICS[k].group in ("content", "style")]
-    print("\nchelsea x starry_night, 64 px, 12 steps; held-out", evaluator.held_out["weights"])
+    print("\nchelsea x composition_0_0, 64 px, 12 steps; held-out", evaluator.held_out["weights"])
     print(f"{'image':8} " + " ".join(f"{k:>20}" for k in keys))
     for name, v in rows.items():
         print(f"{name:8} " + " ".join(f"{v[k]:20.4f}" for k in keys))
@@ -361,18 +358,16 @@ def test_shared_data_separates_content_style_and_result(evaluator: Evaluator) ->
 
 
 @pytest.mark.slow
-def test_shared_data_all_pairs_order(evaluator: Evaluator) -> None:
-    """Every content x style pair of the shared data (12 steps at 64 px): content metrics
+def test_sample_data_all_pairs_order(evaluator: Evaluator, sample_data: Path) -> None:
+    """Every content x style pair of the test sample (12 steps at 64 px): content metrics
     always rank content > result > style; each style metric ranks style > result > content
     in most pairs (a barely stylised result can beat the aspect-distorted style image)."""
-    if not (SHARED_DATA / "manifest.json").exists():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
     from nst.config import TransferConfig
     from nst.optimize.transfer import stylize
 
     ordered: dict[str, list[bool]] = {}
-    for c_path in sorted((SHARED_DATA / "content").iterdir()):
-        for s_path in sorted((SHARED_DATA / "style").iterdir()):
+    for c_path in sorted((sample_data / "content").iterdir()):
+        for s_path in sorted((sample_data / "style").iterdir()):
             content, style = load_image(c_path, 64), load_image(s_path, 64)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RandomWeightsWarning)

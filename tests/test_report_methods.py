@@ -18,7 +18,6 @@ import pytest
 import yaml
 from cdp import Chromium, find_chromium
 from fake_study import fake_study
-from helpers import SHARED_DATA
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -58,20 +57,18 @@ pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 @pytest.fixture(scope="module")
-def methods_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """results/ holding only methods/: the smoke profile over the shared images, with two
+def methods_results(tmp_path_factory: pytest.TempPathFactory, sample_data: Path) -> Path:
+    """results/ holding only methods/: the smoke profile over the test sample, with two
     styles so that johnson trains two networks (one per style)."""
     from nst.methods.run import run_methods
 
-    if not (SHARED_DATA / "content").is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
     tmp = tmp_path_factory.mktemp("methods")
     spec = yaml.safe_load(SPEC.read_text())
     spec["profiles"]["smoke"]["pairs"] = {"content": 1, "styles": 2}
     (tmp / "methods.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run_methods(tmp / "methods.yaml", "smoke", SHARED_DATA, tmp / "results")
+        run_methods(tmp / "methods.yaml", "smoke", sample_data, tmp / "results")
     return tmp / "results"
 
 
@@ -334,7 +331,7 @@ def test_banner_names_the_methods_next_to_the_studies(
 
 
 def test_degenerate_outputs_are_recorded_and_named_instead_of_ranked(
-    methods_results: Path, tmp_path: Path
+    methods_results: Path, tmp_path: Path, sample_data: Path
 ) -> None:
     """results.csv records nst.metrics.degenerate of every result against its photo; a method
     whose outputs are flat (or the photo) in at least half its pairs is not ranked: a flat grey
@@ -350,7 +347,7 @@ def test_degenerate_outputs_are_recorded_and_named_instead_of_ranked(
     size = json.loads((results / "methods" / "summary.json").read_text())["size"]
     for row in table.itertuples():
         result = load_image(results / "methods" / str(row.image))
-        photo = load_image(SHARED_DATA / "content" / str(row.content), size=size)
+        photo = load_image(sample_data / "content" / str(row.content), size=size)
         assert row.degenerate == degenerate(result, photo), row.image
     # adain's outputs turned flat grey, as evaluated: recorded near-uniform, with a top ssim
     adain = table["method"] == "adain"

@@ -17,7 +17,6 @@ import optuna
 import pytest
 import torch
 import yaml
-from helpers import SHARED_DATA
 from torch import nn
 
 from nst import NstError
@@ -33,9 +32,6 @@ from nst.train.validate import Validation, run_validation
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-needs_shared = pytest.mark.skipif(
-    not (SHARED_DATA / "content").is_dir(), reason="needs ../shared/data beside the checkout"
-)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -204,8 +200,7 @@ def test_an_exception_from_validate_ends_training_cleanly_and_the_run_resumes(
 # ----------------------------------------------------------------------- whole studies
 
 
-@needs_shared
-def test_a_training_study_prunes_a_useless_lr_from_its_validation_reports(tmp_path):
+def test_a_training_study_prunes_a_useless_lr_from_its_validation_reports(tmp_path, sample_data):
     spec = parse_experiment(LR_STUDY, "lr.yaml").with_profile("smoke", trials=2)
     spec = replace(spec, reports=4)  # validations at steps 3, 6, 9, 12
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -213,7 +208,7 @@ def test_a_training_study_prunes_a_useless_lr_from_its_validation_reports(tmp_pa
     study.enqueue_trial({"lr": 3.0e-3})  # learns: the validation loss falls
     study.enqueue_trial({"lr": 1.0e-7})  # a network that never moves from its initialisation
     out = run_study(spec, StudyOptions(out=tmp_path / "r", storage=url, track=False,
-                                       data=SHARED_DATA))  # fmt: skip
+                                       data=sample_data))  # fmt: skip
     good, bad = optuna.load_study(study_name=spec.name, storage=url).trials
     assert (good.state.name, bad.state.name) == ("COMPLETE", "PRUNED"), bad.intermediate_values
     assert sorted(good.intermediate_values) == [1, 2, 3, 4]  # one per validation
@@ -241,14 +236,13 @@ def test_a_training_study_prunes_a_useless_lr_from_its_validation_reports(tmp_pa
     assert summary["provenance"]["params"]["method"] == "johnson"
 
 
-@needs_shared
 def test_a_stytr_study_validates_held_out_photos_x_styles_and_records_its_random_encoders(
-    tmp_path,
+    tmp_path, sample_data
 ):
     spec = load_experiment(EXPERIMENTS / "train_stytr.yaml").with_profile("smoke", trials=1)
     spec = replace(spec, pairs={"content": 1, "styles": 2})
     out = run_study(spec, StudyOptions(out=tmp_path / "r", storage=f"sqlite:///{tmp_path / 'o.db'}",
-                                       track=False, data=SHARED_DATA))  # fmt: skip
+                                       track=False, data=sample_data))  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     (best,) = summary["best_trials"]
     # one held-out photo x the first two styles; the other styles are the training styles
@@ -271,16 +265,15 @@ def test_a_stytr_study_validates_held_out_photos_x_styles_and_records_its_random
     assert encoder["weights"].startswith("random")
 
 
-@needs_shared
 def test_cli_runs_a_training_study_nested_under_its_parent_run_with_validation_metrics(
-    tmp_path, capsys
+    tmp_path, capsys, sample_data
 ):
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     argv = ["study", str(EXPERIMENTS / "train_johnson.yaml"), "--profile", "smoke",
-            "--data", str(SHARED_DATA), "--out", str(tmp_path / "r"), "--storage", storage,
+            "--data", str(sample_data), "--out", str(tmp_path / "r"), "--storage", storage,
             "--tracking-uri", uri, "--workers", "1", "--fresh", "--backbone", "auto"]  # fmt: skip
     assert cli_main(argv) == 0
     said = capsys.readouterr().out
@@ -313,11 +306,10 @@ def test_cli_runs_a_training_study_nested_under_its_parent_run_with_validation_m
 
 
 @pytest.mark.slow
-@needs_shared
 @pytest.mark.parametrize(
     "storage", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def test_two_worker_processes_share_a_training_study(tmp_path, storage):
+def test_two_worker_processes_share_a_training_study(tmp_path, storage, sample_data):
     spec = load_experiment(EXPERIMENTS / "train_johnson.yaml").with_profile("smoke", trials=4)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     if storage == "postgres":
@@ -331,7 +323,7 @@ def test_two_worker_processes_share_a_training_study(tmp_path, storage):
         url, spec = POSTGRES, replace(spec, name=f"train_workers_{uuid.uuid4().hex[:8]}")
     try:
         out = run_study(spec, StudyOptions(out=tmp_path / "r", storage=url, track=False,
-                                           workers=2, data=SHARED_DATA))  # fmt: skip
+                                           workers=2, data=sample_data))  # fmt: skip
         study = optuna.load_study(study_name=spec.name, storage=url)
         assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
         assert all(t.state.name == "COMPLETE" for t in study.trials)
@@ -346,8 +338,9 @@ def test_two_worker_processes_share_a_training_study(tmp_path, storage):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@needs_shared
-def test_a_killed_worker_mid_training_is_retried_and_its_leftovers_cleaned(tmp_path, monkeypatch):
+def test_a_killed_worker_mid_training_is_retried_and_its_leftovers_cleaned(
+    tmp_path, monkeypatch, sample_data
+):
     spec_file = tmp_path / "kill.yaml"
     d = {**LR_STUDY, "name": "train_kill", "pruner": "none",
          "profiles": {"smoke": {"fixed": {"steps": 400, "checkpoint_every": 50}}}}  # fmt: skip
@@ -357,7 +350,7 @@ def test_a_killed_worker_mid_training_is_retried_and_its_leftovers_cleaned(tmp_p
     env = {**os.environ, "NST_HEARTBEAT_S": "1", "NST_GRACE_S": "3", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "nst", "study", str(spec_file), "--profile", "smoke",
            "--trials", "2", "--storage", url, "--out", str(out), "--no-track",
-           "--data", str(SHARED_DATA)]  # fmt: skip
+           "--data", str(sample_data)]  # fmt: skip
     a = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -374,7 +367,7 @@ def test_a_killed_worker_mid_training_is_retried_and_its_leftovers_cleaned(tmp_p
     monkeypatch.setenv("NST_GRACE_S", "3")
     spec = load_experiment(spec_file).with_profile("smoke", trials=2)
     spec = replace(spec, fixed={**spec.fixed, "steps": 8})  # the retry need not be long
-    run_study(spec, StudyOptions(out=out, storage=url, track=False, data=SHARED_DATA))
+    run_study(spec, StudyOptions(out=out, storage=url, track=False, data=sample_data))
     trials = optuna.load_study(study_name="train_kill", storage=url).trials
     killed = [t for t in trials if t.state.name == "FAIL"]
     assert len(killed) == 1

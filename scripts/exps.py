@@ -113,7 +113,14 @@ def tables(shown: list[dict[str, Any]]) -> list[str]:
 
 
 def main() -> int:
-    lines = tables(json.load(sys.stdin))
+    text = sys.stdin.read()
+    try:
+        shown = json.loads(text)
+    except ValueError:  # dvc failed (it said why above) or the script ran without its input
+        print("make exps: no `dvc exp show --json` output to read: run it through `make exps` "
+              "in the project's git + DVC repository", file=sys.stderr)  # fmt: skip
+        return 2
+    lines = tables(shown)
     print("\n".join(lines) if lines else "no metrics yet: run `make repro` first")
     return 0
 

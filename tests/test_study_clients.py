@@ -361,3 +361,12 @@ def test_make_repro_shows_the_stages_run_and_sums_up_the_unchanged(tmp_path: Pat
     failed = repro()
     assert failed.returncode != 0 and "study@a" in failed.stderr, failed.stderr
     assert "== [2/4] study@a ==" in failed.stdout and "up to date" not in failed.stdout
+
+
+def test_make_exps_without_dvc_output_is_one_line() -> None:
+    """When `dvc exp show` fails (it prints why) or the script runs alone, the table script
+    says in one line what it needed, exit 2, no traceback."""
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "exps.py")], input="",
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "dvc exp show --json" in done.stderr

@@ -59,7 +59,7 @@ from nst.train.config import RESUMABLE_KEYS, TrainConfig
 from nst.train.data import ContentStream
 from nst.train.objective import TERMS, PerceptualLoss
 from nst.train.schedule import lr_factor
-from nst.train.validate import Validate, evaluating, run_validation, sample, stylise_row
+from nst.train.validate import Validate, run_validation, sample, stylise_row
 
 LOSSES = "losses.jsonl"
 
@@ -309,8 +309,7 @@ def _run(
     final_row = None
     if world.is_main:
         ckpt.save_model(model_path, model, config, step, extra)
-        with evaluating(unwrap(model)):
-            final_row = stylise_row(unwrap(model), (val, val_style), bool(bf16), device)
+        final_row = stylise_row(unwrap(model), (val, val_style), bool(bf16), device)
     distributed.barrier(world)
     done = step - start
     result = TrainResult(

@@ -1,8 +1,8 @@
 """What the training loop shows of the network while it trains: samples and validations.
 
 Samples: the first `val_images` photos of the training folder, stylised every `sample_every`
-steps, saved as samples/step_NNNNNN.png (and given to the hooks); the final network's
-stylisation of them (in eval mode) is the TrainResult's `validation`.
+steps in eval mode, saved as samples/step_NNNNNN.png (and given to the hooks); the final
+network's stylisation of them is the TrainResult's `validation`.
 
 Validations: `train(..., validate=fn, validate_at=steps)` calls fn(Validation) after each of
 those steps (after that step's log and checkpoint), on rank 0 only, with the network in eval
@@ -91,12 +91,13 @@ def stylise_row(
     bf16: bool,
     device: torch.device,
 ) -> torch.Tensor | None:
-    """The validation photos stylised by `net` as it is (arbitrary-style: with the first style
-    image), side by side in one 1 x 3 x size x (n * size) float32 image; None without photos."""
+    """The validation photos stylised by `net` in eval mode (no dropout, the output layer's
+    clamp: what `nst apply` gives; arbitrary-style: with the first style image), side by side
+    in one 1 x 3 x size x (n * size) float32 image; None without photos."""
     val, val_style = vals
     if not len(val):
         return None
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    with evaluating(net), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         styled = (net(val) if val_style is None else net(val, val_style)).float()
     return torch.cat(list(styled), dim=-1).unsqueeze(0)
 

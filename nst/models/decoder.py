@@ -69,9 +69,9 @@ def conv3x3(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3))
 
 
-def mirror_plan(stride: int) -> list[tuple[int, int, int]]:
-    """(stride, in, out) of the decoder's convolutions for an encoder layer at `stride`, before
-    the first one's input is set to the encoder's channels (module docstring)."""
+def mirror_plan(stride: int) -> list[tuple[int, int]]:
+    """(stride, output channels) of the decoder's convolutions for an encoder layer at
+    `stride`, in decoder order, the last one's 3 (RGB) (module docstring)."""
     strides = sorted({s for s, _ in VGG19_CONVS})
     if stride not in strides:
         raise NstError(
@@ -81,7 +81,7 @@ def mirror_plan(stride: int) -> list[tuple[int, int, int]]:
     first = next(i for i, (s, _) in enumerate(VGG19_CONVS) if s == stride)
     convs = VGG19_CONVS[: first + 1]
     widths = [3] + [c for _, c in convs]
-    return [(convs[i][0], widths[i + 1], widths[i]) for i in reversed(range(len(convs)))]
+    return [(convs[i][0], widths[i]) for i in reversed(range(len(convs)))]
 
 
 class MirrorDecoder(nn.Sequential):
@@ -91,9 +91,9 @@ class MirrorDecoder(nn.Sequential):
         plan = mirror_plan(stride)
         modules: list[nn.Module] = []
         cin = channels
-        for i, (s, _, cout) in enumerate(plan):
+        for i, (s, cout) in enumerate(plan):
             last = i == len(plan) - 1
-            cout = 3 if last else max(4, round(cout * width))
+            cout = cout if last else max(4, round(cout * width))
             modules += [conv3x3(cin, cout)] + ([] if last else [nn.ReLU()])
             below = plan[i + 1][0] if not last else 1
             if s > below:

@@ -9,9 +9,9 @@ cropped to size x size at an offset drawn from a generator seeded by sha256(seed
 references of AdaIN and StyTr2 resize to 512 and crop 256, so a crop covers half the image's
 side and strokes are learned at that scale; Johnson's (pytorch/examples) resizes to the crop
 size. nst keeps the aspect ratio (the short side to `resize`), where those references squash
-every image to 512 x 512: a square resize stretches landscapes' strokes by their aspect ratio. Crops are a
-function of the position alone, so the data position (epoch, index) is the whole state of
-the stream: saving and restoring it reproduces every later batch exactly.
+every image to 512 x 512: a square resize stretches landscapes' strokes by their aspect ratio.
+Crops are a function of the position alone, so the data position (epoch, index) is the whole
+state of the stream: saving and restoring it reproduces every later batch exactly.
 
 Distributed split. One step consumes the global batch of B * W consecutive positions p_0 ..
 p_{BW-1} (B = batch_size per process, W = world size); rank r takes p_{r}, p_{r+W}, p_{r+2W},
@@ -95,10 +95,9 @@ def resized(path: Path, side: int) -> Image.Image:
     return img if new == img.size else img.resize(new, Image.Resampling.BILINEAR)
 
 
-def square_crop(path: Path, size: int, seed: int, resize: int = 0) -> torch.Tensor:
-    """3 x size x size: the photo with its short side resized to `resize` (0: `size`), randomly
-    cropped."""
-    img = resized(path, resize or size)
+def square_crop(path: Path, size: int, seed: int, resize: int) -> torch.Tensor:
+    """3 x size x size: the photo with its short side resized to `resize`, randomly cropped."""
+    img = resized(path, resize)
     gen = torch.Generator().manual_seed(seed)
     x = int(torch.randint(0, img.width - size + 1, (1,), generator=gen))
     y = int(torch.randint(0, img.height - size + 1, (1,), generator=gen))

@@ -307,7 +307,7 @@ def test_method_specific_options_are_validated_per_method() -> None:
         ({"method": "adain", "lora_rank": 4}, "lora_rank is an option of --method stytr"),
         ({"method": "stytr", "width": 8}, "width is an option of --method johnson"),
         ({"method": "johnson", "encoder": "vgg19"}, "encoder is an option of --method adain"),
-        ({"method": "stytr", "encoder": "vgg19"}, "not a registered ViT/DeiT"),
+        ({"method": "stytr", "encoder": "vgg19"}, "not a registered vit backbone; use one of deit_base"),
     ):
         with pytest.raises(NstError, match=words):
             TrainConfig.from_dict(values)

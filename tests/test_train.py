@@ -167,10 +167,10 @@ def test_trained_network_moves_a_held_out_photo_towards_the_style(
 def test_non_finite_loss_stops_with_an_error_and_keeps_the_last_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nst.train import loop
+    from nst.train.objective import PerceptualLoss
 
     config = small(tmp_path, steps=6, checkpoint_every=2, log_every=2)
-    real = loop.PerceptualLoss.__call__
+    real = PerceptualLoss.terms_of
     calls = {"n": 0}
 
     def poisoned(self, output, content):  # type: ignore[no-untyped-def]
@@ -180,7 +180,7 @@ def test_non_finite_loss_stops_with_an_error_and_keeps_the_last_checkpoint(
             losses["total"] = losses["total"] * float("nan")
         return losses
 
-    monkeypatch.setattr(loop.PerceptualLoss, "__call__", poisoned)
+    monkeypatch.setattr(PerceptualLoss, "terms_of", poisoned)
     with pytest.raises(NstError, match="non-finite loss at step 3.*last checkpoint is intact"):
         train(config, tmp_path / "run", progress=False)
     saved = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)

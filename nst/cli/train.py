@@ -15,7 +15,8 @@ from nst import NstError
 from nst.cli.options import check_output
 from nst.cli.transfer import add_tracking_options
 from nst.config import read_yaml
-from nst.train.config import METHOD_DEFAULTS, TrainConfig, field_names, field_type
+from nst.models.registry import get_method, list_models
+from nst.train.config import TrainConfig, field_names, field_type
 
 HELP = "train a feed-forward style network (johnson; arbitrary-style adain, stytr)"
 #: options whose values are paths, made absolute so a resumed run names the same files
@@ -45,11 +46,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             shown = f"Johnson's for VGG ({', '.join(getattr(defaults, name))}), else the preset"
         if name in ("alpha", "beta", "backbone", "encoder"):
             shown = "per method: " + ", ".join(
-                f"{m} {d.get(name, 'the encoder')}" for m, d in METHOD_DEFAULTS.items()
-                if name in d or name == "backbone"
-            )  # fmt: skip
+                f"{m} {get_method(m).defaults.get(name, 'the encoder')}"
+                for m in list_models()
+                if name in get_method(m).defaults or name == "backbone"
+            )
         kwargs: dict[str, Any] = {"default": None, "dest": f"cfg_{name}",
                                   "help": f"(default: {shown})"}  # fmt: skip
+        if name == "method":  # the registry's trained methods, plug-ins included
+            kwargs["help"] = f"one of {', '.join(list_models())} {kwargs['help']}"
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif get_origin(hint) is Literal:
@@ -87,7 +91,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     requested = requested_values(args)
     if not args.resume:
         config = TrainConfig.from_dict(requested)
-        if config.arbitrary and not styles_named(args):
+        if config.takes_style and not styles_named(args):
             # TrainConfig's default folder is for programs that name theirs; a user who named
             # none would train, for hours, on whatever data/style holds
             raise NstError(

@@ -55,6 +55,8 @@ def _stylizers(
     hooks: Hooks | None,
 ) -> tuple[dict[str, Stylizer], list[dict[str, Any]]]:
     """style name -> the Stylizer that stylises it ("*" for every style), and the runs."""
+    if m.entry.kind == "onnx":
+        return {"*": Stylizer.from_external(plan.external_config(m), m.name)}, []
     if not m.trained:
         return {"*": Stylizer.from_config(plan.transfer_config(m), m.name)}, []
     records = train_method(plan, m, split, runs, log, allow_train=allow_train, hooks=hooks)

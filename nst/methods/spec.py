@@ -7,9 +7,10 @@
     device       cpu | cuda | auto, for training and stylising alike
     seed         every method's seed
     judge        nst.metrics' judge: efficientnet (pretrained Lite2, the default) | vgg
-    methods      name -> {method: gatys | johnson | adain | stytr, config: {...}}: a
-                 TransferConfig for gatys, a TrainConfig for the trained methods (data, style
-                 and styles are set by the split, size and device by the spec)
+    methods      name -> {method: M, config: {...}}, M a method of nst.models.registry: gatys
+                 (a TransferConfig), a trained network (johnson, adain, stytr, plug-ins: a
+                 TrainConfig; data, style and styles are set by the split, size and device by
+                 the spec) or onnx (an external model: nst.models.external.ExternalConfig)
     train_size   side of the square training crops of the trained methods, px (default:
                  `size`); a fully convolutional network trained on smaller crops stylises any
                  size, so a small budget trains at 128 px and is evaluated at 256
@@ -41,9 +42,10 @@ import yaml
 
 from nst import NstError
 from nst.config import TransferConfig
+from nst.models.external import ExternalConfig
+from nst.models.registry import Method, get_method, list_methods
 from nst.train.config import TrainConfig
 
-METHODS = ("gatys", "johnson", "adain", "stytr")
 PROFILE_NAMES = ("smoke", "quick", "full")
 TOP_KEYS = ("description", "pairs", "size", "train_size", "device", "seed", "judge", "methods",
             "profiles")  # fmt: skip
@@ -60,13 +62,17 @@ GATYS_RUNNER_KEYS = ("size", "device", "seed")
 @dataclass(frozen=True)
 class MethodPlan:
     name: str
-    method: str  # gatys | johnson | adain | stytr
+    method: str  # a method of nst.models.registry
     config: dict[str, Any]  # resolved (without the runner's keys)
     reference: dict[str, Any] = field(default_factory=dict)  # the paper's REFERENCE_KEYS
 
     @property
+    def entry(self) -> Method:
+        return get_method(self.method)
+
+    @property
     def trained(self) -> bool:
-        return self.method != "gatys"
+        return self.entry.trained
 
 
 @dataclass(frozen=True)
@@ -123,9 +129,13 @@ class Plan:
             {**m.config, "size": self.size, "device": self.device, "seed": self.seed}
         )
 
+    def external_config(self, m: MethodPlan) -> ExternalConfig:
+        return ExternalConfig.from_dict(m.config)
+
     def train_config(self, m: MethodPlan, data: Path, style: Path) -> TrainConfig:
-        """johnson: `style` is the style image; adain, stytr: the folder of training styles."""
-        where = {"style": str(style)} if m.method == "johnson" else {"styles": str(style)}
+        """A per-style network: `style` is the style image; one taking the style as an input
+        (adain, stytr): the folder of training styles."""
+        where = {"styles": str(style)} if m.entry.takes_style else {"style": str(style)}
         return TrainConfig.from_dict({**m.config, "method": m.method, "data": str(data),
                                       "size": self.crop,
                                       "device": self.device,
@@ -211,17 +221,20 @@ def resolve(data: Any, profile: str, path: str = "<spec>") -> Plan:
     for name, entry in entries.items():
         e = _keys(f"methods.{name}", entry, METHOD_KEYS)
         method = str(e.get("method", name))
-        if method not in METHODS:
-            raise NstError(f"methods.{name}.method {method!r}: use one of {', '.join(METHODS)}")
+        if method not in list_methods():
+            raise NstError(
+                f"methods.{name}.method {method!r}: use one of {', '.join(list_methods())}"
+            )
         if str(name) in left_out:
             continue
         base = _dict(f"methods.{name}.config", e.get("config"))
+        trained = get_method(method).trained
         config = {
             **base,
-            **(train if method != "gatys" else {}),
+            **(train if trained else {}),
             **_dict(f"profiles.{profile}.methods.{name}", overrides.get(name)),
         }
-        reference = {k: base[k] for k in REFERENCE_KEYS if k in base and method != "gatys"}
+        reference = {k: base[k] for k in REFERENCE_KEYS if k in base and trained}
         plans.append(
             MethodPlan(str(name), method, _check_config(str(name), method, config), reference)
         )
@@ -253,6 +266,8 @@ def _build_all(plan: Plan) -> None:
         try:
             if m.trained:
                 plan.train_config(m, Path("data/content"), Path("data/style"))
+            elif m.entry.kind == "onnx":
+                plan.external_config(m)
             else:
                 plan.transfer_config(m)
         except NstError as err:
@@ -268,7 +283,7 @@ def _dict(where: str, value: Any) -> dict[str, Any]:
 
 
 def _check_config(name: str, method: str, config: dict[str, Any]) -> dict[str, Any]:
-    fixed = GATYS_RUNNER_KEYS if method == "gatys" else (*RUNNER_KEYS, "method")
+    fixed = (*RUNNER_KEYS, "method") if get_method(method).trained else GATYS_RUNNER_KEYS
     given = sorted(set(config) & set(fixed))
     if given:
         raise NstError(

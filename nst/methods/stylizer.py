@@ -29,6 +29,7 @@ from torch import nn
 from nst.backbones import Backbone
 from nst.config import TransferConfig
 from nst.models.apply import stylize as apply_stylize
+from nst.models.external import ExternalConfig, ExternalNet
 from nst.models.io import load_model
 from nst.models.pairs import stylize_pairs
 from nst.models.registry import model_inputs
@@ -61,10 +62,11 @@ class Network:
 
 @dataclass
 class Stylizer:
-    """A way to stylise: build it with from_config or from_checkpoint, then call stylise."""
+    """A way to stylise: build it with from_config, from_checkpoint or from_external, then
+    call stylise."""
 
     name: str
-    method: str  # gatys | johnson | adain | stytr
+    method: str  # a method of nst.models.registry
     device: torch.device
     config: TransferConfig | None = None
     backbone: Backbone | None = None
@@ -97,8 +99,15 @@ class Stylizer:
         return cls(name or method, method, dev, model=model, meta=meta,
                    networks=networks_of(meta))  # fmt: skip
 
+    @classmethod
+    def from_external(cls, config: ExternalConfig, name: str = "onnx") -> Stylizer:
+        """An external ONNX network (nst.models.external), run under onnxruntime on the CPU."""
+        net = ExternalNet(config)
+        meta = {"method": "onnx", "config": config.to_dict(), "sha256": net.sha256}
+        return cls(name, "onnx", torch.device("cpu"), model=net, meta=meta)  # type: ignore[arg-type]
+
     @property
-    def arbitrary(self) -> bool:
+    def takes_style(self) -> bool:
         """Takes the style as an input (adain, stytr); johnson has its style built in."""
         return self.model is not None and "style" in model_inputs(self.model)
 
@@ -119,7 +128,9 @@ class Stylizer:
         if self.config is not None:
             return stylize(self.config, content, style, backbone=self.backbone).image
         assert self.model is not None
-        if self.arbitrary:
+        if isinstance(self.model, ExternalNet):
+            return self.model(content, style if self.takes_style else None)
+        if self.takes_style:
             return stylize_pairs(self.model, [content], [style])[0]
         return apply_stylize(self.model, [content])[0]
 

@@ -41,9 +41,9 @@ def run_targets(
 ) -> list[tuple[str, Path, Path]]:
     """(style key, run folder, style image or styles folder) of each network `m` needs; the
     key is the evaluation style's file name (johnson) or "*" (one network for every style)."""
-    if m.method == "johnson":
-        return [(s.name, runs / m.name / s.stem, s) for s in split.styles]
-    return [("*", runs / m.name, split.train_styles)]
+    if m.entry.takes_style:
+        return [("*", runs / m.name, split.train_styles)]
+    return [(s.name, runs / m.name / s.stem, s) for s in split.styles]
 
 
 def saved_config(path: Path) -> TrainConfig | None:
@@ -123,7 +123,7 @@ def train_method(
     summary.json, paths relative to <out>/methods/. Johnson's folders of styles no longer
     evaluated are removed."""
     targets = run_targets(plan, m, split, runs)
-    if m.method == "johnson" and (runs / m.name).is_dir() and allow_train:
+    if not m.entry.takes_style and (runs / m.name).is_dir() and allow_train:
         keep = {run for _, run, _ in targets}
         for old in (runs / m.name).iterdir():
             if old.is_dir() and old not in keep:

@@ -37,9 +37,9 @@ renamed into place), so a mismatching export never lands.
 
 from __future__ import annotations
 
-import copy
 import tempfile
 import time
+import typing
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,26 +169,20 @@ def min_side(model: nn.Module) -> int:
 
 
 def default_opset(model: nn.Module) -> int:
-    return ANTIALIAS_OPSET if getattr(model, "method", "") == "stytr" else OPSET
+    """The opset a network asks for (its `onnx_opset`: stytr's antialiased Resize needs 18)."""
+    return int(getattr(model, "onnx_opset", OPSET))
 
 
 def exportable(model: nn.Module) -> nn.Module:
-    """The traceable graph of `model`: never `model` itself mutated (stytr: a merged copy)."""
-    method = getattr(model, "method", "")
+    """The traceable graph of `model`: never `model` itself mutated. A network with export-only
+    rewrites returns them from `traceable()` (johnson: OnnxNet; stytr: a merged copy with
+    MatrixPool and MatrixAttention); one that takes a style is padded by ArbitraryOnnx."""
     if isinstance(model, JohnsonNet):
         return OnnxNet(model).eval()
-    if method == "adain":
-        return ArbitraryOnnx(model, min_side(model)).eval()
-    if method == "stytr":
-        net: Any = copy.deepcopy(model)
-        if not net.merged:
-            net.merge_lora()
-        net.cape.pool = MatrixPool(int(net.cape.pool.output_size))
-        for layer in net.transformer:
-            layer.attn1 = MatrixAttention(layer.attn1)
-            layer.attn2 = MatrixAttention(layer.attn2)
-        return ArbitraryOnnx(net, min_side(model)).eval()
-    raise NstError(f"no ONNX export for {type(model).__name__} networks")
+    graph = typing.cast(Any, model).traceable() if hasattr(model, "traceable") else model
+    if "style" in model_inputs(model):
+        return ArbitraryOnnx(graph, min_side(model)).eval()
+    return graph.eval()
 
 
 def _bicubic_aa(g: Any, x: Any, output_size: Any, align_corners: Any, *_: Any) -> Any:
@@ -219,13 +213,14 @@ def onnx_bytes(model: nn.Module, meta: dict[str, Any], opset: int | None = None)
     """The serialised ONNX graph of `model` (a network on the CPU), metadata included."""
     import onnx
 
-    opset = opset or default_opset(model)
-    if getattr(model, "method", "") == "stytr":
-        if opset < ANTIALIAS_OPSET:
-            raise NstError(
-                f"stytr ONNX export needs opset >= {ANTIALIAS_OPSET} (antialiased Resize of "
-                f"the ViT position embeddings), got --opset {opset}"
-            )
+    needed = default_opset(model)
+    opset = opset or needed
+    if opset < needed:
+        raise NstError(
+            f"{getattr(model, 'method', type(model).__name__)} ONNX export needs opset >= "
+            f"{needed} (antialiased Resize of the ViT position embeddings), got --opset {opset}"
+        )
+    if opset >= ANTIALIAS_OPSET:
         torch.onnx.register_custom_op_symbolic(
             "aten::_upsample_bicubic2d_aa", _bicubic_aa, ANTIALIAS_OPSET
         )

@@ -1,8 +1,15 @@
-"""The model registry: a name -> a factory of stylisation networks (`@register("johnson")`).
+"""The method registry: every way nst stylises, one `Method` entry each, metadata as data.
 
-Like nst.backbones.registry, the names are declared here with the module that registers them,
-so listing them (CLI choices, `nst --help`) imports no torch; the module is imported when a
-network is first built. Options are the factory's keyword arguments (e.g. `width=32`); an
+A method is what the comparison ranks and a study searches: gatys (the image optimised,
+nst.optimize), the feed-forward networks (johnson, adain, stytr: trained by nst.train, then one
+pass per image) and external ONNX models (nst.models.external: a published network compared on
+the same protocol). Everything the rest of nst asks of a method is a field of its entry: the
+training loop, the study fields, the methods spec, export, serving and the CLI never test a
+method's name. Adding a network is its model file (a factory decorated `@register("name")`)
+and one entry below (or, from another package, an entry point: nst.registry).
+
+The entries are torch-free (listing them is `nst --help`); a network's module is imported when
+the network is first built. Options are the factory's keyword arguments (e.g. `width=32`); an
 unknown option is a one-line NstError naming the valid ones.
 """
 
@@ -11,41 +18,143 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from nst import NstError
+from nst.registry import Registry
 
 if TYPE_CHECKING:
     from torch import nn
 
-#: module -> the models it registers
-FAMILIES: dict[str, tuple[str, ...]] = {
-    "nst.models.johnson": ("johnson",),
-    "nst.models.adain": ("adain",),
-    "nst.models.stytr": ("stytr",),
-}
-#: arbitrary-style models: forward(content, style) instead of forward(content); their class
-#: attribute `inputs` is ("content", "style") (model_inputs reads it for any network)
-ARBITRARY = ("adain", "stytr")
-_MODULE = {name: module for module, names in FAMILIES.items() for name in names}
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+CONTENT = ("content",)
+CONTENT_STYLE = ("content", "style")
+VGG_ADAIN_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method as data (module docstring). `kind`: optimisation (gatys: a TransferConfig),
+    network (trained: a TrainConfig; its factory registered by `module`) or onnx (external)."""
+
+    name: str
+    kind: Literal["optimisation", "network", "onnx"]
+    description: str
+    module: str = ""  # network: the module whose `@register(name)` builds it
+    inputs: tuple[str, ...] = CONTENT  # the network's image inputs, in order
+    #: factory keyword -> the TrainConfig field it is built from (what a checkpoint records)
+    options: dict[str, str] = field(default_factory=dict)
+    #: keywords a new training run passes too, not recorded as options (the encoder's weights,
+    #: which the checkpoint's state dict holds)
+    build_options: dict[str, str] = field(default_factory=dict)
+    #: TrainConfig fields this method uses beyond the shared ones (another method's are refused)
+    fields: tuple[str, ...] = ()
+    #: the values of TrainConfig's "method default" fields ("" or < 0 in the config)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    loss: str = ""  # the training loss, a name in nst.train.losses.LOSSES (its terms there)
+    #: (content, style) loss layers on a VGG loss network; other families use their preset
+    vgg_layers: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    #: the loss network is the encoder, truncated at its layer (adain): content at the encoder
+    #: layer, style layers up to it
+    encoder_loss: bool = False
+    encoder_families: tuple[str, ...] = ()  # the backbone families its encoder may be; () any
+    paper: str = ""  # what the method reproduces, as the report and `nst methods` cite it
+
+    @property
+    def takes_style(self) -> bool:
+        """Whether the style is an input (adain, stytr, gatys) or built into a network trained
+        for one style (johnson): the one way nst asks it."""
+        return self.kind == "optimisation" or "style" in self.inputs
+
+    @property
+    def trained(self) -> bool:
+        return self.kind == "network"
+
+
+GATYS = Method(
+    "gatys", "optimisation", "the image optimised against a loss network (TransferConfig)",
+    inputs=CONTENT_STYLE, paper="Gatys, Ecker & Bethge, CVPR 2016",
+)  # fmt: skip
+JOHNSON = Method(
+    "johnson", "network", "one network per style, perceptual loss (nst.models.johnson)",
+    module="nst.models.johnson", options={"width": "width", "output": "output_layer"},
+    fields=("width", "style", "style_size"),
+    defaults={"backbone": "vgg16", "alpha": 1.0, "beta": 4.0e5}, loss="perceptual",
+    vgg_layers=(("relu2_2",), ("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
+    paper="Johnson, Alahi & Fei-Fei, ECCV 2016",
+)  # fmt: skip
+ADAIN = Method(
+    "adain", "network", "arbitrary style: adaptive instance normalisation (nst.models.adain)",
+    module="nst.models.adain", inputs=CONTENT_STYLE,
+    options={"encoder": "encoder", "layer": "encoder_layer", "decoder_width": "decoder_width",
+             "output": "output_layer"},
+    build_options={"weights": "encoder_weights"},
+    fields=("encoder", "encoder_weights", "decoder_width", "encoder_layer"),
+    defaults={"encoder": "vgg19", "alpha": 1.0, "beta": 10.0}, loss="adain",
+    vgg_layers=((), VGG_ADAIN_STYLE), encoder_loss=True,
+    paper="Huang & Belongie, ICCV 2017",
+)  # fmt: skip
+STYTR = Method(
+    "stytr", "network", "arbitrary style: a transformer with LoRA encoders (nst.models.stytr)",
+    module="nst.models.stytr", inputs=CONTENT_STYLE,
+    options={"encoder": "encoder", "lora_rank": "lora_rank", "lora_alpha": "lora_alpha",
+             "lora_targets": "lora_targets", "decoder_layers": "decoder_layers",
+             "decoder_width": "decoder_width", "output": "output_layer"},
+    build_options={"weights": "encoder_weights"},
+    fields=("encoder", "encoder_weights", "decoder_width", "lora_rank", "lora_alpha",
+            "lora_targets", "decoder_layers", "identity1", "identity2"),
+    defaults={"encoder": "deit_small", "backbone": "vgg19", "alpha": 7.0, "beta": 10.0},
+    loss="stytr",
+    vgg_layers=(("relu4_1", "relu5_1"), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+    encoder_families=("vit",), paper="Deng et al., CVPR 2022 (StyTr2)",
+)  # fmt: skip
+ONNX = Method(
+    "onnx", "onnx", "an external network as an ONNX file (nst.models.external.ExternalConfig)",
+    inputs=CONTENT_STYLE, paper="the network's own",
+)  # fmt: skip
+
+#: the entries (plug-ins add theirs through the nst.methods entry points)
+METHODS: Registry[Method] = Registry(
+    "method", {"nst.models.registry": ("gatys", "johnson", "adain", "stytr", "onnx")}
+)
+for _entry in (GATYS, JOHNSON, ADAIN, STYTR, ONNX):
+    METHODS.add(_entry.name, _entry)
+#: method name -> its network factory, registered by the method's module
+NETWORKS: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator of a network factory: `@register("johnson")` (its Method entry names it)."""
+
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = factory
+        NETWORKS[name] = factory
         return factory
 
     return wrap
 
 
+def get_method(name: str) -> Method:
+    """The entry of method `name`; unknown: one NstError naming the registered ones."""
+    method = METHODS.get(name)
+    if not isinstance(method, Method) or method.name != name:
+        raise NstError(f"entry point {name!r} of group nst.methods is not an "
+                       "nst.models.registry.Method of that name")  # fmt: skip
+    return method
+
+
+def list_methods(kind: str | None = None) -> list[str]:
+    """Every method's name (of one `kind` when given); plug-ins are loaded to read their kind."""
+    return [n for n in METHODS.names() if kind is None or get_method(n).kind == kind]
+
+
 def model_inputs(model: nn.Module) -> tuple[str, ...]:
     """The image inputs of `model`'s forward, in order: ("content",) or ("content", "style")."""
-    return tuple(getattr(model, "inputs", ("content",)))
+    return tuple(getattr(model, "inputs", CONTENT))
 
 
 def list_models() -> list[str]:
-    return sorted(_MODULE)
+    """The methods whose network nst builds and trains."""
+    return list_methods("network")
 
 
 def model_options(name: str) -> dict[str, Any]:
@@ -71,7 +180,11 @@ def get_model(name: str, **options: Any) -> nn.Module:
 
 
 def _factory(name: str) -> Callable[..., nn.Module]:
-    if name not in _MODULE:
+    method = get_method(name) if name in METHODS else None
+    if method is None or not method.trained:
         raise NstError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
-    importlib.import_module(_MODULE[name])
-    return _REGISTRY[name]
+    if name not in NETWORKS:
+        importlib.import_module(method.module)
+    if name not in NETWORKS:
+        raise NstError(f"{method.module} does not register a network {name!r} (@register)")
+    return NETWORKS[name]

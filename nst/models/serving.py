@@ -130,10 +130,10 @@ def save_mlflow_model(checkpoint: str | Path, path: str | Path, mlflow_model: An
     import mlflow.pyfunc
 
     from nst.models.io import read_checkpoint
-    from nst.models.registry import ARBITRARY
+    from nst.models.registry import get_method
 
-    method = read_checkpoint(checkpoint).get("meta", {}).get("method")
-    inputs = ("content", "style") if method in ARBITRARY else ("content",)
+    method = str(read_checkpoint(checkpoint).get("meta", {}).get("method"))
+    inputs = get_method(method).inputs
     path = Path(path)
     code = Path(__file__).with_name("mlflow_model.py")  # a model from code: no pickle
     with quiet():

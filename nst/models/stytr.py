@@ -53,6 +53,7 @@ unmerged network, which is what get_model builds.
 
 from __future__ import annotations
 
+import copy
 import typing
 
 import torch
@@ -114,6 +115,8 @@ class StyTr(nn.Module):
     """Content and style ViT encoders with LoRA, CAPE, transformer decoder, CNN decoder."""
 
     method = "stytr"
+    #: the ONNX export's antialiased Resize of the position embeddings needs opset 18
+    onnx_opset = 18
     #: forward's image inputs, in order (export and serving read this; johnson: ("content",))
     inputs = ("content", "style")
 
@@ -169,6 +172,20 @@ class StyTr(nn.Module):
         self.content_encoder.eval()
         self.style_encoder.eval()
         return self
+
+    def traceable(self) -> StyTr:
+        """A merged copy with the export-only rewrites (nst.models.export): CAPE's adaptive
+        pooling as matrices, the decoder's attention with -1 sequence lengths."""
+        from nst.models.export import MatrixAttention, MatrixPool
+
+        net: typing.Any = copy.deepcopy(self)
+        if not net.merged:
+            net.merge_lora()
+        net.cape.pool = MatrixPool(int(net.cape.pool.output_size))
+        for layer in net.transformer:
+            layer.attn1 = MatrixAttention(layer.attn1)
+            layer.attn2 = MatrixAttention(layer.attn2)
+        return typing.cast(StyTr, net)
 
     def merge_lora(self) -> StyTr:
         """Fold the LoRA adapters into the encoders (in place), for export."""

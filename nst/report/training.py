@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 from nst.report import figures as figs
 from nst.report.data import MethodsResults
 
-LOSSES = "losses.jsonl"  # nst.train.loop.LOSSES
+LOSS_LOG = "losses.jsonl"  # nst.train.loop.LOSS_LOG
 LINE_STYLES = ("-", "--", ":", "-.")
 MAX_LABELLED = len(LINE_STYLES)  # networks of one method each in the legend; more share one
 PER_ROW = 3  # method panels per row, under the total-loss panel
@@ -48,10 +48,10 @@ def training_curves(found: MethodsResults) -> tuple[list[Curve], list[str], list
             if not run.get("run"):
                 problems.append(f"Training curve of {label}: no run folder in summary.json.")
                 continue
-            path = found.root / str(run["run"]) / LOSSES
+            path = found.root / str(run["run"]) / LOSS_LOG
             steps, problem = read_losses(path)
             if problem:
-                shown = f"results/methods/{run['run']}/{LOSSES}"
+                shown = f"results/methods/{run['run']}/{LOSS_LOG}"
                 problems.append(f"Training curve of {label}: `{shown}` {problem}.")
             if steps is not None:
                 curves.append(Curve(name, label, steps))
@@ -140,7 +140,7 @@ def curves_plot(curves: list[Curve], untrained: list[str]) -> figs.Plot | None:
             )
     per_style = sorted({c.method for c in curves if c.label != c.method})
     caption = (f"Training curves of {len(curves)} trained network{'s' if len(curves) != 1 else ''}"
-               f" (each run's {LOSSES}): the total loss against step"
+               f" (each run's {LOSS_LOG}): the total loss against step"
                + (f" ({', '.join(per_style)}: one network per style, labelled by style up to "
                   f"{MAX_LABELLED})" if per_style else "")
                + ", then each method's loss terms before weighting (line style per network); "

@@ -1,7 +1,8 @@
 """What a study's trials are: the config class of the experiment's `method`, and its fields.
 
     method: gatys (the default)   a trial optimises images: nst.config.TransferConfig
-    method: johnson | adain | stytr   a trial trains a network: nst.train.config.TrainConfig
+    method: a trained method      a trial trains a network: nst.train.config.TrainConfig
+                                  (johnson, adain, stytr, plug-ins: nst.models.registry)
 
 An experiment's `fixed`, `search` and `profiles.<name>.fixed` name fields of that class (one
 spec parser for both, nst.study.spec). A training study sets three TrainConfig fields itself
@@ -24,9 +25,9 @@ from typing import Any
 
 from nst import NstError
 from nst.config import TransferConfig
+from nst.models.registry import get_method, list_methods
 from nst.train.config import TrainConfig
 
-METHODS = ("gatys", "johnson", "adain", "stytr")
 RATIOS = {"style_ratio": "beta", "tv_ratio": "gamma"}  # searched ratio -> weight it sets
 #: TrainConfig fields a training study sets from the data's split (module docstring)
 SPLIT_KEYS = ("data", "style", "styles")
@@ -36,6 +37,11 @@ GATYS_TERMS = ("content", "style", "tv", "total")
 Config = TransferConfig | TrainConfig
 
 
+def studied_methods() -> list[str]:
+    """The methods a study can search: the optimisation and every trained network."""
+    return list_methods("optimisation") + list_methods("network")
+
+
 @dataclass(frozen=True)
 class Fields:
     """The fields of one method's config: names, types, building and checking values."""
@@ -43,12 +49,14 @@ class Fields:
     method: str = "gatys"
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise NstError(f"method {self.method!r} unknown; use one of {', '.join(METHODS)}")
+        if self.method not in studied_methods():
+            raise NstError(
+                f"method {self.method!r} unknown; use one of {', '.join(studied_methods())}"
+            )
 
     @property
     def trained(self) -> bool:
-        return self.method != "gatys"
+        return get_method(self.method).trained
 
     @property
     def cls(self) -> type[TransferConfig] | type[TrainConfig]:
@@ -98,10 +106,9 @@ class Fields:
         """The method's loss terms: an optimisation's, or the training objective's."""
         if not self.trained:
             return GATYS_TERMS
-        from nst.train import arbitrary, objective  # torch: loaded when a spec is checked
+        from nst.train.losses import LOSSES  # torch: loaded when a spec is checked
 
-        return {"johnson": objective.TERMS, "adain": arbitrary.ADAIN_TERMS,
-                "stytr": arbitrary.STYTR_TERMS}[self.method]  # fmt: skip
+        return tuple(LOSSES.get(get_method(self.method).loss).terms)
 
     @property
     def what(self) -> str:

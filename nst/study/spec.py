@@ -2,7 +2,7 @@
 
     name: loss_weights                  # the study name; outputs go to results/<name>/
     description: ...
-    method: gatys                       # gatys (default) | johnson | adain | stytr
+    method: gatys                       # gatys (default) | a trained method (johnson, ...)
     fixed: {steps: 80, ...}             # config fields held constant
     search:                             # one entry per searched field (nst.study.params)
       style_ratio: {type: float, low: 1.0e+2, high: 1.0e+7, log: true}
@@ -46,7 +46,7 @@ from typing import Any, Literal
 import yaml
 
 from nst import NstError
-from nst.study.fields import GATYS_TERMS, METHODS, RATIOS, Config, Fields
+from nst.study.fields import GATYS_TERMS, RATIOS, Config, Fields, studied_methods
 from nst.study.params import Param, choice_label, param_dict, parse_param
 from nst.study.profiles import get_profile
 
@@ -182,8 +182,8 @@ def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
     if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
         raise fail("name", "required: letters, digits, - and _ (it names results/<name>/)")
     method = data.get("method", "gatys")
-    if method not in METHODS:
-        raise fail("method", f"{method!r} unknown; use one of {', '.join(METHODS)}")
+    if method not in studied_methods():
+        raise fail("method", f"{method!r} unknown; use one of {', '.join(studied_methods())}")
     kind = Fields(method)
     fixed = _mapping(data.get("fixed", {}), "fixed", fail)
     _check_fixed(where, "fixed", fixed, kind)

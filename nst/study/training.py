@@ -45,6 +45,7 @@ import torch
 from nst import NstError
 from nst.data.split import select
 from nst.images import resize_tensor, save_image
+from nst.models.registry import get_method
 from nst.study import attrs
 from nst.study.backbone import judge_tags
 from nst.study.faults import failure_reason, readable_data, worker_id
@@ -76,7 +77,7 @@ class TrainData:
 
     def fields(self, method: str) -> dict[str, str]:
         """The TrainConfig fields the study sets."""
-        where = "style" if method == "johnson" else "styles"
+        where = "styles" if get_method(method).takes_style else "style"
         return {"data": str(self.train), where: str(self.style)}
 
 
@@ -93,7 +94,8 @@ def choose_train_data(spec: ExperimentSpec, data: Path | None, root: Path, cache
     if folder is None or not list_images(folder)[0]:
         embedded_sample(cache)
         folder = cache
-    styles = 1 if spec.method == "johnson" else int(spec.pairs["styles"])
+    per_style = not get_method(spec.method).takes_style  # trained on one style image
+    styles = 1 if per_style else int(spec.pairs["styles"])
     split = select(folder, "validation", int(spec.pairs["content"]), styles, root,
                    f"study {spec.name} (pairs)")  # fmt: skip
     good = readable_data(folder, skipped)
@@ -102,7 +104,7 @@ def choose_train_data(spec: ExperimentSpec, data: Path | None, root: Path, cache
     if not contents or not evals:
         raise NstError(f"{folder}: no readable held-out photo or style left after skipping "
                        f"{len(skipped)} unreadable ones; run `nst fetch` again")  # fmt: skip
-    if spec.method == "johnson":
+    if per_style:
         return TrainData(split.train, evals[0], [Pair(c, evals[0]) for c in contents],
                          split.facts)  # fmt: skip
     pairs = [Pair(c, s) for c in contents for s in evals]
@@ -225,7 +227,7 @@ class TrainObjective(TrialObjective):
         def validate(v: Validation) -> None:
             if tracker is not None:
                 tracker.check()  # tracking broke: stop training now
-            images, losses = _stylise(v, contents, inputs if v.arbitrary else None)
+            images, losses = _stylise(v, contents, inputs if v.takes_style else None)
             if v.step == config.steps:  # the last validation: every metric, the trial's values
                 values = dict(losses)
                 if judge is not None:

@@ -44,6 +44,7 @@ from nst.backbones.base import Backbone
 from nst.models.adain import mean_std
 from nst.train.config import TrainConfig
 from nst.train.data import ContentStream
+from nst.train.losses import LOSSES
 
 #: the style stream's seed is seed + STYLE_SEED
 STYLE_SEED = 1_000_003
@@ -68,7 +69,26 @@ def normalised(f: torch.Tensor) -> torch.Tensor:
     return (f.float() - mu) / sigma
 
 
-class AdaINLoss:
+class PairLoss:
+    """A loss of an arbitrary-style network: runs it on the pair with its extra outputs."""
+
+    terms: tuple[str, ...] = ()
+
+    def __call__(
+        self, net: Any, content: torch.Tensor, style: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        assert style is not None, "an arbitrary-style network trains on (content, style) pairs"
+        out = net(content, style, extras=True)
+        return out["output"], self.terms_of(out, content, style)
+
+    def terms_of(
+        self, out: dict[str, torch.Tensor], content: torch.Tensor, style: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+@LOSSES.register("adain")
+class AdaINLoss(PairLoss):
     """alpha * content (at the AdaIN target) + beta * mean/std style (module docstring)."""
 
     terms = ADAIN_TERMS
@@ -77,7 +97,22 @@ class AdaINLoss:
         backbone.check_layers(config.style_layers)
         self.config, self.net, self.backbone = config, net, backbone
 
-    def __call__(
+    @classmethod
+    def build(
+        cls, config: TrainConfig, net: nn.Module, device: torch.device, style: Any = None
+    ) -> AdaINLoss:
+        """On the network's own (frozen, truncated) encoder when `backbone` names it with the
+        same weights and has the layers, else on a new registered backbone."""
+        enc = typing.cast(Any, net).encoder
+        reuse = (
+            config.backbone == config.encoder
+            and config.weights == config.encoder_weights
+            and all(k in enc.layer_names for k in config.style_layers)
+        )
+        backbone = enc if reuse else get_backbone(config.backbone, weights=config.weights)
+        return cls(config, net, backbone.to(device))
+
+    def terms_of(
         self, out: dict[str, torch.Tensor], content: torch.Tensor, style: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         c, layers = self.config, self.config.style_layers
@@ -90,7 +125,8 @@ class AdaINLoss:
         return {"content": lc, "style": ls, "total": c.alpha * lc + c.beta * ls}
 
 
-class StyTrLoss:
+@LOSSES.register("stytr")
+class StyTrLoss(PairLoss):
     """StyTr2's content, style and two identity losses (module docstring)."""
 
     terms = STYTR_TERMS
@@ -100,7 +136,13 @@ class StyTrLoss:
         self.config, self.backbone = config, backbone
         self.layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
 
-    def __call__(
+    @classmethod
+    def build(
+        cls, config: TrainConfig, net: nn.Module, device: torch.device, style: Any = None
+    ) -> StyTrLoss:
+        return cls(config, get_backbone(config.backbone, weights=config.weights).to(device))
+
+    def terms_of(
         self, out: dict[str, torch.Tensor], content: torch.Tensor, style: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         c, n = self.config, content.shape[0]
@@ -120,22 +162,6 @@ class StyTrLoss:
                    for k in c.style_layers), zero)  # fmt: skip
         total = c.alpha * lc + c.beta * ls + c.identity1 * id1 + c.identity2 * id2
         return {"content": lc, "style": ls, "identity1": id1, "identity2": id2, "total": total}
-
-
-def build_objective(
-    config: TrainConfig, net: nn.Module, device: torch.device
-) -> AdaINLoss | StyTrLoss:
-    """The method's loss on its loss network: for adain the network's own (frozen, truncated)
-    encoder when `backbone` names it with the same weights and has the layers, else a new
-    registered backbone (stytr: always)."""
-    if config.method == "adain":
-        enc = typing.cast(Any, net).encoder
-        reuse = (config.backbone == config.encoder and config.weights == config.encoder_weights
-                 and all(k in enc.layer_names for k in config.style_layers))  # fmt: skip
-        backbone = enc if reuse else get_backbone(config.backbone, weights=config.weights)
-        return AdaINLoss(config, net, backbone.to(device))
-    backbone = get_backbone(config.backbone, weights=config.weights).to(device)
-    return StyTrLoss(config, backbone)
 
 
 def parameter_counts(net: nn.Module) -> dict[str, Any]:

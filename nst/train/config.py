@@ -13,9 +13,11 @@ The training loss, on the loss backbone's features (nst.train.objective):
 beta = 4e5 with nst.losses' mean-over-layers style loss is pytorch/examples' fast_neural_style
 weighting (content 1e5, style 1e10 summed over the four layers), divided by its content weight.
 
-Arbitrary-style methods (adain, stytr: nst.train.arbitrary) train on (content, style) pairs,
-the styles drawn from the folder `styles`. Fields a config leaves at their "method default"
-(backbone "", alpha/beta < 0, encoder "", layers ()) are filled per method (METHOD_DEFAULTS):
+Every method-specific rule below is data of the method's entry (nst.models.registry.Method:
+defaults, fields, vgg_layers, encoder_loss, encoder_families); nothing here names a method.
+Methods that take the style as an input (adain, stytr: nst.train.arbitrary) train on (content,
+style) pairs, the styles drawn from the folder `styles`. Fields a config leaves at their
+"method default" (backbone "", alpha/beta < 0, encoder "", layers ()) are filled per method:
 
     johnson  loss VGG16, alpha 1, beta 4e5 (above)
     adain    encoder vgg19 at relu4_1; the loss network is the encoder; content at the AdaIN
@@ -39,7 +41,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from nst import NstError
-from nst.backbones.registry import _MODULE, default_layers
+from nst.backbones.registry import default_layers, family
 from nst.config import (
     LAYER_KEYS,
     Range,
@@ -49,35 +51,8 @@ from nst.config import (
     coerce,
     read_yaml,
 )
+from nst.models.registry import Method, get_method, list_models
 
-ARBITRARY_METHODS = ("adain", "stytr")
-VGG_ADAIN_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-VGG_STYTR_CONTENT = ("relu4_1", "relu5_1")
-VGG_STYTR_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-#: method -> the values of the "method default" fields (module docstring)
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "johnson": {"backbone": "vgg16", "alpha": 1.0, "beta": 4.0e5},
-    "adain": {"encoder": "vgg19", "alpha": 1.0, "beta": 10.0},
-    "stytr": {"encoder": "deit_small", "backbone": "vgg19", "alpha": 7.0, "beta": 10.0},
-}
-#: method-specific fields -> the methods that use them (the others must leave the default)
-METHOD_FIELDS: dict[str, tuple[str, ...]] = {
-    "width": ("johnson",),
-    "style": ("johnson",),
-    "style_size": ("johnson",),
-    "encoder": ARBITRARY_METHODS,
-    "encoder_weights": ARBITRARY_METHODS,
-    "decoder_width": ARBITRARY_METHODS,
-    "encoder_layer": ("adain",),
-    "lora_rank": ("stytr",),
-    "lora_alpha": ("stytr",),
-    "lora_targets": ("stytr",),
-    "decoder_layers": ("stytr",),
-    "identity1": ("stytr",),
-    "identity2": ("stytr",),
-}
-JOHNSON_CONTENT_LAYERS = ("relu2_2",)
-JOHNSON_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 #: keys a resumed run may change; any other difference from the checkpoint's config is refused
 RESUMABLE_KEYS = ("steps", "checkpoint_every", "sample_every", "log_every", "device")
 
@@ -86,7 +61,7 @@ RESUMABLE_KEYS = ("steps", "checkpoint_every", "sample_every", "log_every", "dev
 class TrainConfig:
     """Everything that determines a trained network (with the data and the style image)."""
 
-    method: Literal["johnson", "adain", "stytr"] = "johnson"  # nst.models.get_model(method)
+    method: str = "johnson"  # a trained method of nst.models.registry (its Method entry)
     width: int = 32  # johnson: base channel count of the network
     # arbitrary-style networks (module docstring; "" = the method's default)
     encoder: str = ""  # adain: any backbone; stytr: a ViT/DeiT backbone
@@ -147,25 +122,31 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        self._check_method_fields()
-        defaults = dict(METHOD_DEFAULTS[self.method])
-        if self.method == "adain":
+        if self.method not in list_models():
+            raise NstError(
+                f"method {self.method!r} is not a trained method; use one of "
+                f"{', '.join(list_models())}"
+            )
+        entry = self.entry
+        self._check_method_fields(entry)
+        defaults = dict(entry.defaults)
+        if entry.encoder_loss:  # the loss network is the encoder
             defaults["backbone"] = self.encoder or defaults["encoder"]
         for key, value in defaults.items():
             current = getattr(self, key)
             if current == "" or (isinstance(current, float) and current < 0):
                 object.__setattr__(self, key, value)
-        if self.method == "adain" and not self.encoder_layer:
-            vgg = self.encoder.startswith("vgg")
+        if "encoder_layer" in entry.fields and not self.encoder_layer:
+            vgg = family(self.encoder) == "vgg"
             layer = "relu4_1" if vgg else default_layers(self.encoder)[0][0]
             object.__setattr__(self, "encoder_layer", layer)
-        if self.method == "stytr" and _MODULE.get(self.encoder) != "nst.backbones.vit":
-            vits = ", ".join(n for n, m in _MODULE.items() if m == "nst.backbones.vit")
+        if entry.encoder_families and family(self.encoder) not in entry.encoder_families:
             raise NstError(
-                f"stytr encoder {self.encoder!r} is not a registered ViT/DeiT backbone; use one of {vits}"
+                f"{self.method} encoder {self.encoder!r} is not a registered "
+                f"{'/'.join(entry.encoder_families)} backbone; use one of {_of_families(entry)}"
             )
         if not (self.content_layers and self.style_layers):
-            for key, preset in zip(LAYER_KEYS, self._layer_presets(), strict=True):
+            for key, preset in zip(LAYER_KEYS, self._layer_presets(entry), strict=True):
                 if not getattr(self, key):
                     object.__setattr__(self, key, preset)
         check_ranges(self)
@@ -177,30 +158,34 @@ class TrainConfig:
         if self.warmup >= self.steps and self.warmup:
             raise NstError(f"warmup {self.warmup} must be fewer steps than steps {self.steps}")
 
-    def _check_method_fields(self) -> None:
+    @property
+    def entry(self) -> Method:
+        """The method's registry entry (nst.models.registry)."""
+        return get_method(self.method)
+
+    def _check_method_fields(self, entry: Method) -> None:
         """A method-specific field set away from its default for another method is an error."""
-        for key, methods in METHOD_FIELDS.items():
-            default = next(f.default for f in fields(self) if f.name == key)
-            if self.method not in methods and getattr(self, key) != default:
+        for f in fields(self):
+            owners = [m for m in list_models() if f.name in get_method(m).fields]
+            if owners and f.name not in entry.fields and getattr(self, f.name) != f.default:
                 raise NstError(
-                    f"{key} is an option of --method {' or '.join(methods)}, not {self.method}: "
-                    f"drop it (or choose that method)"
+                    f"{f.name} is an option of --method {' or '.join(owners)}, not "
+                    f"{self.method}: drop it (or choose that method)"
                 )
 
-    def _layer_presets(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        vgg = self.backbone.startswith("vgg")
-        if self.method == "johnson":
-            return (
-                (JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS)
-                if vgg
-                else default_layers(self.backbone)
-            )
-        if self.method == "adain":
-            style = VGG_ADAIN_STYLE if vgg else default_layers(self.backbone)[1]
-            if self.backbone == self.encoder:  # the loss network is the (truncated) encoder
-                style = tuple(s for s in style if _depth(s) <= _depth(self.encoder_layer))
-            return (self.encoder_layer,), style or (self.encoder_layer,)
-        return (VGG_STYTR_CONTENT, VGG_STYTR_STYLE) if vgg else default_layers(self.backbone)
+    def _layer_presets(self, entry: Method) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        vgg = family(self.backbone) == "vgg"
+        preset = default_layers(self.backbone)
+        content, style = (
+            (entry.vgg_layers[0] or preset[0], entry.vgg_layers[1] or preset[1])
+            if vgg
+            else preset
+        )
+        if not entry.encoder_loss:
+            return content, style
+        if self.backbone == self.encoder:  # the loss network is the (truncated) encoder
+            style = tuple(s for s in style if _depth(s) <= _depth(self.encoder_layer))
+        return (self.encoder_layer,), style or (self.encoder_layer,)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -225,25 +210,28 @@ class TrainConfig:
     def model_options(self) -> dict[str, Any]:
         """The options of nst.models.get_model(method, ...) that the network records (the
         encoder weights, which its state dict holds, are passed separately: build_options)."""
-        if self.method == "adain":
-            return {"encoder": self.encoder, "layer": self.encoder_layer,
-                    "decoder_width": self.decoder_width, "output": self.output_layer}  # fmt: skip
-        if self.method == "stytr":
-            return {"encoder": self.encoder, "lora_rank": self.lora_rank,
-                    "lora_alpha": self.lora_alpha, "lora_targets": list(self.lora_targets),
-                    "decoder_layers": self.decoder_layers,
-                    "decoder_width": self.decoder_width, "output": self.output_layer}  # fmt: skip
-        return {"width": self.width, "output": self.output_layer}
+        return {k: _plain(getattr(self, f)) for k, f in self.entry.options.items()}
 
     @property
     def build_options(self) -> dict[str, Any]:
-        """model_options plus the encoder weights: what a new training run builds."""
-        extra = {"weights": self.encoder_weights} if self.method in ARBITRARY_METHODS else {}
+        """model_options plus the entry's build-only options: what a new training run builds."""
+        extra = {k: getattr(self, f) for k, f in self.entry.build_options.items()}
         return {**self.model_options, **extra}
 
     @property
-    def arbitrary(self) -> bool:
-        return self.method in ARBITRARY_METHODS
+    def takes_style(self) -> bool:
+        """The network takes the style as an input (trained on a folder of styles)."""
+        return self.entry.takes_style
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _of_families(entry: Method) -> str:
+    from nst.backbones.registry import list_backbones
+
+    return ", ".join(n for n in list_backbones() if family(n) in entry.encoder_families)
 
 
 def _depth(layer: str) -> tuple[int, ...]:

@@ -1,11 +1,12 @@
 """The one training loop of every feed-forward method: `train(config, out) -> TrainResult`.
 
-Per step: this rank's share of the global batch (nst.train.data) -> network (bf16 autocast
-and channels_last when configured) -> PerceptualLoss (nst.train.objective) -> backward
-(DistributedDataParallel averages the gradients) -> optimiser and lr-schedule step.
-Arbitrary-style methods (adain, stytr) also take the next style batch from a second stream,
-call the network as net(content, style, extras=True) and use their own loss
-(nst.train.arbitrary); only parameters that require grad (decoders, LoRA) are optimised, and
+Per step: this rank's share of the global batch (nst.train.data) -> the method's loss
+(nst.train.losses: it runs the network, under bf16 autocast and channels_last when
+configured) -> backward (DistributedDataParallel averages the gradients) -> optimiser and
+lr-schedule step. Methods that take the style as an input (their registry entry says so:
+adain, stytr) also take the next style batch from a second stream (nst.train.arbitrary);
+nothing here names a method. Only parameters that require grad (decoders, LoRA) are
+optimised, and
 the parameters of every network (trainable, frozen, LoRA) are printed when it is built and
 recorded (the checkpoint's meta, the MLflow metrics parameters/*).
 
@@ -46,7 +47,6 @@ import numpy as np
 import torch
 
 from nst import NstError
-from nst.backbones import get_backbone
 from nst.backbones.base import Backbone, WeightsInfo
 from nst.images import load_image
 from nst.models import get_model
@@ -57,11 +57,11 @@ from nst.train import arbitrary, distributed
 from nst.train import checkpoint as ckpt
 from nst.train.config import RESUMABLE_KEYS, TrainConfig
 from nst.train.data import ContentStream
-from nst.train.objective import TERMS, PerceptualLoss
+from nst.train.losses import LOSSES
 from nst.train.schedule import lr_factor
 from nst.train.validate import Validate, run_validation, sample, stylise_row
 
-LOSSES = "losses.jsonl"
+LOSS_LOG = "losses.jsonl"
 
 
 class TrainHooks(Protocol):
@@ -125,7 +125,7 @@ def train(
     device = distributed.device_for(world, resolve_device(config.device))
     saved = _check_out(path, config, resume)
     styles = None
-    if config.arbitrary:
+    if config.takes_style:
         styles = arbitrary.style_stream(config, world.rank, world.world_size, world.is_main)
         style = styles.validation(1)  # the fixed style of the validation samples
     elif not config.style:
@@ -200,10 +200,6 @@ def _run(
     stream, styles = streams
     seed_everything(config.seed)
     net = get_model(config.method, **config.build_options)
-    objective: Any = None
-    if styles is None:
-        backbone = get_backbone(config.backbone, weights=config.weights).to(device)
-        objective = PerceptualLoss(config, backbone, style.to(device))
     params = [p for p in net.parameters() if p.requires_grad]
     counts = arbitrary.parameter_counts(net)
     opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
@@ -220,10 +216,11 @@ def _run(
     memory = torch.channels_last if config.channels_last else torch.contiguous_format
     net.to(device)
     net.to(memory_format=memory)
-    if objective is None:
-        objective = arbitrary.build_objective(config, net, device)
-        backbone = objective.backbone
-    terms = objective.terms
+    # built after the network is on the device: adain's loss may reuse its encoder
+    objective = LOSSES.get(config.entry.loss).build(
+        config, net, device, None if styles is not None else style
+    )
+    backbone, terms = objective.backbone, objective.terms
     _optimizer_to(optimizer, device)
     model = distributed.wrap(net, world, device)
     val = stream.validation(config.val_images).to(device)
@@ -239,7 +236,7 @@ def _run(
     if world.is_main:
         print(f"{config.method}: {arbitrary.describe_counts(counts)}", file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
-        _trim_log(out / LOSSES, start)
+        _trim_log(out / LOSS_LOG, start)
         for stale in out.glob(f".{ckpt.CHECKPOINT}.*.tmp"):
             stale.unlink(missing_ok=True)  # left by a process killed mid-save
         if hooks:
@@ -263,10 +260,7 @@ def _run(
                 sbatch = styles.next_batch().to(device, non_blocking=True)
                 sbatch = sbatch.contiguous(memory_format=memory)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
-                if sbatch is None:
-                    losses = objective(model(batch), batch)
-                else:
-                    losses = objective(model(batch, sbatch, extras=True), batch, sbatch)
+                _, losses = objective(model, batch, sbatch)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             optimizer.step()
@@ -282,7 +276,7 @@ def _run(
                 rows = _drain(pending, terms)  # a non-finite loss stops before validating
                 history.extend(rows)
                 if world.is_main:
-                    _append_log(out / LOSSES, rows)
+                    _append_log(out / LOSS_LOG, rows)
                     if hooks:
                         hooks.on_log(rows)
                     if bar is not None:
@@ -328,7 +322,7 @@ def _run(
 
 
 def _drain(
-    pending: list[tuple[int, torch.Tensor]], terms: tuple[str, ...] = TERMS
+    pending: list[tuple[int, torch.Tensor]], terms: tuple[str, ...]
 ) -> list[dict[str, float]]:
     """The pending steps' losses as rows, after checking them: a non-finite one is an NstError."""
     if not pending:

@@ -16,19 +16,35 @@ averaging assumes).
 
 from __future__ import annotations
 
-import torch
+from typing import Any
 
+import torch
+from torch import nn
+
+from nst.backbones import get_backbone
 from nst.backbones.base import Backbone
 from nst.losses import content_loss, gram, style_layer_loss, total_variation, weighted_sum
 from nst.train.config import TrainConfig
+from nst.train.losses import LOSSES
 
 TERMS = ("content", "style", "tv", "total")
 
 
+@LOSSES.register("perceptual")
 class PerceptualLoss:
     """The weighted loss of the module docstring for one style image and one backbone."""
 
     terms = TERMS
+
+    @classmethod
+    def build(
+        cls, config: TrainConfig, net: nn.Module, device: torch.device, style: torch.Tensor | None
+    ) -> PerceptualLoss:
+        """The loss of a per-style network: `style` is its style image."""
+        if style is None:
+            raise ValueError("the perceptual loss needs the style image")
+        backbone = get_backbone(config.backbone, weights=config.weights).to(device)
+        return cls(config, backbone, style.to(device))
 
     def __init__(self, config: TrainConfig, backbone: Backbone, style: torch.Tensor):
         backbone.check_layers(config.content_layers + config.style_layers)
@@ -40,7 +56,14 @@ class PerceptualLoss:
             feats = backbone.features(style.float(), self.style_layers)
             self.style_grams = {layer: gram(feats[layer]).float() for layer in self.style_layers}
 
-    def __call__(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, net: Any, content: torch.Tensor, style: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The output of `net` on `content` and its terms (the network's style is built in)."""
+        output = net(content)
+        return output, self.terms_of(output, content)
+
+    def terms_of(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
         """{content, style, tv, total} for network output `output` of content batch `content`."""
         c, n = self.config, output.shape[0]
         with torch.no_grad():

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from nst.images import save_image
+from nst.models.registry import model_inputs
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,11 @@ class Validation:
     step: int
     network: nn.Module
     device: torch.device
-    objective: Any  # PerceptualLoss (johnson) or nst.train.arbitrary's AdaINLoss / StyTrLoss
+    objective: Any  # the method's training loss (nst.train.losses)
 
     @property
-    def arbitrary(self) -> bool:
-        return "style" in getattr(self.network, "inputs", ("content",))
+    def takes_style(self) -> bool:
+        return "style" in model_inputs(self.network)
 
     def run(
         self, content: torch.Tensor, style: torch.Tensor | None = None
@@ -50,14 +51,8 @@ class Validation:
         """(outputs, loss terms) of a batch of photos (and, for adain and stytr, one style image
         per photo, of the photos' size): the stylised batch on the CPU in float32, and the
         training loss's terms on it, each a mean over the batch."""
-        c = content.to(self.device)
-        if style is None:
-            y = self.network(c)
-            losses = self.objective(y, c)
-        else:
-            s = style.to(self.device)
-            out = self.network(c, s, extras=True)
-            y, losses = out["output"], self.objective(out, c, s)
+        s = None if style is None else style.to(self.device)
+        y, losses = self.objective(self.network, content.to(self.device), s)
         return y.detach().float().cpu(), {k: float(v) for k, v in losses.items()}
 
 

@@ -66,9 +66,11 @@ def infer(args: argparse.Namespace) -> None:
         ms = {m: statistics.median(v) for m, v in times.items()}
         opt_s = stylize_seconds(size, args.stylize_steps)
         for m in METHODS:
-            print(f"infer {size}px: {m:8s} {ms[m]:9.1f} ms/image | {opt_s * 1000 / ms[m]:8,.0f}x "
-                  f"faster than a 300-step stylize ({opt_s:.0f} s, EXTRAPOLATED from "
-                  f"{args.stylize_steps} steps) | batch 1, median of {args.repeats}")  # fmt: skip
+            print(
+                f"infer {size}px: {m:8s} {ms[m]:9.1f} ms/image | {opt_s * 1000 / ms[m]:8,.0f}x "
+                f"faster than a 300-step stylize ({opt_s:.0f} s, EXTRAPOLATED from "
+                f"{args.stylize_steps} steps) | batch 1, median of {args.repeats}"
+            )
 
 
 def stylize_seconds(size: int, steps: int) -> float:
@@ -89,11 +91,22 @@ def train_child(method: str, steps: int, size: int, batch: int) -> None:
     from nst.train import TrainConfig, train
 
     def run(n: int, out: Path) -> float:
-        config = TrainConfig.from_dict(dict(
-            method=method, data=str(SHARED / "content"), styles=str(SHARED / "style"),
-            size=size, batch_size=batch, steps=n, weights="random", encoder_weights="random",
-            checkpoint_every=0, sample_every=0, log_every=n, val_images=0,
-        ))  # fmt: skip
+        config = TrainConfig.from_dict(
+            dict(
+                method=method,
+                data=str(SHARED / "content"),
+                styles=str(SHARED / "style"),
+                size=size,
+                batch_size=batch,
+                steps=n,
+                weights="random",
+                encoder_weights="random",
+                checkpoint_every=0,
+                sample_every=0,
+                log_every=n,
+                val_images=0,
+            )
+        )
         return float(train(config, out, progress=False).images_per_second)
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -104,19 +117,28 @@ def train_child(method: str, steps: int, size: int, batch: int) -> None:
 
 def train_rates(args: argparse.Namespace) -> None:
     for method in ("adain", "stytr"):
-        code = (f"from benchmarks.bench_arbitrary import train_child; "
-                f"train_child({method!r}, {args.train_steps}, {args.size}, {args.batch})")  # fmt: skip
-        proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **ENV},
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        code = (
+            f"from benchmarks.bench_arbitrary import train_child; "
+            f"train_child({method!r}, {args.train_steps}, {args.size}, {args.batch})"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            env={**os.environ, **ENV},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         out = proc.stdout.read() if proc.stdout else ""
         _, status, usage = os.wait4(proc.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             print(f"train {args.size}px batch {args.batch}: {method}: failed")
             continue
         rate = json.loads(out.strip().splitlines()[-1])["images_per_second"]
-        print(f"train {args.size}px batch {args.batch}: {method:6s} {rate:6.2f} img/s | peak RSS "
-              f"{usage.ru_maxrss / 1024:6.0f} MiB (fresh process, setup included) | "
-              f"{args.train_steps} steps after 1 warm-up")  # fmt: skip
+        print(
+            f"train {args.size}px batch {args.batch}: {method:6s} {rate:6.2f} img/s | peak RSS "
+            f"{usage.ru_maxrss / 1024:6.0f} MiB (fresh process, setup included) | "
+            f"{args.train_steps} steps after 1 warm-up"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -49,7 +49,9 @@ def interval(values: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_feature_transform", description=__doc__)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_feature_transform", description=__doc__
+    )
     p.add_argument("--backbone", default="efficientnet_lite0")
     p.add_argument("--size", type=int, default=192)
     p.add_argument("--steps", type=int, default=150)

@@ -74,8 +74,11 @@ def run_load(workers: int, per_worker: int, size: int, steps: int, storage: str)
             done = n_done(study)
         finally:
             optuna.delete_study(study_name=name, storage=storage)
-    finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE,
-                                                 optuna.trial.TrialState.PRUNED)]  # fmt: skip
+    finished = [
+        t
+        for t in trials
+        if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    ]
     numbers = Counter(t.number for t in trials)
     stray = [i for i in images if int(i[5:8]) not in {t.number for t in finished}]
     starts = [t.datetime_start for t in trials if t.datetime_start]
@@ -109,24 +112,44 @@ def main(argv: list[str] | None = None) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print(f"load test: {args.workers} workers x {args.trials_per_worker} trials, "
-          f"{args.size} px, {args.steps} step(s), tracking off, storage {args.storage}, "
-          f"{os.cpu_count()} CPU cores")  # fmt: skip
+    print(
+        f"load test: {args.workers} workers x {args.trials_per_worker} trials, "
+        f"{args.size} px, {args.steps} step(s), tracking off, storage {args.storage}, "
+        f"{os.cpu_count()} CPU cores"
+    )
     arms = [(args.workers, args.trials_per_worker)]
     if not args.no_baseline and args.workers > 1:
         arms = [(1, args.trials_per_worker), *arms, (1, args.trials_per_worker)]
     results = [run_load(w, n, args.size, args.steps, args.storage) for w, n in arms]
-    cols = ("workers", "budget", "finished", "failed", "lost", "duplicated", "trials_per_min",
-            "trials_per_min_with_startup", "wall_s", "per_worker")  # fmt: skip
+    cols = (
+        "workers",
+        "budget",
+        "finished",
+        "failed",
+        "lost",
+        "duplicated",
+        "trials_per_min",
+        "trials_per_min_with_startup",
+        "wall_s",
+        "per_worker",
+    )
     print("  ".join(f"{c:>12}" if c != "per_worker" else c for c in cols))
     for r in results:
-        print("  ".join(f"{r[c]:>12.1f}" if isinstance(r[c], float) else
-                        (f"{r[c]!s:>12}" if c != "per_worker" else str(r[c])) for c in cols))  # fmt: skip
+        print(
+            "  ".join(
+                f"{r[c]:>12.1f}"
+                if isinstance(r[c], float)
+                else (f"{r[c]!s:>12}" if c != "per_worker" else str(r[c]))
+                for c in cols
+            )
+        )
     if len(results) == 3:
         base = (results[0]["trials_per_min"] + results[2]["trials_per_min"]) / 2
         ratio = results[1]["trials_per_min"] / base
-        print(f"throughput {args.workers} workers / 1 worker (mean of the two baselines): "
-              f"{ratio:.2f}x")  # fmt: skip
+        print(
+            f"throughput {args.workers} workers / 1 worker (mean of the two baselines): "
+            f"{ratio:.2f}x"
+        )
     bad = sum(r["lost"] + r["duplicated"] for r in results)
     print("lost + duplicated:", bad, "(goal 0)")
 

@@ -53,8 +53,9 @@ def time_to_loss(
 ) -> tuple[float | None, float, int]:  # type: ignore[no-untyped-def]
     """Seconds until a full-size step starts at total loss <= target (None if never), the loss
     reached, and the steps taken."""
-    check = Fp32Loss(backbone, config.replace(pyramid=(), pyramid_steps=(), size=size),
-                     content, style)  # fmt: skip
+    check = Fp32Loss(
+        backbone, config.replace(pyramid=(), pyramid_steps=(), size=size), content, style
+    )
     t0 = time.perf_counter()
     hit: list[float] = []
     best = [float("inf")]
@@ -180,8 +181,9 @@ class Stages:
 
 def time_to_loss_stages(config, content, style, backbone, target: float, size: int) -> Stages:  # type: ignore[no-untyped-def]
     """As time_to_loss, split into the coarse stages and the full-size one."""
-    check = Fp32Loss(backbone, config.replace(pyramid=(), pyramid_steps=(), size=size),
-                     content, style)  # fmt: skip
+    check = Fp32Loss(
+        backbone, config.replace(pyramid=(), pyramid_steps=(), size=size), content, style
+    )
     out = Stages()
     t0 = time.perf_counter()
     fine_start = [t0]

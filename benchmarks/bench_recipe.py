@@ -28,8 +28,12 @@ from nst.metrics import Evaluator
 from nst.optimize import stylize
 
 BASELINE = {"optimizer": "adam", "lr": 0.02, "steps": 300, "beta": 1.0e5}
-PAIRS = (("tubingen.jpg", "starry_night.jpg"), ("chelsea.png", "the_scream.jpg"),
-         ("astronaut.png", "great_wave.jpg"), ("coffee.png", "kandinsky_composition_vii.jpg"))  # fmt: skip
+PAIRS = (
+    ("tubingen.jpg", "starry_night.jpg"),
+    ("chelsea.png", "the_scream.jpg"),
+    ("astronaut.png", "great_wave.jpg"),
+    ("coffee.png", "kandinsky_composition_vii.jpg"),
+)
 
 
 def pairs(n: int) -> list[tuple[Path, Path]]:
@@ -52,8 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     recipe = TransferConfig.recipe()
     baseline = recipe.replace(**BASELINE)
     judge = Evaluator(recipe.backbone)
-    print(f"backbone {recipe.backbone}; judge {judge.held_out['backbone']} "
-          f"({judge.held_out['weights']}); torch {torch.__version__}")  # fmt: skip
+    print(
+        f"backbone {recipe.backbone}; judge {judge.held_out['backbone']} "
+        f"({judge.held_out['weights']}); torch {torch.__version__}"
+    )
     print(cpu_line())
     print(
         f"recipe   { ({k: getattr(recipe, k) for k in ('optimizer', 'lr', 'steps', 'beta', 'size')}) }"
@@ -71,20 +77,26 @@ def main(argv: list[str] | None = None) -> None:
             values = judge.evaluate(photo, style, result.image).values
             row = {"seconds": statistics.median(r.seconds for r in runs), **values}
             rows[name].append(row)
-            print(f"{content_path.stem} x {style_path.stem:28s} {name:8s} {row['seconds']:6.1f} s  "
-                  f"style_gram_dist {row['style_gram_dist']:.4f}  ssim {row['ssim']:.3f}",
-                  flush=True)  # fmt: skip
-    mean = {k: {m: statistics.fmean(r[m] for r in v) for m in ("seconds", "style_gram_dist", "ssim")}
-            for k, v in rows.items()}  # fmt: skip
+            print(
+                f"{content_path.stem} x {style_path.stem:28s} {name:8s} {row['seconds']:6.1f} s  "
+                f"style_gram_dist {row['style_gram_dist']:.4f}  ssim {row['ssim']:.3f}",
+                flush=True,
+            )
+    mean = {
+        k: {m: statistics.fmean(r[m] for r in v) for m in ("seconds", "style_gram_dist", "ssim")}
+        for k, v in rows.items()
+    }
     for name, m in mean.items():
         print(
             f"mean over {args.pairs} pairs  {name:8s} {m['seconds']:6.1f} s  "
             f"style_gram_dist {m['style_gram_dist']:.4f}  ssim {m['ssim']:.3f}"
         )
     b, r = mean["baseline"], mean["recipe"]
-    print(f"ratios  time baseline/recipe {b['seconds'] / r['seconds']:.2f}x (>1: recipe faster) | "
-          f"style_gram_dist recipe/baseline {r['style_gram_dist'] / b['style_gram_dist']:.2f} | "
-          f"ssim recipe/baseline {r['ssim'] / b['ssim']:.2f}")  # fmt: skip
+    print(
+        f"ratios  time baseline/recipe {b['seconds'] / r['seconds']:.2f}x (>1: recipe faster) | "
+        f"style_gram_dist recipe/baseline {r['style_gram_dist'] / b['style_gram_dist']:.2f} | "
+        f"ssim recipe/baseline {r['ssim'] / b['ssim']:.2f}"
+    )
 
 
 if __name__ == "__main__":

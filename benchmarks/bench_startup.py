@@ -44,8 +44,13 @@ def run(tree: Path, argv: list[str]) -> tuple[float, float]:
     code = f"import sys; from nst.cli import main; sys.exit(main({argv!r}))"
     env = {**os.environ, **ENV, "PYTHONPATH": str(tree)}
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tree, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=tree,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
@@ -73,16 +78,27 @@ print(stylize(config, content, style).seconds_per_step)
 
 def loop(tree: Path) -> float:
     env = {**os.environ, **ENV, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", LOOP], cwd=tree, env=env,
-                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", LOOP],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return float(out.strip().splitlines()[-1])
 
 
 def suite(tree: Path) -> float:
     env = {**os.environ, **ENV, "PYTHONPATH": str(tree)}
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tree,
-                   env=env, check=False, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tree,
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t
 
 
@@ -96,8 +112,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"CPU: {cpu()}; python {platform.python_version()}")
     # beside this checkout, so the baseline's tests find ../shared/data as ours do
     before = ROOT.parent / f".nst-bench-before-{args.before}"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before),
-                    args.before], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
+        check=True,
+        capture_output=True,
+    )
     try:
         arms = {f"before ({args.before})": before, "after (this tree)": ROOT}
         for cmd in (["--help"], ["transfer", "--help"]):
@@ -108,9 +127,11 @@ def main(argv: list[str] | None = None) -> None:
             wall = {k: statistics.median(w for w, _ in v) for k, v in results.items()}
             rss = {k: max(r for _, r in v) for k, v in results.items()}
             b, a = arms
-            print(f"nst {' '.join(cmd):16} " + " | ".join(
-                f"{k}: {wall[k]:.2f} s, {rss[k]:.0f} MB" for k in arms)
-                + f" | speed-up {wall[b] / wall[a]:.1f}x, memory {rss[b] / rss[a]:.1f}x less")  # fmt: skip
+            print(
+                f"nst {' '.join(cmd):16} "
+                + " | ".join(f"{k}: {wall[k]:.2f} s, {rss[k]:.0f} MB" for k in arms)
+                + f" | speed-up {wall[b] / wall[a]:.1f}x, memory {rss[b] / rss[a]:.1f}x less"
+            )
         if args.loop:
             per_step: dict[str, list[float]] = {k: [] for k in arms}
             for _ in range(args.repeats):
@@ -118,16 +139,25 @@ def main(argv: list[str] | None = None) -> None:
                     per_step[name].append(loop(tree))
             med = {k: statistics.median(v) for k, v in per_step.items()}
             b, a = arms
-            print("stylize 128 px    " + " | ".join(f"{k}: {v * 1e3:.1f} ms/step" for k, v in med.items())
-                  + f" | ratio {med[a] / med[b]:.3f} (1 thread, median of {args.repeats})")  # fmt: skip
+            print(
+                "stylize 128 px    "
+                + " | ".join(f"{k}: {v * 1e3:.1f} ms/step" for k, v in med.items())
+                + f" | ratio {med[a] / med[b]:.3f} (1 thread, median of {args.repeats})"
+            )
         if args.suite:
             times = {k: suite(tree) for k, tree in arms.items()}
             b, a = arms
-            print("fast suite        " + " | ".join(f"{k}: {v:.0f} s" for k, v in times.items())
-                  + f" | ratio {times[a] / times[b]:.2f}")  # fmt: skip
+            print(
+                "fast suite        "
+                + " | ".join(f"{k}: {v:.0f} s" for k, v in times.items())
+                + f" | ratio {times[a] / times[b]:.2f}"
+            )
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)],
-                       check=False, capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)],
+            check=False,
+            capture_output=True,
+        )
 
 
 if __name__ == "__main__":

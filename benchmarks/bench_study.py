@@ -53,8 +53,13 @@ def one_objective(args: argparse.Namespace, arm: str, trials: int):  # type: ign
 
 
 def run(spec, root: Path, tag: str, workers: int = 1, seed: int = 0) -> tuple[float, dict]:  # type: ignore[no-untyped-def]
-    opts = StudyOptions(out=root / tag, storage=f"sqlite:///{root / tag}.db", track=False,
-                        workers=workers, seed=seed)  # fmt: skip
+    opts = StudyOptions(
+        out=root / tag,
+        storage=f"sqlite:///{root / tag}.db",
+        track=False,
+        workers=workers,
+        seed=seed,
+    )
     t = time.perf_counter()
     out = run_study(spec, opts)
     return time.perf_counter() - t, json.loads((out / "summary.json").read_text())
@@ -67,10 +72,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--pairs", type=int, default=4)
     p.add_argument("--reports", type=int, default=3)
-    p.add_argument("--pruner", default="successive_halving,successive_halving:scouts=0",
-                   help="pruners to compare with none, comma-separated: median, "
-                   "successive_halving, hyperband, each with integer options after colons "
-                   "(successive_halving:scouts=0 is Optuna's own asynchronous halving)")  # fmt: skip
+    p.add_argument(
+        "--pruner",
+        default="successive_halving,successive_halving:scouts=0",
+        help="pruners to compare with none, comma-separated: median, "
+        "successive_halving, hyperband, each with integer options after colons "
+        "(successive_halving:scouts=0 is Optuna's own asynchronous halving)",
+    )
     p.add_argument(
         "--reduction-factor",
         type=int,
@@ -89,9 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         seeds = [int(x) for x in args.seeds.split(",")]
-        print(f"loss_weights as one objective (style_gram_dist), {args.trials} trials, "
-              f"{args.size} px, {args.steps} steps, {args.pairs} pairs, {args.reports} reports "
-              f"per pair, TPE seeds {seeds}")  # fmt: skip
+        print(
+            f"loss_weights as one objective (style_gram_dist), {args.trials} trials, "
+            f"{args.size} px, {args.steps} steps, {args.pairs} pairs, {args.reports} reports "
+            f"per pair, TPE seeds {seeds}"
+        )
         pruners = args.pruner.split(",")
         walls: dict[str, list[float]] = {p: [] for p in ["none", *pruners]}
         bests: dict[str, list[float]] = {p: [] for p in walls}
@@ -103,25 +113,33 @@ def main(argv: list[str] | None = None) -> None:
                 best = summary["best_trials"][0]["values"]["style_gram_dist"]
                 walls[pruner].append(seconds)
                 bests[pruner].append(best)
-                print(f"  seed {seed} pruner {pruner:<28} {seconds:7.1f} s  best style_gram_dist "
-                      f"{best:.4f}  states {summary['states']}")  # fmt: skip
+                print(
+                    f"  seed {seed} pruner {pruner:<28} {seconds:7.1f} s  best style_gram_dist "
+                    f"{best:.4f}  states {summary['states']}"
+                )
         none = bests["none"]
-        print(f"  unpruned best: mean {statistics.mean(none):.4f}, range {min(none):.4f}.."
-              f"{max(none):.4f} across seeds (the noise a pruned best is judged by)")  # fmt: skip
+        print(
+            f"  unpruned best: mean {statistics.mean(none):.4f}, range {min(none):.4f}.."
+            f"{max(none):.4f} across seeds (the noise a pruned best is judged by)"
+        )
         for pruner in pruners:
             ratios = [a / b for a, b in zip(walls["none"], walls[pruner], strict=True)]
             found = bests[pruner]
-            print(f"  {pruner}: speed-up median {statistics.median(ratios):.2f}x (per seed "
-                  f"{', '.join(f'{r:.2f}' for r in ratios)}); best mean {statistics.mean(found):.4f}"
-                  f", range {min(found):.4f}..{max(found):.4f}")  # fmt: skip
+            print(
+                f"  {pruner}: speed-up median {statistics.median(ratios):.2f}x (per seed "
+                f"{', '.join(f'{r:.2f}' for r in ratios)}); best mean {statistics.mean(found):.4f}"
+                f", range {min(found):.4f}..{max(found):.4f}"
+            )
         if args.throughput_trials:
             n = args.throughput_trials
             print(f"throughput, {n} trials, pruner none, sqlite storage:")
             for workers in (1, 2):
                 spec = replace(one_objective(args, "none", n), name=f"loss_weights_w{workers}")
                 seconds, _ = run(spec, root, f"w{workers}", workers=workers)
-                print(f"  {workers} worker(s): {seconds:6.1f} s  {60 * n / seconds:5.1f} trials/min "
-                      "(includes process start-up)")  # fmt: skip
+                print(
+                    f"  {workers} worker(s): {seconds:6.1f} s  {60 * n / seconds:5.1f} trials/min "
+                    "(includes process start-up)"
+                )
 
 
 if __name__ == "__main__":

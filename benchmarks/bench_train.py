@@ -90,8 +90,9 @@ class PhotoFolder(torch.utils.data.Dataset):  # type: ignore[type-arg]
         from torchvision import transforms
 
         self.paths = paths
-        self.t = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size),
-                                     transforms.ToTensor()])  # fmt: skip
+        self.t = transforms.Compose(
+            [transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()]
+        )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -107,8 +108,9 @@ class Reference:
         self.net = JohnsonNet(32).to(self.dev).train()
         self.vgg = RefVgg16().to(self.dev)
         self.opt = torch.optim.Adam(self.net.parameters(), 1e-3)
-        self.loader = torch.utils.data.DataLoader(PhotoFolder(paths, size), batch_size=batch,
-                                                  shuffle=True, drop_last=True)  # fmt: skip
+        self.loader = torch.utils.data.DataLoader(
+            PhotoFolder(paths, size), batch_size=batch, shuffle=True, drop_last=True
+        )
         s = F.interpolate(style, size=(size, size), mode="bilinear").repeat(batch, 1, 1, 1)
         self.gram_style = [ref_gram(y) for y in self.vgg(ref_normalize(s.to(self.dev)))]
         self.batch = batch
@@ -126,8 +128,10 @@ class Reference:
                 y, x = ref_normalize(y), ref_normalize(x)
                 features_y, features_x = self.vgg(y), self.vgg(x)
                 content_loss = 1e5 * mse(features_y[1], features_x[1])
-                style_loss = sum(mse(ref_gram(fy), gs[: len(x)])
-                                 for fy, gs in zip(features_y, self.gram_style, strict=True))  # fmt: skip
+                style_loss = sum(
+                    mse(ref_gram(fy), gs[: len(x)])
+                    for fy, gs in zip(features_y, self.gram_style, strict=True)
+                )
                 total = content_loss + 1e10 * style_loss
                 total.backward()
                 self.opt.step()
@@ -155,11 +159,23 @@ def nst_arm(folder: Path, style: Path, size: int, batch: int, dev: str, **change
     from nst.train import TrainConfig, train
 
     def run(n: int, hooks: object = None) -> float:
-        config = TrainConfig.from_dict(dict(
-            data=str(folder), style=str(style), size=size, batch_size=batch, steps=n,
-            backbone="vgg16", weights="random", device=dev, checkpoint_every=0, sample_every=0,
-            log_every=n, val_images=0, **changes,
-        ))  # fmt: skip
+        config = TrainConfig.from_dict(
+            dict(
+                data=str(folder),
+                style=str(style),
+                size=size,
+                batch_size=batch,
+                steps=n,
+                backbone="vgg16",
+                weights="random",
+                device=dev,
+                checkpoint_every=0,
+                sample_every=0,
+                log_every=n,
+                val_images=0,
+                **changes,
+            )
+        )
         with tempfile.TemporaryDirectory() as out:
             result = train(config, Path(out) / "run", progress=False, hooks=hooks)  # type: ignore[arg-type]
             return result.images_per_second
@@ -218,8 +234,9 @@ def arms(args: argparse.Namespace, tmp: Path) -> dict[str, Callable[..., float]]
     }
     if args.bf16 == "always" or bf16_support(torch.device(d)) == "native" and args.bf16 == "auto":
         out["nst bf16"] = nst_arm(folder, style_path, s, b, d, dtype="bfloat16")
-        out["nst bf16 channels_last"] = nst_arm(folder, style_path, s, b, d, dtype="bfloat16",
-                                                channels_last=True)  # fmt: skip
+        out["nst bf16 channels_last"] = nst_arm(
+            folder, style_path, s, b, d, dtype="bfloat16", channels_last=True
+        )
     return out
 
 
@@ -239,9 +256,11 @@ def bench_train(args: argparse.Namespace) -> None:
     bf16 = bf16_support(torch.device(args.device))
     for name, values in rates.items():
         med = statistics.median(values)
-        print(f"train {args.size}px batch {args.batch}: {name:24s} {med:6.2f} img/s  "
-              f"{med / ref:5.2f}x reference  (runs: {', '.join(f'{v:.2f}' for v in values)}; "
-              f"{args.steps} steps x {args.repeats}, interleaved; bf16 {bf16})  [{_where(args)}]")  # fmt: skip
+        print(
+            f"train {args.size}px batch {args.batch}: {name:24s} {med:6.2f} img/s  "
+            f"{med / ref:5.2f}x reference  (runs: {', '.join(f'{v:.2f}' for v in values)}; "
+            f"{args.steps} steps x {args.repeats}, interleaved; bf16 {bf16})  [{_where(args)}]"
+        )
 
 
 def bench_memory(args: argparse.Namespace) -> None:
@@ -249,15 +268,31 @@ def bench_memory(args: argparse.Namespace) -> None:
         if name == "nst bf16" and bf16_support(torch.device(args.device)) != "native":
             continue
         peak = _child(args, name)
-        what = ("max allocated" if args.device.startswith("cuda") else
-                "peak RSS over the RSS at the start of the loop, setup excluded")  # fmt: skip
-        print(f"memory {args.size}px batch {args.batch}: {name:24s} {peak:8.0f} MiB ({what}; "
-              f"2 steps in a fresh process)  [{_where(args)}]")  # fmt: skip
+        what = (
+            "max allocated"
+            if args.device.startswith("cuda")
+            else "peak RSS over the RSS at the start of the loop, setup excluded"
+        )
+        print(
+            f"memory {args.size}px batch {args.batch}: {name:24s} {peak:8.0f} MiB ({what}; "
+            f"2 steps in a fresh process)  [{_where(args)}]"
+        )
 
 
 def _child(args: argparse.Namespace, arm: str) -> float:
-    cmd = [sys.executable, "-m", "benchmarks.bench_train", "--memory-arm", arm,
-           "--size", str(args.size), "--batch", str(args.batch), "--device", args.device]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_train",
+        "--memory-arm",
+        arm,
+        "--size",
+        str(args.size),
+        "--batch",
+        str(args.batch),
+        "--device",
+        args.device,
+    ]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return float(json.loads(done.stdout.strip().splitlines()[-1])["mb"])
 
@@ -301,8 +336,10 @@ def bench_infer(args: argparse.Namespace) -> dict[int, float]:
 
     torch.manual_seed(0)
     net = JohnsonNet(32).eval()
-    sess = session(onnx_bytes(net, {"method": "johnson", "options": {"width": 32}}),
-                   threads=torch.get_num_threads())  # fmt: skip
+    sess = session(
+        onnx_bytes(net, {"method": "johnson", "options": {"width": 32}}),
+        threads=torch.get_num_threads(),
+    )
     dev = torch.device(args.device)
     eager, cl = JohnsonNet(32).eval(), JohnsonNet(32).eval()
     eager.load_state_dict(net.state_dict())
@@ -321,9 +358,11 @@ def bench_infer(args: argparse.Namespace) -> dict[int, float]:
 
             return call
 
-        fns = {"eager torch": torch_call(eager, xd),
-               "channels_last torch": torch_call(cl, xcl),
-               "onnxruntime (CPU)": lambda x=x: run_onnx(sess, x)}  # type: ignore[misc]  # fmt: skip
+        fns = {
+            "eager torch": torch_call(eager, xd),
+            "channels_last torch": torch_call(cl, xcl),
+            "onnxruntime (CPU)": lambda x=x: run_onnx(sess, x),
+        }  # type: ignore[misc]
         times: dict[str, list[float]] = {k: [] for k in fns}
         for fn in fns.values():
             fn()  # warm-up
@@ -336,8 +375,10 @@ def bench_infer(args: argparse.Namespace) -> dict[int, float]:
         eager_ms[size] = base
         for name, values in times.items():
             med = statistics.median(values)
-            print(f"infer {size}px: {name:20s} {med:8.1f} ms/image  {base / med:5.2f}x eager "
-                  f"(batch 1, median of {args.repeats}, interleaved)  [{_where(args, name)}]")  # fmt: skip
+            print(
+                f"infer {size}px: {name:20s} {med:8.1f} ms/image  {base / med:5.2f}x eager "
+                f"(batch 1, median of {args.repeats}, interleaved)  [{_where(args, name)}]"
+            )
     return eager_ms
 
 
@@ -346,18 +387,21 @@ def bench_vs_optimisation(args: argparse.Namespace, eager_ms: dict[int, float]) 
     from nst.optimize.transfer import stylize
 
     content, style, pair = benchmark_pair()
-    config = TransferConfig(size=512, steps=args.stylize_steps, weights="random",
-                            device=args.device)  # fmt: skip
+    config = TransferConfig(
+        size=512, steps=args.stylize_steps, weights="random", device=args.device
+    )
     result = stylize(config, content, style)
     setup = result.seconds - result.steps * result.seconds_per_step
     full = setup + 300 * result.seconds_per_step
     if 512 not in eager_ms:
         eager_ms = bench_infer(argparse.Namespace(**{**vars(args), "sizes": [512]}))
     net_s = eager_ms[512] / 1000
-    print(f"vs-opt 512px ({pair}): one network pass {net_s * 1000:.0f} ms vs stylize 300 steps "
-          f"~{full:.0f} s (VGG19 Adam; {result.steps} steps timed at "
-          f"{result.seconds_per_step:.2f} s/step + {setup:.1f} s setup, EXTRAPOLATED to 300): "
-          f"{full / net_s:,.0f}x faster per image  [{_where(args)}]")  # fmt: skip
+    print(
+        f"vs-opt 512px ({pair}): one network pass {net_s * 1000:.0f} ms vs stylize 300 steps "
+        f"~{full:.0f} s (VGG19 Adam; {result.steps} steps timed at "
+        f"{result.seconds_per_step:.2f} s/step + {setup:.1f} s setup, EXTRAPOLATED to 300): "
+        f"{full / net_s:,.0f}x faster per image  [{_where(args)}]"
+    )
 
 
 def _where(args: argparse.Namespace, name: str = "") -> str:
@@ -375,8 +419,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", default="256,512,1024", help="inference sizes, comma-separated")
     p.add_argument("--stylize-steps", type=int, default=3, help="stylize steps timed")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    p.add_argument("--bf16", choices=("auto", "always", "never"), default="auto",
-                   help="bf16 arms: auto = where native")  # fmt: skip
+    p.add_argument(
+        "--bf16",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="bf16 arms: auto = where native",
+    )
     p.add_argument("--only", default="train,memory,infer,vs-opt", help="sections to run")
     p.add_argument("--memory-arm", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -65,8 +65,9 @@ class Fp32Loss:
     def __init__(self, backbone, config, content: torch.Tensor, style: torch.Tensor):  # type: ignore[no-untyped-def]
         from nst.optimize.objective import Objective
 
-        self.objective = Objective(backbone, config.replace(dtype="float32"), content, style,
-                                   torch.float32)  # fmt: skip
+        self.objective = Objective(
+            backbone, config.replace(dtype="float32"), content, style, torch.float32
+        )
 
     def __call__(self, image: torch.Tensor) -> float:
         with torch.no_grad():

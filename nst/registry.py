@@ -86,14 +86,13 @@ class Registry(Generic[T]):
         if name in self.module:
             importlib.import_module(self.module[name])
             if name not in self.entries:
-                raise NstError(f"{self.module[name]} declares {self.kind} {name!r} but does not "
-                               "register it")
+                raise NstError(
+                    f"{self.module[name]} declares {self.kind} {name!r} but does not register it"
+                )
             return self.entries[name]
         plugin = plugins(self.group).get(name)
         if plugin is None:
-            raise NstError(
-                f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}"
-            )
+            raise NstError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}")
         try:
             self.entries[name] = plugin.load()
         except Exception as err:  # a broken plug-in is named, not a traceback
@@ -102,4 +101,3 @@ class Registry(Generic[T]):
                 f"load: {type(err).__name__}: {err}".splitlines()[0]
             ) from None
         return self.entries[name]
-

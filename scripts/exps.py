@@ -78,8 +78,16 @@ def study_table(path: str, revs: list[tuple[str, dict[str, Any]]]) -> list[str]:
         trials = (p.get("study") or {}).get("trials")
         budget = "profile" if trials == 0 else number(trials)
         complete = f"{number(m.get('n_complete'))}/{number(m.get('n_trials'))}"
-        rows.append([label, created(data), number(p.get("profile")), budget, complete,
-                     *(number(m.get(k)) for k in objectives)])  # fmt: skip
+        rows.append(
+            [
+                label,
+                created(data),
+                number(p.get("profile")),
+                budget,
+                complete,
+                *(number(m.get(k)) for k in objectives),
+            ]
+        )
     return table(header, rows)
 
 
@@ -87,8 +95,11 @@ def nested_table(path: str, revs: list[tuple[str, dict[str, Any]]]) -> list[str]
     """The rows of a file of {name: {key: value}} (the methods' means): one per experiment and name."""
     files = [(label, data["metrics"][path]["data"]) for label, data in revs]
     keys = list(dict.fromkeys(k for _, m in files for v in m.values() for k in v))
-    rows = [[label if i == 0 else "", name, *(number(v.get(k)) for k in keys)]
-            for label, m in files for i, (name, v) in enumerate(m.items())]  # fmt: skip
+    rows = [
+        [label if i == 0 else "", name, *(number(v.get(k)) for k in keys)]
+        for label, m in files
+        for i, (name, v) in enumerate(m.items())
+    ]
     return table(["experiment", "name", *keys], rows)
 
 
@@ -117,8 +128,11 @@ def main() -> int:
     try:
         shown = json.loads(text)
     except ValueError:  # dvc failed (it said why above) or the script ran without its input
-        print("make exps: no `dvc exp show --json` output to read: run it through `make exps` "
-              "in the project's git + DVC repository", file=sys.stderr)  # fmt: skip
+        print(
+            "make exps: no `dvc exp show --json` output to read: run it through `make exps` "
+            "in the project's git + DVC repository",
+            file=sys.stderr,
+        )
         return 2
     lines = tables(shown)
     print("\n".join(lines) if lines else "no metrics yet: run `make repro` first")

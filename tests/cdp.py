@@ -53,12 +53,26 @@ class Chromium:
             raise FileNotFoundError("chromium not found")
         profile.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
-             "--disable-extensions", "--hide-scrollbars", f"--user-data-dir={profile}",
-             "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not (port_file.is_file() and port_file.read_text().strip()):
@@ -100,8 +114,12 @@ class Chromium:
         try:
             for method in ("Page.enable", "Runtime.enable", "Log.enable", "Network.enable"):
                 self._call(ws, method, {}, report)
-            self._call(ws, "Emulation.setDeviceMetricsOverride",
-                       {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, report)  # fmt: skip
+            self._call(
+                ws,
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                report,
+            )
             self._call(ws, "Page.navigate", {"url": url}, report)
             self._wait_event(ws, "Page.loadEventFired", report, timeout)
             result = self._call(

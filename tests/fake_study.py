@@ -21,11 +21,21 @@ def noise_png(path: Path, seed: int, size: int = 40) -> Path:
 
 #: a pretrained judge (the default) and the old VGG judge with random weights
 JUDGES = {
-    True: {"backbone": "efficientnet_lite2", "weights": "imagenet:efficientnet-lite2-9656183e.pth",
-           "sha256": "9" * 64, "pretrained": True, "judge": "efficientnet"},
-    False: {"backbone": "vgg16", "weights": "random:seed=0", "sha256": "", "pretrained": False,
-            "judge": "vgg"},
-}  # fmt: skip
+    True: {
+        "backbone": "efficientnet_lite2",
+        "weights": "imagenet:efficientnet-lite2-9656183e.pth",
+        "sha256": "9" * 64,
+        "pretrained": True,
+        "judge": "efficientnet",
+    },
+    False: {
+        "backbone": "vgg16",
+        "weights": "random:seed=0",
+        "sha256": "",
+        "pretrained": False,
+        "judge": "vgg",
+    },
+}
 
 
 def fake_study(
@@ -63,8 +73,18 @@ def fake_study(
             noise_png(root / "images" / f"trial{t:03d}_pair{k}.png", 100 * t + k)
             for s in range(1, 11):
                 content, style = 10 / s, 100 / s**2
-                curve_rows.append(dict(trial=t, pair=k, step=s, seconds=0.1 * s * (1 + t), content=content,
-                                       style=style, tv=0.1, total=content + style + 0.1))  # fmt: skip
+                curve_rows.append(
+                    dict(
+                        trial=t,
+                        pair=k,
+                        step=s,
+                        seconds=0.1 * s * (1 + t),
+                        content=content,
+                        style=style,
+                        tv=0.1,
+                        total=content + style + 0.1,
+                    )
+                )
     pd.DataFrame(rows).to_csv(root / "trials.csv", index=False)
     if curves:
         pd.DataFrame(curve_rows).to_csv(root / "curves.csv", index=False)
@@ -134,10 +154,22 @@ def three_studies(tmp: Path, random_weights: bool = True) -> Path:
     """A backbone, an optimiser and an initialisation comparison; returns the results folder."""
     results, data = tmp / "results", tmp / "data"
     both = [("ssim", "maximize"), ("style_gram_dist", "minimize")]
-    fake_study(results, data, "backbones", {"backbone": ["vgg19", "deit_tiny"], "beta": [1e3, 1e4, 1e5]},
-               both, random_weights=random_weights)  # fmt: skip
-    fake_study(results, data, "optimizers", {"optimizer": ["adam", "lbfgs", "sgd"], "lr": [0.01, 0.1, 1.0]},
-               [("total_loss", "minimize")], random_weights=random_weights)  # fmt: skip
+    fake_study(
+        results,
+        data,
+        "backbones",
+        {"backbone": ["vgg19", "deit_tiny"], "beta": [1e3, 1e4, 1e5]},
+        both,
+        random_weights=random_weights,
+    )
+    fake_study(
+        results,
+        data,
+        "optimizers",
+        {"optimizer": ["adam", "lbfgs", "sgd"], "lr": [0.01, 0.1, 1.0]},
+        [("total_loss", "minimize")],
+        random_weights=random_weights,
+    )
     fake_study(
         results, data, "init", {"init": ["content", "noise"]}, both, random_weights=random_weights
     )

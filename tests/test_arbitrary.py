@@ -47,14 +47,28 @@ def folders(
 def config(root: Path, sample: Path, method: str, **changes: Any) -> TrainConfig:
     c, s = folders(root, sample, ("astronaut.png", "chelsea.png"), ("composition_0_0.png",))
     values: dict[str, Any] = dict(
-        method=method, data=str(c), styles=str(s), size=64, steps=20, batch_size=2,
-        device="cpu", checkpoint_every=0, sample_every=0, log_every=1, val_images=1,
-    )  # fmt: skip
+        method=method,
+        data=str(c),
+        styles=str(s),
+        size=64,
+        steps=20,
+        batch_size=2,
+        device="cpu",
+        checkpoint_every=0,
+        sample_every=0,
+        log_every=1,
+        val_images=1,
+    )
     if method == "adain":
         values.update(encoder="efficientnet_lite0", encoder_layer="stage2", lr=1e-3)
     else:
-        values.update(encoder="deit_tiny", encoder_weights="random", decoder_width=0.125,
-                      backbone="efficientnet_lite0", lr=1e-3)  # fmt: skip
+        values.update(
+            encoder="deit_tiny",
+            encoder_weights="random",
+            decoder_width=0.125,
+            backbone="efficientnet_lite0",
+            lr=1e-3,
+        )
     values.update(changes)
     return TrainConfig.from_dict(values)
 
@@ -113,9 +127,16 @@ def test_adain_vgg19_decoder_mirrors_the_encoder_like_the_paper() -> None:
     convs = [m for m in net.decoder.modules() if isinstance(m, torch.nn.Conv2d)]
     ups = [m for m in net.decoder.modules() if isinstance(m, torch.nn.Upsample)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [
-        (512, 256), (256, 256), (256, 256), (256, 256), (256, 128), (128, 128), (128, 64),
-        (64, 64), (64, 3),
-    ]  # fmt: skip
+        (512, 256),
+        (256, 256),
+        (256, 256),
+        (256, 256),
+        (256, 128),
+        (128, 128),
+        (128, 64),
+        (64, 64),
+        (64, 3),
+    ]
     assert len(ups) == 3 and all(u.mode == "nearest" for u in ups)
     assert net.encoder.layer_names[-1] == "relu4_1"  # truncated: nothing deeper is kept
 
@@ -128,8 +149,13 @@ def test_stytr_trains_only_lora_and_decoders_and_merged_lora_equals_unmerged() -
     assert any("lora_" in n for n in trainable)
     assert all(not n.startswith(encoders) or "lora_" in n for n in trainable)
     assert {n.split(".")[0] for n in trainable} == {
-        "content_encoder", "style_encoder", "cape", "transformer", "norm", "decoder",
-    }  # fmt: skip
+        "content_encoder",
+        "style_encoder",
+        "cape",
+        "transformer",
+        "norm",
+        "decoder",
+    }
     for n, p in net.named_parameters():  # a non-zero update, so that merging matters
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.05)
@@ -154,8 +180,14 @@ def test_64px_20_step_adain_training_lowers_its_loss(adain_run: Any) -> None:
 def test_64px_20_step_stytr_training_lowers_its_loss(stytr_run: Any) -> None:
     totals = [row["total"] for row in stytr_run.history]
     assert len(totals) == 20 and np.mean(totals[-5:]) < 0.95 * np.mean(totals[:5])
-    assert set(stytr_run.history[0]) == {"step", "content", "style", "identity1", "identity2",
-                                         "total"}  # fmt: skip
+    assert set(stytr_run.history[0]) == {
+        "step",
+        "content",
+        "style",
+        "identity1",
+        "identity2",
+        "total",
+    }
     p = stytr_run.parameters
     assert p["lora"] > 0 and 0 < p["trainable_share"] < 0.5
 
@@ -163,16 +195,25 @@ def test_64px_20_step_stytr_training_lowers_its_loss(stytr_run: Any) -> None:
 def test_stytr_training_leaves_the_frozen_encoder_weights_unchanged(stytr_run: Any) -> None:
     fresh = get_model("stytr", **STYTR).state_dict()
     trained = state(stytr_run.model)
-    frozen = [k for k in fresh if k.startswith(("content_encoder.", "style_encoder."))
-              and "lora_" not in k]  # fmt: skip
+    frozen = [
+        k
+        for k in fresh
+        if k.startswith(("content_encoder.", "style_encoder.")) and "lora_" not in k
+    ]
     assert frozen and all(torch.equal(fresh[k], trained[k]) for k in frozen)
     lora = [k for k in fresh if "lora_B" in k]
     assert any(not torch.equal(fresh[k], trained[k]) for k in lora)  # the adapters did learn
 
 
 HELD_OUT_STYLES = ("composition_0_9.png", "composition_0_10.png")  # in no training folder
-TRAIN_STYLES = ("composition_0_0.png", "composition_0_2.png", "composition_0_4.png",
-                "composition_0_6.png", "composition_0_7.png", "texture_brick.png")  # fmt: skip
+TRAIN_STYLES = (
+    "composition_0_0.png",
+    "composition_0_2.png",
+    "composition_0_4.png",
+    "composition_0_6.png",
+    "composition_0_7.png",
+    "texture_brick.png",
+)
 
 
 @pytest.fixture(scope="module")
@@ -181,13 +222,29 @@ def adain_trained(tmp_path_factory: pytest.TempPathFactory, sample_data: Path) -
     lr 1e-3 (the quick profile's): at 5e-3 the paper-capacity decoder's ReLUs died and its
     output stopped depending on its input (every alpha gave the same image)."""
     root = tmp_path_factory.mktemp("adain300")
-    c, s = folders(root, sample_data, ("astronaut.png", "chelsea.png", "coffee.png", "rocket.png"),
-                   TRAIN_STYLES)  # fmt: skip
-    cfg = TrainConfig.from_dict(dict(
-        method="adain", encoder="efficientnet_lite0", encoder_layer="stage1", data=str(c),
-        styles=str(s), size=64, steps=300, batch_size=4, lr=1e-3, device="cpu",
-        checkpoint_every=0, sample_every=0, log_every=10,
-    ))  # fmt: skip
+    c, s = folders(
+        root,
+        sample_data,
+        ("astronaut.png", "chelsea.png", "coffee.png", "rocket.png"),
+        TRAIN_STYLES,
+    )
+    cfg = TrainConfig.from_dict(
+        dict(
+            method="adain",
+            encoder="efficientnet_lite0",
+            encoder_layer="stage1",
+            data=str(c),
+            styles=str(s),
+            size=64,
+            steps=300,
+            batch_size=4,
+            lr=1e-3,
+            device="cpu",
+            checkpoint_every=0,
+            sample_every=0,
+            log_every=10,
+        )
+    )
     return load_model(train_quietly(cfg, root / "run").model)[0]
 
 
@@ -248,8 +305,10 @@ def test_adain_alpha_moves_the_output_monotonically_towards_the_style(
     photo = load_image(sample_data / HELD_OUT_PHOTO, size=64)
     style = load_image(sample_data / "style" / HELD_OUT_STYLES[0], size=64)
     with torch.no_grad():
-        dists = [stats_distance(adain_trained, adain_trained.transfer(photo, [style], alpha=a),
-                                style) for a in (0.0, 0.25, 0.5, 0.75, 1.0)]  # fmt: skip
+        dists = [
+            stats_distance(adain_trained, adain_trained.transfer(photo, [style], alpha=a), style)
+            for a in (0.0, 0.25, 0.5, 0.75, 1.0)
+        ]
     assert all(a > b for a, b in zip(dists, dists[1:], strict=False)), dists
 
 
@@ -278,27 +337,85 @@ def test_nst_train_and_apply_take_any_style_image(
     )
     photo = sample_data / HELD_OUT_PHOTO
     out = tmp_path / "run"
-    assert main(["train", "--method", "adain", "--data", str(c), "--styles", str(s),
-                 "--size", "64", "--steps", "2", "--batch-size", "2", "--seed", "0",
-                 "--no-track", "--device", "cpu", "--out", str(out), "--encoder",
-                 "efficientnet_lite0", "--encoder-layer", "stage2",
-                 "--sample-every", "0"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--method",
+                "adain",
+                "--data",
+                str(c),
+                "--styles",
+                str(s),
+                "--size",
+                "64",
+                "--steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--seed",
+                "0",
+                "--no-track",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--encoder",
+                "efficientnet_lite0",
+                "--encoder-layer",
+                "stage2",
+                "--sample-every",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "trainable parameters" in capsys.readouterr().err
     mask = tmp_path / "mask.png"
     from PIL import Image
 
     Image.new("L", (32, 32), 255).save(mask)
     held_out = [str(sample_data / "style" / name) for name in HELD_OUT_STYLES]
-    args = ["apply", "--model", str(out / "model.pt"), "--content", str(photo),
-            "--size", "48", "--device", "cpu", "--style", *held_out, "--style-weights", "1,3",
-            "--alpha", "0.5", "--color", "luminance", "--mask", str(mask)]  # fmt: skip
+    args = [
+        "apply",
+        "--model",
+        str(out / "model.pt"),
+        "--content",
+        str(photo),
+        "--size",
+        "48",
+        "--device",
+        "cpu",
+        "--style",
+        *held_out,
+        "--style-weights",
+        "1,3",
+        "--alpha",
+        "0.5",
+        "--color",
+        "luminance",
+        "--mask",
+        str(mask),
+    ]
     assert main([*args, "--out", str(tmp_path / "styled")]) == 0
     from nst.images import load_image
 
     y = load_image(tmp_path / "styled" / "camera.png")
     assert y.shape[-2:] == load_image(photo, size=48).shape[-2:]
-    assert main(["apply", "--model", str(out / "model.pt"), "--content", str(photo),
-                 "--out", str(tmp_path / "x")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "apply",
+                "--model",
+                str(out / "model.pt"),
+                "--content",
+                str(photo),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "--style" in capsys.readouterr().err
 
 
@@ -307,14 +424,21 @@ def test_method_specific_options_are_validated_per_method() -> None:
         ({"method": "adain", "lora_rank": 4}, "lora_rank is an option of --method stytr"),
         ({"method": "stytr", "width": 8}, "width is an option of --method johnson"),
         ({"method": "johnson", "encoder": "vgg19"}, "encoder is an option of --method adain"),
-        ({"method": "stytr", "encoder": "vgg19"}, "not a registered vit backbone; use one of deit_base"),
+        (
+            {"method": "stytr", "encoder": "vgg19"},
+            "not a registered vit backbone; use one of deit_base",
+        ),
     ):
         with pytest.raises(NstError, match=words):
             TrainConfig.from_dict(values)
     a, s, j = (TrainConfig(method=m) for m in ("adain", "stytr", "johnson"))
     assert (a.encoder, a.encoder_layer, a.backbone, a.alpha, a.beta) == (
-        "vgg19", "relu4_1", "vgg19", 1.0, 10.0,
-    )  # fmt: skip
+        "vgg19",
+        "relu4_1",
+        "vgg19",
+        1.0,
+        10.0,
+    )
     assert a.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
     assert (s.alpha, s.beta, s.identity1, s.identity2) == (7.0, 10.0, 70.0, 1.0)
     assert s.content_layers == ("relu4_1", "relu5_1") and len(s.style_layers) == 5
@@ -331,8 +455,20 @@ def test_nst_train_of_an_arbitrary_style_method_needs_its_style_folder_named(
     from nst.cli import build_parser
     from nst.cli.train import config_from_args
 
-    base = ["train", "--method", method, "--data", str(tmp_path), "--no-track",
-            "--device", "cpu", "--steps", "1", "--size", "32"]  # fmt: skip
+    base = [
+        "train",
+        "--method",
+        method,
+        "--data",
+        str(tmp_path),
+        "--no-track",
+        "--device",
+        "cpu",
+        "--steps",
+        "1",
+        "--size",
+        "32",
+    ]
     out = tmp_path / "run"
     assert main([*base, "--out", str(out)]) == 2
     assert capsys.readouterr().err.splitlines() == [

@@ -51,9 +51,15 @@ def test_shift_average_of_a_shift_invariant_extractor_is_unchanged() -> None:
 
 def _run(**changes: object) -> torch.Tensor:
     cfg = TransferConfig(
-        backbone="deit_tiny", weights="random", content_layers=("block3",),
-        style_layers=("block1", "block2"), size=32, steps=3, init="noise", **changes,
-    )  # fmt: skip
+        backbone="deit_tiny",
+        weights="random",
+        content_layers=("block3",),
+        style_layers=("block1", "block2"),
+        size=32,
+        steps=3,
+        init="noise",
+        **changes,
+    )
     content = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with warnings.catch_warnings():
@@ -73,9 +79,17 @@ def test_jitter_keeps_content_targets_aligned() -> None:
     # starting at the content image with no style term, the content loss is 0 whatever the shift
     content = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     cfg = TransferConfig(
-        backbone="deit_tiny", weights="random", content_layers=("block3",), style_layers=("block1",),
-        size=32, steps=2, beta=0.0, lr=0.0, jitter=15, seed=4,
-    )  # fmt: skip
+        backbone="deit_tiny",
+        weights="random",
+        content_layers=("block3",),
+        style_layers=("block1",),
+        size=32,
+        steps=2,
+        beta=0.0,
+        lr=0.0,
+        jitter=15,
+        seed=4,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
         result = stylize(cfg, content, content)

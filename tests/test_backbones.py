@@ -211,9 +211,12 @@ def test_class_and_distillation_tokens_are_removed(name: str) -> None:
     f = b.features(x, ["block2"])["block2"]
     with torch.no_grad():  # the raw token sequence: prefix tokens first, then the 2x3 grid
         tokens = b.model.forward_intermediates(
-            (x - b.mean) / b.std, indices=[2], output_fmt="NLC", intermediates_only=True,
+            (x - b.mean) / b.std,
+            indices=[2],
+            output_fmt="NLC",
+            intermediates_only=True,
             return_prefix_tokens=True,
-        )[0]  # fmt: skip
+        )[0]
     spatial, prefix = tokens
     assert f.shape[-2:] == (2, 3) and spatial.shape[1] == 6
     assert torch.allclose(f.flatten(2).transpose(1, 2), spatial)
@@ -331,8 +334,15 @@ def test_cli_transfer_with_deit_small_at_224(tmp_path: Path) -> None:
     style = save_image(image(224, 224, seed=2), tmp_path / "s.png")
     out = tmp_path / "out.png"
     argv = transfer_argv(
-        content=content, style=style, out=out, backbone="deit_small", size=224, steps=3,
-        content_layers="block8", style_layers="block1,block3,block5,block7", jitter=8,
-    )  # fmt: skip
+        content=content,
+        style=style,
+        out=out,
+        backbone="deit_small",
+        size=224,
+        steps=3,
+        content_layers="block8",
+        style_layers="block1,block3,block5,block7",
+        jitter=8,
+    )
     assert main(argv) == 0
     assert load_image(out).shape == (1, 3, 224, 224)

@@ -54,9 +54,15 @@ def test_config_file_and_overrides(tmp_path, pair):
     cfg.write_text("steps: 2\nsize: 32\nweights: random\nbeta: 1.0e+4\n")
     # size and weights come from the file alone
     argv = transfer_argv(
-        content=pair[0], style=pair[1], out=tmp_path / "o.png", size=None, weights=None,
-        config=cfg, steps=3, json=True,
-    )  # fmt: skip
+        content=pair[0],
+        style=pair[1],
+        out=tmp_path / "o.png",
+        size=None,
+        weights=None,
+        config=cfg,
+        steps=3,
+        json=True,
+    )
     proc = nst(*argv)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)

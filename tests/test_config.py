@@ -205,8 +205,16 @@ def test_non_finite_and_out_of_range_numbers_are_one_line_before_any_work(
     if command == "transfer":
         argv = ["transfer", "--content", str(photo), "--style", str(photo), "--out", str(out)]
     else:
-        argv = ["train", "--out", str(out), "--no-track", "--data", str(tmp_path),
-                "--style", str(photo)]  # fmt: skip
+        argv = [
+            "train",
+            "--out",
+            str(out),
+            "--no-track",
+            "--data",
+            str(tmp_path),
+            "--style",
+            str(photo),
+        ]
     small = ["--size=32", "--steps=1", "--device=cpu"]  # quick, should a bad value get through
     assert main([*argv, *small, option]) == 2
     assert capsys.readouterr().err.splitlines() == [f"nst {command}: error: {message}"]

@@ -342,9 +342,14 @@ def test_cli_accepts_each_control(files, tmp_path, options, capsys) -> None:  # 
     ]
     out = tmp_path / "out.png"
     argv = transfer_argv(
-        *options, content=files["content"], style=f"{files['a']},{files['b']}", out=out,
-        steps=2, content_layers="relu2_2", style_layers="relu1_1,relu2_1",
-    )  # fmt: skip
+        *options,
+        content=files["content"],
+        style=f"{files['a']},{files['b']}",
+        out=out,
+        steps=2,
+        content_layers="relu2_2",
+        style_layers="relu1_1,relu2_1",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert main(argv) == 0

@@ -27,7 +27,12 @@ from nst.data.lock import DATA_LOCK_SHA256, list_images, lock_hash
 from nst.data.manifest import load_manifest, select
 from nst.images import save_image
 
-FILES = ["content/chelsea.png", "content/rocket.png", "style/composition_0_2.png", "style/texture_brick.png"]  # fmt: skip
+FILES = [
+    "content/chelsea.png",
+    "content/rocket.png",
+    "style/composition_0_2.png",
+    "style/texture_brick.png",
+]
 FAST = DownloadPolicy(timeout=5, retries=2, backoff=0.01)
 
 
@@ -100,9 +105,16 @@ def write_manifest(path: Path, sample: Path, base: str, **overrides: dict) -> Pa
     items = []
     for file in FILES:
         e = real[file]
-        item = {"id": e["id"], "kind": e["kind"], "file": file, "url": f"{base}/{file}",
-                "title": e["title"], "author": e["author"], "licence": e["licence"],
-                "sha256": e["sha256"]}  # fmt: skip
+        item = {
+            "id": e["id"],
+            "kind": e["kind"],
+            "file": file,
+            "url": f"{base}/{file}",
+            "title": e["title"],
+            "author": e["author"],
+            "licence": e["licence"],
+            "sha256": e["sha256"],
+        }
         item.update(overrides.get(file, {}))
         items.append(item)
     path.write_text(json.dumps({"name": "tiny", "items": items}))
@@ -115,8 +127,9 @@ def manifest(tmp_path: Path, server: Server, sample_data: Path) -> Path:
 
 
 def run_fetch(out: Path, manifest: Path, policy: DownloadPolicy = FAST, **kw):  # type: ignore[no-untyped-def]
-    return fetch(out, manifests=[manifest], n_content=2, n_styles=2, policy=policy,
-                 progress=False, **kw)  # fmt: skip
+    return fetch(
+        out, manifests=[manifest], n_content=2, n_styles=2, policy=policy, progress=False, **kw
+    )
 
 
 def test_fetch_downloads_verifies_locks_and_attributes(tmp_path, server, manifest, sample_data):
@@ -298,8 +311,20 @@ def test_manifest_paths_cannot_escape_the_data_dir(tmp_path, server, sample_data
 
 def test_cli_fetch_from_a_mirror(tmp_path, sample_data, capsys):
     manifest = write_manifest(tmp_path / "m.json", sample_data, closed_port_url())
-    argv = ["fetch", "--out", str(tmp_path / "d"), "--manifest", str(manifest),
-            "--mirror", str(sample_data), "--content", "2", "--styles", "1", "--quiet"]  # fmt: skip
+    argv = [
+        "fetch",
+        "--out",
+        str(tmp_path / "d"),
+        "--manifest",
+        str(manifest),
+        "--mirror",
+        str(sample_data),
+        "--content",
+        "2",
+        "--styles",
+        "1",
+        "--quiet",
+    ]
     assert main(argv) == 0
     assert "3 fetched, 0 kept (source mirror)" in capsys.readouterr().out
     assert main([*argv[:-5], "--content", "1", "--styles", "1", "--quiet"]) == 0
@@ -311,7 +336,12 @@ def test_cli_fetch_from_a_mirror(tmp_path, sample_data, capsys):
 def test_shipped_manifests_selection_is_seeded_and_licences_permissive():
     coco, wikiart = load_manifest("coco_val2017"), load_manifest("wikiart_pd")
     assert len(coco) > 50 and len(wikiart) > 40
-    assert {i.licence for i in coco} <= {"CC BY 2.0", "CC BY-SA 2.0", "No known copyright restrictions", "United States Government Work"}  # fmt: skip
+    assert {i.licence for i in coco} <= {
+        "CC BY 2.0",
+        "CC BY-SA 2.0",
+        "No known copyright restrictions",
+        "United States Government Work",
+    }
     assert all(i.kind == "style" and "Public domain" in i.licence for i in wikiart)
     items = coco + wikiart
     a, b = select(items, 3, 5, seed=0), select(items, 3, 5, seed=0)
@@ -356,26 +386,57 @@ def test_fetch_summary_and_mlflow_name_the_data_by_one_identity(tmp_path, capsys
             torch.stack([y, x * i / 2, 1 - x]).unsqueeze(0), mirror / "style" / f"paint{i}.png"
         )
         stems += [("content", f"photo{i}"), ("style", f"paint{i}")]
-    items = [{"id": stem, "kind": kind, "file": f"{kind}/{stem}.png", "url": None, "title": stem,
-              "author": "nst tests", "licence": "CC0"} for kind, stem in stems]  # fmt: skip
+    items = [
+        {
+            "id": stem,
+            "kind": kind,
+            "file": f"{kind}/{stem}.png",
+            "url": None,
+            "title": stem,
+            "author": "nst tests",
+            "licence": "CC0",
+        }
+        for kind, stem in stems
+    ]
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps({"name": "identity", "items": items}))
-    argv = ["fetch", "--out", str(data), "--manifest", str(manifest), "--mirror", str(mirror),
-            "--content", "3", "--styles", "3", "--quiet"]  # fmt: skip
+    argv = [
+        "fetch",
+        "--out",
+        str(data),
+        "--manifest",
+        str(manifest),
+        "--mirror",
+        str(mirror),
+        "--content",
+        "3",
+        "--styles",
+        "3",
+        "--quiet",
+    ]
     assert main(argv) == 0
     printed = re.search(r"\bdata_lock_sha256 ([0-9a-f]{64})\b", capsys.readouterr().out)
     assert printed, "nst fetch names the identity data_lock_sha256"
     identity = printed.group(1)
     assert identity == lock_hash(data) == json.loads((data / "lock.json").read_text())["sha256"]
 
-    spec = parse_experiment({
-        "name": "identity", "objectives": [{"metric": "total"}], "sampler": "random",
-        "search": {"style_ratio": {"type": "float", "low": 1.0e2, "high": 1.0e4, "log": True}},
-        "fixed": {"weights": "random", "device": "cpu"}, "pruner": "none",
-    }).with_profile("smoke", trials=1)  # fmt: skip
+    spec = parse_experiment(
+        {
+            "name": "identity",
+            "objectives": [{"metric": "total"}],
+            "sampler": "random",
+            "search": {"style_ratio": {"type": "float", "low": 1.0e2, "high": 1.0e4, "log": True}},
+            "fixed": {"weights": "random", "device": "cpu"},
+            "pruner": "none",
+        }
+    ).with_profile("smoke", trials=1)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    options = StudyOptions(out=tmp_path / "results", storage=f"sqlite:///{tmp_path / 'o.db'}",
-                           data=data, tracking_uri=uri)  # fmt: skip
+    options = StudyOptions(
+        out=tmp_path / "results",
+        storage=f"sqlite:///{tmp_path / 'o.db'}",
+        data=data,
+        tracking_uri=uri,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights
         out = run_study(spec, options)

@@ -47,8 +47,11 @@ def photo(folder: Path, name: str, side: int) -> torch.Tensor:
 #: TF-ported weights in the network they were trained as give these; the PyTorch-style variant
 #: (symmetric padding, BN eps 1e-5, ImageNet mean/std) kept the argmax but gave the Egyptian cat
 #: 0.43-0.54 and the five cat classes 0.69-0.90 in all (tests measured when it was replaced)
-CALIBRATED = (("chelsea.png", (285,), 0.7), ("chelsea.png", tuple(CATS), 0.85),
-              ("coffee.png", (ESPRESSO,), 0.6))  # fmt: skip
+CALIBRATED = (
+    ("chelsea.png", (285,), 0.7),
+    ("chelsea.png", tuple(CATS), 0.85),
+    ("coffee.png", (ESPRESSO,), 0.6),
+)
 
 
 def test_mapped_weights_classify_the_sample_photos_with_calibrated_probabilities(
@@ -91,8 +94,16 @@ def reference_features(name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
     w = torch.load(path, map_location="cpu", weights_only=True)
 
     def bn(h: torch.Tensor, key: str) -> torch.Tensor:
-        return torch.nn.functional.batch_norm(h, w[f"{key}.running_mean"], w[f"{key}.running_var"],
-                                              w[f"{key}.weight"], w[f"{key}.bias"], False, 0.0, 1e-3)  # fmt: skip
+        return torch.nn.functional.batch_norm(
+            h,
+            w[f"{key}.running_mean"],
+            w[f"{key}.running_var"],
+            w[f"{key}.weight"],
+            w[f"{key}.bias"],
+            False,
+            0.0,
+            1e-3,
+        )
 
     h = bn(tf_same_conv((x - 0.5) / 0.5, w["_conv_stem.weight"], 2), "_bn0").clamp(0, 6)
     out = {"stem": h}

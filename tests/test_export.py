@@ -33,12 +33,41 @@ def tracked_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     into a temporary sqlite store and registered as model `tiny`."""
     tmp = tmp_path_factory.mktemp("tracked")
     uri = f"sqlite:///{tmp / 'm.db'}"
-    argv = ["train", "--out", str(tmp / "run"), "--data", str(make_photos(tmp / "photos")),
-            "--style", str(make_style(tmp / "s.png")), "--size", "32", "--width", "8",
-            "--steps", "3", "--batch-size", "2", "--backbone", "efficientnet_lite0",
-            "--device", "cpu", "--sample-every", "1", "--log-every", "1", "--val-images", "2",
-            "--checkpoint-every", "0", "--tracking-uri", uri, "--experiment", "ff",
-            "--register-model", "tiny"]  # fmt: skip
+    argv = [
+        "train",
+        "--out",
+        str(tmp / "run"),
+        "--data",
+        str(make_photos(tmp / "photos")),
+        "--style",
+        str(make_style(tmp / "s.png")),
+        "--size",
+        "32",
+        "--width",
+        "8",
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--backbone",
+        "efficientnet_lite0",
+        "--device",
+        "cpu",
+        "--sample-every",
+        "1",
+        "--log-every",
+        "1",
+        "--val-images",
+        "2",
+        "--checkpoint-every",
+        "0",
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        "ff",
+        "--register-model",
+        "tiny",
+    ]
     assert main(argv) == 0
     from mlflow import MlflowClient
 
@@ -65,8 +94,9 @@ def test_the_mlflow_model_predicts_in_a_plain_subprocess_like_torch(
         f"np.save({str(tmp / 'z.npy')!r}, model.predict(x.transpose(0, 3, 1, 2).copy()))\n"
         "print(model.metadata.signature.to_dict()['inputs'])\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=ENV, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert '"float32"' in done.stdout and "[-1, -1, -1, -1]" in done.stdout
     net, _ = load_model(tmp / "run" / "model.pt")
@@ -87,18 +117,47 @@ def test_nst_apply_takes_runs_and_models_uris(
     tmp, uri, run_id = Path(str(tracked_run["tmp"])), str(tracked_run["uri"]), tracked_run["run_id"]
     photo = tmp / "photos" / "p0.png"
     outputs = {}
-    for name, spec in (("run", f"runs:/{run_id}/model"), ("file", f"runs:/{run_id}/checkpoint/model.pt"),
-                       ("registry", "models:/tiny/1"), ("path", str(tmp / "run" / "model.pt"))):  # fmt: skip
+    for name, spec in (
+        ("run", f"runs:/{run_id}/model"),
+        ("file", f"runs:/{run_id}/checkpoint/model.pt"),
+        ("registry", "models:/tiny/1"),
+        ("path", str(tmp / "run" / "model.pt")),
+    ):
         out = tmp / f"applied_{name}"
-        argv = ["apply", "--model", spec, "--content", str(photo), "--out", str(out),
-                "--device", "cpu", "--tracking-uri", uri]  # fmt: skip
+        argv = [
+            "apply",
+            "--model",
+            spec,
+            "--content",
+            str(photo),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--tracking-uri",
+            uri,
+        ]
         assert main(argv) == 0, capsys.readouterr().err
         outputs[name] = np.asarray(Image.open(out / "p0.png"))
     assert outputs["run"].shape == np.asarray(Image.open(photo).convert("RGB")).shape
     assert all(np.array_equal(outputs["path"], v) for v in outputs.values())
     capsys.readouterr()
-    assert main(["apply", "--model", f"runs:/{run_id}/nothing", "--content", str(photo),
-                 "--out", str(tmp / "x"), "--tracking-uri", uri]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "apply",
+                "--model",
+                f"runs:/{run_id}/nothing",
+                "--content",
+                str(photo),
+                "--out",
+                str(tmp / "x"),
+                "--tracking-uri",
+                uri,
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err and "runs:/" in err, err
 
@@ -186,8 +245,11 @@ def test_export_of_a_bad_model_is_one_line_exit_2_and_writes_nothing(
     torch.save({"format": "nst.feedforward/1", "obj": Path("x")}, pickled)
     out = tmp_path / "net.onnx"
     out.write_bytes(b"keep me")
-    cases = [(tmp_path / "missing.pt", "no such file"), (corrupt, "corrupt or truncated"),
-             (pickled, "refusing to load pickled")]  # fmt: skip
+    cases = [
+        (tmp_path / "missing.pt", "no such file"),
+        (corrupt, "corrupt or truncated"),
+        (pickled, "refusing to load pickled"),
+    ]
     for model, message in cases:
         capsys.readouterr()
         assert main(["export", "--model", str(model), "--onnx", str(out)]) == 2
@@ -203,8 +265,17 @@ def test_nst_apply_writes_images_others_can_read(
     photo = make_photos(tmp_path / "photos", n=1) / "p0.png"
     old = os.umask(0o022)
     try:
-        argv = ["apply", "--model", str(checkpoint), "--content", str(photo), "--out",
-                str(tmp_path / "out"), "--device", "cpu"]  # fmt: skip
+        argv = [
+            "apply",
+            "--model",
+            str(checkpoint),
+            "--content",
+            str(photo),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+        ]
         assert main(argv) == 0, capsys.readouterr().err
     finally:
         os.umask(old)
@@ -220,17 +291,46 @@ def test_an_output_that_cannot_be_written_is_one_line_before_any_work(
     blocker.write_text("a file, not a folder")
     photo = make_photos(tmp_path / "photos", n=1) / "p0.png"
     cases = [
-        (["export", "--model", str(checkpoint), "--onnx", str(blocker / "sub" / "net.onnx")],
-         f"--onnx {blocker / 'sub' / 'net.onnx'}: {blocker} is a file, so no folder can be made"),
-        (["export", "--model", str(checkpoint), "--onnx", str(tmp_path)],
-         f"--onnx {tmp_path} is a folder: name a file"),
-        (["apply", "--model", str(checkpoint), "--content", str(photo), "--out",
-          str(blocker / "out"), "--device", "cpu"],
-         f"--out {blocker / 'out'}: {blocker} is a file, so no folder can be made"),
-        (["train", "--out", str(blocker / "run"), "--no-track", "--data", str(photo.parent),
-          "--style", str(photo), "--steps", "1", "--size", "32"],
-         f"--out {blocker / 'run'}: {blocker} is a file, so no folder can be made"),
-    ]  # fmt: skip
+        (
+            ["export", "--model", str(checkpoint), "--onnx", str(blocker / "sub" / "net.onnx")],
+            f"--onnx {blocker / 'sub' / 'net.onnx'}: {blocker} is a file, so no folder can be made",
+        ),
+        (
+            ["export", "--model", str(checkpoint), "--onnx", str(tmp_path)],
+            f"--onnx {tmp_path} is a folder: name a file",
+        ),
+        (
+            [
+                "apply",
+                "--model",
+                str(checkpoint),
+                "--content",
+                str(photo),
+                "--out",
+                str(blocker / "out"),
+                "--device",
+                "cpu",
+            ],
+            f"--out {blocker / 'out'}: {blocker} is a file, so no folder can be made",
+        ),
+        (
+            [
+                "train",
+                "--out",
+                str(blocker / "run"),
+                "--no-track",
+                "--data",
+                str(photo.parent),
+                "--style",
+                str(photo),
+                "--steps",
+                "1",
+                "--size",
+                "32",
+            ],
+            f"--out {blocker / 'run'}: {blocker} is a file, so no folder can be made",
+        ),
+    ]
     for argv, message in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err

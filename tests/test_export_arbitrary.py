@@ -67,8 +67,10 @@ def test_onnx_export_takes_content_and_style_and_matches_torch_at_two_sizes(
     assert "inputs content and style" in err and "max |diff|" in err, err
     proto = onnx.load(str(out))
     dims = {i.name: [d.dim_param for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
-    assert dims == {"content": ["batch", "", "height", "width"],
-                    "style": ["style_batch", "", "style_height", "style_width"]}  # fmt: skip
+    assert dims == {
+        "content": ["batch", "", "height", "width"],
+        "style": ["style_batch", "", "style_height", "style_width"],
+    }
     assert {p.key: p.value for p in proto.metadata_props}["nst.method"] == meta["method"]
     sess = session(out, threads=1)
     # stytr: multiples of its patch size 16; adain: any side >= its encoder's multiple (8)
@@ -121,8 +123,9 @@ def test_the_mlflow_model_takes_content_and_style_in_a_plain_subprocess(
         f"np.save({str(tmp_path / 'y.npy')!r}, model.predict({{'content': c, 'style': s}}))\n"
         "print(model.metadata.signature.to_dict()['inputs'])\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True,
-                          text=True, timeout=180)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=ENV, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert '"content"' in done.stdout and '"style"' in done.stdout, done.stdout
     net, _ = load_model(checkpoint)

@@ -60,9 +60,13 @@ def spec_dict(name: str, steps: int = 2, trials: int = 3) -> dict:
         "fixed": {"size": 32, "steps": steps, "weights": "random", "device": "cpu"},
         "pairs": {"count": 1, "seed": 0},
         "budget": {"trials": trials, "timeout_s": 0},
-        "profiles": {"smoke": {"fixed": {"size": 32, "steps": steps},
-                               "budget": {"trials": trials, "timeout_s": 0}}},
-    }  # fmt: skip
+        "profiles": {
+            "smoke": {
+                "fixed": {"size": 32, "steps": steps},
+                "budget": {"trials": trials, "timeout_s": 0},
+            }
+        },
+    }
 
 
 def enqueue(spec, url: str, ratios: list[float]) -> None:
@@ -101,25 +105,42 @@ def test_the_fault_is_named_by_the_error_type_not_its_message():
 
 def failed_trial(study: optuna.Study, **attrs: object) -> optuna.trial.FrozenTrial:
     dist = {"style_ratio": optuna.distributions.FloatDistribution(1.0, 10.0)}
-    study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL,
-                                        params={"style_ratio": 2.0}, distributions=dist,
-                                        user_attrs=attrs))  # fmt: skip
+    study.add_trial(
+        optuna.create_trial(
+            state=optuna.trial.TrialState.FAIL,
+            params={"style_ratio": 2.0},
+            distributions=dist,
+            user_attrs=attrs,
+        )
+    )
     return study.trials[-1]
 
 
 def test_requeue_is_decided_by_the_recorded_fault_not_the_reason_text():
     study = optuna.create_study()
     # the store went away, whatever the line says: queued again, its own record not inherited
-    down = failed_trial(study, **{FAULT: Fault.TRACKING_DOWN.value, FAIL_REASON: "MLflow gone",
-                                  MLFLOW_RUN_ID: "r1", WORKER: "h:1", "config": {"a": 1}})  # fmt: skip
+    down = failed_trial(
+        study,
+        **{
+            FAULT: Fault.TRACKING_DOWN.value,
+            FAIL_REASON: "MLflow gone",
+            MLFLOW_RUN_ID: "r1",
+            WORKER: "h:1",
+            "config": {"a": 1},
+        },
+    )
     assert requeue_if_not_its_own(study, down) == "MLflow gone"
     retry = study.trials[-1]
     assert retry.state.name == "WAITING" and retry.params == down.params
-    assert retry.user_attrs == {"config": {"a": 1}, RETRY_OF: down.number,
-                                "retry_reason": "MLflow gone"}  # fmt: skip
+    assert retry.user_attrs == {
+        "config": {"a": 1},
+        RETRY_OF: down.number,
+        "retry_reason": "MLflow gone",
+    }
     # the trial's own bug, though its message reads like a tracking fault: not queued
-    own = failed_trial(study, **{FAULT: Fault.ERROR.value,
-                                 FAIL_REASON: "tracking unavailable: an nst message"})  # fmt: skip
+    own = failed_trial(
+        study, **{FAULT: Fault.ERROR.value, FAIL_REASON: "tracking unavailable: an nst message"}
+    )
     assert requeue_if_not_its_own(study, own) is None
     # a trial without a recorded fault is not guessed from its text either
     old = failed_trial(study, **{FAIL_REASON: "tracking unavailable: from the reason alone"})
@@ -221,8 +242,12 @@ def test_a_data_dir_with_no_readable_image_is_a_clear_error(tmp_path):
         good.write_bytes(b"not a picture either")
     spec = parse_experiment(spec_dict("no_images", trials=1))
     with pytest.warns(UnreadableImageWarning), pytest.raises(NstError, match="no readable"):
-        run_study(spec, StudyOptions(out=tmp_path, storage=f"sqlite:///{tmp_path}/o.db",
-                                     data=data, track=False))  # fmt: skip
+        run_study(
+            spec,
+            StudyOptions(
+                out=tmp_path, storage=f"sqlite:///{tmp_path}/o.db", data=data, track=False
+            ),
+        )
 
 
 # ---------------------------------------------------------------------------- safe inputs
@@ -321,11 +346,24 @@ class MlflowServer:
     def start(self) -> MlflowServer:
         mlflow = Path(sys.executable).with_name("mlflow")
         self.proc = subprocess.Popen(
-            [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-             "--artifacts-destination", str(self.root / "artifacts")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            [
+                str(mlflow),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{self.root / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(self.root / "artifacts"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
@@ -353,10 +391,16 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
 
 
 def nst_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "NST_HEARTBEAT_S": "1", "NST_GRACE_S": "5",
-           # fail fast instead of MLflow's default minutes of retries against a dead server
-           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-           "OMP_NUM_THREADS": "1", **extra}  # fmt: skip
+    env = {
+        **os.environ,
+        "NST_HEARTBEAT_S": "1",
+        "NST_GRACE_S": "5",
+        # fail fast instead of MLflow's default minutes of retries against a dead server
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+        "OMP_NUM_THREADS": "1",
+        **extra,
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
 
@@ -369,8 +413,19 @@ def write_spec(path: Path, name: str, steps: int, trials: int) -> Path:
 
 
 def study_cmd(spec: Path, storage: str, tracking: str, out: Path) -> list[str]:
-    return [*NST, "study", str(spec), "--profile", "smoke", "--storage", storage,
-            "--tracking-uri", tracking, "--out", str(out)]  # fmt: skip
+    return [
+        *NST,
+        "study",
+        str(spec),
+        "--profile",
+        "smoke",
+        "--storage",
+        storage,
+        "--tracking-uri",
+        tracking,
+        "--out",
+        str(out),
+    ]
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -431,9 +486,11 @@ def test_sigkill_a_worker_mid_trial_the_study_completes_and_keeps_every_trial_on
         def a_is_mid_trial() -> bool:
             ts = study.get_trials(deepcopy=False)
             return any(t.state.name == "COMPLETE" for t in ts) and any(
-                t.state.name == "RUNNING" and t.user_attrs.get("worker", "").endswith(f":{a.pid}")
-                and "mlflow_run_id" in t.user_attrs for t in ts
-            )  # fmt: skip
+                t.state.name == "RUNNING"
+                and t.user_attrs.get("worker", "").endswith(f":{a.pid}")
+                and "mlflow_run_id" in t.user_attrs
+                for t in ts
+            )
 
         wait_for(a_is_mid_trial, 180, "worker A to be inside a trial")
         a.send_signal(signal.SIGKILL)
@@ -445,8 +502,11 @@ def test_sigkill_a_worker_mid_trial_the_study_completes_and_keeps_every_trial_on
         trials = study.trials
         assert n_done(study) == 16
         assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 16
-        killed = [t for t in trials if t.user_attrs.get("worker", "").endswith(f":{a.pid}")
-                  and t.state.name == "FAIL"]  # fmt: skip
+        killed = [
+            t
+            for t in trials
+            if t.user_attrs.get("worker", "").endswith(f":{a.pid}") and t.state.name == "FAIL"
+        ]
         assert len(killed) == 1
         retry = [t for t in trials if t.user_attrs.get("retry_of") == killed[0].number]
         assert len(retry) == 1 and retry[0].state.name == "COMPLETE"
@@ -457,8 +517,11 @@ def test_sigkill_a_worker_mid_trial_the_study_completes_and_keeps_every_trial_on
         assert [r.info.status for r in dead] == ["FAILED"]
         assert dead[0].data.tags["nst.fail_reason"].startswith("worker lost")
         summary = json.loads((tmp_path / "r" / name / "summary.json").read_text())
-        assert {"number": killed[0].number, "reason": retry[0].user_attrs["retry_reason"],
-                "retried_as": retry[0].number} in summary["failures"]  # fmt: skip
+        assert {
+            "number": killed[0].number,
+            "reason": retry[0].user_attrs["retry_reason"],
+            "retried_as": retry[0].number,
+        } in summary["failures"]
     finally:
         for p in (locals().get("a"), locals().get("b")):
             if p is not None and p.poll() is None:

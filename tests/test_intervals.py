@@ -50,8 +50,10 @@ def test_the_two_way_bootstrap_covers_the_mean_where_the_iid_interval_does_not(
         two_way += low <= 0.5 <= high
     iid_rate, two_way_rate = iid / REPETITIONS, two_way / REPETITIONS
     with capsys.disabled():
-        print(f"\ncoverage of the true mean, 95% intervals, {REPETITIONS} samples of 20 photos x "
-              f"40 styles: iid Student t {iid_rate:.3f}, two-way bootstrap {two_way_rate:.3f}")  # fmt: skip
+        print(
+            f"\ncoverage of the true mean, 95% intervals, {REPETITIONS} samples of 20 photos x "
+            f"40 styles: iid Student t {iid_rate:.3f}, two-way bootstrap {two_way_rate:.3f}"
+        )
     assert iid_rate < 0.5
     assert 0.88 <= two_way_rate <= 0.99
 
@@ -80,9 +82,11 @@ def test_a_pair_mean_states_its_design_and_falls_back_to_the_range_for_too_few()
 def test_paired_differences_say_better_only_when_the_interval_excludes_zero() -> None:
     rng = np.random.default_rng(2)
     x, c, s = crossed(rng, 6, 6)
-    rows = [{"method": m, "content": f"p{ci}", "style": f"s{si}", "ssim": v + shift}
-            for m, shift in (("a", 0.0), ("b", 0.02), ("c", 0.0))
-            for v, ci, si in zip(x + rng.normal(0, 0.005, len(x)), c, s, strict=True)]  # fmt: skip
+    rows = [
+        {"method": m, "content": f"p{ci}", "style": f"s{si}", "ssim": v + shift}
+        for m, shift in (("a", 0.0), ("b", 0.02), ("c", 0.0))
+        for v, ci, si in zip(x + rng.normal(0, 0.005, len(x)), c, s, strict=True)
+    ]
     frame = pd.DataFrame(rows)
     # b is a + 0.02 on every pair up to small noise: the pair-wise interval resolves it, though
     # the photo and style effects (sd 0.1) make the per-method intervals overlap
@@ -116,15 +120,24 @@ def test_a_study_page_compares_settings_pair_by_pair(tmp_path: Path) -> None:
     data = tmp_path / "data"
     make_images(data / "content", 9, seed=0)
     make_images(data / "style", 12, seed=1, stripes=True)
-    spec = parse_experiment({
-        "name": "paired", "sampler": "grid", "pruner": "none",
-        "search": {"optimizer": {"type": "categorical", "choices": ["adam", "lbfgs"]}},
-        "objectives": [{"metric": "ssim"}],
-        "fixed": {"size": 32, "steps": 3, "backbone": "efficientnet_lite0", "device": "cpu"},
-        "pairs": {"count": 9, "seed": 0}, "budget": {"trials": 2, "timeout_s": 0},
-    })  # fmt: skip
-    out = run_study(spec, StudyOptions(out=tmp_path / "r", storage=f"sqlite:///{tmp_path / 'o.db'}",
-                                       track=False, data=data))  # fmt: skip
+    spec = parse_experiment(
+        {
+            "name": "paired",
+            "sampler": "grid",
+            "pruner": "none",
+            "search": {"optimizer": {"type": "categorical", "choices": ["adam", "lbfgs"]}},
+            "objectives": [{"metric": "ssim"}],
+            "fixed": {"size": 32, "steps": 3, "backbone": "efficientnet_lite0", "device": "cpu"},
+            "pairs": {"count": 9, "seed": 0},
+            "budget": {"trials": 2, "timeout_s": 0},
+        }
+    )
+    out = run_study(
+        spec,
+        StudyOptions(
+            out=tmp_path / "r", storage=f"sqlite:///{tmp_path / 'o.db'}", track=False, data=data
+        ),
+    )
     pairs = pd.read_csv(out / "pairs.csv")
     assert len(pairs) == 18 and set(pairs["trial"]) == {0, 1}
     assert {"ssim", "edge_f1", "style_gram_dist"} <= set(pairs.columns)
@@ -136,8 +149,13 @@ def test_a_study_page_compares_settings_pair_by_pair(tmp_path: Path) -> None:
     (table,) = [t for t in section.tables if t.headers[0] == "setting − best"]
     assert table.headers[1:3] == ["ssim ↑", "edge_f1 ↑"]
     ((label, cell, *_),) = table.rows
-    means = pairs.merge(study.complete[["number", "params_optimizer"]], left_on="trial",
-                        right_on="number").groupby("params_optimizer")["ssim"].mean()  # fmt: skip
+    means = (
+        pairs.merge(
+            study.complete[["number", "params_optimizer"]], left_on="trial", right_on="number"
+        )
+        .groupby("params_optimizer")["ssim"]
+        .mean()
+    )
     worse, best = ("adam", "lbfgs") if means["lbfgs"] > means["adam"] else ("lbfgs", "adam")
     assert label == f"{worse} − {best}"
     assert "9 pairs (3 photos x 3 styles)" in table.caption and "[" in str(cell)

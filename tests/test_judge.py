@@ -74,8 +74,24 @@ def test_the_comparison_judges_every_method_by_a_network_none_of_them_used(
     out, uri = tmp_path / "results", f"sqlite:///{tmp_path / 'mlflow.db'}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert main(["methods", str(path), "--profile", "smoke", "--data", str(data), "--out",
-                     str(out), "--tracking-uri", uri, "--quiet"]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "methods",
+                    str(path),
+                    "--profile",
+                    "smoke",
+                    "--data",
+                    str(data),
+                    "--out",
+                    str(out),
+                    "--tracking-uri",
+                    uri,
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     with (out / "methods" / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert {r["judge"] for r in rows} == {"efficientnet_lite1"}
@@ -83,8 +99,11 @@ def test_the_comparison_judges_every_method_by_a_network_none_of_them_used(
     assert summary["judge"]["excluded"] == "efficientnet_lite0,efficientnet_lite2"
     assert summary["judge"]["shared_family"] == "efficientnet"
     adain = summary["methods"]["adain"]["judge"]
-    assert adain == {"backbone": "efficientnet_lite1", "depended_on": ["efficientnet_lite2"],
-                     "shared_family": "efficientnet"}  # fmt: skip
+    assert adain == {
+        "backbone": "efficientnet_lite1",
+        "depended_on": ["efficientnet_lite2"],
+        "shared_family": "efficientnet",
+    }
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("methods")
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}

@@ -105,9 +105,25 @@ def test_top_level_keeps_only_shared_modules() -> None:
 
 
 #: the chapters in reading order: each may import only the ones before it (docs/DESIGN.md)
-CHAPTERS = ("nst", "images", "losses", "provenance", "backbones", "config", "metrics", "data",
-            "optimize", "tracking", "models", "train", "methods", "study", "report", "cli",
-            "__main__")  # fmt: skip
+CHAPTERS = (
+    "nst",
+    "images",
+    "losses",
+    "provenance",
+    "backbones",
+    "config",
+    "metrics",
+    "data",
+    "optimize",
+    "tracking",
+    "models",
+    "train",
+    "methods",
+    "study",
+    "report",
+    "cli",
+    "__main__",
+)
 
 
 def chapter(module: str) -> str:

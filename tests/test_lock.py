@@ -22,8 +22,12 @@ def pins(text: str) -> dict[str, str]:
 
 
 def freeze(python: str) -> dict[str, str]:
-    out = subprocess.run([python, "-m", "pip", "freeze", "--exclude-editable"],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [python, "-m", "pip", "freeze", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return pins("\n".join(line for line in out.splitlines() if not line.lower().startswith("nst")))
 
 
@@ -54,6 +58,11 @@ def test_the_lock_covers_every_declared_dependency() -> None:
 def test_a_fresh_setup_gives_the_same_freeze(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(["bash", "scripts/setup.sh"], cwd=ROOT, check=True, capture_output=True,
-                   env={"PATH": "/usr/bin:/bin", "VENV": str(venv), "PY": sys.executable})  # fmt: skip
+    subprocess.run(
+        ["bash", "scripts/setup.sh"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "VENV": str(venv), "PY": sys.executable},
+    )
     assert freeze(str(venv / "bin" / "python")) == pins((ROOT / "requirements.lock").read_text())

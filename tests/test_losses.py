@@ -63,9 +63,14 @@ def test_the_objective_is_alpha_content_plus_beta_style_plus_gamma_tv(tv):
     """What the optimiser minimises (nst.optimize.objective.Objective): each term is the loss
     function of its features against fixed targets, and the total their weighted sum."""
     cfg = TransferConfig(
-        weights="random", content_layers=("relu2_1",), style_layers=("relu1_1", "relu2_1"),
-        alpha=2.0, beta=300.0, gamma=7.0, tv=tv,
-    )  # fmt: skip
+        weights="random",
+        content_layers=("relu2_1",),
+        style_layers=("relu1_1", "relu2_1"),
+        alpha=2.0,
+        beta=300.0,
+        gamma=7.0,
+        tv=tv,
+    )
     net = get_backbone("vgg19", weights="random")
     gen = torch.Generator().manual_seed(0)
     content, style, x = (torch.rand(1, 3, 24, 24, generator=gen) for _ in range(3))
@@ -75,18 +80,23 @@ def test_the_objective_is_alpha_content_plus_beta_style_plus_gamma_tv(tv):
         fx, fc, fs = (net.features(t, layers) for t in (x, content, style))
     expected = {
         "content": content_loss(fx["relu2_1"], fc["relu2_1"]),
-        "style": (style_layer_loss(fx["relu1_1"], gram(fs["relu1_1"]))
-                  + style_layer_loss(fx["relu2_1"], gram(fs["relu2_1"]))) / 2,
+        "style": (
+            style_layer_loss(fx["relu1_1"], gram(fs["relu1_1"]))
+            + style_layer_loss(fx["relu2_1"], gram(fs["relu2_1"]))
+        )
+        / 2,
         "tv": total_variation(x, tv),
-    }  # fmt: skip
+    }
     for name, value in expected.items():
         assert terms[name].item() == pytest.approx(value.item(), rel=1e-5), name
     total = 2.0 * terms["content"] + 300.0 * terms["style"] + 7.0 * terms["tv"]
     assert terms["total"].item() == pytest.approx(total.item(), rel=1e-6)
     assert terms["total"].item() == pytest.approx(
-        2.0 * expected["content"].item() + 300.0 * expected["style"].item()
-        + 7.0 * expected["tv"].item(), rel=1e-5,
-    )  # fmt: skip
+        2.0 * expected["content"].item()
+        + 300.0 * expected["style"].item()
+        + 7.0 * expected["tv"].item(),
+        rel=1e-5,
+    )
     # gamma 0: the TV term is not computed and contributes nothing
     no_tv = Objective(net, cfg.replace(gamma=0.0), content, style, torch.float32)(x)
     assert no_tv["tv"].item() == 0.0

@@ -55,8 +55,9 @@ def quiet_train(config: TrainConfig, out: Path) -> Path:
 
 def test_stylizer_gives_exactly_what_gatys_gives(tiny_pair: tuple[torch.Tensor, ...]) -> None:
     content, style = tiny_pair
-    config = TransferConfig(backbone="efficientnet_lite0", size=32, steps=3, optimizer="adam",
-                            lr=0.05, device="cpu")  # fmt: skip
+    config = TransferConfig(
+        backbone="efficientnet_lite0", size=32, steps=3, optimizer="adam", lr=0.05, device="cpu"
+    )
     done = Stylizer.from_config(config).stylise(content, style)
     direct = stylize(config, content, style).image
     assert torch.equal(done.image, direct)
@@ -71,14 +72,28 @@ def test_stylizer_gives_exactly_what_a_trained_network_gives(
     extra: dict[str, Any] = (
         {"width": 8, "style": str(data / "style" / "i0.png")}
         if method == "johnson"
-        else {"encoder": "efficientnet_lite0", "encoder_layer": "stage2",
-              "styles": str(data / "style")}
-    )  # fmt: skip
-    config = TrainConfig.from_dict(dict(
-        method=method, backbone="efficientnet_lite0", data=str(data / "content"), size=32,
-        steps=2, batch_size=1, device="cpu", checkpoint_every=0, sample_every=0, log_every=1,
-        val_images=1, **extra,
-    ))  # fmt: skip
+        else {
+            "encoder": "efficientnet_lite0",
+            "encoder_layer": "stage2",
+            "styles": str(data / "style"),
+        }
+    )
+    config = TrainConfig.from_dict(
+        dict(
+            method=method,
+            backbone="efficientnet_lite0",
+            data=str(data / "content"),
+            size=32,
+            steps=2,
+            batch_size=1,
+            device="cpu",
+            checkpoint_every=0,
+            sample_every=0,
+            log_every=1,
+            val_images=1,
+            **extra,
+        )
+    )
     path = quiet_train(config, tmp_path / "run")
     stylizer = Stylizer.from_checkpoint(path)
     done = stylizer.stylise(content, style)
@@ -172,8 +187,12 @@ def test_smoke_profile_runs_every_method_end_to_end(
     stem = Path(style).stem
     assert [p.name for p in (root / "runs" / "johnson").iterdir()] == [stem]  # one per style
     runs = {n: [r["run"] for r in m["runs"]] for n, m in summary["methods"].items()}
-    assert runs == {"gatys": [], "johnson": [f"runs/johnson/{stem}"], "adain": ["runs/adain"],
-                    "stytr": ["runs/stytr"]}  # fmt: skip
+    assert runs == {
+        "gatys": [],
+        "johnson": [f"runs/johnson/{stem}"],
+        "adain": ["runs/adain"],
+        "stytr": ["runs/stytr"],
+    }
     means = json.loads((root / "metrics.json").read_text())
     ssim = {n: v["ssim"] for n, v in means.items()}
     assert ssim == pytest.approx(
@@ -184,8 +203,10 @@ def test_smoke_profile_runs_every_method_end_to_end(
     assert summary["random_weights_methods"] == ["stytr"]  # deit_tiny random in the smoke profile
     # a second run through the CLI reuses every trained network and rewrites the results
     before = {p: p.stat().st_mtime_ns for p in (root / "runs").rglob("model.pt")}
-    assert main(["methods", str(SPEC), "--profile", "smoke", "--data", str(data),
-                 "--out", str(smoke)]) == 0  # fmt: skip
+    assert (
+        main(["methods", str(SPEC), "--profile", "smoke", "--data", str(data), "--out", str(smoke)])
+        == 0
+    )
     captured = capsys.readouterr()
     assert captured.err.count("trained already (same config), reused") == 3
     assert "methods (smoke): 4 results" in captured.out
@@ -230,8 +251,11 @@ def test_plan_files_change_only_for_the_method_edited(tmp_path: Path) -> None:
     assert [m.name for m in plan.methods] == ["adain"] and plan == load_plan(spec, "smoke").only(
         "adain"
     )
-    spec.write_text(spec.read_text().replace("encoder_layer: stage2, lr: 1.0e-3",
-                                             "encoder_layer: stage2, lr: 3.0e-3"))  # fmt: skip
+    spec.write_text(
+        spec.read_text().replace(
+            "encoder_layer: stage2, lr: 1.0e-3", "encoder_layer: stage2, lr: 3.0e-3"
+        )
+    )
     second = {p.name: p.read_bytes() for p in write_plans(spec, "smoke", tmp_path / "out")}
     assert [n for n in first if first[n] != second[n]] == ["adain.json"]
     with pytest.raises(NstError, match="plan of the smoke profile, not quick"):
@@ -257,8 +281,25 @@ def test_a_left_out_method_is_a_stage_that_says_why_and_a_line_in_the_report(
     out = tmp_path / "results"
     plans = {p.name: p for p in write_plans(spec, "smoke", out)}
     assert sorted(plans) == [f"{m}.json" for m in sorted(METHODS)]
-    assert main(["methods", str(plans["stytr.json"]), "--profile", "smoke", "--step", "train",
-                 "--data", str(data), "--out", str(out), "--no-track", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "methods",
+                str(plans["stytr.json"]),
+                "--profile",
+                "smoke",
+                "--step",
+                "train",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--no-track",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     left = out / "methods" / "runs" / "stytr"
     assert [p.name for p in left.iterdir()] == [LEFT_OUT]
     assert "its encoder is random here" in (left / LEFT_OUT).read_text()
@@ -301,8 +342,18 @@ def test_evaluate_trains_nothing_and_says_which_stage_to_run(
     out = tmp_path / "results"
     (out / "methods").mkdir(parents=True)
     (out / "methods" / "results.csv").write_text("earlier\n")
-    argv = ["methods", str(SPEC), "--profile", "smoke", "--data", str(data), "--out", str(out),
-            "--no-track", "--quiet"]  # fmt: skip
+    argv = [
+        "methods",
+        str(SPEC),
+        "--profile",
+        "smoke",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--no-track",
+        "--quiet",
+    ]
     assert main([*argv, "--step", "evaluate"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"runs/johnson/{first_test_pair(data)[1]} has no model.pt" in err
@@ -322,8 +373,19 @@ def test_the_comparison_is_tracked_in_mlflow(data: Path, tmp_path: Path) -> None
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     out = tmp_path / "results"
-    argv = ["methods", str(SPEC), "--profile", "smoke", "--data", str(data), "--out", str(out),
-            "--tracking-uri", uri, "--quiet"]  # fmt: skip
+    argv = [
+        "methods",
+        str(SPEC),
+        "--profile",
+        "smoke",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--tracking-uri",
+        uri,
+        "--quiet",
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert main([*argv, "--step", "train"]) == 0
@@ -331,12 +393,19 @@ def test_the_comparison_is_tracked_in_mlflow(data: Path, tmp_path: Path) -> None
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("methods")
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
-    assert set(runs) == {f"train-johnson-{first_test_pair(data)[1]}", "train-adain", "train-stytr", "methods-smoke",
-                         *METHODS}  # fmt: skip
+    assert set(runs) == {
+        f"train-johnson-{first_test_pair(data)[1]}",
+        "train-adain",
+        "train-stytr",
+        "methods-smoke",
+        *METHODS,
+    }
     parent = runs["methods-smoke"]
     assert parent.data.tags["nst.kind"] == "methods" and "stytr" in parent.data.tags["nst.warning"]
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {
-        "results.csv", "summary.json"}  # fmt: skip
+        "results.csv",
+        "summary.json",
+    }
     with (out / "methods" / "results.csv").open() as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
     for name in METHODS:

@@ -75,16 +75,31 @@ def test_identical_images_score_perfectly(evaluator: Evaluator, content: torch.T
     v = evaluator.evaluate(content, content, content).values
     for key in CONTENT_KEYS:
         assert v[key] == pytest.approx(1.0, abs=1e-6), key
-    for key in ("content_feature_dist", "color_hellinger", "color_emd_lab", "style_gram_dist",
-                "style_stats_dist"):  # fmt: skip
+    for key in (
+        "content_feature_dist",
+        "color_hellinger",
+        "color_emd_lab",
+        "style_gram_dist",
+        "style_stats_dist",
+    ):
         assert v[key] == pytest.approx(0.0, abs=1e-6), key
 
 
 def test_every_value_is_documented_and_in_range(evaluator, content, style) -> None:
     result = blur(content, 1.0)
     v = evaluator.evaluate(content, style, result, runtime_s=1.5, peak_memory_mb=12.0).values
-    assert {"ssim", "ms_ssim", "edge_f1", "content_feature_dist", "color_hellinger", "color_emd_lab",
-            "style_gram_dist", "tv", "patch_energy", "runtime_s"} <= set(v)  # fmt: skip
+    assert {
+        "ssim",
+        "ms_ssim",
+        "edge_f1",
+        "content_feature_dist",
+        "color_hellinger",
+        "color_emd_lab",
+        "style_gram_dist",
+        "tv",
+        "patch_energy",
+        "runtime_s",
+    } <= set(v)
     for key, value in v.items():
         info = METRICS[key]
         assert info.direction in ("maximize", "minimize") and info.group in (
@@ -118,8 +133,9 @@ def test_blur_and_noise_lower_content_scores_monotonically(evaluator, name: str)
 
 
 def test_style_palette_lowers_colour_distance(content: torch.Tensor, style: torch.Tensor) -> None:
-    matched = match_histograms(content[0].permute(1, 2, 0).numpy(),
-                               style[0].permute(1, 2, 0).numpy(), channel_axis=-1)  # fmt: skip
+    matched = match_histograms(
+        content[0].permute(1, 2, 0).numpy(), style[0].permute(1, 2, 0).numpy(), channel_axis=-1
+    )
     recoloured = torch.from_numpy(np.asarray(matched)).permute(2, 0, 1)[None].float()
     # per-channel RGB matching fixes the marginals, not the joint chroma: a clear drop, not 0
     assert color_hellinger(recoloured, style) < 0.7 * color_hellinger(content, style)
@@ -191,8 +207,13 @@ def test_the_default_judge_is_pretrained_and_not_the_run_backbone(evaluator: Eva
         judge.held_out["backbone"] == "efficientnet_lite0" and judge.held_out["pretrained"] is True
     )
     with pytest.raises(NstError, match="held-out"):
-        evaluate(photo("coffee"), photo("coffee"), photo("coffee"),
-                 exclude="efficientnet_lite0", evaluator=judge)  # fmt: skip
+        evaluate(
+            photo("coffee"),
+            photo("coffee"),
+            photo("coffee"),
+            exclude="efficientnet_lite0",
+            evaluator=judge,
+        )
     with pytest.raises(NstError, match="judge 'alexnet': use efficientnet or vgg"):
         Evaluator(judge="alexnet")
 
@@ -207,8 +228,9 @@ def test_the_vgg_judge_stays_selectable(isolated_torch_home: Path) -> None:
     assert held_out_identity("vgg16", judge="vgg") == "vgg19 random:seed=0"
     assert held_out_identity("deit_small", judge="vgg") == "vgg16 random:seed=0"
     with pytest.raises(NstError, match="held-out"):
-        evaluate(photo("coffee"), photo("coffee"), photo("coffee"), exclude="vgg19",
-                 evaluator=judge)  # fmt: skip
+        evaluate(
+            photo("coffee"), photo("coffee"), photo("coffee"), exclude="vgg19", evaluator=judge
+        )
 
 
 def test_random_judge_is_reproducible(isolated_torch_home: Path, content, style) -> None:
@@ -290,16 +312,63 @@ def test_cli_evaluate_json_and_table(tmp_path: Path, capsys, isolated_torch_home
     assert out["held_out"]["backbone"] == "efficientnet_lite2"
     assert out["held_out"]["pretrained"] is True  # a JSON boolean, not the string "true"
     assert any("lpips" in n for n in out["notes"])
-    assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", str(r),
-                 "--exclude-backbone", "efficientnet_lite2"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--content",
+                str(c),
+                "--style",
+                str(s),
+                "--result",
+                str(r),
+                "--exclude-backbone",
+                "efficientnet_lite2",
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "edge_f1" in table and "higher" in table
     assert "held-out network: efficientnet_lite0 imagenet:" in table and "pretrained" in table
-    assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", str(r),
-                 "--judge", "vgg", "--exclude-backbone", "vgg16"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--content",
+                str(c),
+                "--style",
+                str(s),
+                "--result",
+                str(r),
+                "--judge",
+                "vgg",
+                "--exclude-backbone",
+                "vgg16",
+            ]
+        )
+        == 0
+    )
     assert "held-out network: vgg19 random:seed=0 (RANDOM weights" in capsys.readouterr().out
-    assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", str(r),
-                 "--judge", "vgg", "--exclude-backbone", "vgg16", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--content",
+                str(c),
+                "--style",
+                str(s),
+                "--result",
+                str(r),
+                "--judge",
+                "vgg",
+                "--exclude-backbone",
+                "vgg16",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["held_out"]["pretrained"] is False
     assert main(["evaluate", "--content", str(c), "--style", str(s), "--result", "nope.png"]) == 2
     assert "nope.png: no such file" in capsys.readouterr().err
@@ -312,8 +381,16 @@ def test_cli_evaluate_on_a_sample_pair_names_a_pretrained_judge(
     rocket = sample_data / "content" / "rocket.png"
     composition = sample_data / "style" / "composition_0_0.png"
     result = save_image(load_image(rocket, 96), tmp_path / "r.png")  # small: a fast test
-    argv = ["evaluate", "--content", str(rocket), "--style", str(composition), "--result",
-            str(result), "--json"]  # fmt: skip
+    argv = [
+        "evaluate",
+        "--content",
+        str(rocket),
+        "--style",
+        str(composition),
+        "--result",
+        str(result),
+        "--json",
+    ]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     held = out["held_out"]

@@ -105,8 +105,10 @@ def test_a_study_experiment_says_what_its_runs_are(tmp_path: Path) -> None:
     from nst.tracking.runs import end_run, start_parent_run
 
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    end_run(start_parent_run("s", tracking_uri=uri, experiment="study-s", experiment_kind="study"),
-            tracking_uri=uri)  # fmt: skip
+    end_run(
+        start_parent_run("s", tracking_uri=uri, experiment="study-s", experiment_kind="study"),
+        tracking_uri=uri,
+    )
     tags = MlflowClient(uri).get_experiment_by_name("study-s").tags
     assert tags[NOTE] == EXPERIMENT_DESCRIPTIONS["study"] and "nested run per trial" in tags[NOTE]
 
@@ -139,8 +141,13 @@ def test_a_comparisons_runs_span_their_work_and_link_its_training_runs(
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        root = run_methods(tmp_path / "methods.yaml", "smoke", data, tmp_path / "results",
-                           hooks=training_hooks(uri, "smoke"))  # fmt: skip
+        root = run_methods(
+            tmp_path / "methods.yaml",
+            "smoke",
+            data,
+            tmp_path / "results",
+            hooks=training_hooks(uri, "smoke"),
+        )
         parent_id = log_comparison(root, uri)
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("methods")

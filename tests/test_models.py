@@ -27,8 +27,11 @@ def net() -> torch.nn.Module:
 
 
 def save_net(path: Path, net: torch.nn.Module, **meta: object) -> Path:
-    data = {"format": FORMAT, "meta": {"method": "johnson", "options": {"width": 8}, **meta},
-            "model": net.state_dict()}  # fmt: skip
+    data = {
+        "format": FORMAT,
+        "meta": {"method": "johnson", "options": {"width": 8}, **meta},
+        "model": net.state_dict(),
+    }
     torch.save(data, path)
     return path
 
@@ -98,8 +101,13 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path: Path, net: torch.nn.Modul
             load_model(path)
         assert "\n" not in str(err.value)
     wide = save_net(tmp_path / "wide.pt", get_model("johnson", width=16))
-    torch.save({**torch.load(wide, weights_only=True), "meta": {"method": "johnson",
-                "options": {"width": 8}}}, wide)  # fmt: skip
+    torch.save(
+        {
+            **torch.load(wide, weights_only=True),
+            "meta": {"method": "johnson", "options": {"width": 8}},
+        },
+        wide,
+    )
     with pytest.raises(CheckpointError, match="weights do not fit a johnson \\(width=8\\)"):
         load_model(wide)
     with pytest.raises(
@@ -139,8 +147,20 @@ def test_nst_apply_writes_one_image_per_input(tmp_path: Path, net: torch.nn.Modu
     a = write_png(tmp_path / "a.png", (30, 20), (200, 30, 30))
     b = write_png(tmp_path / "b.png", (13, 17), (30, 200, 30))
     out = tmp_path / "out"
-    argv = ["apply", "--model", str(model), "--content", str(a), str(b), "--out", str(out),
-            "--device", "cpu", "--color", "luminance"]  # fmt: skip
+    argv = [
+        "apply",
+        "--model",
+        str(model),
+        "--content",
+        str(a),
+        str(b),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--color",
+        "luminance",
+    ]
     assert main(argv) == 0
     assert Image.open(out / "a.png").size == (30, 20) and Image.open(out / "b.png").size == (13, 17)
     assert main([*argv, "--size", "40"]) == 0
@@ -159,8 +179,17 @@ def test_nst_apply_bad_inputs_exit_2_with_one_line(
     pickled = tmp_path / "pickled.pt"
     torch.save({"format": FORMAT, "obj": Path("x")}, pickled)
     for model_arg, content in ((tmp_path / "none.pt", photo), (pickled, photo), (model, broken)):
-        argv = ["apply", "--model", str(model_arg), "--content", str(content),
-                "--out", str(tmp_path / "o"), "--device", "cpu"]  # fmt: skip
+        argv = [
+            "apply",
+            "--model",
+            str(model_arg),
+            "--content",
+            str(content),
+            "--out",
+            str(tmp_path / "o"),
+            "--device",
+            "cpu",
+        ]
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("nst apply: error:") and "\n" not in err and "Traceback" not in err

@@ -144,8 +144,9 @@ def test_the_inverse_and_warm_up_schedules_are_the_references_formulas() -> None
     adain = TrainConfig(method="adain", lr=1e-4, lr_schedule="inverse", lr_decay=5e-5)
     for i in (0, 1, 1000, 159_999):  # naoto0804/pytorch-AdaIN train.py adjust_learning_rate
         assert adain.lr * lr_factor(adain, i) == pytest.approx(1e-4 / (1 + 5e-5 * i), rel=1e-9)
-    cfg = TrainConfig(method="stytr", lr=2e-4, lr_schedule="inverse", lr_decay=1e-5,
-                      warmup=10_000, steps=160_000)  # fmt: skip
+    cfg = TrainConfig(
+        method="stytr", lr=2e-4, lr_schedule="inverse", lr_decay=1e-5, warmup=10_000, steps=160_000
+    )
     for i in (0, 1, 5000, 9999, 10_000, 10_001, 100_000):  # diyiiyiii/StyTR-2 train.py
         ref = 5e-4 * 0.1 * (1 + 3e-4 * i) if i < 1e4 else 2e-4 / (1 + 1e-5 * (i - 1e4))
         assert cfg.lr * lr_factor(cfg, i) == pytest.approx(ref, rel=1e-9), i
@@ -155,10 +156,20 @@ def small(tmp_path: Path, **changes: object) -> TrainConfig:
     photos = make_images(tmp_path / "photos", 3, seed=0)
     style = make_images(tmp_path / "style", 1, seed=1, stripes=True) / "i0.png"
     values: dict[str, object] = dict(
-        data=str(photos), style=str(style), size=32, width=4, steps=4, batch_size=1,
-        backbone="efficientnet_lite0", device="cpu", checkpoint_every=2, sample_every=0,
-        log_every=1, val_images=1, lr_schedule="cosine",
-    )  # fmt: skip
+        data=str(photos),
+        style=str(style),
+        size=32,
+        width=4,
+        steps=4,
+        batch_size=1,
+        backbone="efficientnet_lite0",
+        device="cpu",
+        checkpoint_every=2,
+        sample_every=0,
+        log_every=1,
+        val_images=1,
+        lr_schedule="cosine",
+    )
     values.update(changes)
     return TrainConfig.from_dict(values)
 
@@ -197,11 +208,16 @@ def test_the_gatys_normalised_target_is_invariant_to_the_style_images_size() -> 
     large_style = tile.repeat(1, 1, 8, 8)  # 128 x 128 of the same texture
     content = torch.rand(1, 3, 64, 64, generator=gen)
     net = get_backbone("vgg19", weights="random")
-    cfg = TransferConfig(weights="random", content_layers=("relu2_1",),
-                         style_layers=("relu1_1", "relu2_1", "relu3_1"),
-                         style_normalization="gatys")  # fmt: skip
-    a, b = (Objective(net, cfg, content, s, torch.float32).style_targets
-            for s in (small_style, large_style))  # fmt: skip
+    cfg = TransferConfig(
+        weights="random",
+        content_layers=("relu2_1",),
+        style_layers=("relu1_1", "relu2_1", "relu3_1"),
+        style_normalization="gatys",
+    )
+    a, b = (
+        Objective(net, cfg, content, s, torch.float32).style_targets
+        for s in (small_style, large_style)
+    )
     for layer in cfg.style_layers:
         ratio = float(b[layer].norm() / a[layer].norm())
         # borders (zero padding) differ between the sizes; before the rescale the ratio was ~4

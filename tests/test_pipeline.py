@@ -27,10 +27,20 @@ EXPERIMENTS = ("loss_weights", "optimizers")  # two quick ones
 
 
 def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -52,8 +62,14 @@ def test_every_experiment_in_params_has_a_study_stage() -> None:
     out = dvc(ROOT, "stage", "list", "--all").stdout
     stages = {line.split()[0] for line in out.splitlines() if line.strip()}
     trained = {f"train@{n}" for n in params["methods"]["train"]}
-    assert stages == {"fetch", "report", "methods-plan", "methods", *trained,
-                      *(f"study@{n}" for n in params["experiments"])}  # fmt: skip
+    assert stages == {
+        "fetch",
+        "report",
+        "methods-plan",
+        "methods",
+        *trained,
+        *(f"study@{n}" for n in params["experiments"]),
+    }
 
 
 def test_the_train_stages_are_the_specs_trained_methods() -> None:
@@ -172,8 +188,10 @@ def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
     assert json.loads((repo / "data" / "lock.json").read_text())["files"]
     means = json.loads((repo / "results" / "methods" / "metrics.json").read_text())
     assert set(means) == {"gatys", "johnson", "adain", "stytr"} and means["adain"]["pairs"] == 1
-    models = {n: (repo / "results" / "methods" / "runs" / n).rglob("model.pt")
-              for n in ("johnson", "adain", "stytr")}  # fmt: skip
+    models = {
+        n: (repo / "results" / "methods" / "runs" / n).rglob("model.pt")
+        for n in ("johnson", "adain", "stytr")
+    }
     stamps = {n: [p.stat().st_mtime_ns for p in paths] for n, paths in models.items()}
     assert all(len(v) == 1 for v in stamps.values()), stamps
     commit(repo, "first run")
@@ -203,8 +221,10 @@ def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
     # 3b. one method's settings edited: that method is retrained, the others are not
     spec = repo / "experiments" / "methods.yaml"
     text = spec.read_text()
-    edited = text.replace("adain: {encoder: efficientnet_lite0, encoder_layer: stage2, lr: 1.0e-3",
-                          "adain: {encoder: efficientnet_lite0, encoder_layer: stage2, lr: 2.0e-3")  # fmt: skip
+    edited = text.replace(
+        "adain: {encoder: efficientnet_lite0, encoder_layer: stage2, lr: 1.0e-3",
+        "adain: {encoder: efficientnet_lite0, encoder_layer: stage2, lr: 2.0e-3",
+    )
     assert edited != text
     spec.write_text(edited)
     fourth = dvc(repo, "repro")
@@ -225,8 +245,9 @@ def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
     for name in EXPERIMENTS:
         assert shown[f"results/{name}/metrics.json"]["data"]["n_trials"] == 3
     # the experiment is recorded beside its baseline commit, with its params and metrics
-    baseline = next(r for r in json.loads(dvc(repo, "exp", "show", "--json").stdout)
-                    if r["rev"] != "workspace")  # fmt: skip
+    baseline = next(
+        r for r in json.loads(dvc(repo, "exp", "show", "--json").stdout) if r["rev"] != "workspace"
+    )
     (exp,) = [rev["data"] for e in baseline["experiments"] or [] for rev in e["revs"]]
     assert exp["params"]["params.yaml"]["data"]["study"]["trials"] == 3
     assert exp["metrics"]["results/loss_weights/metrics.json"]["data"]["n_trials"] == 3

@@ -48,8 +48,23 @@ def test_cli_writes_a_grid_and_reports_bad_layers(
 ) -> None:
     src = save_image(torch.rand(1, 3, 32, 32), tmp_path / "in.png")
     out = tmp_path / "grid.png"
-    argv = ["reconstruct", "--image", str(src), "--backbone", "deit_tiny", "--weights", "random",
-            "--mode", "style", "--steps", "2", "--size", "32", "--out", str(out)]  # fmt: skip
+    argv = [
+        "reconstruct",
+        "--image",
+        str(src),
+        "--backbone",
+        "deit_tiny",
+        "--weights",
+        "random",
+        "--mode",
+        "style",
+        "--steps",
+        "2",
+        "--size",
+        "32",
+        "--out",
+        str(out),
+    ]
     assert main([*argv, "--layer", "block0,block1"]) == 0
     assert Image.open(out).size == grid_size(3, (32, 32))
     assert main([*argv, "--layer", "relu1_1"]) == 2

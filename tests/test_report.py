@@ -64,8 +64,12 @@ def real_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
     )
     run_study(spec, options)
-    build_report(tmp / "results", tmp / "reports", reconstruction_steps=0,
-                 optuna_dashboard_url="http://127.0.0.1:8080/dashboard/studies/{study_id}")  # fmt: skip
+    build_report(
+        tmp / "results",
+        tmp / "reports",
+        reconstruction_steps=0,
+        optuna_dashboard_url="http://127.0.0.1:8080/dashboard/studies/{study_id}",
+    )
     return tmp / "reports"
 
 
@@ -101,8 +105,16 @@ def test_report_of_a_real_study(real_report: Path) -> None:
     summary = json.loads((results / "summary.json").read_text())
     assert summary["provenance"]["git_commit"] in page and "dvc repro study@backbones" in page
     assert BANNER in page  # the study ran with random weights
-    for title in ("Best trials", "Pareto front", "Parameter importances", "Optimisation history",
-                  "Loss curves", "Parameter slices", "All trials", "Provenance and reproduction"):  # fmt: skip
+    for title in (
+        "Best trials",
+        "Pareto front",
+        "Parameter importances",
+        "Optimisation history",
+        "Loss curves",
+        "Parameter slices",
+        "All trials",
+        "Provenance and reproduction",
+    ):
         assert f"<h2>{title}</h2>" in page
     index = (real_report / "index.html").read_text()
     assert "<h2>Backbones: VGG vs DeiT vs EfficientNet (study backbones)</h2>" in index
@@ -160,8 +172,25 @@ def test_markdown_references_existing_pngs_and_pages(fake_report: Path) -> None:
 
 
 #: the HTML a Markdown page may render to; any other tag is text Markdown took for HTML
-MARKDOWN_TAGS = {"h1", "h2", "p", "em", "strong", "code", "pre", "a", "img", "blockquote",
-                 "table", "thead", "tbody", "tr", "th", "td", "br"}  # fmt: skip
+MARKDOWN_TAGS = {
+    "h1",
+    "h2",
+    "p",
+    "em",
+    "strong",
+    "code",
+    "pre",
+    "a",
+    "img",
+    "blockquote",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "br",
+}
 
 
 @pytest.mark.parametrize("which", ["fake_report", "real_report"])
@@ -186,8 +215,16 @@ def test_markdown_pages_render_their_text_literally(
 
 def test_study_page_sections(fake_report: Path) -> None:
     html = (fake_report / "backbones.html").read_text()
-    for title in ("Best trials", "Pareto front", "Parameter importances", "Optimisation history",
-                  "Loss curves", "Parameter slices", "All trials", "Provenance and reproduction"):  # fmt: skip
+    for title in (
+        "Best trials",
+        "Pareto front",
+        "Parameter importances",
+        "Optimisation history",
+        "Loss curves",
+        "Parameter slices",
+        "All trials",
+        "Provenance and reproduction",
+    ):
         assert f"<h2>{title}</h2>" in html
     assert "Not available" not in html  # every section of a complete study has its data
     # every trial links to its MLflow run through the default URL template
@@ -210,8 +247,13 @@ def test_backbone_table_shows_mean_and_95_ci(fake_report: Path) -> None:
     assert span.n == 3 and span.kind == "ci" and -1 <= span.low < span.mean < span.high <= 1
     index = (fake_report / "index.html").read_text()
     assert f"{span.mean:.4g} [{span.low:.4g}, {span.high:.4g}] (n=3)" in index
-    for title in ("Backbones: VGG vs DeiT vs EfficientNet (study backbones)", "Optimisers (study optimizers)",
-                  "Initialisation (study init)", "Content x style grid", "Layer-by-layer reconstruction"):  # fmt: skip
+    for title in (
+        "Backbones: VGG vs DeiT vs EfficientNet (study backbones)",
+        "Optimisers (study optimizers)",
+        "Initialisation (study init)",
+        "Content x style grid",
+        "Layer-by-layer reconstruction",
+    ):
         assert f"<h2>{title}</h2>" in index
     # offline the reconstructions run on the pretrained Lite0 (auto), and say why not on VGG19
     from nst.backbones.auto import resolve_auto
@@ -247,8 +289,16 @@ def test_statistics() -> None:
 
 def test_missing_data_degrades_to_one_line_notes(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    root = fake_study(results, tmp_path / "data", "lonely", {"beta": [1e3, 1e4]}, [("ssim", "maximize")],
-                      random_weights=False, curves=False, importances=False)  # fmt: skip
+    root = fake_study(
+        results,
+        tmp_path / "data",
+        "lonely",
+        {"beta": [1e3, 1e4]},
+        [("ssim", "maximize")],
+        random_weights=False,
+        curves=False,
+        importances=False,
+    )
     shutil.rmtree(root / "images")
     build_report(results, tmp_path / "reports", reconstruction_steps=0)
     page = (tmp_path / "reports" / "lonely.html").read_text()
@@ -274,8 +324,9 @@ def test_the_banner_shows_only_on_pages_whose_networks_had_random_weights(tmp_pa
     both = [("ssim", "maximize"), ("style_gram_dist", "minimize")]
     results = tmp_path / "results"
     fake_study(results, tmp_path / "data", "randomnet", {"beta": [1e3, 1e4]}, both)
-    fake_study(results, tmp_path / "data", "pretrained", {"beta": [1e3, 1e4]}, both,
-               random_weights=False)  # fmt: skip
+    fake_study(
+        results, tmp_path / "data", "pretrained", {"beta": [1e3, 1e4]}, both, random_weights=False
+    )
     build_report(results, tmp_path / "reports", reconstruction_steps=0)
     pages = {p.name: p.read_text() for p in (tmp_path / "reports").glob("*.html")}
     assert BANNER in pages["index.html"] and BANNER in pages["randomnet.html"]
@@ -291,8 +342,12 @@ def test_optuna_dashboard_link_reads_study_id_from_sqlite(tmp_path: Path) -> Non
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"  # the storage named in summary.json
     optuna.create_study(study_name="other", storage=storage)
     optuna.create_study(study_name="solo", storage=storage)
-    build_report(results, tmp_path / "reports", reconstruction_steps=0,
-                 optuna_dashboard_url="http://127.0.0.1:8080/dashboard/studies/{study_id}")  # fmt: skip
+    build_report(
+        results,
+        tmp_path / "reports",
+        reconstruction_steps=0,
+        optuna_dashboard_url="http://127.0.0.1:8080/dashboard/studies/{study_id}",
+    )
     for page in ("solo.html", "index.html"):
         html = (tmp_path / "reports" / page).read_text()
         assert 'href="http://127.0.0.1:8080/dashboard/studies/2"' in html
@@ -413,8 +468,22 @@ def test_cli_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str
     results = tmp_path / "results"
     fake_study(results, tmp_path / "data", "solo", {"lr": [0.1, 1.0]}, [("ssim", "maximize")], n=3)
     out = tmp_path / "reports"
-    assert main(["report", "--results", str(results), "--out", str(out), "--reconstruction-steps", "0",
-                 "--mlflow-url-template", "http://mlflow.example/{experiment}/{run_id}"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "report",
+                "--results",
+                str(results),
+                "--out",
+                str(out),
+                "--reconstruction-steps",
+                "0",
+                "--mlflow-url-template",
+                "http://mlflow.example/{experiment}/{run_id}",
+            ]
+        )
+        == 0
+    )
     assert "open" in capsys.readouterr().out
     assert (
         'href="http://mlflow.example/solo/00000000000000000000000000000001"'
@@ -457,10 +526,24 @@ def test_banner_tells_random_backbones_apart_from_a_pretrained_judge(tmp_path: P
     results, data = tmp_path / "results", tmp_path / "data"
     both = [("ssim", "maximize"), ("style_gram_dist", "minimize")]
     fake_study(results, data, "randomnet", {"beta": [1e3, 1e4]}, both, random_weights=True)
-    fake_study(results, data, "oldjudge", {"beta": [1e3, 1e4]}, both, random_weights=False,
-               judge_pretrained=False)  # fmt: skip
-    fake_study(results, data, "lossonly", {"beta": [1e3, 1e4]}, [("total", "minimize")],
-               random_weights=False, judge_pretrained=None)  # fmt: skip
+    fake_study(
+        results,
+        data,
+        "oldjudge",
+        {"beta": [1e3, 1e4]},
+        both,
+        random_weights=False,
+        judge_pretrained=False,
+    )
+    fake_study(
+        results,
+        data,
+        "lossonly",
+        {"beta": [1e3, 1e4]},
+        [("total", "minimize")],
+        random_weights=False,
+        judge_pretrained=None,
+    )
     build_report(results, tmp_path / "reports", reconstruction_steps=0)
     html = (tmp_path / "reports" / "index.html").read_text()
     banner = re.search(r'id="random-weights-banner"[^>]*>(.*?)</div>', html, re.S)
@@ -468,8 +551,10 @@ def test_banner_tells_random_backbones_apart_from_a_pretrained_judge(tmp_path: P
     text = banner.group(1)
     assert "study randomnet optimised seeded random backbone weights" in text
     assert "oldjudge optimised" not in text and "lossonly optimised" not in text
-    assert "The judge was pretrained (<code>efficientnet_lite2</code>, ImageNet weights) in " \
-        "study randomnet" in text  # fmt: skip
+    assert (
+        "The judge was pretrained (<code>efficientnet_lite2</code>, ImageNet weights) in "
+        "study randomnet" in text
+    )
     assert "Judge with random weights: oldjudge (random:seed=0)" in text
     assert "No judge recorded for study lossonly" in text
     # a study's page carries its own part only; the overview names each study's network and judge
@@ -487,8 +572,14 @@ def test_banner_tells_random_backbones_apart_from_a_pretrained_judge(tmp_path: P
 
 def test_a_pretrained_network_and_judge_give_no_banner(tmp_path: Path) -> None:
     both = [("ssim", "maximize"), ("style_gram_dist", "minimize")]
-    fake_study(tmp_path / "results", tmp_path / "data", "good", {"beta": [1e3, 1e4]}, both,
-               random_weights=False)  # fmt: skip
+    fake_study(
+        tmp_path / "results",
+        tmp_path / "data",
+        "good",
+        {"beta": [1e3, 1e4]},
+        both,
+        random_weights=False,
+    )
     build_report(tmp_path / "results", tmp_path / "reports", reconstruction_steps=0)
     assert BANNER not in (tmp_path / "reports" / "index.html").read_text()
 

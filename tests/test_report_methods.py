@@ -93,8 +93,10 @@ def edit_summary(results: Path, **changes: object) -> dict:
 
 
 def xy(line: Line2D) -> tuple[list[float], list[float]]:
-    return (np.asarray(line.get_xdata(), dtype=float).tolist(),
-            np.asarray(line.get_ydata(), dtype=float).tolist())  # fmt: skip
+    return (
+        np.asarray(line.get_xdata(), dtype=float).tolist(),
+        np.asarray(line.get_ydata(), dtype=float).tolist(),
+    )
 
 
 def split_styles(results: Path) -> list[str]:
@@ -163,18 +165,25 @@ def test_training_curves_show_every_trained_network_and_say_gatys_has_none(
 ) -> None:
     (section,) = methods_sections(methods_results)
     assert [p.name for p in section.plots] == ["methods-grid", "methods-tradeoff", "methods-curves"]
-    fig = next(f for f in rendered if "total loss of every trained network" in str(
-        [a.get_title() for a in f.axes]))  # fmt: skip
+    fig = next(
+        f
+        for f in rendered
+        if "total loss of every trained network" in str([a.get_title() for a in f.axes])
+    )
     total, *per_method = [a for a in fig.axes if a.get_visible()]
     first, second = split_styles(methods_results)
     assert [line.get_label() for line in total.get_lines()] == [
-        f"johnson ({first})", f"johnson ({second})", "adain", "stytr"
-    ]  # fmt: skip
+        f"johnson ({first})",
+        f"johnson ({second})",
+        "adain",
+        "stytr",
+    ]
     for line in total.get_lines():  # each line is the run's losses.jsonl, step by step
         steps, values = xy(line)
         assert steps == [1.0, 2.0] and all(y > 0 for y in values)
-    adain = json.loads((methods_results / "methods/runs/adain/losses.jsonl").read_text()
-                       .splitlines()[-1])  # fmt: skip
+    adain = json.loads(
+        (methods_results / "methods/runs/adain/losses.jsonl").read_text().splitlines()[-1]
+    )
     assert xy(total.get_lines()[2])[1][-1] == pytest.approx(adain["total"])
     assert [a.get_title() for a in per_method] == [f"{m}: loss terms" for m in METHODS[1:]]
     assert legend_texts(per_method[2]) == {"content", "style", "identity1", "identity2"}
@@ -225,8 +234,20 @@ def test_a_report_from_methods_alone_builds_through_the_cli(
     assert banner and "stytr (encoder <code>deit_tiny</code> random:seed=0)" in banner.group(1)
     assert "Random weights in the methods comparison" in (methods_report / "README.md").read_text()
     out = tmp_path / "reports"
-    assert main(["report", "--results", str(methods_results), "--out", str(out),
-                 "--reconstruction-steps", "0"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "report",
+                "--results",
+                str(methods_results),
+                "--out",
+                str(out),
+                "--reconstruction-steps",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "index.html" in capsys.readouterr().out
     assert (out / "assets" / "index-methods-curves.png").is_file()
 
@@ -261,10 +282,14 @@ def test_a_missing_or_corrupt_losses_jsonl_is_a_note(
         f.write('{"step": 3, "total": \n')  # a line cut short: the good steps still plot
     (section,) = methods_sections(results)
     note = section.note
-    assert "Training curve of adain: `results/methods/runs/adain/losses.jsonl` is corrupt " \
-           "(3 unreadable lines, no step)." in note  # fmt: skip
-    assert f"Training curve of johnson ({first}): `results/methods/runs/johnson/{first}/" \
-           "losses.jsonl` is corrupt (not UTF-8 text)." in note  # fmt: skip
+    assert (
+        "Training curve of adain: `results/methods/runs/adain/losses.jsonl` is corrupt "
+        "(3 unreadable lines, no step)." in note
+    )
+    assert (
+        f"Training curve of johnson ({first}): `results/methods/runs/johnson/{first}/"
+        "losses.jsonl` is corrupt (not UTF-8 text)." in note
+    )
     assert "stytr/losses.jsonl` has 1 unreadable of 3 lines (skipped)." in note
     assert "Random weights: stytr" in note  # the section's own line stays
     assert [p.name for p in section.plots][-1] == "methods-curves"
@@ -296,8 +321,10 @@ def test_banner_names_the_methods_next_to_the_studies(
         banners[page] = text = banner.group(1)
         assert "Random weights: study randomnet optimised seeded random backbone weights" in text
     text = banners["index.html"]  # the index warns about everything; a study page about itself
-    assert "Random weights in the methods comparison: stytr (encoder <code>deit_tiny</code> " \
-           "random:seed=0) ran with seeded random weights" in text  # fmt: skip
+    assert (
+        "Random weights in the methods comparison: stytr (encoder <code>deit_tiny</code> "
+        "random:seed=0) ran with seeded random weights" in text
+    )
     assert "ImageNet weights) in study randomnet and the methods comparison: their " in text
     assert "methods comparison" not in banners["randomnet.html"]
     index = (tmp_path / "reports" / "index.html").read_text()
@@ -321,8 +348,9 @@ def test_banner_names_the_methods_next_to_the_studies(
     for info in summary["methods"].values():
         for n in info["networks"]:
             n["pretrained"] = True
-    edit_summary(results, methods=summary["methods"], random_weights_methods=[],
-                 judge=summary["judge"])  # fmt: skip
+    edit_summary(
+        results, methods=summary["methods"], random_weights_methods=[], judge=summary["judge"]
+    )
     assert random_weights_banner([], False, load_methods(results)) == ""
     build_report(results, tmp_path / "clean", reconstruction_steps=0)
     assert 'id="random-weights-banner"' not in (tmp_path / "clean" / "index.html").read_text()
@@ -365,8 +393,10 @@ def test_degenerate_outputs_are_recorded_and_named_instead_of_ranked(
     assert flagged["adain"] == f"near-uniform in {n} of {n} pairs"
     assert f"adain (near-uniform in {n} of {n} pairs)" in section.note
     metric = next(t for t in section.tables if t.headers[0] == "metric")
-    assert metric.rows[-1] == ["degenerate outputs (not ranked)",
-                               *(flagged.get(m, "none") for m in metric.headers[1:])]  # fmt: skip
+    assert metric.rows[-1] == [
+        "degenerate outputs (not ranked)",
+        *(flagged.get(m, "none") for m in metric.headers[1:]),
+    ]
     paired = next(t for t in section.tables if t.headers[0] == "methods")
     for row in paired.rows:
         a, b = str(row[0]).split(" − ")

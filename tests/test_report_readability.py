@@ -75,11 +75,22 @@ def test_intervals_stay_in_range_and_tables_and_figures_agree(
 ) -> None:
     # vgg19: trials 0, 2, 4 (n=3, a t interval far past SSIM 1 and below 0 MiB unclipped);
     # deit_tiny: 1 and 3 complete, 5 failed (n=2: min-max), 6 pruned
-    root = fake_study(tmp_path / "results", tmp_path / "data", "backbones",
-                      {"backbone": ["vgg19", "deit_tiny"]}, BOTH, n=7)  # fmt: skip
-    edit(root, {"state": ["COMPLETE"] * 5 + ["FAIL", "PRUNED"],
-                "ssim": [0.99, 0.2, 0.5, 0.3, 0.98, 0.9, 0.1],
-                "metric_peak_memory_mb": [10.0, 900.0, 3000.0, 1000.0, 20.0, 5.0, 5.0]})  # fmt: skip
+    root = fake_study(
+        tmp_path / "results",
+        tmp_path / "data",
+        "backbones",
+        {"backbone": ["vgg19", "deit_tiny"]},
+        BOTH,
+        n=7,
+    )
+    edit(
+        root,
+        {
+            "state": ["COMPLETE"] * 5 + ["FAIL", "PRUNED"],
+            "ssim": [0.99, 0.2, 0.5, 0.3, 0.98, 0.9, 0.1],
+            "metric_peak_memory_mb": [10.0, 900.0, 3000.0, 1000.0, 20.0, 5.0, 5.0],
+        },
+    )
     study = load_results(tmp_path / "results")[0]
     section = group_section([study], "backbone", "Backbones")
     table = section.tables[0]
@@ -102,9 +113,29 @@ def test_intervals_stay_in_range_and_tables_and_figures_agree(
 
 
 def test_a_value_only_pruned_trials_used_still_counts_as_searched(tmp_path: Path) -> None:
-    root = fake_study(tmp_path / "results", tmp_path / "data", "optimizers",
-                      {"optimizer": ["adam", "lbfgs", "sgd", "adamw"]}, [("total", "minimize")], n=8)  # fmt: skip
-    edit(root, {"state": ["COMPLETE", "PRUNED", "PRUNED", "PRUNED", "COMPLETE", "PRUNED", "FAIL", "PRUNED"]})  # fmt: skip
+    root = fake_study(
+        tmp_path / "results",
+        tmp_path / "data",
+        "optimizers",
+        {"optimizer": ["adam", "lbfgs", "sgd", "adamw"]},
+        [("total", "minimize")],
+        n=8,
+    )
+    edit(
+        root,
+        {
+            "state": [
+                "COMPLETE",
+                "PRUNED",
+                "PRUNED",
+                "PRUNED",
+                "COMPLETE",
+                "PRUNED",
+                "FAIL",
+                "PRUNED",
+            ]
+        },
+    )
     build_report(tmp_path / "results", tmp_path / "reports", reconstruction_steps=0)
     index = (tmp_path / "reports" / "index.html").read_text()
     assert "<h2>Optimisers (study optimizers)</h2>" in index
@@ -123,10 +154,17 @@ def test_a_log_scale_float_is_plotted_on_a_log_axis_with_short_ticks(
     tmp_path: Path, rendered: list[Figure]
 ) -> None:
     lrs = [0.0012345678901234567, 0.012345678901234567, 0.12345678901234567]
-    root = fake_study(tmp_path / "results", tmp_path / "data", "optimizers",
-                      {"optimizer": ["adam", "sgd"], "lr": lrs}, [("total", "minimize")])  # fmt: skip
-    search = {"optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
-              "lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True, "step": None}}  # fmt: skip
+    root = fake_study(
+        tmp_path / "results",
+        tmp_path / "data",
+        "optimizers",
+        {"optimizer": ["adam", "sgd"], "lr": lrs},
+        [("total", "minimize")],
+    )
+    search = {
+        "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True, "step": None},
+    }
     edit(root, provenance={"params": {"search": search}})
     assert figs.slices(load_study(root)) is not None
     panels = {a.get_xlabel().split()[0]: a for a in rendered[-1].axes}
@@ -141,12 +179,17 @@ def test_a_log_scale_float_is_plotted_on_a_log_axis_with_short_ticks(
 
 
 def test_data_source_and_time_budget_on_the_study_page_and_the_index(tmp_path: Path) -> None:
-    root = fake_study(tmp_path / "results", tmp_path / "data", "init",
-                      {"init": ["content", "noise"]}, BOTH)  # fmt: skip
-    edit(root, elapsed_s=171.4, provenance={
-        "data": {"source": "embedded", "content": 4, "styles": 4},
-        "params": {"budget": {"trials": 8, "timeout_s": 170}, "pairs": {"count": 2, "seed": 0}},
-    })  # fmt: skip
+    root = fake_study(
+        tmp_path / "results", tmp_path / "data", "init", {"init": ["content", "noise"]}, BOTH
+    )
+    edit(
+        root,
+        elapsed_s=171.4,
+        provenance={
+            "data": {"source": "embedded", "content": 4, "styles": 4},
+            "params": {"budget": {"trials": 8, "timeout_s": 170}, "pairs": {"count": 2, "seed": 0}},
+        },
+    )
     build_report(tmp_path / "results", tmp_path / "reports", reconstruction_steps=0)
     page = (tmp_path / "reports" / "init.html").read_text()
     index = (tmp_path / "reports" / "index.html").read_text()
@@ -168,10 +211,15 @@ def test_a_grid_study_that_ran_every_cell_says_so_not_interrupted(tmp_path: Path
     spec = load_experiment(experiments / "backbones.yaml").with_profile("quick")
     assert grid_cells(spec) == 6 and spec.budget["trials"] == 8
     assert grid_cells(load_experiment(experiments / "init.yaml")) is None
-    root = fake_study(tmp_path / "results", tmp_path / "data", "init",
-                      {"init": ["content", "noise"]}, BOTH)  # fmt: skip
-    edit(root, elapsed_s=67.0, grid_cells=6,
-         provenance={"params": {"budget": {"trials": 8, "timeout_s": 300}}})  # fmt: skip
+    root = fake_study(
+        tmp_path / "results", tmp_path / "data", "init", {"init": ["content", "noise"]}, BOTH
+    )
+    edit(
+        root,
+        elapsed_s=67.0,
+        grid_cells=6,
+        provenance={"params": {"budget": {"trials": 8, "timeout_s": 300}}},
+    )
     build_report(tmp_path / "results", tmp_path / "reports", reconstruction_steps=0)
     for page in ("init.html", "index.html"):
         html = (tmp_path / "reports" / page).read_text()
@@ -185,8 +233,10 @@ def test_outputs_record_where_the_data_came_from(tmp_path: Path) -> None:
     data = tmp_path / "data"
     noise_png(data / "content" / "a.png", 0)
     assert data_facts(data, tmp_path / "results" / "s") == {"source": "unlocked"}
-    files = {"content/a.png": {"kind": "content", "source": "mirror"},
-             "style/b.png": {"kind": "style", "source": "mirror"}}  # fmt: skip
+    files = {
+        "content/a.png": {"kind": "content", "source": "mirror"},
+        "style/b.png": {"kind": "style", "source": "mirror"},
+    }
     (data / "lock.json").write_text(json.dumps({"source": "mirror", "files": files}))
     assert data_facts(data, tmp_path / "results" / "s") == {
         "source": "mirror",
@@ -209,12 +259,19 @@ def test_content_style_grid_has_a_row_per_content_and_a_column_per_style(
     s0, s1 = (best[0]["pairs"][k]["style"] for k in (0, 1))
     result = best[0]["pairs"][0]["result"]
     noise_png(root / result, 999)  # not photo0's own noise (the fixture draws both from seed 0)
-    best[0]["pairs"] = [{"content": c, "style": s, "result": result}
-                        for c, s in ((c0, s0), (c1, s0), (str(photo2), s1))]  # fmt: skip
+    best[0]["pairs"] = [
+        {"content": c, "style": s, "result": result}
+        for c, s in ((c0, s0), (c1, s0), (str(photo2), s1))
+    ]
     best[1]["pairs"] = []
-    edit(root, best_trials=best,
-         provenance={"data": {"source": "embedded", "content": 4, "styles": 4},
-                     "params": {"pairs": {"count": 3}}})  # fmt: skip
+    edit(
+        root,
+        best_trials=best,
+        provenance={
+            "data": {"source": "embedded", "content": 4, "styles": 4},
+            "params": {"pairs": {"count": 3}},
+        },
+    )
     section = content_style_section(load_results(tmp_path / "results"))
     grid = rendered[-1]
     assert len(grid.axes) == (1 + 3) * (1 + 2)  # a header row and column, 3 contents x 2 styles

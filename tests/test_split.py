@@ -41,8 +41,11 @@ def test_the_split_is_seeded_disjoint_and_follows_the_bytes_not_the_names(
     split = split_data(data)
     for kind, n, test in (("content", 9, 3), ("style", 12, 3)):
         parts = split.kind(kind)
-        assert (len(parts.train), len(parts.validation), len(parts.test)) == (n - 2 * test, test,
-                                                                               test)  # fmt: skip
+        assert (len(parts.train), len(parts.validation), len(parts.test)) == (
+            n - 2 * test,
+            test,
+            test,
+        )
         every = parts.train + parts.validation + parts.test
         assert len(set(every)) == n  # disjoint, and covering the data
     assert split_data(data) == split  # deterministic
@@ -56,8 +59,11 @@ def test_the_split_is_seeded_disjoint_and_follows_the_bytes_not_the_names(
     again = split_data(renamed)
     assert names(again.content.test) == {f"z_{p.name}" for p in split.content.test}
     facts = split.facts()
-    assert facts["seed"] == 0 and facts["counts"]["style"] == {"train": 6, "validation": 3,
-                                                               "test": 3}  # fmt: skip
+    assert facts["seed"] == 0 and facts["counts"]["style"] == {
+        "train": 6,
+        "validation": 3,
+        "test": 3,
+    }
     hashes = {i["name"]: i["sha256"] for i in facts["images"]["content"]["test"]}
     assert set(hashes) == names(split.content.test) and all(len(h) == 64 for h in hashes.values())
 
@@ -106,8 +112,22 @@ def test_a_split_too_small_for_the_data_is_one_line(
     make_images(small / "content", 3, seed=0)
     make_images(small / "style", 12, seed=1, stripes=True)
     out = tmp_path / "results"
-    code = main(["methods", str(SPEC), "--profile", "quick", "--data", str(small), "--out",
-                 str(out), "--step", "evaluate", "--quiet", "--no-track"])  # fmt: skip
+    code = main(
+        [
+            "methods",
+            str(SPEC),
+            "--profile",
+            "quick",
+            "--data",
+            str(small),
+            "--out",
+            str(out),
+            "--step",
+            "evaluate",
+            "--quiet",
+            "--no-track",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "Traceback" not in err
     assert "3 photos, whose test split holds 1, but the quick profile" in err
@@ -115,12 +135,22 @@ def test_a_split_too_small_for_the_data_is_one_line(
     # fewer than 3 images of a kind cannot be split at all
     for p in sorted((small / "content").iterdir())[1:]:
         p.unlink()
-    with pytest.raises(NstError, match=r"1 photos; a train / validation / test split needs at "
-                                       r"least 3: fetch more \(data.content"):  # fmt: skip
+    with pytest.raises(
+        NstError,
+        match=r"1 photos; a train / validation / test split needs at "
+        r"least 3: fetch more \(data.content",
+    ):
         split_data(small)
     # a study says it too, before any trial
     spec = load_experiment(EXPERIMENTS / "train_johnson.yaml").with_profile("smoke")
     with pytest.raises(NstError, match="needs at least 3"):
-        run_study(spec, StudyOptions(out=tmp_path / "r", storage=f"sqlite:///{tmp_path / 'o.db'}",
-                                     track=False, data=small))  # fmt: skip
+        run_study(
+            spec,
+            StudyOptions(
+                out=tmp_path / "r",
+                storage=f"sqlite:///{tmp_path / 'o.db'}",
+                track=False,
+                data=small,
+            ),
+        )
     assert json.dumps(split_data(data).facts())  # the record is JSON

@@ -53,8 +53,22 @@ def test_transfer_without_tracking_imports_no_tracking_or_study_stack(
 ) -> None:
     content, style = tiny_images
     out = tmp_path / "out.png"
-    argv = ["transfer", "--content", str(content), "--style", str(style), "--out", str(out),
-            "--size", "32", "--steps", "2", "--weights", "random", "--no-track"]  # fmt: skip
+    argv = [
+        "transfer",
+        "--content",
+        str(content),
+        "--style",
+        str(style),
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--steps",
+        "2",
+        "--weights",
+        "random",
+        "--no-track",
+    ]
     loaded = imported_after(f"from nst.cli import main\nassert main({argv!r}) == 0")
     assert out.is_file()
     assert "torch" in loaded  # the probe sees real imports
@@ -75,8 +89,23 @@ def tiny_images(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_cli_restores_the_process_warning_machinery(tmp_path: Path) -> None:
     before = (warnings.showwarning, warnings.formatwarning)
-    assert main(["fetch", "--out", str(tmp_path / "d"), "--content", "0", "--styles", "0",
-                 "--manifest", str(tmp_path / "missing.json"), "--quiet"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "fetch",
+                "--out",
+                str(tmp_path / "d"),
+                "--content",
+                "0",
+                "--styles",
+                "0",
+                "--manifest",
+                str(tmp_path / "missing.json"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert (warnings.showwarning, warnings.formatwarning) == before
 
 

@@ -53,15 +53,22 @@ def rows(path: Path) -> list[dict[str, str]]:
         ({"search": {"lr": {"type": "float", "low": "fast", "high": 1}}}, "search.lr", "numbers"),
         ({"search": {"lr": {"type": "float", "low": 0.5, "high": 0.1}}}, "search.lr", "below high"),
         ({"search": {"steps": {"type": "float", "low": 1, "high": 9}}}, "search.steps.type", "int"),
-        ({"search": {"optimizer": {"type": "categorical", "choices": ["adam", "rmsprop"]}}},
-         "search.optimizer.choices", "one of"),  # fmt: skip
+        (
+            {"search": {"optimizer": {"type": "categorical", "choices": ["adam", "rmsprop"]}}},
+            "search.optimizer.choices",
+            "one of",
+        ),
         ({"objectives": [{"metric": "beauty"}]}, "objectives[0].metric", "known:"),
-        ({"objectives": [{"metric": "ssim", "direction": "minimize"}]}, "objectives[0].direction", "maximize"),
+        (
+            {"objectives": [{"metric": "ssim", "direction": "minimize"}]},
+            "objectives[0].direction",
+            "maximize",
+        ),
         ({"fixed": {"stepz": 3}}, "fixed", "valid keys"),
         ({"sampler": "bayes"}, "sampler", "tpe"),
         ({"objectives": ["ssim", "style_gram_dist"], "pruner": "median"}, "pruner", "pruner: none"),
     ],
-)  # fmt: skip
+)
 def test_spec_errors_are_one_line_naming_file_and_key(tmp_path, change, key, fix):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**BASE, **change}))
@@ -316,8 +323,9 @@ def test_pruner_sees_the_held_out_metric_itself(tmp_path):
         "exact.yaml",
     ).with_profile("smoke")
     pairs = choose_pairs(spec, None, tmp_path / "cache")[:1]
-    objective = StudyObjective(replace(spec, pairs={**spec.pairs, "count": 1}), pairs,
-                               tmp_path / "out", Resources())  # fmt: skip
+    objective = StudyObjective(
+        replace(spec, pairs={**spec.pairs, "count": 1}), pairs, tmp_path / "out", Resources()
+    )
     study = optuna.create_study()
     study.optimize(objective, n_trials=1)
     trial = study.trials[0]

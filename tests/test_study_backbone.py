@@ -100,11 +100,20 @@ def test_auto_leaves_alone_a_study_that_searches_the_backbone_or_names_layers(
 
 
 def test_judge_tags_name_the_network_weights_and_hash() -> None:
-    held = {"backbone": "efficientnet_lite2", "weights": "imagenet:f.pth", "sha256": "ab" * 32,
-            "pretrained": "true", "judge": "efficientnet"}  # fmt: skip
-    assert judge_tags(held) == {"nst.judge": "efficientnet_lite2", "nst.judge.weights": "imagenet:f.pth",
-                                "nst.judge.sha256": "ab" * 32, "nst.judge.pretrained": "true",
-                                "nst.judge.kind": "efficientnet"}  # fmt: skip
+    held = {
+        "backbone": "efficientnet_lite2",
+        "weights": "imagenet:f.pth",
+        "sha256": "ab" * 32,
+        "pretrained": "true",
+        "judge": "efficientnet",
+    }
+    assert judge_tags(held) == {
+        "nst.judge": "efficientnet_lite2",
+        "nst.judge.weights": "imagenet:f.pth",
+        "nst.judge.sha256": "ab" * 32,
+        "nst.judge.pretrained": "true",
+        "nst.judge.kind": "efficientnet",
+    }
 
 
 def test_cli_backbone_auto_is_used_and_recorded_in_summary_and_mlflow(
@@ -114,15 +123,32 @@ def test_cli_backbone_auto_is_used_and_recorded_in_summary_and_mlflow(
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no ImageNet vgg19 file here
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["study", str(EXPERIMENTS / "loss_weights.yaml"), "--profile", "smoke", "--trials", "1",
-            "--backbone", "auto", "--out", str(tmp_path / "results"),
-            "--storage", f"sqlite:///{tmp_path / 'optuna.db'}", "--tracking-uri", uri]  # fmt: skip
+    args = [
+        "study",
+        str(EXPERIMENTS / "loss_weights.yaml"),
+        "--profile",
+        "smoke",
+        "--trials",
+        "1",
+        "--backbone",
+        "auto",
+        "--out",
+        str(tmp_path / "results"),
+        "--storage",
+        f"sqlite:///{tmp_path / 'optuna.db'}",
+        "--tracking-uri",
+        uri,
+    ]
     assert cli_main(args) == 0
     rule = "auto -> efficientnet_lite0 (no ImageNet vgg19 file)"
     assert f"study loss_weights: backbone {rule}" in capsys.readouterr().out
     summary = json.loads((tmp_path / "results" / "loss_weights" / "summary.json").read_text())
-    assert summary["backbone"] == {"requested": "auto", "backbone": FALLBACK,
-                                   "reason": "no ImageNet vgg19 file", "text": rule}  # fmt: skip
+    assert summary["backbone"] == {
+        "requested": "auto",
+        "backbone": FALLBACK,
+        "reason": "no ImageNet vgg19 file",
+        "text": rule,
+    }
     p = summary["provenance"]
     [arm] = p["backbones"]
     assert arm["backbone"] == FALLBACK and arm["pretrained"] is True and arm["trials"] == 1
@@ -139,8 +165,10 @@ def test_cli_backbone_auto_is_used_and_recorded_in_summary_and_mlflow(
     assert parent.tags["nst.judge.sha256"] == judge["sha256"]
     assert parent.tags["nst.judge.pretrained"] == "true"
     experiment = client.get_experiment_by_name(summary["mlflow"]["experiment"])
-    [trial] = client.search_runs([experiment.experiment_id],
-                                 filter_string=f"tags.mlflow.parentRunId = '{summary['mlflow']['parent_run_id']}'")  # fmt: skip
+    [trial] = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{summary['mlflow']['parent_run_id']}'",
+    )
     assert trial.data.tags["nst.judge"] == "efficientnet_lite2"
     assert trial.data.tags["nst.judge.weights"] == judge["weights"]
     assert trial.data.tags["nst.judge.sha256"] == judge["sha256"]
@@ -151,8 +179,9 @@ def test_a_study_of_loss_terms_records_that_no_judge_scored_it(tmp_path: Path) -
     from nst.study.runner import run_study
 
     spec, choice = choose_backbone(spec_of("optimizers"), "efficientnet_lite0")
-    opts = StudyOptions(out=tmp_path, storage=f"sqlite:///{tmp_path / 'o.db'}", track=False,
-                        backbone=choice)  # fmt: skip
+    opts = StudyOptions(
+        out=tmp_path, storage=f"sqlite:///{tmp_path / 'o.db'}", track=False, backbone=choice
+    )
     summary = json.loads((run_study(spec, opts) / "summary.json").read_text())
     assert summary["backbone"]["text"] == "efficientnet_lite0 -> efficientnet_lite0 (given)"
     assert (
@@ -188,15 +217,25 @@ def test_dvc_interpolates_study_backbone_into_each_study_command(tmp_path: Path)
         params["study"]["backbone"] = backbone
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-        proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "--dry", "-s", "study@loss_weights"],
-                              cwd=repo, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "dvc", "repro", "--dry", "-s", "study@loss_weights"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc.stdout
 
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True,
-                   env={**os.environ, "DVC_NO_ANALYTICS": "1"})  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "-q"],
+        cwd=repo,
+        check=True,
+        env={**os.environ, "DVC_NO_ANALYTICS": "1"},
+    )
     assert "nst study experiments/loss_weights.yaml" in dry("auto")
     assert "--backbone auto" in dry("auto")
     assert "--backbone efficientnet_lite0" in dry("efficientnet_lite0")

@@ -136,11 +136,21 @@ def test_the_url_given_to_nst_study_works_as_is_in_optuna_and_its_cli(tmp_path: 
         code = (
             "import optuna; s = optuna.load_study(study_name=%r, storage=%r); print(len(s.trials))"
         )
-        load = subprocess.run([sys.executable, "-c", code % (spec.name, POSTGRES)], env=env,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        load = subprocess.run(
+            [sys.executable, "-c", code % (spec.name, POSTGRES)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert load.returncode == 0 and load.stdout.strip() == "1", load.stderr[-2000:]
-        cli = subprocess.run([str(BIN / "optuna"), "studies", "--storage", POSTGRES, "-f", "json"],
-                             env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        cli = subprocess.run(
+            [str(BIN / "optuna"), "studies", "--storage", POSTGRES, "-f", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert cli.returncode == 0, cli.stderr[-2000:]
         assert spec.name in {s["name"] for s in json.loads(cli.stdout)}
     finally:
@@ -241,12 +251,20 @@ def test_make_exps_shows_each_studys_best_values_in_100_columns(tmp_path: Path) 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["experiments"] = ["loss_weights", "optimizers", "train_johnson"]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    stages = {"study": {"foreach": "${experiments}", "do": {
-                  "cmd": f"{sys.executable} write.py ${{item}} ${{study.trials}}",
-                  "params": ["profile", "study"],
-                  "metrics": [{"results/${item}/metrics.json": {"cache": False}}]}},
-              "methods": {"cmd": f"{sys.executable} write.py methods 0",
-                          "metrics": [{"results/methods/metrics.json": {"cache": False}}]}}  # fmt: skip
+    stages = {
+        "study": {
+            "foreach": "${experiments}",
+            "do": {
+                "cmd": f"{sys.executable} write.py ${{item}} ${{study.trials}}",
+                "params": ["profile", "study"],
+                "metrics": [{"results/${item}/metrics.json": {"cache": False}}],
+            },
+        },
+        "methods": {
+            "cmd": f"{sys.executable} write.py methods 0",
+            "metrics": [{"results/methods/metrics.json": {"cache": False}}],
+        },
+    }
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
     # make's setup prerequisites, older than the stamp: `make exps` does not set up again
     for part in ("pyproject.toml", "requirements.lock", "scripts/setup.sh"):
@@ -259,11 +277,31 @@ def test_make_exps_shows_each_studys_best_values_in_100_columns(tmp_path: Path) 
     subprocess.run([*dvc, "init", "-q"], cwd=repo, check=True, env=env)
     subprocess.run([*dvc, "repro", "-q"], cwd=repo, check=True, env=env)
     commit(repo, "baseline")
-    subprocess.run([*dvc, "exp", "run", "-q", "-n", "three-smoke-trials", "-S", "study.trials=3",
-                    "-S", "profile=smoke"], cwd=repo, check=True, env=env)  # fmt: skip
-    shown = subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "exps", f"BIN={BIN}",
-                            "STAMP=stamp"], cwd=repo, env=env, capture_output=True, text=True,
-                           timeout=300)  # fmt: skip
+    subprocess.run(
+        [
+            *dvc,
+            "exp",
+            "run",
+            "-q",
+            "-n",
+            "three-smoke-trials",
+            "-S",
+            "study.trials=3",
+            "-S",
+            "profile=smoke",
+        ],
+        cwd=repo,
+        check=True,
+        env=env,
+    )
+    shown = subprocess.run(
+        ["make", "-s", "-f", str(ROOT / "Makefile"), "exps", f"BIN={BIN}", "STAMP=stamp"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert shown.returncode == 0, shown.stdout + shown.stderr
     lines = shown.stdout.splitlines()
     assert max(len(line) for line in lines) <= 100, shown.stdout
@@ -275,17 +313,37 @@ def test_make_exps_shows_each_studys_best_values_in_100_columns(tmp_path: Path) 
         return next(line.split() for line in lines[tables[table] :] if line.startswith(label))
 
     i = tables["loss_weights"]
-    assert lines[i + 1].split() == ["experiment", "created", "profile", "budget", "complete",
-                                    "ssim", "style_gram_dist"]  # fmt: skip
+    assert lines[i + 1].split() == [
+        "experiment",
+        "created",
+        "profile",
+        "budget",
+        "complete",
+        "ssim",
+        "style_gram_dist",
+    ]
     # the baseline: the profile's budget, 7 of 8 trials complete, the best values
     assert row("loss_weights", "main")[3:] == ["quick", "profile", "7/8", "0.58", "0.125"]
     # the experiment below it: its own budget and profile
     assert row("loss_weights", "└")[1:2] + row("loss_weights", "└")[-5:] == [
-        "three-smoke-trials", "smoke", "3", "2/3", "0.53", "0.3333"]  # fmt: skip
+        "three-smoke-trials",
+        "smoke",
+        "3",
+        "2/3",
+        "0.53",
+        "0.3333",
+    ]
     assert row("optimizers", "└")[-2:] == ["2/3", "3704"]  # best_total 3703.7, whole
     # the methods' means: one row per method, every mean
-    assert lines[tables["methods"] + 1].split() == ["experiment", "name", "pairs", "seconds",
-                                                    "peak_memory_mb", "ssim", "style_gram_dist"]  # fmt: skip
+    assert lines[tables["methods"] + 1].split() == [
+        "experiment",
+        "name",
+        "pairs",
+        "seconds",
+        "peak_memory_mb",
+        "ssim",
+        "style_gram_dist",
+    ]
     assert row("methods", "workspace")[1:] == ["gatys", "4", "12.35", "2048", "0.4568", "0.01235"]
 
 
@@ -303,10 +361,15 @@ def test_the_progress_bar_counts_trials_against_the_budget_and_shows_the_best() 
     assert progress.postfix == "complete=0 pruned=0 failed=0" and progress.bar.n == 0
     s = optuna.trial.TrialState
     d = {"style_ratio": FloatDistribution(1, 10)}
-    for state, values in ((s.COMPLETE, [0.4, 0.2]), (s.COMPLETE, [0.6, 0.3]), (s.PRUNED, None),
-                          (s.FAIL, None)):  # fmt: skip
-        trial = optuna.create_trial(state=state, values=values, params={"style_ratio": 2.0},
-                                    distributions=d)  # fmt: skip
+    for state, values in (
+        (s.COMPLETE, [0.4, 0.2]),
+        (s.COMPLETE, [0.6, 0.3]),
+        (s.PRUNED, None),
+        (s.FAIL, None),
+    ):
+        trial = optuna.create_trial(
+            state=state, values=values, params={"style_ratio": 2.0}, distributions=d
+        )
         study.add_trial(trial)
         progress(study, study.trials[-1])
     assert progress.postfix == "complete=2 pruned=1 failed=1 best ssim=0.6 style_gram_dist=0.2"
@@ -315,13 +378,24 @@ def test_the_progress_bar_counts_trials_against_the_budget_and_shows_the_best() 
     progress.close()
 
 
-PIPELINE = {"stages": {  # fetch -> study@a, study@b -> report; a study fails on "fail" in its input
-    "fetch": {"cmd": "echo fetched > data.txt", "outs": ["data.txt"]},
-    "study": {"foreach": ["a", "b"], "do": {
-        "cmd": "grep -qv fail input_${item}.txt && cat data.txt > study_${item}.txt && echo studied ${item}",
-        "deps": ["data.txt", "input_${item}.txt"], "outs": ["study_${item}.txt"]}},
-    "report": {"cmd": "cat study_a.txt study_b.txt > report.txt",
-               "deps": ["study_a.txt", "study_b.txt"], "outs": ["report.txt"]}}}  # fmt: skip
+PIPELINE = {
+    "stages": {  # fetch -> study@a, study@b -> report; a study fails on "fail" in its input
+        "fetch": {"cmd": "echo fetched > data.txt", "outs": ["data.txt"]},
+        "study": {
+            "foreach": ["a", "b"],
+            "do": {
+                "cmd": "grep -qv fail input_${item}.txt && cat data.txt > study_${item}.txt && echo studied ${item}",
+                "deps": ["data.txt", "input_${item}.txt"],
+                "outs": ["study_${item}.txt"],
+            },
+        },
+        "report": {
+            "cmd": "cat study_a.txt study_b.txt > report.txt",
+            "deps": ["study_a.txt", "study_b.txt"],
+            "outs": ["report.txt"],
+        },
+    }
+}
 
 
 def test_make_repro_shows_the_stages_run_and_sums_up_the_unchanged(tmp_path: Path) -> None:
@@ -334,16 +408,24 @@ def test_make_repro_shows_the_stages_run_and_sums_up_the_unchanged(tmp_path: Pat
     (tmp_path / ".venv" / "bin" / "python").symlink_to(sys.executable)
 
     def repro() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["bash", str(tmp_path / "scripts" / "repro.sh")],
-                              env={**os.environ, "DVC": str(BIN / "dvc")}, capture_output=True,
-                              text=True, timeout=120)  # fmt: skip
+        return subprocess.run(
+            ["bash", str(tmp_path / "scripts" / "repro.sh")],
+            env={**os.environ, "DVC": str(BIN / "dvc")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     first = repro()
     assert first.returncode == 0, first.stderr
     out = first.stdout.splitlines()
     headers = [line for line in out if line.startswith("== [")]
-    assert headers == ["== [1/4] fetch ==", "== [2/4] study@a ==", "== [3/4] study@b ==",
-                       "== [4/4] report =="], first.stdout  # fmt: skip
+    assert headers == [
+        "== [1/4] fetch ==",
+        "== [2/4] study@a ==",
+        "== [3/4] study@b ==",
+        "== [4/4] report ==",
+    ], first.stdout
     assert "studied a" in out and "== 4 stages run, 0 unchanged ==" in out  # the stages' output
     assert any(line.startswith("== make repro: done in") for line in out)
     # a no-op: one line for the unchanged stages, not one each, and no guide to the outputs
@@ -355,7 +437,9 @@ def test_make_repro_shows_the_stages_run_and_sums_up_the_unchanged(tmp_path: Pat
     (tmp_path / "input_b.txt").write_text("still ok\n")
     third = repro().stdout.splitlines()
     assert [line for line in third if line.startswith("==")][:2] == [
-        "== [3/4] study@b ==", "== 1 stage run, 3 unchanged =="]  # fmt: skip
+        "== [3/4] study@b ==",
+        "== 1 stage run, 3 unchanged ==",
+    ]
     # a failing stage: the exit status and DVC's error, nothing said to be up to date
     (tmp_path / "input_a.txt").write_text("fail\n")
     failed = repro()
@@ -366,7 +450,12 @@ def test_make_repro_shows_the_stages_run_and_sums_up_the_unchanged(tmp_path: Pat
 def test_make_exps_without_dvc_output_is_one_line() -> None:
     """When `dvc exp show` fails (it prints why) or the script runs alone, the table script
     says in one line what it needed, exit 2, no traceback."""
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "exps.py")], input="",
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "exps.py")],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "dvc exp show --json" in done.stderr

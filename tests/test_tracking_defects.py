@@ -41,9 +41,13 @@ def test_log_batch_splits_every_kind_at_mlflow_request_limits() -> None:
     tags = [RunTag(f"t{i}", "x") for i in range(PARAMS_TAGS_LIMIT)]
     log_batch(client, "run", metrics=metrics, params=params, tags=tags)  # type: ignore[arg-type]
     assert client.requests == [
-        ("metrics", BATCH_LIMIT), ("metrics", BATCH_LIMIT), ("metrics", 1),
-        ("params", PARAMS_TAGS_LIMIT), ("params", 50), ("tags", PARAMS_TAGS_LIMIT),
-    ]  # fmt: skip
+        ("metrics", BATCH_LIMIT),
+        ("metrics", BATCH_LIMIT),
+        ("metrics", 1),
+        ("params", PARAMS_TAGS_LIMIT),
+        ("params", 50),
+        ("tags", PARAMS_TAGS_LIMIT),
+    ]
     log_batch(client, "run")  # type: ignore[arg-type]
     assert len(client.requests) == 6  # nothing to send: no request
 
@@ -57,9 +61,13 @@ def test_tracker_chunks_tags_params_and_metrics_alike() -> None:
     tracker.log_params({f"p{i}": "x" for i in range(PARAMS_TAGS_LIMIT + 1)})
     tracker.log_metrics({f"m{i}": 1.0 for i in range(BATCH_LIMIT + 1)})
     assert client.requests == [
-        ("tags", PARAMS_TAGS_LIMIT), ("tags", 1), ("params", PARAMS_TAGS_LIMIT), ("params", 1),
-        ("metrics", BATCH_LIMIT), ("metrics", 1),
-    ]  # fmt: skip
+        ("tags", PARAMS_TAGS_LIMIT),
+        ("tags", 1),
+        ("params", PARAMS_TAGS_LIMIT),
+        ("params", 1),
+        ("metrics", BATCH_LIMIT),
+        ("metrics", 1),
+    ]
     assert tracker.error is None
 
 
@@ -113,8 +121,9 @@ def test_pyramid_frames_are_logged_at_the_steps_they_were_taken(tmp_path: Path, 
     i.e. 5): the frames are at steps 2 and 5, not at 2 and 4 as every * (i + 1) would say."""
     content, style = tiny_pair
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    config = TransferConfig(pyramid=(16, 24), pyramid_steps=(3, 3), frame_every=2,
-                            weights="random", seed=1)  # fmt: skip
+    config = TransferConfig(
+        pyramid=(16, 24), pyramid_steps=(3, 3), frame_every=2, weights="random", seed=1
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights
         with transfer_run(config, tracking_uri=uri) as tracker:

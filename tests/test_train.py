@@ -26,8 +26,13 @@ from nst.train.data import ContentStream, Position
 STYLE = "style/composition_0_0.png"
 HELD_OUT = "content/camera.png"
 TRAIN_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.png")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
-       "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}  # fmt: skip
+ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "DO_NOT_TRACK": "1",
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -54,18 +59,42 @@ def make_style(path: Path) -> Path:
 
 def small(tmp_path: Path, **changes: object) -> TrainConfig:
     values: dict[str, object] = dict(
-        data=str(make_photos(tmp_path / "photos")), style=str(make_style(tmp_path / "s.png")),
-        size=32, width=8, steps=4, batch_size=2, backbone="efficientnet_lite0", device="cpu",
-        checkpoint_every=2, sample_every=0, log_every=1, beta=1e4, val_images=2,
-    )  # fmt: skip
+        data=str(make_photos(tmp_path / "photos")),
+        style=str(make_style(tmp_path / "s.png")),
+        size=32,
+        width=8,
+        steps=4,
+        batch_size=2,
+        backbone="efficientnet_lite0",
+        device="cpu",
+        checkpoint_every=2,
+        sample_every=0,
+        log_every=1,
+        beta=1e4,
+        val_images=2,
+    )
     values.update(changes)
     return TrainConfig.from_dict(values)
 
 
 def cli_args(config: TrainConfig, out: Path) -> list[str]:
     args = ["train", "--out", str(out), "--no-track"]
-    for key in ("data", "style", "size", "width", "steps", "batch_size", "backbone", "device",
-                "checkpoint_every", "log_every", "beta", "lr", "seed", "sample_every"):  # fmt: skip
+    for key in (
+        "data",
+        "style",
+        "size",
+        "width",
+        "steps",
+        "batch_size",
+        "backbone",
+        "device",
+        "checkpoint_every",
+        "log_every",
+        "beta",
+        "lr",
+        "seed",
+        "sample_every",
+    ):
         args += [f"--{key.replace('_', '-')}", str(getattr(config, key))]
     return args
 
@@ -128,8 +157,15 @@ def test_unreadable_photos_are_skipped_counted_and_warned(tmp_path: Path) -> Non
 def test_64px_training_of_20_steps_lowers_the_training_loss(
     tmp_path: Path, sample_data: Path
 ) -> None:
-    config = small(tmp_path, data=str(sample_data / "content"), style=str(sample_data / STYLE), size=64,
-                   steps=20, lr=1e-2, checkpoint_every=0)  # fmt: skip
+    config = small(
+        tmp_path,
+        data=str(sample_data / "content"),
+        style=str(sample_data / STYLE),
+        size=64,
+        steps=20,
+        lr=1e-2,
+        checkpoint_every=0,
+    )
     result = train(config, tmp_path / "run", progress=False)
     totals = [row["total"] for row in result.history]
     assert len(totals) == 20 and np.mean(totals[-5:]) < 0.7 * np.mean(totals[:5])
@@ -149,8 +185,17 @@ def test_trained_network_moves_a_held_out_photo_towards_the_style(
     data.mkdir()
     for name in TRAIN_PHOTOS:
         (data / name).symlink_to(sample_data / "content" / name)
-    config = small(tmp_path, data=str(data), style=str(sample_data / STYLE), size=64, steps=100, lr=5e-3,
-                   beta=1e5, checkpoint_every=0, log_every=10)  # fmt: skip
+    config = small(
+        tmp_path,
+        data=str(data),
+        style=str(sample_data / STYLE),
+        size=64,
+        steps=100,
+        lr=5e-3,
+        beta=1e5,
+        checkpoint_every=0,
+        log_every=10,
+    )
     result = train(config, tmp_path / "run", progress=False)
     net, meta = load_model(result.model)
     judge = HeldOutNetwork(exclude="efficientnet_lite0")
@@ -204,8 +249,12 @@ def test_resume_after_sigkill_ends_bit_identical_to_an_uninterrupted_run(tmp_pat
     step = torch.load(ckpt, weights_only=True)["train"]["step"]
     assert step in (5, 10), "killed between checkpoints, before the end"
     subprocess.run([*cmd, "--resume"], env=ENV, check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "nst", *cli_args(config, tmp_path / "whole")],
-                   env=ENV, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "nst", *cli_args(config, tmp_path / "whole")],
+        env=ENV,
+        check=True,
+        capture_output=True,
+    )
     a, b = weights(tmp_path / "killed" / "model.pt"), weights(tmp_path / "whole" / "model.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     rows = [json.loads(x) for x in (tmp_path / "killed" / "losses.jsonl").read_text().splitlines()]
@@ -221,15 +270,39 @@ def test_two_process_gloo_ddp_matches_one_process_with_the_same_global_batch(
     update from gradients summed in another order) to 1e-3, and the trajectory stays the same
     run. Adam's first steps are sign-like, so rounding on near-zero gradients grows: measured
     on a 2-core Xeon (AVX-512), step 1 2e-7, step 2 6e-5, steps 3-6 up to 5e-2 (content)."""
-    config = small(tmp_path, steps=6, checkpoint_every=3, batch_size=1,
-                   data=str(sample_data / "content"), style=str(sample_data / STYLE))  # fmt: skip
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                "--nproc-per-node", "2", "-m", "nst"]  # fmt: skip
-    subprocess.run([*torchrun, *cli_args(config, tmp_path / "ddp")], env=ENV, check=True,
-                   capture_output=True, timeout=300)  # fmt: skip
+    config = small(
+        tmp_path,
+        steps=6,
+        checkpoint_every=3,
+        batch_size=1,
+        data=str(sample_data / "content"),
+        style=str(sample_data / STYLE),
+    )
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "nst",
+    ]
+    subprocess.run(
+        [*torchrun, *cli_args(config, tmp_path / "ddp")],
+        env=ENV,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     one = config.replace(batch_size=2)
-    subprocess.run([sys.executable, "-m", "nst", *cli_args(one, tmp_path / "one")], env=ENV,
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "nst", *cli_args(one, tmp_path / "one")],
+        env=ENV,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     ddp = [json.loads(x) for x in (tmp_path / "ddp" / "losses.jsonl").read_text().splitlines()]
     ref = [json.loads(x) for x in (tmp_path / "one" / "losses.jsonl").read_text().splitlines()]
     assert [r["step"] for r in ddp] == list(range(1, 7))  # one writer: no duplicated rows
@@ -238,7 +311,10 @@ def test_two_process_gloo_ddp_matches_one_process_with_the_same_global_batch(
         for term in ("content", "style", "tv", "total"):
             assert a[term] == pytest.approx(b[term], rel=rel), (a["step"], term)
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == [
-        "checkpoint.pt", "losses.jsonl", "model.pt"]  # fmt: skip
+        "checkpoint.pt",
+        "losses.jsonl",
+        "model.pt",
+    ]
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -271,9 +347,11 @@ def test_bad_training_inputs_exit_2_with_one_line_and_never_overwrite_a_checkpoi
         ([*cli_args(config, tmp_path / "nothing"), "--resume"], "no checkpoint at"),
         ([*cli_args(config, pickled.parent), "--resume"], "refusing to load pickled"),
         ([*cli_args(config, corrupt.parent), "--resume"], "corrupt or truncated"),
-        (["apply", "--model", str(corrupt), "--content", str(broken), "--out", str(tmp_path)],
-         "corrupt or truncated"),
-    ]  # fmt: skip
+        (
+            ["apply", "--model", str(corrupt), "--content", str(broken), "--out", str(tmp_path)],
+            "corrupt or truncated",
+        ),
+    ]
     import re
 
     for argv, message in cases:

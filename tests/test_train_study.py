@@ -62,19 +62,28 @@ def rows(path: Path) -> list[dict[str, str]]:
     [
         ({"fixed": {"widht": 8}}, "fixed", "valid keys: width, encoder"),
         ({"profiles": {"smoke": {"fixed": {"stpes": 3}}}}, "profiles.smoke.fixed", "valid keys"),
-        ({"search": {"lr_rate": {"type": "float", "low": 0.1, "high": 1}}}, "search.lr_rate",
-         "unknown TrainConfig field; valid: width"),
+        (
+            {"search": {"lr_rate": {"type": "float", "low": 0.1, "high": 1}}},
+            "search.lr_rate",
+            "unknown TrainConfig field; valid: width",
+        ),
         ({"fixed": {"lora_rank": 4}}, "fixed", "lora_rank is an option of --method stytr"),
-        ({"search": {"lora_rank": {"type": "int", "low": 1, "high": 8}}}, "search.lora_rank",
-         "option of --method stytr"),
+        (
+            {"search": {"lora_rank": {"type": "int", "low": 1, "high": 8}}},
+            "search.lora_rank",
+            "option of --method stytr",
+        ),
         ({"fixed": {"data": "photos"}}, "fixed", "data is set by the study"),
-        ({"search": {"style_ratio": {"type": "float", "low": 1, "high": 9}}},
-         "search.style_ratio", "unknown TrainConfig field"),
+        (
+            {"search": {"style_ratio": {"type": "float", "low": 1, "high": 9}}},
+            "search.style_ratio",
+            "unknown TrainConfig field",
+        ),
         ({"objectives": [{"metric": "identity1"}]}, "objectives[0].metric", "known:"),
         ({"pairs": {"count": 2}}, "pairs.count", "valid keys: content, styles"),
         ({"method": "gan"}, "method", "gatys, johnson, adain, stytr"),
     ],
-)  # fmt: skip
+)
 def test_training_spec_errors_are_one_line_naming_the_trainconfig_key(tmp_path, change, key, fix):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**LR_STUDY, **change}))
@@ -93,8 +102,11 @@ def test_a_training_spec_builds_trainconfigs_with_its_profiles_and_pruner_resour
 
     spec = load_experiment(EXPERIMENTS / "train_stytr.yaml").with_profile("smoke")
     assert spec.trained and spec.resources == spec.reports == 2
-    config = suggest(optuna.trial.FixedTrial({"lora_rank": 4, "lr": 1.0e-3}), spec,
-                     base={"data": "photos", "styles": "paintings"})  # type: ignore[arg-type]  # fmt: skip
+    config = suggest(
+        optuna.trial.FixedTrial({"lora_rank": 4, "lr": 1.0e-3}),
+        spec,
+        base={"data": "photos", "styles": "paintings"},
+    )  # type: ignore[arg-type]
     assert isinstance(config, TrainConfig)
     assert (config.method, config.encoder, config.encoder_weights) == (
         "stytr",
@@ -165,11 +177,23 @@ def test_an_exception_from_validate_ends_training_cleanly_and_the_run_resumes(
     for i in range(3):
         save_image(torch.rand(1, 3, 40, 48), photos / f"p{i}.png")
     save_image(torch.rand(1, 3, 40, 40), tmp_path / "style.png")
-    config = TrainConfig.from_dict({
-        "data": str(photos), "style": str(tmp_path / "style.png"), "size": 32, "width": 8,
-        "steps": 6, "batch_size": 2, "backbone": "efficientnet_lite0", "device": "cpu",
-        "checkpoint_every": 2, "sample_every": 0, "log_every": 4, "val_images": 0, "beta": 1e4,
-    })  # fmt: skip
+    config = TrainConfig.from_dict(
+        {
+            "data": str(photos),
+            "style": str(tmp_path / "style.png"),
+            "size": 32,
+            "width": 8,
+            "steps": 6,
+            "batch_size": 2,
+            "backbone": "efficientnet_lite0",
+            "device": "cpu",
+            "checkpoint_every": 2,
+            "sample_every": 0,
+            "log_every": 4,
+            "val_images": 0,
+            "beta": 1e4,
+        }
+    )
     stops = []
     monkeypatch.setattr(distributed, "stop", lambda world: stops.append(world))
     calls = []
@@ -207,8 +231,9 @@ def test_a_training_study_prunes_a_useless_lr_from_its_validation_reports(tmp_pa
     study = open_study(spec, url, 0)
     study.enqueue_trial({"lr": 3.0e-3})  # learns: the validation loss falls
     study.enqueue_trial({"lr": 1.0e-7})  # a network that never moves from its initialisation
-    out = run_study(spec, StudyOptions(out=tmp_path / "r", storage=url, track=False,
-                                       data=sample_data))  # fmt: skip
+    out = run_study(
+        spec, StudyOptions(out=tmp_path / "r", storage=url, track=False, data=sample_data)
+    )
     good, bad = optuna.load_study(study_name=spec.name, storage=url).trials
     assert (good.state.name, bad.state.name) == ("COMPLETE", "PRUNED"), bad.intermediate_values
     assert sorted(good.intermediate_values) == [1, 2, 3, 4]  # one per validation
@@ -241,8 +266,15 @@ def test_a_stytr_study_validates_held_out_photos_x_styles_and_records_its_random
 ):
     spec = load_experiment(EXPERIMENTS / "train_stytr.yaml").with_profile("smoke", trials=1)
     spec = replace(spec, pairs={"content": 1, "styles": 2})
-    out = run_study(spec, StudyOptions(out=tmp_path / "r", storage=f"sqlite:///{tmp_path / 'o.db'}",
-                                       track=False, data=sample_data))  # fmt: skip
+    out = run_study(
+        spec,
+        StudyOptions(
+            out=tmp_path / "r",
+            storage=f"sqlite:///{tmp_path / 'o.db'}",
+            track=False,
+            data=sample_data,
+        ),
+    )
     summary = json.loads((out / "summary.json").read_text())
     (best,) = summary["best_trials"]
     # one held-out photo x the first two styles; the other styles are the training styles
@@ -272,9 +304,25 @@ def test_cli_runs_a_training_study_nested_under_its_parent_run_with_validation_m
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    argv = ["study", str(EXPERIMENTS / "train_johnson.yaml"), "--profile", "smoke",
-            "--data", str(sample_data), "--out", str(tmp_path / "r"), "--storage", storage,
-            "--tracking-uri", uri, "--workers", "1", "--fresh", "--backbone", "auto"]  # fmt: skip
+    argv = [
+        "study",
+        str(EXPERIMENTS / "train_johnson.yaml"),
+        "--profile",
+        "smoke",
+        "--data",
+        str(sample_data),
+        "--out",
+        str(tmp_path / "r"),
+        "--storage",
+        storage,
+        "--tracking-uri",
+        uri,
+        "--workers",
+        "1",
+        "--fresh",
+        "--backbone",
+        "auto",
+    ]
     assert cli_main(argv) == 0
     said = capsys.readouterr().out
     assert "backbone auto -> efficientnet_lite0 (kept: a johnson training study" in said
@@ -285,8 +333,9 @@ def test_cli_runs_a_training_study_nested_under_its_parent_run_with_validation_m
     assert client.get_run(parent).data.params["method"] == "johnson"
     exp = client.get_experiment_by_name("study-train_johnson")
     assert exp is not None
-    children = client.search_runs([exp.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{parent}'")  # fmt: skip
+    children = client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'"
+    )
     assert sorted(int(r.data.tags["nst.trial"]) for r in children) == [0, 1]
     study = optuna.load_study(study_name="train_johnson", storage=storage)
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {
@@ -295,10 +344,19 @@ def test_cli_runs_a_training_study_nested_under_its_parent_run_with_validation_m
     for run in children:
         tags = run.data.tags
         assert (tags["nst.study"], tags["nst.kind"], tags["nst.method"]) == (
-            "train_johnson", "train", "johnson")  # fmt: skip
+            "train_johnson",
+            "train",
+            "johnson",
+        )
         assert tags["nst.judge"] == "efficientnet_lite2" and run.info.status == "FINISHED"
-        assert {"val/ssim", "val/style_gram_dist", "val/loss/total", "objective/ssim",
-                "loss/total", "final/total"} <= set(run.data.metrics)  # fmt: skip
+        assert {
+            "val/ssim",
+            "val/style_gram_dist",
+            "val/loss/total",
+            "objective/ssim",
+            "loss/total",
+            "final/total",
+        } <= set(run.data.metrics)
         # the validation metric per validation (2 in smoke), the training loss per step (4)
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val/ssim")] == [2, 4]
         assert len(client.get_metric_history(run.info.run_id, "loss/total")) == 4
@@ -322,8 +380,10 @@ def test_two_worker_processes_share_a_training_study(tmp_path, storage, sample_d
             pytest.skip("no PostgreSQL on 127.0.0.1:5432")
         url, spec = POSTGRES, replace(spec, name=f"train_workers_{uuid.uuid4().hex[:8]}")
     try:
-        out = run_study(spec, StudyOptions(out=tmp_path / "r", storage=url, track=False,
-                                           workers=2, data=sample_data))  # fmt: skip
+        out = run_study(
+            spec,
+            StudyOptions(out=tmp_path / "r", storage=url, track=False, workers=2, data=sample_data),
+        )
         study = optuna.load_study(study_name=spec.name, storage=url)
         assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
         assert all(t.state.name == "COMPLETE" for t in study.trials)
@@ -342,15 +402,34 @@ def test_a_killed_worker_mid_training_is_retried_and_its_leftovers_cleaned(
     tmp_path, monkeypatch, sample_data
 ):
     spec_file = tmp_path / "kill.yaml"
-    d = {**LR_STUDY, "name": "train_kill", "pruner": "none",
-         "profiles": {"smoke": {"fixed": {"steps": 400, "checkpoint_every": 50}}}}  # fmt: skip
+    d = {
+        **LR_STUDY,
+        "name": "train_kill",
+        "pruner": "none",
+        "profiles": {"smoke": {"fixed": {"steps": 400, "checkpoint_every": 50}}},
+    }
     spec_file.write_text(yaml.safe_dump(d))
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     out = tmp_path / "r"
     env = {**os.environ, "NST_HEARTBEAT_S": "1", "NST_GRACE_S": "3", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "nst", "study", str(spec_file), "--profile", "smoke",
-           "--trials", "2", "--storage", url, "--out", str(out), "--no-track",
-           "--data", str(sample_data)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "nst",
+        "study",
+        str(spec_file),
+        "--profile",
+        "smoke",
+        "--trials",
+        "2",
+        "--storage",
+        url,
+        "--out",
+        str(out),
+        "--no-track",
+        "--data",
+        str(sample_data),
+    ]
     a = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300

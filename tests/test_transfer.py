@@ -306,8 +306,13 @@ def test_softmax_feature_transform_changes_the_loss_and_stays_differentiable(tin
         losses[kind] = float(total.detach())
     assert losses["softmax"] != pytest.approx(losses["none"], rel=1e-3)
     # a lower temperature sharpens the distributions: yet another loss
-    hot = Objective(vgg, cfg.replace(feature_transform="softmax", feature_temperature=0.1),
-                    content, style, torch.float32)  # fmt: skip
+    hot = Objective(
+        vgg,
+        cfg.replace(feature_transform="softmax", feature_temperature=0.1),
+        content,
+        style,
+        torch.float32,
+    )
     assert float(hot(x)["total"]) != pytest.approx(losses["softmax"], rel=1e-3)
     # each channel becomes M x a distribution over its M positions: mean 1, positive
     f = vgg.features(x, ["relu2_1"])

@@ -42,9 +42,20 @@ def processes_mentioning(text: str) -> list[int]:
 def test_sigterm_stops_the_server_and_every_worker(tmp_path: Path) -> None:
     port, db = free_port(), tmp_path / "ui-test-store.db"
     ui = subprocess.Popen(
-        [sys.executable, "-m", "nst", "ui", "--tracking-uri", f"sqlite:///{db}", "--port", str(port)],
-        env=ENV, stdout=subprocess.DEVNULL, stderr=(tmp_path / "ui.log").open("w"),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "nst",
+            "ui",
+            "--tracking-uri",
+            f"sqlite:///{db}",
+            "--port",
+            str(port),
+        ],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "ui.log").open("w"),
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -86,10 +97,21 @@ def test_a_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> Non
         port = held.getsockname()[1]
         db = tmp_path / "ui-busy.db"
         done = subprocess.run(
-            [sys.executable, "-m", "nst", "ui", "--tracking-uri", f"sqlite:///{db}",
-             "--port", str(port)],
-            env=ENV, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "nst",
+                "ui",
+                "--tracking-uri",
+                f"sqlite:///{db}",
+                "--port",
+                str(port),
+            ],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
         f"nst ui: error: port {port} on 127.0.0.1 is in use: pass --port N for a free one "

@@ -134,9 +134,15 @@ def test_unknown_backbone_and_layer():
 
 @pytest.mark.parametrize(
     ("layers", "side"),
-    [(["relu1_1"], 1), (["pool1"], 2), (["relu3_1"], 4), (["relu4_2", "relu1_1"], 8),
-     (["relu5_1"], 16), (["pool5"], 32)],
-)  # fmt: skip
+    [
+        (["relu1_1"], 1),
+        (["pool1"], 2),
+        (["relu3_1"], 4),
+        (["relu4_2", "relu1_1"], 8),
+        (["relu5_1"], 16),
+        (["pool5"], 32),
+    ],
+)
 def test_min_side_is_two_to_the_poolings_up_to_the_deepest_layer(layers, side):
     """Each 2x2 pooling floors a side to half and needs 2 px, so k poolings need 2^k px: at
     that side the features run, one pixel less and torch's max_pool2d refuses."""

@@ -112,9 +112,14 @@ def vgg16_state(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 @pytest.mark.parametrize("via", ["server", "dir mirror"])
 def test_fetched_file_lands_in_the_torch_cache_and_imagenet_loads_it(
-    via: str, cache: Path, server: Server, vgg16_state: bytes, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+    via: str,
+    cache: Path,
+    server: Server,
+    vgg16_state: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     serve_as_vgg16(server, vgg16_state, monkeypatch)
     argv = ["weights", "fetch", "vgg16", "--quiet"]
     if via == "dir mirror":
@@ -172,9 +177,12 @@ def test_a_file_that_does_not_load_is_refused_when_no_hash_is_recorded(
 
 @pytest.mark.parametrize("entry", ["registered sha256", "the name's sha256 prefix"])
 def test_a_corrupted_file_is_refused_and_nothing_is_left_in_the_cache(
-    entry: str, cache: Path, server: Server, monkeypatch: pytest.MonkeyPatch,
+    entry: str,
+    cache: Path,
+    server: Server,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     good = torch.randint(0, 256, (300_000,), dtype=torch.uint8).numpy().tobytes()
     argv = ["weights", "fetch", "vgg16", "--quiet", "--retries", "0"]
     if entry == "registered sha256":
@@ -203,9 +211,11 @@ def test_an_interrupted_download_resumes_within_the_run(
 
 
 def test_an_interrupted_run_resumes_on_the_next(
-    cache: Path, server: Server, monkeypatch: pytest.MonkeyPatch,
+    cache: Path,
+    server: Server,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     body = torch.randint(0, 256, (1_000_000,), dtype=torch.uint8).numpy().tobytes()
     serve_as_vgg16(server, body, monkeypatch)
     server.cut[f"/{VGG16_FILE}"] = 400_000

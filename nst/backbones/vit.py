@@ -152,9 +152,13 @@ class ViT(Backbone):
         blocks = sorted({int(layer.removesuffix("_cls").removeprefix("block")) for layer in layers})
         h = (self.pad_to_patches(x) - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         maps: typing.Any = self.model.forward_intermediates(
-            h, indices=blocks, return_prefix_tokens=True, stop_early=True,
-            output_fmt="NCHW", intermediates_only=True,
-        )  # fmt: skip
+            h,
+            indices=blocks,
+            return_prefix_tokens=True,
+            stop_early=True,
+            output_fmt="NCHW",
+            intermediates_only=True,
+        )
         out: dict[str, torch.Tensor] = {}
         for i, (spatial, prefix) in zip(blocks, maps, strict=True):
             out[f"block{i}"] = spatial

@@ -237,8 +237,9 @@ def status(name: str) -> WeightsStatus:
     present file is hashed (a few seconds for VGG19's 548 MB)."""
     located = locate(name)
     if located is None:
-        return WeightsStatus(name, "none", "no pretrained file declared", "", None, None,
-                             False, None, None, None)  # fmt: skip
+        return WeightsStatus(
+            name, "none", "no pretrained file declared", "", None, None, False, None, None, None
+        )
     source, expected, found = located
     digest = sha256_file(found) if found is not None else None
     want = expected_sha256(source)

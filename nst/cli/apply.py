@@ -33,8 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("arbitrary-style networks (adain, stytr): the style is an input")
     g.add_argument("--style", nargs="+", help="style image(s), any; several are interpolated")
     g.add_argument("--style-weights", metavar="W1,W2,...", help="interpolation weights")
-    g.add_argument("--alpha", type=float, default=1.0,
-                   help="content-style trade-off in [0, 1] (adain; default 1)")  # fmt: skip
+    g.add_argument(
+        "--alpha",
+        type=float,
+        default=1.0,
+        help="content-style trade-off in [0, 1] (adain; default 1)",
+    )
     g.add_argument("--mask", help="grey mask image: white = stylise, black = keep the photo")
     p.add_argument(
         "--tracking-uri",
@@ -60,11 +64,19 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise NstError(f"--style-weights {args.style_weights!r}: give numbers") from None
     written = stylize_files(
-        args.model, [Path(c) for c in args.content], Path(args.out),
-        size=args.size, color=args.color, batch_size=args.batch_size, device=args.device,
-        tracking_uri=args.tracking_uri, styles=[Path(s) for s in args.style or []],
-        style_weights=weights, alpha=args.alpha, mask=Path(args.mask) if args.mask else None,
-    )  # fmt: skip
+        args.model,
+        [Path(c) for c in args.content],
+        Path(args.out),
+        size=args.size,
+        color=args.color,
+        batch_size=args.batch_size,
+        device=args.device,
+        tracking_uri=args.tracking_uri,
+        styles=[Path(s) for s in args.style or []],
+        style_weights=weights,
+        alpha=args.alpha,
+        mask=Path(args.mask) if args.mask else None,
+    )
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0

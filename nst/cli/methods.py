@@ -18,22 +18,45 @@ STEPS = ("all", "plan", "train", "evaluate")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", type=Path,
-                   help="methods file (experiments/methods.yaml) or a plan file of --step plan")  # fmt: skip
-    p.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"),
-                   help="smoke (CI seconds) | quick (make repro, 2 cores) | full (GPU protocol)")  # fmt: skip
-    p.add_argument("--data", type=Path, default=Path("data"),
-                   help="folder with content/ and style/ (nst fetch's output)")  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("results"),
-                   help="results folder: writes <out>/methods/")  # fmt: skip
-    p.add_argument("--step", choices=STEPS, default="all",
-                   help="all: train and evaluate; plan: write <out>/methods/plan/<name>.json; "
-                   "train: train the networks (of --method); evaluate: stylise and judge with "
-                   "the trained networks, training none")  # fmt: skip
-    p.add_argument("--method", action="append", metavar="NAME",
-                   help="--step train: only this method (repeatable; default: every trained one)")  # fmt: skip
-    p.add_argument("--tracking-uri", metavar="URI",
-                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite mlflow.db)")  # fmt: skip
+    p.add_argument(
+        "spec",
+        type=Path,
+        help="methods file (experiments/methods.yaml) or a plan file of --step plan",
+    )
+    p.add_argument(
+        "--profile",
+        default="quick",
+        choices=("smoke", "quick", "full"),
+        help="smoke (CI seconds) | quick (make repro, 2 cores) | full (GPU protocol)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("data"),
+        help="folder with content/ and style/ (nst fetch's output)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("results"), help="results folder: writes <out>/methods/"
+    )
+    p.add_argument(
+        "--step",
+        choices=STEPS,
+        default="all",
+        help="all: train and evaluate; plan: write <out>/methods/plan/<name>.json; "
+        "train: train the networks (of --method); evaluate: stylise and judge with "
+        "the trained networks, training none",
+    )
+    p.add_argument(
+        "--method",
+        action="append",
+        metavar="NAME",
+        help="--step train: only this method (repeatable; default: every trained one)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite mlflow.db)",
+    )
     p.add_argument("--experiment", default="methods", help="MLflow experiment (default: methods)")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.add_argument("--quiet", action="store_true", help="print only the final table")
@@ -54,19 +77,22 @@ def run(args: argparse.Namespace) -> int:
         paths = write_plans(args.spec, args.profile, args.out)
         print(f"methods plan ({args.profile}): {', '.join(str(p) for p in paths)}")
         return 0
-    hooks = None if args.no_track else training_hooks(args.tracking_uri, args.profile,
-                                                      args.experiment)  # fmt: skip
+    hooks = (
+        None if args.no_track else training_hooks(args.tracking_uri, args.profile, args.experiment)
+    )
     if args.step == "train":
-        records = train_methods(args.spec, args.profile, args.data, args.out, args.method,
-                                log=log, hooks=hooks)  # fmt: skip
+        records = train_methods(
+            args.spec, args.profile, args.data, args.out, args.method, log=log, hooks=hooks
+        )
         for r in records:
             state = f"trained in {r['seconds']:.1f} s" if r["trained"] else "reused"
             print(f"  {r['run']}: {state}")
         return 0
     from nst.methods.run import HEADLINE, run_methods
 
-    root = run_methods(args.spec, args.profile, args.data, args.out, log=log,
-                       train=args.step == "all", hooks=hooks)  # fmt: skip
+    root = run_methods(
+        args.spec, args.profile, args.data, args.out, log=log, train=args.step == "all", hooks=hooks
+    )
     summary = json.loads((root / "summary.json").read_text())
     means = json.loads((root / "metrics.json").read_text())  # run_methods' per-method means
     pairs = sum(int(m["pairs"]) for m in means.values())

@@ -18,21 +18,37 @@ HELP = "run or resume an Optuna study declared in experiments/*.yaml"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("experiment", help="experiment file, e.g. experiments/loss_weights.yaml")
-    p.add_argument("--profile", choices=list(PROFILES), default=DEFAULT_PROFILE,
-                   help=f"compute budget (default {DEFAULT_PROFILE}; smoke for tests/CI)")  # fmt: skip
-    p.add_argument("--trials", type=int,
-                   help="total trial budget (resuming runs only the rest; 0: the profile's)")  # fmt: skip
+    p.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default=DEFAULT_PROFILE,
+        help=f"compute budget (default {DEFAULT_PROFILE}; smoke for tests/CI)",
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        help="total trial budget (resuming runs only the rest; 0: the profile's)",
+    )
     p.add_argument("--workers", type=int, default=1, help="worker processes on the same storage")
-    p.add_argument("--backbone", metavar="auto|NAME",
-                   help="the network of a study that does not search backbone, with its preset "
-                   "layers; auto: vgg19 when its ImageNet file is present, else "
-                   "efficientnet_lite0 (default: the spec's own); a training study's loss "
-                   "network: auto keeps the experiment's own")  # fmt: skip
-    p.add_argument("--storage", help="sqlite:///abs.db (default <project>/optuna.db), "
-                   "journal:PATH, or postgresql://user@host/db; {name} is the study's name")  # fmt: skip
-    p.add_argument("--fresh", action="store_true",
-                   help="start over: delete an earlier study of this name from the storage and "
-                   "its trial images and curves (the DVC stage does, so a re-run adds nothing)")  # fmt: skip
+    p.add_argument(
+        "--backbone",
+        metavar="auto|NAME",
+        help="the network of a study that does not search backbone, with its preset "
+        "layers; auto: vgg19 when its ImageNet file is present, else "
+        "efficientnet_lite0 (default: the spec's own); a training study's loss "
+        "network: auto keeps the experiment's own",
+    )
+    p.add_argument(
+        "--storage",
+        help="sqlite:///abs.db (default <project>/optuna.db), "
+        "journal:PATH, or postgresql://user@host/db; {name} is the study's name",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: delete an earlier study of this name from the storage and "
+        "its trial images and curves (the DVC stage does, so a re-run adds nothing)",
+    )
     p.add_argument("--data", type=Path, help="data dir from `nst fetch` (default: embedded sample)")
     p.add_argument(
         "--out", type=Path, default=Path("results"), help="results root (default results/)"
@@ -54,10 +70,17 @@ def run(args: argparse.Namespace) -> int:
     storage = args.storage.replace("{name}", spec.name) if args.storage else None
     if args.fresh:
         start_over(spec.name, storage, args.out / spec.name)
-    opts = StudyOptions(out=args.out, storage=storage, data=args.data,
-                        tracking_uri=args.tracking_uri or None, track=not args.no_track,
-                        workers=args.workers, seed=args.seed, progress=True,
-                        backbone=choice)  # fmt: skip
+    opts = StudyOptions(
+        out=args.out,
+        storage=storage,
+        data=args.data,
+        tracking_uri=args.tracking_uri or None,
+        track=not args.no_track,
+        workers=args.workers,
+        seed=args.seed,
+        progress=True,
+        backbone=choice,
+    )
     out = run_study(spec, opts)
     summary = json.loads((out / "summary.json").read_text())
     states = ", ".join(f"{v} {k.lower()}" for k, v in summary["states"].items())

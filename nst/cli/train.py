@@ -50,8 +50,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 for m in list_models()
                 if name in get_method(m).defaults or name == "backbone"
             )
-        kwargs: dict[str, Any] = {"default": None, "dest": f"cfg_{name}",
-                                  "help": f"(default: {shown})"}  # fmt: skip
+        kwargs: dict[str, Any] = {
+            "default": None,
+            "dest": f"cfg_{name}",
+            "help": f"(default: {shown})",
+        }
         if name == "method":  # the registry's trained methods, plug-ins included
             kwargs["help"] = f"one of {', '.join(list_models())} {kwargs['help']}"
         if hint is bool:
@@ -123,9 +126,13 @@ def run(args: argparse.Namespace) -> int:
         from nst.train.tracking import training_run
 
         context: Any = training_run(
-            config, tracking_uri=args.tracking_uri, experiment=args.experiment,
-            run_name=args.run_name, mode=args.track, register_model=args.register_model,
-        )  # fmt: skip
+            config,
+            tracking_uri=args.tracking_uri,
+            experiment=args.experiment,
+            run_name=args.run_name,
+            mode=args.track,
+            register_model=args.register_model,
+        )
     else:
         context = contextlib.nullcontext(None)
     with context as hooks:
@@ -156,9 +163,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if hooks is not None and hooks.tracker.active:
         run_id = hooks.tracker.run_id
-        print(f"MLflow run {run_id} in {hooks.tracker.uri}; model runs:/{run_id}/model",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"MLflow run {run_id} in {hooks.tracker.uri}; model runs:/{run_id}/model",
+            file=sys.stderr,
+        )
         if hooks.model_version:
-            print(f"registered models:/{args.register_model}/{hooks.model_version}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"registered models:/{args.register_model}/{hooks.model_version}", file=sys.stderr
+            )
     return 0

@@ -81,7 +81,7 @@ def tracked(
         tags={
             **{f"nst.input.{k}": v for k, v in inputs.items()},
             **({"nst.backbone.rule": rule} if rule else {}),
-        },  # fmt: skip
+        },
     )
 
 

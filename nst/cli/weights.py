@@ -21,8 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ls.add_argument("names", nargs="*", metavar="NAME", help="only these backbones")
     ls.add_argument("--json", action="store_true", help="a JSON list instead of text")
     fetch = sub.add_parser("fetch", help="download one backbone's file, verified, into the cache")
-    fetch.add_argument("name", choices=list_backbones(), metavar="NAME",
-                       help=f"one of: {', '.join(list_backbones())}")  # fmt: skip
+    fetch.add_argument(
+        "name",
+        choices=list_backbones(),
+        metavar="NAME",
+        help=f"one of: {', '.join(list_backbones())}",
+    )
     fetch.add_argument(
         "--mirror",
         metavar="URL|DIR",
@@ -44,10 +48,19 @@ def run(args: argparse.Namespace) -> int:
     from nst.data.download import DownloadPolicy
     from nst.data.weights import WEIGHTS_POLICY, fetch_weights
 
-    policy = DownloadPolicy(timeout=args.timeout, retries=args.retries, backoff=args.backoff,
-                            max_bytes=WEIGHTS_POLICY.max_bytes)  # fmt: skip
-    done = fetch_weights(args.name, mirror=args.mirror or None, policy=policy, force=args.force,
-                         progress=not args.quiet)  # fmt: skip
+    policy = DownloadPolicy(
+        timeout=args.timeout,
+        retries=args.retries,
+        backoff=args.backoff,
+        max_bytes=WEIGHTS_POLICY.max_bytes,
+    )
+    done = fetch_weights(
+        args.name,
+        mirror=args.mirror or None,
+        policy=policy,
+        force=args.force,
+        progress=not args.quiet,
+    )
     s = done.status
     how = f"fetched from {done.source}" if done.source else "already present"
     print(f"{s.name}: {how}: {s.path} sha256 {s.sha256}")

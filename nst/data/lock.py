@@ -99,8 +99,10 @@ def list_images(data_dir: str | Path) -> tuple[list[Path], list[Path]]:
             path = safe_path(data_dir, file)  # a tampered lock cannot point outside data_dir
             kind = entry.get("kind") if isinstance(entry, dict) else None
             if kind not in KINDS or PurePosixPath(file).parts[0] != kind:
-                raise NstError(f"{data_dir / 'lock.json'}: {file}: kind {kind!r} does not match "
-                               "its folder; delete the lock and run `nst fetch` again")  # fmt: skip
+                raise NstError(
+                    f"{data_dir / 'lock.json'}: {file}: kind {kind!r} does not match "
+                    "its folder; delete the lock and run `nst fetch` again"
+                )
             if not path.is_file():
                 raise NstError(f"{path}: listed in lock.json but missing; run `nst fetch` again")
             found[kind].append(path)

@@ -45,8 +45,10 @@ SPLIT_SEED = 0
 FRACTIONS = {"content": (1 / 3, 1 / 3), "style": (0.25, 0.25)}
 PARTS = ("train", "validation", "test")
 #: the data option that sets how many images of a kind `nst fetch` writes
-DATA_OPTION = {"content": "data.content in params.yaml (`nst fetch --content N`)",
-               "style": "data.styles in params.yaml (`nst fetch --styles N`)"}  # fmt: skip
+DATA_OPTION = {
+    "content": "data.content in params.yaml (`nst fetch --content N`)",
+    "style": "data.styles in params.yaml (`nst fetch --styles N`)",
+}
 NOUN = {"content": "photos", "style": "styles"}
 
 
@@ -96,10 +98,16 @@ class DataSplit:
             "seed": self.seed,
             "rule": RULE,
             "counts": {k: {part: len(self.kind(k).of(part)) for part in PARTS} for k in kinds},
-            "images": {k: {part: [{"name": p.name, "sha256": self.sha256[p]}
-                                  for p in self.kind(k).of(part)] for part in PARTS}
-                       for k in kinds},
-        }  # fmt: skip
+            "images": {
+                k: {
+                    part: [
+                        {"name": p.name, "sha256": self.sha256[p]} for p in self.kind(k).of(part)
+                    ]
+                    for part in PARTS
+                }
+                for k in kinds
+            },
+        }
 
 
 RULE = (
@@ -162,8 +170,13 @@ def select(
     train_styles = link_folder(
         root / "split" / "styles", [p for b in before for p in split.style.of(b)]
     )
-    facts = {"part": part, "trained_on": list(before), "contents": [p.name for p in chosen[0]],
-             "styles": [p.name for p in chosen[1]], **split.facts()}  # fmt: skip
+    facts = {
+        "part": part,
+        "trained_on": list(before),
+        "contents": [p.name for p in chosen[0]],
+        "styles": [p.name for p in chosen[1]],
+        **split.facts(),
+    }
     return Selection(part, chosen[0], chosen[1], train, train_styles, facts)
 
 

@@ -75,8 +75,16 @@ def fetch_weights(
     made = _missing_dirs(dest.parent)
     bar = _Bar(source.filename, enabled=progress)
     try:
-        fetch_file(url, dest, expected_sha256=want, policy=policy, binary=True,
-                   check=None if want else loads(name), resume=True, progress=bar)  # fmt: skip
+        fetch_file(
+            url,
+            dest,
+            expected_sha256=want,
+            policy=policy,
+            binary=True,
+            check=None if want else loads(name),
+            resume=True,
+            progress=bar,
+        )
     except DownloadError as err:
         kept = partial_path(dest).is_file()
         if not kept:
@@ -135,8 +143,14 @@ class _Bar:
 
     def __call__(self, done: int, total: int | None) -> None:
         if self.bar is None:
-            self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                            desc=self.label, disable=None if self.enabled else True)  # fmt: skip
+            self.bar = tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=self.label,
+                disable=None if self.enabled else True,
+            )
         self.bar.total = total
         self.bar.update(done - self.bar.n)
 

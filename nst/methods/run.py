@@ -40,8 +40,16 @@ from nst.metrics import Evaluator
 from nst.metrics.degenerate import degenerate
 from nst.metrics.features import shared_family
 
-FIXED_COLUMNS = ("method", "content", "style", "seconds", "peak_memory_mb", "image", "judge",
-                 "degenerate")  # fmt: skip
+FIXED_COLUMNS = (
+    "method",
+    "content",
+    "style",
+    "seconds",
+    "peak_memory_mb",
+    "image",
+    "judge",
+    "degenerate",
+)
 HEADLINE = ("ssim", "style_gram_dist")  # the content and the style metric of metrics.json
 
 
@@ -60,8 +68,10 @@ def _stylizers(
     if not m.trained:
         return {"*": Stylizer.from_config(plan.transfer_config(m), m.name)}, []
     records = train_method(plan, m, split, runs, log, allow_train=allow_train, hooks=hooks)
-    out = {r["style"]: Stylizer.from_checkpoint(runs.parent / r["model"], m.name,
-                                                device=plan.device) for r in records}  # fmt: skip
+    out = {
+        r["style"]: Stylizer.from_checkpoint(runs.parent / r["model"], m.name, device=plan.device)
+        for r in records
+    }
     return out, records
 
 
@@ -111,9 +121,14 @@ def _run(
             for n in s.networks:
                 networks[f"{n.role} {n.backbone} {n.weights}"] = n.to_dict()
         built[m.name] = stylizers
-        methods[m.name] = {"method": m.method, "config": m.config, "runs": runs,
-                           "networks": list(networks.values()), "reference": m.reference,
-                           **({"train_size": plan.crop} if m.trained else {})}  # fmt: skip
+        methods[m.name] = {
+            "method": m.method,
+            "config": m.config,
+            "runs": runs,
+            "networks": list(networks.values()),
+            "reference": m.reference,
+            **({"train_size": plan.crop} if m.trained else {}),
+        }
     # one judge for every method, so their numbers compare: none of the networks any method's
     # output depended on (loss networks, encoders)
     used = sorted({n["backbone"] for v in methods.values() for n in v["networks"]})
@@ -123,8 +138,11 @@ def _run(
     judge = evaluator.held_out
     for v in methods.values():
         mine = sorted({n["backbone"] for n in v["networks"]})
-        v["judge"] = {"backbone": judge["backbone"], "depended_on": mine,
-                      "shared_family": shared_family(judge["backbone"], mine)}  # fmt: skip
+        v["judge"] = {
+            "backbone": judge["backbone"],
+            "depended_on": mine,
+            "shared_family": shared_family(judge["backbone"], mine),
+        }
     contents = [(p, load_image(p, size=plan.size)) for p in split.contents]
     styles = [(p, load_image(p, size=plan.size)) for p in split.styles]
     rows: list[dict[str, Any]] = []
@@ -136,18 +154,31 @@ def _run(
             for spath, style in styles:
                 stylizer = stylizers.get(spath.name) or stylizers["*"]
                 done = stylizer.stylise(content, style)
-                ev = evaluator.evaluate(content, style, done.image, runtime_s=done.seconds,
-                                        peak_memory_mb=done.peak_memory_mb)  # fmt: skip
+                ev = evaluator.evaluate(
+                    content,
+                    style,
+                    done.image,
+                    runtime_s=done.seconds,
+                    peak_memory_mb=done.peak_memory_mb,
+                )
                 rel = Path("images") / m.name / f"{cpath.stem}__{spath.stem}.png"
                 save_image(done.image, stage / rel)
-                values = {k: v for k, v in ev.values.items()
-                          if k not in ("runtime_s", "peak_memory_mb")}  # fmt: skip
-                rows.append({"method": m.name, "content": cpath.name, "style": spath.name,
-                             "seconds": round(done.seconds, 4),
-                             "peak_memory_mb": round(done.peak_memory_mb, 1),
-                             "image": rel.as_posix(), "judge": judge["backbone"],
-                             "degenerate": degenerate(done.image, content),
-                             **values})  # fmt: skip
+                values = {
+                    k: v for k, v in ev.values.items() if k not in ("runtime_s", "peak_memory_mb")
+                }
+                rows.append(
+                    {
+                        "method": m.name,
+                        "content": cpath.name,
+                        "style": spath.name,
+                        "seconds": round(done.seconds, 4),
+                        "peak_memory_mb": round(done.peak_memory_mb, 1),
+                        "image": rel.as_posix(),
+                        "judge": judge["backbone"],
+                        "degenerate": degenerate(done.image, content),
+                        **values,
+                    }
+                )
                 log(f"  {cpath.name} x {spath.name}: {done.seconds:.2f} s")
         # when its stylisations and their judging ran (seconds since the epoch): the span of
         # its MLflow run, logged afterwards (nst.methods.tracking)
@@ -175,13 +206,24 @@ def _write(
     source = json.loads(lock.read_text()).get("source", "") if lock.is_file() else ""
     random = sorted({m for m, v in methods.items() for n in v["networks"] if not n["pretrained"]})
     summary = {
-        "spec": plan.path, "profile": plan.profile, "description": plan.description,
-        "size": plan.size, "device": plan.device, "seed": plan.seed, "data": str(data),
-        "data_source": source, "split": split.facts, "methods": methods, "judge": judge,
-        "metrics": metrics, "random_weights_methods": random, "left_out": plan.left_out,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"), "nst_version": __version__,
+        "spec": plan.path,
+        "profile": plan.profile,
+        "description": plan.description,
+        "size": plan.size,
+        "device": plan.device,
+        "seed": plan.seed,
+        "data": str(data),
+        "data_source": source,
+        "split": split.facts,
+        "methods": methods,
+        "judge": judge,
+        "metrics": metrics,
+        "random_weights_methods": random,
+        "left_out": plan.left_out,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "nst_version": __version__,
         "started": round(started, 3),  # seconds since the epoch: the comparison run's start
-    }  # fmt: skip
+    }
     old = root / f".old-{stage.name}"
     if (root / "images").exists():
         (root / "images").rename(old)

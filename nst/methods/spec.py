@@ -47,8 +47,17 @@ from nst.models.registry import Method, get_method, list_methods
 from nst.train.config import TrainConfig
 
 PROFILE_NAMES = ("smoke", "quick", "full")
-TOP_KEYS = ("description", "pairs", "size", "train_size", "device", "seed", "judge", "methods",
-            "profiles")  # fmt: skip
+TOP_KEYS = (
+    "description",
+    "pairs",
+    "size",
+    "train_size",
+    "device",
+    "seed",
+    "judge",
+    "methods",
+    "profiles",
+)
 METHOD_KEYS = ("method", "config")
 PROFILE_KEYS = ("pairs", "size", "train_size", "device", "train", "methods", "leave_out")
 #: what the budget of a trained method is reported against (methods.<name>.config's values)
@@ -96,8 +105,9 @@ class Plan:
         """This plan with one method (a plan file's content), or with none and the reason
         when the profile leaves `name` out."""
         left = {name: self.left_out[name]} if name in self.left_out else {}
-        return replace(self, methods=tuple(m for m in self.methods if m.name == name),
-                       left_out=left)  # fmt: skip
+        return replace(
+            self, methods=tuple(m for m in self.methods if m.name == name), left_out=left
+        )
 
     @property
     def who(self) -> str:
@@ -118,8 +128,9 @@ class Plan:
         for m in self.methods:
             if m.name == name:
                 return m
-        raise NstError(f"{self.path}: no method {name!r}; defined: "
-                       f"{', '.join(m.name for m in self.methods)}")  # fmt: skip
+        raise NstError(
+            f"{self.path}: no method {name!r}; defined: {', '.join(m.name for m in self.methods)}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,10 +147,17 @@ class Plan:
         """A per-style network: `style` is the style image; one taking the style as an input
         (adain, stytr): the folder of training styles."""
         where = {"styles": str(style)} if m.entry.takes_style else {"style": str(style)}
-        return TrainConfig.from_dict({**m.config, "method": m.method, "data": str(data),
-                                      "size": self.crop,
-                                      "device": self.device,
-                                      "seed": self.seed, **where})  # fmt: skip
+        return TrainConfig.from_dict(
+            {
+                **m.config,
+                "method": m.method,
+                "data": str(data),
+                "size": self.crop,
+                "device": self.device,
+                "seed": self.seed,
+                **where,
+            }
+        )
 
 
 def _keys(where: str, value: Any, valid: tuple[str, ...]) -> dict[str, Any]:
@@ -169,8 +187,10 @@ def load_plan(path: str | Path, profile: str) -> Plan:
     if str(path).endswith(".json"):
         plan = plan_from_dict(data, str(path))
         if plan.profile != profile:
-            raise NstError(f"{path} is a plan of the {plan.profile} profile, not {profile}: "
-                           f"re-run `nst methods SPEC --profile {profile} --step plan`")  # fmt: skip
+            raise NstError(
+                f"{path} is a plan of the {plan.profile} profile, not {profile}: "
+                f"re-run `nst methods SPEC --profile {profile} --step plan`"
+            )
         return plan
     try:
         return resolve(data, profile, str(path))
@@ -211,12 +231,16 @@ def resolve(data: Any, profile: str, path: str = "<spec>") -> Plan:
             f"defined: {', '.join(map(str, entries))}"
         )
     train = _dict(f"profiles.{profile}.train", prof.get("train"))
-    left_out = {str(k): str(v) for k, v in _dict(f"profiles.{profile}.leave_out",
-                                                   prof.get("leave_out")).items()}  # fmt: skip
+    left_out = {
+        str(k): str(v)
+        for k, v in _dict(f"profiles.{profile}.leave_out", prof.get("leave_out")).items()
+    }
     unknown = sorted(set(left_out) - set(map(str, entries)))
     if unknown:
-        raise NstError(f"profiles.{profile}.leave_out: unknown method(s) {', '.join(unknown)}; "
-                       f"defined: {', '.join(map(str, entries))}")  # fmt: skip
+        raise NstError(
+            f"profiles.{profile}.leave_out: unknown method(s) {', '.join(unknown)}; "
+            f"defined: {', '.join(map(str, entries))}"
+        )
     plans = []
     for name, entry in entries.items():
         e = _keys(f"methods.{name}", entry, METHOD_KEYS)
@@ -241,11 +265,19 @@ def resolve(data: Any, profile: str, path: str = "<spec>") -> Plan:
     if not plans:
         raise NstError(f"profiles.{profile}.leave_out leaves no method to compare")
     plan = Plan(
-        path, profile, str(top.get("description") or ""),
+        path,
+        profile,
+        str(top.get("description") or ""),
         _positive_int("pairs.content", pairs.get("content", 1)),
         _positive_int("pairs.styles", pairs.get("styles", 1)),
-        size, device, seed, judge, tuple(plans), train_size, left_out,
-    )  # fmt: skip
+        size,
+        device,
+        seed,
+        judge,
+        tuple(plans),
+        train_size,
+        left_out,
+    )
     _build_all(plan)
     return plan
 

@@ -56,8 +56,12 @@ class Network:
     pretrained: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"role": self.role, "backbone": self.backbone, "weights": self.weights,
-                "pretrained": self.pretrained}  # fmt: skip
+        return {
+            "role": self.role,
+            "backbone": self.backbone,
+            "weights": self.weights,
+            "pretrained": self.pretrained,
+        }
 
 
 @dataclass
@@ -80,8 +84,14 @@ class Stylizer:
         backbone = build_backbone(config)
         info = backbone.weights_info
         net = Network("loss network", config.backbone, info.identity, info.pretrained)
-        return cls(name, "gatys", resolve_device(config.device), config=config,
-                   backbone=backbone, networks=[net])  # fmt: skip
+        return cls(
+            name,
+            "gatys",
+            resolve_device(config.device),
+            config=config,
+            backbone=backbone,
+            networks=[net],
+        )
 
     @classmethod
     def from_checkpoint(
@@ -96,8 +106,7 @@ class Stylizer:
         with local_checkpoint(spec, tracking_uri) as path:
             model, meta = load_model(path, dev)
         method = str(meta.get("method"))
-        return cls(name or method, method, dev, model=model, meta=meta,
-                   networks=networks_of(meta))  # fmt: skip
+        return cls(name or method, method, dev, model=model, meta=meta, networks=networks_of(meta))
 
     @classmethod
     def from_external(cls, config: ExternalConfig, name: str = "onnx") -> Stylizer:
@@ -141,10 +150,22 @@ def networks_of(meta: dict[str, Any]) -> list[Network]:
     out = []
     weights = str(meta.get("weights") or "")
     if weights:
-        out.append(Network("loss network", str(config.get("backbone", "?")), weights,
-                           not weights.startswith("random")))  # fmt: skip
+        out.append(
+            Network(
+                "loss network",
+                str(config.get("backbone", "?")),
+                weights,
+                not weights.startswith("random"),
+            )
+        )
     encoder = str(meta.get("encoder_weights") or "")
     if encoder:
-        out.append(Network("encoder", str(config.get("encoder", "?")), encoder,
-                           not encoder.startswith("random")))  # fmt: skip
+        out.append(
+            Network(
+                "encoder",
+                str(config.get("encoder", "?")),
+                encoder,
+                not encoder.startswith("random"),
+            )
+        )
     return out

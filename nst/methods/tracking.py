@@ -45,10 +45,15 @@ def training_hooks(uri: str | None, profile: str, experiment: str = EXPERIMENT) 
     def hooks(config: TrainConfig, label: str) -> Iterator[Any]:
         from nst.train.tracking import training_run
 
-        with training_run(config, tracking_uri=uri, experiment=experiment,
-                          run_name=f"train-{label}", mode="best-effort",
-                          tags={"nst.methods.profile": profile},
-                          experiment_kind="methods") as h:  # fmt: skip
+        with training_run(
+            config,
+            tracking_uri=uri,
+            experiment=experiment,
+            run_name=f"train-{label}",
+            mode="best-effort",
+            tags={"nst.methods.profile": profile},
+            experiment_kind="methods",
+        ) as h:
             yield h
 
     return hooks
@@ -70,9 +75,14 @@ def log_comparison(root: Path, uri: str | None, experiment: str = EXPERIMENT) ->
         listed = "\n".join(line for lines in links.values() for line in lines)
         if listed:
             tags[NOTE] = "\n\n".join(filter(None, [tags.get(NOTE), "Training runs:\n\n" + listed]))
-        parent = start_parent_run(f"methods-{summary['profile']}", tracking_uri=uri,
-                                  experiment=experiment, tags=tags, experiment_kind="methods",
-                                  start_time=summary.get("started"))  # fmt: skip
+        parent = start_parent_run(
+            f"methods-{summary['profile']}",
+            tracking_uri=uri,
+            experiment=experiment,
+            tags=tags,
+            experiment_kind="methods",
+            start_time=summary.get("started"),
+        )
         update_run(parent, tracking_uri=uri, params=_parent_params(summary))
         _artifacts(uri, parent, [root / "results.csv", root / "summary.json"], "")
         for name, info in summary["methods"].items():
@@ -81,11 +91,21 @@ def log_comparison(root: Path, uri: str | None, experiment: str = EXPERIMENT) ->
             if links[name]:
                 tags[NOTE] = "Trained in:\n\n" + "\n".join(links[name])
             span = info.get("evaluated") or {}
-            child = start_parent_run(name, tracking_uri=uri, experiment=experiment, tags=tags,
-                                     experiment_kind="methods", start_time=span.get("start"))  # fmt: skip
+            child = start_parent_run(
+                name,
+                tracking_uri=uri,
+                experiment=experiment,
+                tags=tags,
+                experiment_kind="methods",
+                start_time=span.get("start"),
+            )
             means = method_means(mine, {name: info}, summary["metrics"])[name]
-            update_run(child, tracking_uri=uri, params=_method_params(info),
-                       metrics={f"mean/{k}" if k != "pairs" else k: v for k, v in means.items()})  # fmt: skip
+            update_run(
+                child,
+                tracking_uri=uri,
+                params=_method_params(info),
+                metrics={f"mean/{k}" if k != "pairs" else k: v for k, v in means.items()},
+            )
             _artifacts(uri, child, [root / "images" / name], "images")
             end_run(child, tracking_uri=uri, end_time=span.get("end"))
         end_run(parent, tracking_uri=uri)
@@ -123,12 +143,15 @@ def _parent_tags(summary: dict[str, Any]) -> dict[str, str]:
     from nst.data.lock import DATA_LOCK_SHA256, data_identity
 
     judge = summary.get("judge") or {}
-    tags = {"nst.kind": "methods", "nst.profile": str(summary["profile"]),
-            "nst.judge": str(judge.get("backbone", "")),
-            "nst.judge.weights": str(judge.get("weights", "")),
-            "nst.judge.pretrained": str(judge.get("pretrained", "")).lower(),
-            "nst.judge.excluded": str(judge.get("excluded", "")),
-            "nst.judge.shared_family": str(judge.get("shared_family", ""))}  # fmt: skip
+    tags = {
+        "nst.kind": "methods",
+        "nst.profile": str(summary["profile"]),
+        "nst.judge": str(judge.get("backbone", "")),
+        "nst.judge.weights": str(judge.get("weights", "")),
+        "nst.judge.pretrained": str(judge.get("pretrained", "")).lower(),
+        "nst.judge.excluded": str(judge.get("excluded", "")),
+        "nst.judge.shared_family": str(judge.get("shared_family", "")),
+    }
     identity = data_identity(Path(summary["data"]))
     if identity:
         tags[f"nst.{DATA_LOCK_SHA256}"] = identity
@@ -142,13 +165,18 @@ def _parent_tags(summary: dict[str, Any]) -> dict[str, str]:
 
 def _parent_params(summary: dict[str, Any]) -> dict[str, str]:
     split = summary.get("split", {})
-    return {"spec": str(summary["spec"]), "profile": str(summary["profile"]),
-            "size": str(summary["size"]), "device": str(summary["device"]),
-            "seed": str(summary["seed"]), "methods": ",".join(summary["methods"]),
-            "test_contents": ",".join(split.get("contents", []))[:6000],
-            "test_styles": ",".join(split.get("styles", []))[:6000],
-            "split_seed": str(split.get("seed", "")),
-            "train_contents": str(split.get("counts", {}).get("content", {}).get("train", ""))}  # fmt: skip
+    return {
+        "spec": str(summary["spec"]),
+        "profile": str(summary["profile"]),
+        "size": str(summary["size"]),
+        "device": str(summary["device"]),
+        "seed": str(summary["seed"]),
+        "methods": ",".join(summary["methods"]),
+        "test_contents": ",".join(split.get("contents", []))[:6000],
+        "test_styles": ",".join(split.get("styles", []))[:6000],
+        "split_seed": str(split.get("seed", "")),
+        "train_contents": str(split.get("counts", {}).get("content", {}).get("train", "")),
+    }
 
 
 def _method_tags(name: str, info: dict[str, Any]) -> dict[str, str]:

@@ -70,8 +70,14 @@ def ensure_trained(
     model, ckpt = run / "model.pt", run / "checkpoint.pt"
     if model.exists() and saved_config(model) == config:
         log(f"  {run.name}: trained already (same config), reused")
-        return {"run": str(run), "model": str(model), "trained": False, "seconds": 0.0,
-                "parameters": _parameters(model), **_tracked_as(run)}  # fmt: skip
+        return {
+            "run": str(run),
+            "model": str(model),
+            "trained": False,
+            "seconds": 0.0,
+            "parameters": _parameters(model),
+            **_tracked_as(run),
+        }
     if not allow_train:
         why = "has no model.pt" if not model.exists() else "holds a network of another config"
         raise NstError(f"{run} {why}: train it first ({hint})")
@@ -84,9 +90,13 @@ def ensure_trained(
     with hooks(config, label or run.name) if hooks else contextlib.nullcontext() as h:
         result = train(config, run, resume=same, progress=False, hooks=h)
         tracker = getattr(h, "tracker", None)
-    record = {"run": str(run), "model": str(result.model), "trained": True,
-              "seconds": round(time.perf_counter() - t0, 3),
-              "parameters": result.parameters}  # fmt: skip
+    record = {
+        "run": str(run),
+        "model": str(result.model),
+        "trained": True,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "parameters": result.parameters,
+    }
     if tracker is not None and tracker.run_id:  # the training's MLflow run, kept with the network
         text = json.dumps({"mlflow_run_id": tracker.run_id, "tracking_uri": tracker.uri}) + "\n"
         atomic_write(run / TRACKED, lambda f: f.write(text.encode()))
@@ -128,13 +138,21 @@ def train_method(
         for old in (runs / m.name).iterdir():
             if old.is_dir() and old not in keep:
                 shutil.rmtree(old)
-    hint = (f"`nst methods {plan.path} --profile {plan.profile} --step train --method {m.name}`"
-            f", or `dvc repro train@{m.name}` with {m.name} in params.yaml methods.train")  # fmt: skip
+    hint = (
+        f"`nst methods {plan.path} --profile {plan.profile} --step train --method {m.name}`"
+        f", or `dvc repro train@{m.name}` with {m.name} in params.yaml methods.train"
+    )
     records = []
     for key, run, style in targets:
-        record = ensure_trained(plan.train_config(m, split.train, style), run, log,
-                                allow_train=allow_train, hooks=hooks, hint=hint,
-                                label=m.name if key == "*" else f"{m.name}-{run.name}")  # fmt: skip
+        record = ensure_trained(
+            plan.train_config(m, split.train, style),
+            run,
+            log,
+            allow_train=allow_train,
+            hooks=hooks,
+            hint=hint,
+            label=m.name if key == "*" else f"{m.name}-{run.name}",
+        )
         # relative to <out>/methods/, so the report finds them wherever results/ moved
         rel = {k: Path(record[k]).relative_to(runs.parent).as_posix() for k in ("run", "model")}
         records.append({**record, **rel, "style": key})

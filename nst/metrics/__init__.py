@@ -75,42 +75,104 @@ INF = float("inf")
 METRICS: dict[str, MetricInfo] = {
     m.name: m
     for m in (
-        MetricInfo("ssim", "maximize", (-1.0, 1.0), "content",
-                   "SSIM of result vs content luma Y=0.299R+0.587G+0.114B, 11px Gaussian window "
-                   "(Wang et al. 2004)"),
-        MetricInfo("ms_ssim", "maximize", (0.0, 1.0), "content",
-                   "multi-scale SSIM on luma, 1-5 scales by image size, betas renormalised "
-                   "(Wang, Simoncelli & Bovik 2003)"),
-        MetricInfo("edge_f1", "maximize", (0.0, 1.0), "content",
-                   "F1 of Canny edges of result vs content luma, tolerance 0.75% of the diagonal "
-                   "(BSDS, Martin et al. 2004)"),
-        MetricInfo("content_feature_dist", "minimize", (0.0, 4.0), "content",
-                   "mean ||f_r/|f_r| - f_c/|f_c| ||^2 over positions of the held-out network's "
-                   "content layers: Lite2 stage2, stage4 (vgg judge: relu3_3, relu4_2, <= 2) "
-                   "(unlearned LPIPS, Zhang et al. 2018)"),
-        MetricInfo("lpips", "minimize", (0.0, INF), "content",
-                   "LPIPS(result, content), VGG; only when its weights are cached (Zhang et al. 2018)"),
-        MetricInfo("color_hellinger", "minimize", (0.0, 1.0), "style",
-                   "Hellinger distance sqrt(1 - sum sqrt(p q)) of 32x32 Lab a*b* histograms, "
-                   "result vs style (cf. HistoGAN, Afifi et al. 2021)"),
-        MetricInfo("color_emd_lab", "minimize", (0.0, INF), "style",
-                   "sliced Wasserstein-1 (EMD) of Lab pixel sets, 3 axes + 29 seeded directions, "
-                   "Lab units (Rabin et al. 2011)"),
-        MetricInfo("style_gram_dist", "minimize", (0.0, INF), "style",
-                   "mean_l ||G_r - G_s||_F / ||G_s||_F, held-out stem, stage0..stage2 "
-                   "(vgg judge: relu1_2..relu4_3) (Gatys et al. 2016)"),
-        MetricInfo("style_stats_dist", "minimize", (0.0, INF), "style",
-                   "mean_l (||mu_r-mu_s|| + ||sd_r-sd_s||) / (||mu_s|| + ||sd_s||), held-out "
-                   "stem, stage0..stage2 (vgg judge: relu1_2..relu4_3) (Huang & Belongie 2017)"),
-        MetricInfo("tv", "minimize", (0.0, 2.0), "quality",
-                   "L1 total variation mean|dx| + mean|dy| of the result (nst.losses)"),
-        MetricInfo("patch_energy", "minimize", (0.0, 1.0), "quality",
-                   "share of the result's variance that repeats every 16 px (nst.metrics.artifacts)"),
-        MetricInfo("runtime_s", "minimize", (0.0, INF), "quality", "wall time of the run, passed through"),
-        MetricInfo("peak_memory_mb", "minimize", (0.0, INF), "quality",
-                   "peak memory of the run, passed through"),
+        MetricInfo(
+            "ssim",
+            "maximize",
+            (-1.0, 1.0),
+            "content",
+            "SSIM of result vs content luma Y=0.299R+0.587G+0.114B, 11px Gaussian window "
+            "(Wang et al. 2004)",
+        ),
+        MetricInfo(
+            "ms_ssim",
+            "maximize",
+            (0.0, 1.0),
+            "content",
+            "multi-scale SSIM on luma, 1-5 scales by image size, betas renormalised "
+            "(Wang, Simoncelli & Bovik 2003)",
+        ),
+        MetricInfo(
+            "edge_f1",
+            "maximize",
+            (0.0, 1.0),
+            "content",
+            "F1 of Canny edges of result vs content luma, tolerance 0.75% of the diagonal "
+            "(BSDS, Martin et al. 2004)",
+        ),
+        MetricInfo(
+            "content_feature_dist",
+            "minimize",
+            (0.0, 4.0),
+            "content",
+            "mean ||f_r/|f_r| - f_c/|f_c| ||^2 over positions of the held-out network's "
+            "content layers: Lite2 stage2, stage4 (vgg judge: relu3_3, relu4_2, <= 2) "
+            "(unlearned LPIPS, Zhang et al. 2018)",
+        ),
+        MetricInfo(
+            "lpips",
+            "minimize",
+            (0.0, INF),
+            "content",
+            "LPIPS(result, content), VGG; only when its weights are cached (Zhang et al. 2018)",
+        ),
+        MetricInfo(
+            "color_hellinger",
+            "minimize",
+            (0.0, 1.0),
+            "style",
+            "Hellinger distance sqrt(1 - sum sqrt(p q)) of 32x32 Lab a*b* histograms, "
+            "result vs style (cf. HistoGAN, Afifi et al. 2021)",
+        ),
+        MetricInfo(
+            "color_emd_lab",
+            "minimize",
+            (0.0, INF),
+            "style",
+            "sliced Wasserstein-1 (EMD) of Lab pixel sets, 3 axes + 29 seeded directions, "
+            "Lab units (Rabin et al. 2011)",
+        ),
+        MetricInfo(
+            "style_gram_dist",
+            "minimize",
+            (0.0, INF),
+            "style",
+            "mean_l ||G_r - G_s||_F / ||G_s||_F, held-out stem, stage0..stage2 "
+            "(vgg judge: relu1_2..relu4_3) (Gatys et al. 2016)",
+        ),
+        MetricInfo(
+            "style_stats_dist",
+            "minimize",
+            (0.0, INF),
+            "style",
+            "mean_l (||mu_r-mu_s|| + ||sd_r-sd_s||) / (||mu_s|| + ||sd_s||), held-out "
+            "stem, stage0..stage2 (vgg judge: relu1_2..relu4_3) (Huang & Belongie 2017)",
+        ),
+        MetricInfo(
+            "tv",
+            "minimize",
+            (0.0, 2.0),
+            "quality",
+            "L1 total variation mean|dx| + mean|dy| of the result (nst.losses)",
+        ),
+        MetricInfo(
+            "patch_energy",
+            "minimize",
+            (0.0, 1.0),
+            "quality",
+            "share of the result's variance that repeats every 16 px (nst.metrics.artifacts)",
+        ),
+        MetricInfo(
+            "runtime_s", "minimize", (0.0, INF), "quality", "wall time of the run, passed through"
+        ),
+        MetricInfo(
+            "peak_memory_mb",
+            "minimize",
+            (0.0, INF),
+            "quality",
+            "peak memory of the run, passed through",
+        ),
     )
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -251,6 +313,22 @@ def evaluate(
 
 
 __all__ = [
-    "FEATURE_METRICS", "JUDGES", "METRICS", "NETWORK_FREE", "used_networks", "PROTOCOL", "Evaluation", "Evaluator", "MetricInfo", "Protocol", "color_emd_lab",
-    "color_hellinger", "edge_f1", "evaluate", "held_out_identity", "ms_ssim", "ssim", "summarize",
-]  # fmt: skip
+    "FEATURE_METRICS",
+    "JUDGES",
+    "METRICS",
+    "NETWORK_FREE",
+    "used_networks",
+    "PROTOCOL",
+    "Evaluation",
+    "Evaluator",
+    "MetricInfo",
+    "Protocol",
+    "color_emd_lab",
+    "color_hellinger",
+    "edge_f1",
+    "evaluate",
+    "held_out_identity",
+    "ms_ssim",
+    "ssim",
+    "summarize",
+]

@@ -108,8 +108,9 @@ def excluded(exclude: Exclude) -> tuple[str, ...]:
 def used_networks(config: Any) -> tuple[str, ...]:
     """The networks whose weights a run of `config` depends on: its loss network (`backbone`)
     and, for the arbitrary-style methods, its `encoder` (a TransferConfig has no encoder)."""
-    return excluded([str(getattr(config, "backbone", "") or ""),
-                     str(getattr(config, "encoder", "") or "")])  # fmt: skip
+    return excluded(
+        [str(getattr(config, "backbone", "") or ""), str(getattr(config, "encoder", "") or "")]
+    )
 
 
 def held_out_name(exclude: Exclude = None, judge: str = DEFAULT_JUDGE) -> str:
@@ -201,10 +202,15 @@ class HeldOutNetwork:
         """The judge's facts: strings, but `pretrained` a bool (JSON documents get a boolean;
         MLflow tags, strings, get "true"/"false" from whoever writes them)."""
         info = self.backbone.weights_info
-        return {"backbone": self.name, "weights": info.identity, "sha256": info.sha256,
-                "pretrained": info.pretrained, "judge": self.judge,
-                "excluded": ",".join(self.excluded),
-                "shared_family": shared_family(self.name, self.excluded)}  # fmt: skip
+        return {
+            "backbone": self.name,
+            "weights": info.identity,
+            "sha256": info.sha256,
+            "pretrained": info.pretrained,
+            "judge": self.judge,
+            "excluded": ",".join(self.excluded),
+            "shared_family": shared_family(self.name, self.excluded),
+        }
 
     def _style_targets(self, style: torch.Tensor) -> dict[str, tuple[torch.Tensor, ...]]:
         """Per style layer (Gram, channel means, channel stds), kept for the last style tensor

@@ -85,8 +85,9 @@ def set_scores(
         ]
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    fid = FrechetInceptionDistance(feature=2048, normalize=True,
-                                   feature_extractor_weights_path=str(weights))  # fmt: skip
+    fid = FrechetInceptionDistance(
+        feature=2048, normalize=True, feature_extractor_weights_path=str(weights)
+    )
     for image in styles:
         fid.update(image.float(), real=True)
     for image in results:

@@ -40,11 +40,15 @@ class Protocol:
 
 
 PROTOCOL = Protocol(
-    n_content=20, n_style=40, pairs="all combinations (20 x 40 = 800 results), every one evaluated",
-    statistic="mean", confidence=0.95, interval="Student t: mean +- t_{0.975,n-1} s / sqrt(n)",
+    n_content=20,
+    n_style=40,
+    pairs="all combinations (20 x 40 = 800 results), every one evaluated",
+    statistic="mean",
+    confidence=0.95,
+    interval="Student t: mean +- t_{0.975,n-1} s / sqrt(n)",
     content_source="MS-COCO val2017 (manifests/coco_val2017.json)",
     style_source="WikiArt public domain (manifests/wikiart_pd.json)",
-)  # fmt: skip
+)
 
 
 def summarize(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float, float]:

@@ -75,9 +75,14 @@ def ms_ssim(result: torch.Tensor, content: torch.Tensor) -> float:
     total = sum(MS_SSIM_BETAS[:scales])
     betas = tuple(b / total for b in MS_SSIM_BETAS[:scales])
     value = multiscale_structural_similarity_index_measure(
-        luma(result.double()), luma(content.double()), data_range=1.0, kernel_size=KERNEL,
-        sigma=1.5, betas=betas, normalize="relu",
-    )  # fmt: skip
+        luma(result.double()),
+        luma(content.double()),
+        data_range=1.0,
+        kernel_size=KERNEL,
+        sigma=1.5,
+        betas=betas,
+        normalize="relu",
+    )
     return float(value)  # type: ignore[arg-type]
 
 

@@ -130,8 +130,12 @@ class AdaINNet(nn.Module):
     @property
     def options(self) -> dict[str, typing.Any]:
         """The factory options that rebuild this network (the weights come from the state)."""
-        return {"encoder": self.encoder_name, "layer": self.layer,
-                "decoder_width": self.decoder_width, "output": self.output}  # fmt: skip
+        return {
+            "encoder": self.encoder_name,
+            "layer": self.layer,
+            "decoder_width": self.decoder_width,
+            "output": self.output,
+        }
 
     def train(self, mode: bool = True) -> AdaINNet:
         super().train(mode)

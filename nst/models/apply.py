@@ -97,9 +97,16 @@ def stylize_files(
     images = [load_image(c, size=size) for c in contents]
     targets = output_paths(contents, out)
     if arbitrary:
-        results = stylize_pair_images(model, images, styles or [], size=size,
-                                      style_weights=style_weights, alpha=alpha, mask=mask,
-                                      color=color)  # fmt: skip
+        results = stylize_pair_images(
+            model,
+            images,
+            styles or [],
+            size=size,
+            style_weights=style_weights,
+            alpha=alpha,
+            mask=mask,
+            color=color,
+        )
     else:
         results = stylize(model, images, color, batch_size)
     return [

@@ -194,8 +194,10 @@ def _bicubic_aa(g: Any, x: Any, output_size: Any, align_corners: Any, *_: Any) -
         return g.op("Constant", value_t=torch.tensor(v, dtype=torch.int64))
 
     if sh._is_packed_list(output_size):
-        parts = [g.op("Cast", v, to_i=7) if sh._is_value(v) else const(int(v))
-                 for v in sh._unpack_list(output_size)]  # fmt: skip
+        parts = [
+            g.op("Cast", v, to_i=7) if sh._is_value(v) else const(int(v))
+            for v in sh._unpack_list(output_size)
+        ]
         size = g.op("Concat", *[g.op("Reshape", p, const([1])) for p in parts], axis_i=0)
     else:
         size = g.op("Cast", output_size, to_i=7)
@@ -203,10 +205,17 @@ def _bicubic_aa(g: Any, x: Any, output_size: Any, align_corners: Any, *_: Any) -
     empty = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))
     corners = bool(sh._maybe_get_const(align_corners, "b"))
     return g.op(
-        "Resize", x, empty, empty, g.op("Concat", nc, size, axis_i=0), mode_s="cubic",
-        cubic_coeff_a_f=-0.5, antialias_i=1, exclude_outside_i=1,
+        "Resize",
+        x,
+        empty,
+        empty,
+        g.op("Concat", nc, size, axis_i=0),
+        mode_s="cubic",
+        cubic_coeff_a_f=-0.5,
+        antialias_i=1,
+        exclude_outside_i=1,
         coordinate_transformation_mode_s="align_corners" if corners else "half_pixel",
-    )  # fmt: skip
+    )
 
 
 def onnx_bytes(model: nn.Module, meta: dict[str, Any], opset: int | None = None) -> bytes:
@@ -238,9 +247,15 @@ def onnx_bytes(model: nn.Module, meta: dict[str, Any], opset: int | None = None)
         path = Path(tmp) / "graph.onnx"
         with torch.no_grad():
             torch.onnx.export(
-                graph, example, str(path), dynamo=False, opset_version=opset,
-                input_names=names, output_names=[OUTPUT], dynamic_axes=axes,
-            )  # fmt: skip
+                graph,
+                example,
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=names,
+                output_names=[OUTPUT],
+                dynamic_axes=axes,
+            )
         proto = onnx.load(str(path))
     info = {
         "nst.method": str(meta.get("method")),

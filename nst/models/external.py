@@ -60,8 +60,13 @@ class ExternalConfig:
         return build_config(cls, values, "onnx ")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "inputs": list(self.inputs), "layout": self.layout,
-                "value_range": self.value_range, "input_size": self.input_size}  # fmt: skip
+        return {
+            "model": self.model,
+            "inputs": list(self.inputs),
+            "layout": self.layout,
+            "value_range": self.value_range,
+            "input_size": self.input_size,
+        }
 
 
 class ExternalNet:

@@ -38,8 +38,9 @@ def add_lora(
     if rank < 1:
         raise ValueError(f"lora rank must be at least 1, got {rank}")
     scale: typing.Any = alpha  # peft annotates lora_alpha as int; any float scale works
-    config = LoraConfig(r=rank, lora_alpha=scale, lora_dropout=0.0,
-                        target_modules=list(targets), bias="none")  # fmt: skip
+    config = LoraConfig(
+        r=rank, lora_alpha=scale, lora_dropout=0.0, target_modules=list(targets), bias="none"
+    )
     inject_adapter_in_model(config, module)
     for name, p in module.named_parameters():
         p.requires_grad_("lora_" in name)

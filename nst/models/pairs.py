@@ -98,5 +98,6 @@ def stylize_pair_images(
     masks = None
     if mask is not None:
         masks = [load_mask(mask, (int(im.shape[-2]), int(im.shape[-1]))) for im in images]
-    return stylize_pairs(model, images, style_images, weights=style_weights, alpha=alpha,
-                         masks=masks, color=color)  # fmt: skip
+    return stylize_pairs(
+        model, images, style_images, weights=style_weights, alpha=alpha, masks=masks, color=color
+    )

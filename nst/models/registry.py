@@ -72,46 +72,84 @@ class Method:
 
 
 GATYS = Method(
-    "gatys", "optimisation", "the image optimised against a loss network (TransferConfig)",
-    inputs=CONTENT_STYLE, paper="Gatys, Ecker & Bethge, CVPR 2016",
-)  # fmt: skip
+    "gatys",
+    "optimisation",
+    "the image optimised against a loss network (TransferConfig)",
+    inputs=CONTENT_STYLE,
+    paper="Gatys, Ecker & Bethge, CVPR 2016",
+)
 JOHNSON = Method(
-    "johnson", "network", "one network per style, perceptual loss (nst.models.johnson)",
-    module="nst.models.johnson", options={"width": "width", "output": "output_layer"},
+    "johnson",
+    "network",
+    "one network per style, perceptual loss (nst.models.johnson)",
+    module="nst.models.johnson",
+    options={"width": "width", "output": "output_layer"},
     fields=("width", "style", "style_size"),
-    defaults={"backbone": "vgg16", "alpha": 1.0, "beta": 4.0e5}, loss="perceptual",
+    defaults={"backbone": "vgg16", "alpha": 1.0, "beta": 4.0e5},
+    loss="perceptual",
     vgg_layers=(("relu2_2",), ("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
     paper="Johnson, Alahi & Fei-Fei, ECCV 2016",
-)  # fmt: skip
+)
 ADAIN = Method(
-    "adain", "network", "arbitrary style: adaptive instance normalisation (nst.models.adain)",
-    module="nst.models.adain", inputs=CONTENT_STYLE,
-    options={"encoder": "encoder", "layer": "encoder_layer", "decoder_width": "decoder_width",
-             "output": "output_layer"},
+    "adain",
+    "network",
+    "arbitrary style: adaptive instance normalisation (nst.models.adain)",
+    module="nst.models.adain",
+    inputs=CONTENT_STYLE,
+    options={
+        "encoder": "encoder",
+        "layer": "encoder_layer",
+        "decoder_width": "decoder_width",
+        "output": "output_layer",
+    },
     build_options={"weights": "encoder_weights"},
     fields=("encoder", "encoder_weights", "decoder_width", "encoder_layer"),
-    defaults={"encoder": "vgg19", "alpha": 1.0, "beta": 10.0}, loss="adain",
-    vgg_layers=((), VGG_ADAIN_STYLE), encoder_loss=True,
+    defaults={"encoder": "vgg19", "alpha": 1.0, "beta": 10.0},
+    loss="adain",
+    vgg_layers=((), VGG_ADAIN_STYLE),
+    encoder_loss=True,
     paper="Huang & Belongie, ICCV 2017",
-)  # fmt: skip
+)
 STYTR = Method(
-    "stytr", "network", "arbitrary style: a transformer with LoRA encoders (nst.models.stytr)",
-    module="nst.models.stytr", inputs=CONTENT_STYLE,
-    options={"encoder": "encoder", "lora_rank": "lora_rank", "lora_alpha": "lora_alpha",
-             "lora_targets": "lora_targets", "decoder_layers": "decoder_layers",
-             "decoder_width": "decoder_width", "output": "output_layer"},
+    "stytr",
+    "network",
+    "arbitrary style: a transformer with LoRA encoders (nst.models.stytr)",
+    module="nst.models.stytr",
+    inputs=CONTENT_STYLE,
+    options={
+        "encoder": "encoder",
+        "lora_rank": "lora_rank",
+        "lora_alpha": "lora_alpha",
+        "lora_targets": "lora_targets",
+        "decoder_layers": "decoder_layers",
+        "decoder_width": "decoder_width",
+        "output": "output_layer",
+    },
     build_options={"weights": "encoder_weights"},
-    fields=("encoder", "encoder_weights", "decoder_width", "lora_rank", "lora_alpha",
-            "lora_targets", "decoder_layers", "identity1", "identity2"),
+    fields=(
+        "encoder",
+        "encoder_weights",
+        "decoder_width",
+        "lora_rank",
+        "lora_alpha",
+        "lora_targets",
+        "decoder_layers",
+        "identity1",
+        "identity2",
+    ),
     defaults={"encoder": "deit_small", "backbone": "vgg19", "alpha": 7.0, "beta": 10.0},
     loss="stytr",
     vgg_layers=(("relu4_1", "relu5_1"), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
-    encoder_families=("vit",), paper="Deng et al., CVPR 2022 (StyTr2)",
-)  # fmt: skip
+    encoder_families=("vit",),
+    paper="Deng et al., CVPR 2022 (StyTr2)",
+)
 ONNX = Method(
-    "onnx", "onnx", "an external network as an ONNX file (nst.models.external.ExternalConfig)",
-    inputs=CONTENT_STYLE, paper="the network's own",
-)  # fmt: skip
+    "onnx",
+    "onnx",
+    "an external network as an ONNX file (nst.models.external.ExternalConfig)",
+    inputs=CONTENT_STYLE,
+    paper="the network's own",
+)
 
 #: the entries (plug-ins add theirs through the nst.methods entry points)
 METHODS: Registry[Method] = Registry(
@@ -137,8 +175,10 @@ def get_method(name: str) -> Method:
     """The entry of method `name`; unknown: one NstError naming the registered ones."""
     method = METHODS.get(name)
     if not isinstance(method, Method) or method.name != name:
-        raise NstError(f"entry point {name!r} of group nst.methods is not an "
-                       "nst.models.registry.Method of that name")  # fmt: skip
+        raise NstError(
+            f"entry point {name!r} of group nst.methods is not an "
+            "nst.models.registry.Method of that name"
+        )
     return method
 
 

@@ -139,10 +139,13 @@ def save_mlflow_model(checkpoint: str | Path, path: str | Path, mlflow_model: An
     with quiet():
         # no input_example: MLflow would load and run the model to check it (~4 s per save)
         mlflow.pyfunc.save_model(
-            path=str(path), python_model=str(code),
-            artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=signature(inputs),
-            pip_requirements=requirements(), mlflow_model=mlflow_model,
-        )  # fmt: skip
+            path=str(path),
+            python_model=str(code),
+            artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)},
+            signature=signature(inputs),
+            pip_requirements=requirements(),
+            mlflow_model=mlflow_model,
+        )
     return path
 
 
@@ -179,20 +182,33 @@ def log_mlflow_model(
     run = client.get_run(run_id)
     meta = read_checkpoint(checkpoint).get("meta", {})
     model = client.create_logged_model(
-        run.info.experiment_id, name=name, source_run_id=run_id, params=dict(run.data.params),
+        run.info.experiment_id,
+        name=name,
+        source_run_id=run_id,
+        params=dict(run.data.params),
         tags={"nst.method": str(meta.get("method", "")), **source_tags(run.data.tags)},
         model_type="nst-stylizer",
-    )  # fmt: skip
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="nst-mlflow-model-") as tmp:
-            ids = Model(artifact_path=model.artifact_location, run_id=run_id,
-                        model_uuid=model.model_id, model_id=model.model_id)  # fmt: skip
+            ids = Model(
+                artifact_path=model.artifact_location,
+                run_id=run_id,
+                model_uuid=model.model_id,
+                model_id=model.model_id,
+            )
             folder = save_mlflow_model(checkpoint, Path(tmp) / name, ids)
             client.log_model_artifacts(model.model_id, str(folder))
         client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=step)])
         ts = int(time.time() * 1000)
-        log_batch(client, run_id, metrics=[Metric(k, float(v), ts, step, model_id=model.model_id)
-                                           for k, v in (metrics or {}).items()])  # fmt: skip
+        log_batch(
+            client,
+            run_id,
+            metrics=[
+                Metric(k, float(v), ts, step, model_id=model.model_id)
+                for k, v in (metrics or {}).items()
+            ],
+        )
     except BaseException:
         client.finalize_logged_model(model.model_id, "FAILED")
         raise

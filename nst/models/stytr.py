@@ -92,8 +92,9 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.attn1 = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.attn2 = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(ffn, dim))  # fmt: skip
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, ffn), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn, dim)
+        )
         self.drop1, self.drop2, self.drop3 = (nn.Dropout(dropout) for _ in range(3))
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
 
@@ -162,10 +163,15 @@ class StyTr(nn.Module):
     @property
     def options(self) -> dict[str, typing.Any]:
         """The factory options that rebuild this network (the weights come from the state)."""
-        return {"encoder": self.encoder_name, "lora_rank": self.lora_rank,
-                "lora_alpha": self.lora_alpha, "lora_targets": list(self.lora_targets),
-                "decoder_layers": self.decoder_layers,
-                "decoder_width": self.decoder_width, "output": self.output}  # fmt: skip
+        return {
+            "encoder": self.encoder_name,
+            "lora_rank": self.lora_rank,
+            "lora_alpha": self.lora_alpha,
+            "lora_targets": list(self.lora_targets),
+            "decoder_layers": self.decoder_layers,
+            "decoder_width": self.decoder_width,
+            "output": self.output,
+        }
 
     def train(self, mode: bool = True) -> StyTr:
         super().train(mode)
@@ -238,5 +244,6 @@ def stytr(
     weights: str = "auto",
     output: str = "sigmoid",
 ) -> StyTr:
-    return StyTr(encoder, lora_rank, lora_alpha, lora_targets, decoder_layers, decoder_width,
-                 weights, output)  # fmt: skip
+    return StyTr(
+        encoder, lora_rank, lora_alpha, lora_targets, decoder_layers, decoder_width, weights, output
+    )

@@ -48,8 +48,9 @@ def resolve_checkpoint(
         else:
             source = run_model_source(str(spec), uri)
         with quiet():
-            local = Path(download_artifacts(artifact_uri=str(source), dst_path=str(dst),
-                                            tracking_uri=uri))  # fmt: skip
+            local = Path(
+                download_artifacts(artifact_uri=str(source), dst_path=str(dst), tracking_uri=uri)
+            )
     except store_errors() as err:
         raise CheckpointError(
             f"model {spec}: cannot download it from {uri}: {_one_line(err)}"

@@ -60,10 +60,20 @@ def reconstruct(
     backbone.check_layers([layer])
     alpha, beta = (1.0, 0.0) if mode == "content" else (0.0, 1.0)
     config = TransferConfig(
-        backbone=backbone.name, content_layers=(layer,), style_layers=(layer,), alpha=alpha,
-        beta=beta, gamma=0.0, optimizer="adam", lr=lr, init="noise", steps=steps, size=size,
-        seed=seed, device=str(next(backbone.parameters()).device),
-    )  # fmt: skip
+        backbone=backbone.name,
+        content_layers=(layer,),
+        style_layers=(layer,),
+        alpha=alpha,
+        beta=beta,
+        gamma=0.0,
+        optimizer="adam",
+        lr=lr,
+        init="noise",
+        steps=steps,
+        size=size,
+        seed=seed,
+        device=str(next(backbone.parameters()).device),
+    )
     image = image.float()
     result = stylize_stage(config, image, image, backbone=backbone)
     if losses is not None:

@@ -122,9 +122,12 @@ def _contents(studies: list[StudyResults], methods: MethodsResults | None) -> st
 
 def overview_section(studies: list[StudyResults], links: Links) -> Section:
     if not studies:
-        return Section("Studies", note="No study results (`nst study` writes results/<study>/): "
-                       "the backbone, optimiser, initialisation and content x style sections "
-                       "need them; the methods comparison is below.")  # fmt: skip
+        return Section(
+            "Studies",
+            note="No study results (`nst study` writes results/<study>/): "
+            "the backbone, optimiser, initialisation and content x style sections "
+            "need them; the methods comparison is below.",
+        )
     rows: list[list[Cell]] = []
     for s in studies:
         best = []
@@ -150,8 +153,16 @@ def overview_section(studies: list[StudyResults], links: Links) -> Section:
                 dash if dash else "–",
             ]
         )
-    headers = ["study", "description", "trials", "data", "best (trial)", "network", "judge",
-               "dashboard"]  # fmt: skip
+    headers = [
+        "study",
+        "description",
+        "trials",
+        "data",
+        "best (trial)",
+        "network",
+        "judge",
+        "dashboard",
+    ]
     caption = (
         "Every study, its trial states against its budget, where its images came from (the data "
         "lock's source), its best value per objective, the network it optimised (pretrained or "

@@ -173,9 +173,11 @@ def paired_settings_table(study: StudyResults, column: str, groups: list[str]) -
     if frame.empty or not metrics:
         return None
     first = metrics[0]
-    higher = {m: figs.metric_direction(m) == "maximize" or
-              any(o.name == m and o.direction == "maximize" for o in study.objectives)
-              for m in metrics}  # fmt: skip
+    higher = {
+        m: figs.metric_direction(m) == "maximize"
+        or any(o.name == m and o.direction == "maximize" for o in study.objectives)
+        for m in metrics
+    }
     per_pair = frame.groupby([column, "content", "style"], as_index=False)[metrics].mean()
     n_pairs, photos, styles = pair_counts(per_pair)
     means = per_pair.groupby(column)[first].mean()
@@ -266,8 +268,16 @@ def content_style_section(studies: list[StudyResults]) -> Section:
     contents, styles = all_contents[:MAX_GRID], all_styles[:MAX_GRID]
     cells: list[list[Path | str | None]] = [["", *[sources.get(s) for s in styles]]]
     # a pair that ran but gave no stylisation says so; one no study ran is "not run"
-    cells += [[sources.get(c), *[results.get((c, s)) or ("no stylisation" if (c, s) in candidates
-               else None) for s in styles]] for c in contents]  # fmt: skip
+    cells += [
+        [
+            sources.get(c),
+            *[
+                results.get((c, s)) or ("no stylisation" if (c, s) in candidates else None)
+                for s in styles
+            ],
+        ]
+        for c in contents
+    ]
     named = [["", *([""] * len(styles))]]
     named += [["", *(_from(chosen.get((c, s))) for s in styles)] for c in contents]
     labels = ["style →", *[Path(c).stem for c in contents]]

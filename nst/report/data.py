@@ -192,8 +192,10 @@ def load_results(results_dir: str | Path, required: bool = True) -> list[StudyRe
     none is an error unless not `required`."""
     root = Path(results_dir)
     if not root.is_dir():
-        raise NstError(f"no results folder {root}: run `nst study ...` or `nst methods ...` "
-                       "(or `dvc repro`) first")  # fmt: skip
+        raise NstError(
+            f"no results folder {root}: run `nst study ...` or `nst methods ...` "
+            "(or `dvc repro`) first"
+        )
     # results/methods/ is the methods comparison (nst.methods, nst.report.methods), not a study
     folders = sorted(p.parent for p in root.glob("*/summary.json") if p.parent.name != "methods")
     if not folders and required:
@@ -204,8 +206,10 @@ def load_results(results_dir: str | Path, required: bool = True) -> list[StudyRe
 def no_results_message(root: Path, methods_error: str = "") -> str:
     """The one line of a results folder with nothing to report."""
     why = f"; {methods_error}" if methods_error else ""
-    return (f"no study results in {root} (expected {root}/<study>/summary.json from `nst study`, "
-            f"or {root}/methods/summary.json from `nst methods`){why}")  # fmt: skip
+    return (
+        f"no study results in {root} (expected {root}/<study>/summary.json from `nst study`, "
+        f"or {root}/methods/summary.json from `nst methods`){why}"
+    )
 
 
 @dataclass
@@ -255,8 +259,9 @@ class MethodsResults:
 
     def random_networks_text(self) -> str:
         """random_networks() as the banners name them: "stytr (encoder `deit_tiny` ...); adain"."""
-        return "; ".join(f"{m} ({', '.join(nets)})" if nets else m
-                         for m, nets in self.random_networks().items())  # fmt: skip
+        return "; ".join(
+            f"{m} ({', '.join(nets)})" if nets else m for m, nets in self.random_networks().items()
+        )
 
 
 def load_methods(results_dir: str | Path) -> MethodsResults | None:
@@ -296,8 +301,9 @@ def load_study(folder: Path) -> StudyResults:
         if match:
             images[(int(match.group(1)), int(match.group(2)))] = png
     pairs = _read_csv(folder / "pairs.csv", required=False)
-    return StudyResults(str(summary["study"]), folder, summary, objectives, trials, curves, images,
-                        pairs)  # fmt: skip
+    return StudyResults(
+        str(summary["study"]), folder, summary, objectives, trials, curves, images, pairs
+    )
 
 
 def _read_summary(path: Path) -> dict[str, Any]:

@@ -83,8 +83,11 @@ def _figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 
 
 def legend_beside(ax, title: str | None = None, below: bool = False) -> None:  # type: ignore[no-untyped-def]
     """The legend beside the panel (or below it), never over a curve or a point."""
-    where = ({"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncols": 2} if below
-             else {"loc": "upper left", "bbox_to_anchor": (1.01, 1)})  # fmt: skip
+    where = (
+        {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncols": 2}
+        if below
+        else {"loc": "upper left", "bbox_to_anchor": (1.01, 1)}
+    )
     ax.legend(fontsize=8, title=title, title_fontsize=8, borderaxespad=0, **where)
 
 
@@ -270,8 +273,9 @@ def group_curves(curves: pd.DataFrame, group: str, x: str, name: str, caption: s
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("total loss (unitless, weighted)")
     if ax.get_legend() is not None:
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1),
-                        title=group.removeprefix("params_"))  # fmt: skip
+        sns.move_legend(
+            ax, "upper left", bbox_to_anchor=(1.01, 1), title=group.removeprefix("params_")
+        )
     return Plot(name, _render(fig), caption)
 
 
@@ -297,8 +301,17 @@ def group_values(
         means = np.array([s.mean for s in spans])
         low, high = np.array([s.bounds for s in spans]).T
         ax.bar(x, means, width=0.7, color="C0", alpha=0.6, zorder=1)
-        ax.errorbar(x, means, yerr=[means - low, high - means], fmt="none", ecolor="0.1",
-                    elinewidth=1.5, capsize=5, zorder=3, gid="interval")  # fmt: skip
+        ax.errorbar(
+            x,
+            means,
+            yerr=[means - low, high - means],
+            fmt="none",
+            ecolor="0.1",
+            elinewidth=1.5,
+            capsize=5,
+            zorder=3,
+            gid="interval",
+        )
         _swarm(data, group, column, ax, color="0.2", order=groups)
         ax.set_xticks(x, [f"{g}\nn={s.n}" for g, s in zip(groups, spans, strict=True)])
         rotate_long_labels(ax)

@@ -191,8 +191,16 @@ def _clip(found: Interval, name: str, x: np.ndarray) -> Interval:
     lo, hi = value_range(name)
     # a declared range never cuts off observed values (they would show a wrong declaration)
     lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
-    return Interval(found.mean, max(found.low, lo), min(found.high, hi), found.n, found.kind,
-                    found.photos, found.styles, found.resamples)  # fmt: skip
+    return Interval(
+        found.mean,
+        max(found.low, lo),
+        min(found.high, hi),
+        found.n,
+        found.kind,
+        found.photos,
+        found.styles,
+        found.resamples,
+    )
 
 
 def paired_difference(
@@ -207,8 +215,9 @@ def paired_difference(
     both = left.merge(right, on=["content", "style"]).dropna()
     d = both["a"].astype(float) - both["b"].astype(float)
     keep = np.isfinite(d.to_numpy())
-    return _pairs(d.to_numpy()[keep], both["content"].to_numpy()[keep],
-                  both["style"].to_numpy()[keep])  # fmt: skip
+    return _pairs(
+        d.to_numpy()[keep], both["content"].to_numpy()[keep], both["style"].to_numpy()[keep]
+    )
 
 
 def verdict(diff: Interval, a: str, b: str, higher_is_better: bool) -> str:

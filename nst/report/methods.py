@@ -52,9 +52,12 @@ def methods_section(found: MethodsResults) -> Section:
         if bad
         else ""
     )
-    section = Section(TITLE, note=" ".join(filter(None, [banner(found), judge_note(found),
-                                                         left_out(found), unranked,
-                                                         *problems])))  # fmt: skip
+    section = Section(
+        TITLE,
+        note=" ".join(
+            filter(None, [banner(found), judge_note(found), left_out(found), unranked, *problems])
+        ),
+    )
     grid = _grid(found, methods)
     if grid is not None:
         section.plots.append(grid)
@@ -64,25 +67,42 @@ def methods_section(found: MethodsResults) -> Section:
     plot = curves_plot(curves, untrained)
     if plot is not None:
         section.plots.append(plot)
-    section.tables += [_metric_table(found, methods), _paired_table(found, methods),
-                       network_table(found), budget_table(found)]  # fmt: skip
+    section.tables += [
+        _metric_table(found, methods),
+        _paired_table(found, methods),
+        network_table(found),
+        budget_table(found),
+    ]
     split = summary.get("split", {})
-    section.tables.append(Table(["fact", "value"], [
-        ["profile", str(summary.get("profile", "–"))],
-        ["image size", f"{summary.get('size', '–')} px"],
-        ["test photos (never trained on or selected on)", ", ".join(split.get("contents", []))],
-        ["test styles (never seen by a study or an arbitrary-style training)",
-         ", ".join(split.get("styles", []))],
-        ["test pairs", design(rows)],
-        *split_rows(split),
-        ["data source", str(summary.get("data_source") or "–")],
-    ], "The protocol: every method on the same content x style pairs of the test split "
-       f"({split.get('rule', '')}, seed {split.get('seed', '–')}); the networks train on the "
-       "train and validation photos (adain, stytr: styles), never a test one; johnson trains "
-       "one network per test style."))  # fmt: skip
-    section.code = [f"nst methods {summary.get('spec', 'experiments/methods.yaml')} --profile "
-                    f"{summary.get('profile', 'quick')} --data {summary.get('data', 'data')} "
-                    "--out results"]  # fmt: skip
+    section.tables.append(
+        Table(
+            ["fact", "value"],
+            [
+                ["profile", str(summary.get("profile", "–"))],
+                ["image size", f"{summary.get('size', '–')} px"],
+                [
+                    "test photos (never trained on or selected on)",
+                    ", ".join(split.get("contents", [])),
+                ],
+                [
+                    "test styles (never seen by a study or an arbitrary-style training)",
+                    ", ".join(split.get("styles", [])),
+                ],
+                ["test pairs", design(rows)],
+                *split_rows(split),
+                ["data source", str(summary.get("data_source") or "–")],
+            ],
+            "The protocol: every method on the same content x style pairs of the test split "
+            f"({split.get('rule', '')}, seed {split.get('seed', '–')}); the networks train on the "
+            "train and validation photos (adain, stytr: styles), never a test one; johnson trains "
+            "one network per test style.",
+        )
+    )
+    section.code = [
+        f"nst methods {summary.get('spec', 'experiments/methods.yaml')} --profile "
+        f"{summary.get('profile', 'quick')} --data {summary.get('data', 'data')} "
+        "--out results"
+    ]
     return section
 
 
@@ -92,8 +112,10 @@ def judge_note(found: MethodsResults) -> str:
     judge = found.judge
     if not judge:
         return ""
-    text = (f"Judge: {judge.get('backbone')}, none of the networks the methods depended on "
-            f"({judge.get('excluded') or '–'}).")  # fmt: skip
+    text = (
+        f"Judge: {judge.get('backbone')}, none of the networks the methods depended on "
+        f"({judge.get('excluded') or '–'})."
+    )
     if judge.get("shared_family"):
         from nst.metrics.features import shared_family_note
 
@@ -104,9 +126,14 @@ def judge_note(found: MethodsResults) -> str:
 def split_rows(split: dict[str, Any]) -> list[list[Cell]]:
     """Rows "photos: train / validation / test" and "styles: ..." with each part's size."""
     counts = split.get("counts", {})
-    return [[f"{noun}: train / validation / test",
-             " / ".join(str(counts[kind].get(p, "–")) for p in ("train", "validation", "test"))]
-            for kind, noun in (("content", "photos"), ("style", "styles")) if kind in counts]  # fmt: skip
+    return [
+        [
+            f"{noun}: train / validation / test",
+            " / ".join(str(counts[kind].get(p, "–")) for p in ("train", "validation", "test")),
+        ]
+        for kind, noun in (("content", "photos"), ("style", "styles"))
+        if kind in counts
+    ]
 
 
 def banner(found: MethodsResults) -> str:
@@ -115,9 +142,11 @@ def banner(found: MethodsResults) -> str:
     random = found.random_networks()
     parts = []
     if random:
-        parts.append(f"Random weights: {found.random_networks_text()} ran with seeded random weights (table below): "
-                     f"{'its' if len(random) == 1 else 'their'} images check the harness, not "
-                     "the method.")  # fmt: skip
+        parts.append(
+            f"Random weights: {found.random_networks_text()} ran with seeded random weights (table below): "
+            f"{'its' if len(random) == 1 else 'their'} images check the harness, not "
+            "the method."
+        )
     if found.judge_pretrained is False:
         parts.append(
             "The judge ran with random weights: its held-out metrics are not measurements."
@@ -129,8 +158,9 @@ def left_out(found: MethodsResults) -> str:
     """The methods the profile left out, each with the spec's reason."""
     gone = found.summary.get("left_out") or {}
     profile = found.summary.get("profile", "this")
-    return " ".join(f"{name} is left out of the {profile} profile: {why}"
-                    for name, why in gone.items())  # fmt: skip
+    return " ".join(
+        f"{name} is left out of the {profile} profile: {why}" for name, why in gone.items()
+    )
 
 
 def budget_table(found: MethodsResults) -> Table:
@@ -147,17 +177,27 @@ def budget_table(found: MethodsResults) -> Table:
         counts: dict[str, Any] = next(
             (r["parameters"] for r in info.get("runs", []) if r.get("parameters")), {}
         )
-        params = (f"{counts['trainable']:,} of {counts['total']:,}"
-                  if counts.get("total") else "?")  # fmt: skip
-        body.append([name, f"{steps:,} of {paper:,}" if paper else f"{steps:,}",
-                     f"{batch} (paper {reference.get('batch_size', '?')})",
-                     f"{info.get('train_size', '?')} px", params])  # fmt: skip
-    caption = ("Each trained network's budget: training steps here of the paper's schedule, "
-               "batch size, crop side, and its trained parameters of all (frozen encoders "
-               "included). A network trained for a fraction of its schedule shows what the "
-               "method does early, not the paper's result.")  # fmt: skip
-    return Table(["method", "steps (of the paper's)", "batch", "training crops",
-                  "parameters trained"], body, caption)  # fmt: skip
+        params = f"{counts['trainable']:,} of {counts['total']:,}" if counts.get("total") else "?"
+        body.append(
+            [
+                name,
+                f"{steps:,} of {paper:,}" if paper else f"{steps:,}",
+                f"{batch} (paper {reference.get('batch_size', '?')})",
+                f"{info.get('train_size', '?')} px",
+                params,
+            ]
+        )
+    caption = (
+        "Each trained network's budget: training steps here of the paper's schedule, "
+        "batch size, crop side, and its trained parameters of all (frozen encoders "
+        "included). A network trained for a fraction of its schedule shows what the "
+        "method does early, not the paper's result."
+    )
+    return Table(
+        ["method", "steps (of the paper's)", "batch", "training crops", "parameters trained"],
+        body,
+        caption,
+    )
 
 
 def _grid(found: MethodsResults, methods: list[str]) -> figs.Plot | None:
@@ -179,9 +219,11 @@ def _grid(found: MethodsResults, methods: list[str]) -> figs.Plot | None:
     # two short lines: a long "content x style" label would run into the next row's
     labels = [f"{Path(str(c)).stem}\nx {Path(str(s)).stem}" for c, s in pairs]
     columns = (["content", "style"] if shown else []) + methods
-    caption = ("Every test content x style pair (rows): "
-               + ("its content and style images, then " if shown else "")
-               + "one column per method.")  # fmt: skip
+    caption = (
+        "Every test content x style pair (rows): "
+        + ("its content and style images, then " if shown else "")
+        + "one column per method."
+    )
     return image_grid(cells, labels, columns, "methods-grid", caption, empty="not run")
 
 
@@ -211,14 +253,21 @@ def _scatter(rows: pd.DataFrame, methods: list[str]) -> figs.Plot | None:
         xerr = np.abs(np.array([[x.mean], [x.mean]]) - np.array(x.bounds).reshape(2, 1))
         yerr = np.abs(np.array([[y.mean], [y.mean]]) - np.array(y.bounds).reshape(2, 1))
         ax.errorbar(x.mean, y.mean, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.6")
-        ax.scatter([x.mean], [y.mean], s=30 + 400 * seconds[m] / top, alpha=0.8,
-                   label=f"{m} ({seconds[m]:.3g} s/image, n={y.n})")  # fmt: skip
+        ax.scatter(
+            [x.mean],
+            [y.mean],
+            s=30 + 400 * seconds[m] / top,
+            alpha=0.8,
+            label=f"{m} ({seconds[m]:.3g} s/image, n={y.n})",
+        )
     ax.set_xlabel(figs.label(STYLE_METRIC))
     ax.set_ylabel(figs.label(CONTENT_METRIC))
     figs.legend_beside(ax, "method")
-    caption = (f"Content ({CONTENT_METRIC}) against style ({STYLE_METRIC}) per method: the mean "
-               f"over the test pairs with its interval ({describe(pairs=True)}); marker area "
-               "grows with seconds per image.")  # fmt: skip
+    caption = (
+        f"Content ({CONTENT_METRIC}) against style ({STYLE_METRIC}) per method: the mean "
+        f"over the test pairs with its interval ({describe(pairs=True)}); marker area "
+        "grows with seconds per image."
+    )
     return figs.Plot("methods-tradeoff", figs._render(fig), caption)
 
 
@@ -254,15 +303,24 @@ def _metric_table(found: MethodsResults, methods: list[str]) -> Table:
     body: list[list[Cell]] = []
     for c in ["seconds", "peak_memory_mb", *metrics]:
         label = figs.label(c) + (f" (judge {judge})" if judge and c in FEATURE_METRICS else "")
-        body.append([label, *(_interval(rows[rows["method"] == m], c).text(figs.nice, sample=False)
-                              for m in methods)])  # fmt: skip
+        body.append(
+            [
+                label,
+                *(
+                    _interval(rows[rows["method"] == m], c).text(figs.nice, sample=False)
+                    for m in methods
+                ),
+            ]
+        )
     bad = degenerate_methods(rows)
     if bad:
         body.append(["degenerate outputs (not ranked)", *(bad.get(m, "none") for m in methods)])
-    caption = (f"Every metric's mean over the test pairs ({design(rows)}) with its interval "
-               f"({describe(pairs=True)}), and seconds and peak memory per image (CPU: the "
-               "process's peak resident set so far, an upper bound). The network-free metrics "
-               "come first; the judge's feature metrics after them.")  # fmt: skip
+    caption = (
+        f"Every metric's mean over the test pairs ({design(rows)}) with its interval "
+        f"({describe(pairs=True)}), and seconds and peak memory per image (CPU: the "
+        "process's peak resident set so far, an upper bound). The network-free metrics "
+        "come first; the judge's feature metrics after them."
+    )
     if found.judge.get("shared_family"):
         caption += f" The judge shares the {found.judge['shared_family']} family with the methods' networks (note above)."
     return Table(["metric", *methods], body, caption)
@@ -294,16 +352,18 @@ def _paired_table(found: MethodsResults, methods: list[str]) -> Table:
                 line.append(f"{diff.text(figs.nice, sample=False)}: {verdict(diff, a, b, better)}")
             body.append(line)
     arrows = {m: "↑" if figs.metric_direction(m) == "maximize" else "↓" for m in metrics}
-    caption = ("Paired differences: every method ran on the same test pairs "
-               f"({design(rows)}), so A − B is taken pair by pair, its mean shown with its "
-               f"interval ({describe(pairs=True)}). "
-               "\"A better\" is written only where that interval excludes zero on A's side; "
-               "otherwise the difference is not resolved, and with fewer than 3 photos or styles "
-               "(\"too few\") nothing is: the range of the per-pair differences is shown "
-               "instead. A method whose outputs are degenerate (near-uniform, or the photo "
-               "itself, in at least half its pairs: nst.metrics.degenerate) is not ranked, "
-               "since a flat image wins on ssim, tv and patch_energy. ↑ higher is better, ↓ "
-               "lower is better.")  # fmt: skip
+    caption = (
+        "Paired differences: every method ran on the same test pairs "
+        f"({design(rows)}), so A − B is taken pair by pair, its mean shown with its "
+        f"interval ({describe(pairs=True)}). "
+        '"A better" is written only where that interval excludes zero on A\'s side; '
+        "otherwise the difference is not resolved, and with fewer than 3 photos or styles "
+        '("too few") nothing is: the range of the per-pair differences is shown '
+        "instead. A method whose outputs are degenerate (near-uniform, or the photo "
+        "itself, in at least half its pairs: nst.metrics.degenerate) is not ranked, "
+        "since a flat image wins on ssim, tv and patch_energy. ↑ higher is better, ↓ "
+        "lower is better."
+    )
     headers = ["methods", *(f"{m} {arrows[m]}" for m in metrics)]
     return Table(headers, body, caption)
 
@@ -315,27 +375,51 @@ def network_table(found: MethodsResults) -> Table:
     for name, info in found.methods.items():
         for n in info.get("networks") or []:
             if isinstance(n, dict):
-                body.append([name, str(n.get("role")), str(n.get("backbone")),
-                             str(n.get("weights")), _yes_no(n.get("pretrained"))])  # fmt: skip
+                body.append(
+                    [
+                        name,
+                        str(n.get("role")),
+                        str(n.get("backbone")),
+                        str(n.get("weights")),
+                        _yes_no(n.get("pretrained")),
+                    ]
+                )
         steps = (info.get("config") or {}).get("steps", "?")
         for run in info.get("runs") or []:
             if not isinstance(run, dict):
                 continue
             style = str(run.get("style") or "*")
             role = "trained network, " + ("every style" if style == "*" else f"style {style}")
-            how = (f"trained here ({figs.nice(float(run.get('seconds') or 0))} s)"
-                   if run.get("trained") else "reused (trained before)")  # fmt: skip
-            body.append([name, role, str(info.get("method", name)),
-                         _checkpoint(found.root, run.get("model")),
-                         f"no: {steps} training steps, {how}"])  # fmt: skip
+            how = (
+                f"trained here ({figs.nice(float(run.get('seconds') or 0))} s)"
+                if run.get("trained")
+                else "reused (trained before)"
+            )
+            body.append(
+                [
+                    name,
+                    role,
+                    str(info.get("method", name)),
+                    _checkpoint(found.root, run.get("model")),
+                    f"no: {steps} training steps, {how}",
+                ]
+            )
     judge = found.judge
     if judge:
-        body.append(["(all)", "judge (held-out)", str(judge.get("backbone")),
-                     f"{judge.get('weights')} sha256 {str(judge.get('sha256', ''))[:12]}",
-                     _yes_no(judge.get("pretrained"))])  # fmt: skip
-    caption = ("Every network involved: loss networks, encoders, each trained network (its "
-               "checkpoint under results/methods/ with the file's sha256; johnson: one per "
-               "style) and the judge, with their weights.")  # fmt: skip
+        body.append(
+            [
+                "(all)",
+                "judge (held-out)",
+                str(judge.get("backbone")),
+                f"{judge.get('weights')} sha256 {str(judge.get('sha256', ''))[:12]}",
+                _yes_no(judge.get("pretrained")),
+            ]
+        )
+    caption = (
+        "Every network involved: loss networks, encoders, each trained network (its "
+        "checkpoint under results/methods/ with the file's sha256; johnson: one per "
+        "style) and the judge, with their weights."
+    )
     return Table(["method", "role", "network", "weights", "pretrained"], body, caption)
 
 

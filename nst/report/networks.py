@@ -43,11 +43,14 @@ def judge_text(study: StudyResults) -> str:
     return "; ".join(
         f"{j['backbone']} {j.get('weights', '')} "
         f"({'pretrained' if yes_no(j.get('pretrained')) == 'yes' else 'random weights'}"
-        + (f"; {j['shared_family']} family, like the network it judged"
-           if j.get("shared_family") else "")
+        + (
+            f"; {j['shared_family']} family, like the network it judged"
+            if j.get("shared_family")
+            else ""
+        )
         + ")"
         for j in found
-    )  # fmt: skip
+    )
 
 
 def family_note(study: StudyResults) -> str:
@@ -56,15 +59,19 @@ def family_note(study: StudyResults) -> str:
     text = ""
     networks = sorted({str(j["backbone"]) for j in study.judges})
     if len(networks) > 1:  # a trial is never judged by a network it optimised
-        text += (f" Trials were judged by different networks ({', '.join(networks)}, each "
-                 "excluding the trial's own): compare their feature metrics only within one "
-                 "judge, the network-free ones across all.")  # fmt: skip
+        text += (
+            f" Trials were judged by different networks ({', '.join(networks)}, each "
+            "excluding the trial's own): compare their feature metrics only within one "
+            "judge, the network-free ones across all."
+        )
     shared = [j for j in study.judges if j.get("shared_family")]
     if shared:
         j = shared[0]
-        text += (f" The judge {j['backbone']} is of the {j['shared_family']} family, like the "
-                 f"optimised {j.get('excluded')}: its feature metrics favour that family; read "
-                 "them beside ssim, edge_f1 and the colour distances.")  # fmt: skip
+        text += (
+            f" The judge {j['backbone']} is of the {j['shared_family']} family, like the "
+            f"optimised {j.get('excluded')}: its feature metrics favour that family; read "
+            "them beside ssim, edge_f1 and the colour distances."
+        )
     return text
 
 
@@ -85,10 +92,14 @@ def backbone_table(study: StudyResults) -> Table | None:
     if not found:
         return None
     rows: list[list[Cell]] = [
-        [str(b["backbone"]), str(b.get("weights") or "–"), yes_no(b.get("pretrained")),
-         str(b.get("trials", "–"))]
+        [
+            str(b["backbone"]),
+            str(b.get("weights") or "–"),
+            yes_no(b.get("pretrained")),
+            str(b.get("trials", "–")),
+        ]
         for b in found
-    ]  # fmt: skip
+    ]
     caption = (
         "Which arms ran with pretrained weights: each backbone's weights identity "
         "(imagenet:<file> or random:seed=<s>) and the number of trials that built it."
@@ -147,8 +158,10 @@ def random_weights_banner(
     where = [_studies(unknown, len(studies))] if unknown else []
     where += ["the methods comparison"] if methods and methods_judge is None else []
     if where:
-        parts.append(f"No judge recorded for {' and '.join(where)} (loss terms only, "
-                     "or a summary from before judges were recorded).")  # fmt: skip
+        parts.append(
+            f"No judge recorded for {' and '.join(where)} (loss terms only, "
+            "or a summary from before judges were recorded)."
+        )
     return " ".join(parts)
 
 

@@ -74,17 +74,29 @@ def reconstruction_section(
         weights = backbone.weights_info
         random = random or not weights.pretrained
         plot = image_grid(
-            rows, [f"{name} {m}" for m in modes], ["original", *layers], f"reconstruct-{name}",
+            rows,
+            [f"{name} {m}" for m in modes],
+            ["original", *layers],
+            f"reconstruct-{name}",
             f"{name}: {image_name} reconstructed from one layer at a time ({' and '.join(modes)}; "
             f"{size} px long side, {steps} Adam steps from noise; weights {weights.identity}).",
-        )  # fmt: skip
+        )
         if plot:
             section.plots.append(plot)
     if missing:
-        section.note = " ".join(filter(None, [section.note, (
-            f"Not shown for {', '.join(missing)}: no ImageNet weights here (`nst weights fetch "
-            f"{missing[0]}`), and a random network's reconstructions show nothing of the "
-            "trained one.")]))  # fmt: skip
+        section.note = " ".join(
+            filter(
+                None,
+                [
+                    section.note,
+                    (
+                        f"Not shown for {', '.join(missing)}: no ImageNet weights here (`nst weights fetch "
+                        f"{missing[0]}`), and a random network's reconstructions show nothing of the "
+                        "trained one."
+                    ),
+                ],
+            )
+        )
     return section, random
 
 

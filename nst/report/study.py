@@ -279,11 +279,13 @@ def reproduce_commands(study: StudyResults) -> list[str]:
     lines = [f"git checkout {commit}" if commit and commit != "unknown" else "# git commit unknown"]
     lines += [
         f"dvc repro study@{study.name}   # this study (and the data it needs), as recorded",
-        f"dvc exp run -S profile={profile}" + (f" -S study.trials={trials}" if trials else "")
+        f"dvc exp run -S profile={profile}"
+        + (f" -S study.trials={trials}" if trials else "")
         + "   # the pipeline as a DVC experiment with these settings",
         f"nst study experiments/{study.name}.yaml --profile {profile} --out results/"
-        + (f" --trials {trials}" if trials else "") + "   # without DVC",
-    ]  # fmt: skip
+        + (f" --trials {trials}" if trials else "")
+        + "   # without DVC",
+    ]
     return lines
 
 

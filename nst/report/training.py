@@ -109,8 +109,13 @@ def curves_plot(curves: list[Curve], untrained: list[str]) -> figs.Plot | None:
         many = len(mine) > MAX_LABELLED
         for k, c in enumerate(mine):
             label = c.label if not many else f"{method} ({len(mine)} networks)" if k == 0 else None
-            ax.plot(c.steps["step"], c.steps["total"], color=f"C{colour % 10}", label=label,
-                    **_marks(c.steps, many))  # fmt: skip
+            ax.plot(
+                c.steps["step"],
+                c.steps["total"],
+                color=f"C{colour % 10}",
+                label=label,
+                **_marks(c.steps, many),
+            )
             colour += 0 if many else 1
         colour += 1 if many else 0
     _axes(ax, pd.concat([c.steps["total"] for c in curves]), "total loss (unitless, weighted)")
@@ -122,16 +127,29 @@ def curves_plot(curves: list[Curve], untrained: list[str]) -> figs.Plot | None:
         for j, term in enumerate(terms):
             for k, c in enumerate(mine):
                 if term in c.steps:
-                    ax.plot(c.steps["step"], c.steps[term], color=f"C{j % 10}",
-                            linestyle="-" if many else LINE_STYLES[k % len(LINE_STYLES)],
-                            label=term if k == 0 else None, **_marks(c.steps, many))  # fmt: skip
+                    ax.plot(
+                        c.steps["step"],
+                        c.steps[term],
+                        color=f"C{j % 10}",
+                        linestyle="-" if many else LINE_STYLES[k % len(LINE_STYLES)],
+                        label=term if k == 0 else None,
+                        **_marks(c.steps, many),
+                    )
         values = [c.steps[t] for c in mine for t in terms if t in c.steps]
-        _axes(ax, pd.concat(values) if values else pd.Series(dtype=float),
-              "loss term (unitless, unweighted)")  # fmt: skip
+        _axes(
+            ax,
+            pd.concat(values) if values else pd.Series(dtype=float),
+            "loss term (unitless, unweighted)",
+        )
         if 1 < len(mine) <= MAX_LABELLED:  # the line style tells the networks apart
             for k, c in enumerate(mine):
-                ax.plot([], [], color="0.35", linestyle=LINE_STYLES[k % len(LINE_STYLES)],
-                        label=c.label.removeprefix(f"{method} (").removesuffix(")"))  # fmt: skip
+                ax.plot(
+                    [],
+                    [],
+                    color="0.35",
+                    linestyle=LINE_STYLES[k % len(LINE_STYLES)],
+                    label=c.label.removeprefix(f"{method} (").removesuffix(")"),
+                )
         ax.set_title(f"{method}: loss terms", fontsize=10)
         if terms:
             title = "term" if len(mine) == 1 else f"term (a line per network, {len(mine)})"
@@ -139,16 +157,24 @@ def curves_plot(curves: list[Curve], untrained: list[str]) -> figs.Plot | None:
                 ax, title if many else "term" if len(mine) == 1 else "term, network", True
             )
     per_style = sorted({c.method for c in curves if c.label != c.method})
-    caption = (f"Training curves of {len(curves)} trained network{'s' if len(curves) != 1 else ''}"
-               f" (each run's {LOSS_LOG}): the total loss against step"
-               + (f" ({', '.join(per_style)}: one network per style, labelled by style up to "
-                  f"{MAX_LABELLED})" if per_style else "")
-               + ", then each method's loss terms before weighting (line style per network); "
-               "log scale where the values span more than 100x.")  # fmt: skip
+    caption = (
+        f"Training curves of {len(curves)} trained network{'s' if len(curves) != 1 else ''}"
+        f" (each run's {LOSS_LOG}): the total loss against step"
+        + (
+            f" ({', '.join(per_style)}: one network per style, labelled by style up to "
+            f"{MAX_LABELLED})"
+            if per_style
+            else ""
+        )
+        + ", then each method's loss terms before weighting (line style per network); "
+        "log scale where the values span more than 100x."
+    )
     if untrained:
         they = "it optimises" if len(untrained) == 1 else "they optimise"
-        caption += (f" No curve for {', '.join(untrained)}: {they} each image from scratch, "
-                    "no network is trained.")  # fmt: skip
+        caption += (
+            f" No curve for {', '.join(untrained)}: {they} each image from scratch, "
+            "no network is trained."
+        )
     return figs.Plot("methods-curves", figs._render(fig), caption)
 
 

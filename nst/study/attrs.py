@@ -38,8 +38,7 @@ SPEC = "spec"
 MLFLOW = "mlflow"
 
 #: a retry is a fresh trial: it does not inherit what its original recorded while running
-NOT_INHERITED = (FAIL_REASON, FAULT, MLFLOW_RUN_ID, WORKER, IMAGES, PAIRS, METRICS, JUDGE,
-                 MODEL)  # fmt: skip
+NOT_INHERITED = (FAIL_REASON, FAULT, MLFLOW_RUN_ID, WORKER, IMAGES, PAIRS, METRICS, JUDGE, MODEL)
 
 
 class Fault(Enum):

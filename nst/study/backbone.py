@@ -62,8 +62,12 @@ class BackboneChoice:
         return f"{self.requested or 'spec'} -> {self.backbone or 'searched'} ({self.reason})"
 
     def to_dict(self) -> dict[str, str]:
-        return {"requested": self.requested, "backbone": self.backbone, "reason": self.reason,
-                "text": self.text}  # fmt: skip
+        return {
+            "requested": self.requested,
+            "backbone": self.backbone,
+            "reason": self.reason,
+            "text": self.text,
+        }
 
 
 def named_layers(spec: ExperimentSpec) -> list[str]:
@@ -80,8 +84,9 @@ def choose_backbone(
     from nst.backbones.registry import list_backbones
 
     requested = requested or ""
-    own = str(spec.build(spec.fixed).backbone if spec.trained else
-              spec.fixed.get("backbone", PREFERRED))  # fmt: skip
+    own = str(
+        spec.build(spec.fixed).backbone if spec.trained else spec.fixed.get("backbone", PREFERRED)
+    )
     searched = next((p for p in spec.search if p.name == "backbone"), None)
     if searched is not None:
         choices = ", ".join(str(choice_label(c)) for c in searched.choices)
@@ -89,19 +94,23 @@ def choose_backbone(
     if not requested:
         return spec, BackboneChoice("", own, "the spec's own")
     if requested != AUTO and requested not in list_backbones():
-        raise SpecError(f"--backbone {requested}: unknown; use auto or one of "
-                        f"{', '.join(list_backbones())}")  # fmt: skip
+        raise SpecError(
+            f"--backbone {requested}: unknown; use auto or one of {', '.join(list_backbones())}"
+        )
     if spec.trained and requested == AUTO:  # its weights (beta) are tuned to its loss network
-        return spec, BackboneChoice(requested, own, f"kept: a {spec.method} training study "
-                                    f"keeps its loss network {own}")  # fmt: skip
+        return spec, BackboneChoice(
+            requested, own, f"kept: a {spec.method} training study keeps its loss network {own}"
+        )
     layers = named_layers(spec)
     if layers and requested == AUTO:
         return spec, BackboneChoice(
             requested, own, f"kept: {Path(spec.path).name} names {', '.join(layers)} of {own}"
         )
     if layers and requested != own:
-        raise SpecError(f"{spec.path}: names {', '.join(layers)} of {own}; --backbone "
-                        f"{requested} cannot apply (use auto, or a spec without layers)")  # fmt: skip
+        raise SpecError(
+            f"{spec.path}: names {', '.join(layers)} of {own}; --backbone "
+            f"{requested} cannot apply (use auto, or a spec without layers)"
+        )
     backbone, reason = resolve(requested, vgg19_file)
     fixed = {**spec.fixed, "backbone": backbone}
     return replace(spec, fixed=fixed), BackboneChoice(requested, backbone, reason)
@@ -112,11 +121,20 @@ def judge_tags(held_out: dict[str, Any]) -> dict[str, str]:
     nst.judge.weights, nst.judge.sha256, nst.judge.pretrained, nst.judge.kind,
     nst.judge.excluded (the networks the result depended on), nst.judge.shared_family (set
     when the judge is of one of their families)."""
-    keys = {"backbone": "nst.judge", "weights": "nst.judge.weights", "sha256": "nst.judge.sha256",
-            "pretrained": "nst.judge.pretrained", "judge": "nst.judge.kind",
-            "excluded": "nst.judge.excluded", "shared_family": "nst.judge.shared_family"}  # fmt: skip
-    return {tag: str(held_out[k]).lower() if k == "pretrained" else str(held_out[k])
-            for k, tag in keys.items() if held_out.get(k) not in (None, "")}  # fmt: skip
+    keys = {
+        "backbone": "nst.judge",
+        "weights": "nst.judge.weights",
+        "sha256": "nst.judge.sha256",
+        "pretrained": "nst.judge.pretrained",
+        "judge": "nst.judge.kind",
+        "excluded": "nst.judge.excluded",
+        "shared_family": "nst.judge.shared_family",
+    }
+    return {
+        tag: str(held_out[k]).lower() if k == "pretrained" else str(held_out[k])
+        for k, tag in keys.items()
+        if held_out.get(k) not in (None, "")
+    }
 
 
 def judges(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
@@ -149,9 +167,15 @@ def _networks_used(
             continue  # the trial never built that network
         name = str((t.user_attrs.get(CONFIG) or {}).get(role, ""))
         identity = str(t.user_attrs[identity_key])
-        entry = out.setdefault((name, identity), {
-            role: name, "weights": identity,
-            "pretrained": t.user_attrs.get(pretrained_key) is not False, "trials": 0})  # fmt: skip
+        entry = out.setdefault(
+            (name, identity),
+            {
+                role: name,
+                "weights": identity,
+                "pretrained": t.user_attrs.get(pretrained_key) is not False,
+                "trials": 0,
+            },
+        )
         entry["trials"] += 1
     return [out[k] for k in sorted(out)]
 

@@ -106,8 +106,10 @@ def choose_pairs(
     contents = [p for p in split.content.validation if p in good]
     styles = [p for p in split.style.validation if p in good]
     if not contents or not styles:
-        raise NstError(f"{folder}: no readable validation photo or style left after skipping "
-                       f"{len(skipped)} unreadable ones; run `nst fetch` again")  # fmt: skip
+        raise NstError(
+            f"{folder}: no readable validation photo or style left after skipping "
+            f"{len(skipped)} unreadable ones; run `nst fetch` again"
+        )
     return spread_pairs(contents, styles, int(spec.pairs["count"]), int(spec.pairs["seed"]))
 
 
@@ -195,8 +197,14 @@ class TrialObjective:
 class StudyObjective(TrialObjective):
     """trial -> objective values (means over pairs); writes images and curves as it goes."""
 
-    def __init__(self, spec: ExperimentSpec, pairs: list[Pair], out: Path, resources: Resources,
-                 tracking: dict[str, str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        pairs: list[Pair],
+        out: Path,
+        resources: Resources,
+        tracking: dict[str, str] | None = None,
+    ):
         self.spec, self.pairs, self.out, self.res = spec, pairs, out, resources
         self.tracking = tracking
 
@@ -212,11 +220,19 @@ class StudyObjective(TrialObjective):
 
         t = self.tracking
         assert t is not None
-        with transfer_run(config, tracking_uri=t["uri"], experiment=t["experiment"],
-                          run_name=f"{self.spec.name}-trial{trial.number:03d}",
-                          parent_run_id=t["parent_run_id"], mode="strict",
-                          tags={"nst.study": self.spec.name, "nst.trial": str(trial.number),
-                                "nst.worker": worker_id()}) as run:  # fmt: skip
+        with transfer_run(
+            config,
+            tracking_uri=t["uri"],
+            experiment=t["experiment"],
+            run_name=f"{self.spec.name}-trial{trial.number:03d}",
+            parent_run_id=t["parent_run_id"],
+            mode="strict",
+            tags={
+                "nst.study": self.spec.name,
+                "nst.trial": str(trial.number),
+                "nst.worker": worker_id(),
+            },
+        ) as run:
             run.check()  # the run could not even be created: fail before spending compute
             trial.set_user_attr(attrs.MLFLOW_RUN_ID, run.run_id)
             try:
@@ -247,8 +263,17 @@ class StudyObjective(TrialObjective):
         means = {m: sum(v[m] for v in per_pair) / len(per_pair) for m in per_pair[0]}
         return self._result(trial, means, run)
 
-    def _pair(self, trial: optuna.Trial, config: TransferConfig, run: Any, k: int, pair: Pair,
-              done_proxies: list[float], curves: list[list[Any]], records: list[dict[str, Any]]) -> dict[str, float]:  # fmt: skip
+    def _pair(
+        self,
+        trial: optuna.Trial,
+        config: TransferConfig,
+        run: Any,
+        k: int,
+        pair: Pair,
+        done_proxies: list[float],
+        curves: list[list[Any]],
+        records: list[dict[str, Any]],
+    ) -> dict[str, float]:
         backbone = self.res.backbone(config)
         trial.set_user_attr(attrs.WEIGHTS_IDENTITY, backbone.weights_info.identity)
         trial.set_user_attr(attrs.WEIGHTS_PRETRAINED, bool(backbone.weights_info.pretrained))
@@ -264,13 +289,21 @@ class StudyObjective(TrialObjective):
         judged = fit_style(style, target)  # the style as the evaluator sees it (one tensor, cached)
 
         def on_step(step: Step) -> None:
-            curves.append([trial.number, k, step.step, round(step.seconds, 4),
-                           *(step.losses[t] for t in CURVE_TERMS)])  # fmt: skip
+            curves.append(
+                [
+                    trial.number,
+                    k,
+                    step.step,
+                    round(step.seconds, 4),
+                    *(step.losses[t] for t in CURVE_TERMS),
+                ]
+            )
             if single and step.step in marks:
                 o = self.spec.objectives[0]
                 judge = None if o.metric in step.losses else self.res.evaluator(config)
-                proxies[k] = proxy(o.metric, o.direction, target, judged, step.image, step.losses,
-                                   judge)  # fmt: skip
+                proxies[k] = proxy(
+                    o.metric, o.direction, target, judged, step.image, step.losses, judge
+                )
                 # Optuna's "step" is the report's number (pair k's j-th is k * reports + j), so
                 # the pruners' resources (1 .. reports * pairs) mean the same at any step count
                 trial.report(sum(proxies) / len(proxies), k * self.spec.reports + marks[step.step])
@@ -281,8 +314,15 @@ class StudyObjective(TrialObjective):
         result = stylize(config, content, style, callbacks=[*callbacks, on_step], backbone=backbone)
         if single:
             done_proxies.append(proxies[k])
-        values = self._values(config, target, style, result.image, result.final_losses,
-                              runtime_s=result.seconds, peak_memory_mb=result.peak_memory_mb)  # fmt: skip
+        values = self._values(
+            config,
+            target,
+            style,
+            result.image,
+            result.final_losses,
+            runtime_s=result.seconds,
+            peak_memory_mb=result.peak_memory_mb,
+        )
         if any(m not in result.final_losses for m in self.metrics):  # the judge scored it
             held = self.res.evaluator(config).held_out
             trial.set_user_attr(attrs.JUDGE, held)
@@ -290,18 +330,32 @@ class StudyObjective(TrialObjective):
                 run.set_tags(judge_tags(held))
         image = Path("images") / f"trial{trial.number:03d}_pair{k}.png"
         save_image(result.image, self.out / image)
-        records.append({"content": str(pair.content), "style": str(pair.style),
-                        "result": image.as_posix(), "values": finite_values(values)})  # fmt: skip
+        records.append(
+            {
+                "content": str(pair.content),
+                "style": str(pair.style),
+                "result": image.as_posix(),
+                "values": finite_values(values),
+            }
+        )
         if run is not None:
             from nst.tracking.tags import hash_files
 
             hashes = hash_files({"content": pair.content, "style": pair.style})
-            run.log_result(result, content, style, prefix=f"pair{k}/", metrics=values,
-                           data_hashes=hashes)  # fmt: skip
+            run.log_result(
+                result, content, style, prefix=f"pair{k}/", metrics=values, data_hashes=hashes
+            )
         return values
 
-    def _values(self, config: TransferConfig, content: torch.Tensor, style: torch.Tensor,
-                image: torch.Tensor, losses: dict[str, float], **extra: float) -> dict[str, float]:  # fmt: skip
+    def _values(
+        self,
+        config: TransferConfig,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        image: torch.Tensor,
+        losses: dict[str, float],
+        **extra: float,
+    ) -> dict[str, float]:
         """Loss terms, overridden by the evaluation metrics (nst.metrics) where names clash."""
         values = dict(losses)
         if any(m not in losses for m in self.metrics):
@@ -321,8 +375,15 @@ def report_marks(steps: int, reports: int) -> dict[int, int]:
     return marks
 
 
-def proxy(metric: str, direction: str, content: torch.Tensor, style: torch.Tensor,
-          image: torch.Tensor, losses: dict[str, float], evaluator: Any = None) -> float:  # fmt: skip
+def proxy(
+    metric: str,
+    direction: str,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    image: torch.Tensor,
+    losses: dict[str, float],
+    evaluator: Any = None,
+) -> float:
     """The objective metric of the current image, for pruning.
 
     Loss terms are themselves; image metrics (SSIM, MS-SSIM, edge F1, colour distances) and
@@ -338,15 +399,20 @@ def proxy(metric: str, direction: str, content: torch.Tensor, style: torch.Tenso
     from nst import metrics as m
 
     x = image.detach().float().cpu().clamp(0, 1)
-    exact = {"ssim": lambda: m.ssim(x, content), "ms_ssim": lambda: m.ms_ssim(x, content),
-             "edge_f1": lambda: m.edge_f1(x, content),
-             "color_hellinger": lambda: m.color_hellinger(x, style),
-             "color_emd_lab": lambda: m.color_emd_lab(x, style)}  # fmt: skip
+    exact = {
+        "ssim": lambda: m.ssim(x, content),
+        "ms_ssim": lambda: m.ms_ssim(x, content),
+        "edge_f1": lambda: m.edge_f1(x, content),
+        "color_hellinger": lambda: m.color_hellinger(x, style),
+        "color_emd_lab": lambda: m.color_emd_lab(x, style),
+    }
     if evaluator is not None:
         net = evaluator.network
-        exact |= {"style_gram_dist": lambda: net.style_distances(x, style)["style_gram_dist"],
-                  "style_stats_dist": lambda: net.style_distances(x, style)["style_stats_dist"],
-                  "content_feature_dist": lambda: net.content_distance(x, content)}  # fmt: skip
+        exact |= {
+            "style_gram_dist": lambda: net.style_distances(x, style)["style_gram_dist"],
+            "style_stats_dist": lambda: net.style_distances(x, style)["style_stats_dist"],
+            "content_feature_dist": lambda: net.content_distance(x, content),
+        }
     if metric in exact:
         return float(exact[metric]())
     term = "style" if m.METRICS[metric].group == "style" else "content"

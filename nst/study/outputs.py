@@ -84,27 +84,53 @@ def trial_rows(study: optuna.Study, spec: ExperimentSpec) -> tuple[list[str], li
     params = sorted({p for t in trials for p in t.params})
     metrics = sorted({m for t in trials for m in t.user_attrs.get(METRICS, {})})
     text = (MLFLOW_RUN_ID, WEIGHTS_IDENTITY, FAIL_REASON)  # columns named as the attributes
-    header = ["number", "state", *names, *(f"params_{p}" for p in params),
-              *(f"metric_{m}" for m in metrics), "duration_s", *text]  # fmt: skip
+    header = [
+        "number",
+        "state",
+        *names,
+        *(f"params_{p}" for p in params),
+        *(f"metric_{m}" for m in metrics),
+        "duration_s",
+        *text,
+    ]
     rows = []
     for t in trials:
         values = t.values if t.values is not None else [None] * len(names)
         duration = t.duration.total_seconds() if t.duration is not None else None
         ms = t.user_attrs.get(METRICS, {})
-        rows.append([t.number, t.state.name, *values, *(t.params.get(p) for p in params),
-                     *(ms.get(m) for m in metrics), duration,
-                     *(t.user_attrs.get(k, "") for k in text)])  # fmt: skip
+        rows.append(
+            [
+                t.number,
+                t.state.name,
+                *values,
+                *(t.params.get(p) for p in params),
+                *(ms.get(m) for m in metrics),
+                duration,
+                *(t.user_attrs.get(k, "") for k in text),
+            ]
+        )
     return header, rows
 
 
 def pair_rows(study: optuna.Study) -> tuple[list[str], list[list[Any]]]:
     """pairs.csv: each complete trial's per-pair values (attrs.PAIRS records)."""
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    records = [(t.number, r) for t in done for r in t.user_attrs.get(PAIRS, [])
-               if isinstance(r, dict) and isinstance(r.get("values"), dict)]  # fmt: skip
+    records = [
+        (t.number, r)
+        for t in done
+        for r in t.user_attrs.get(PAIRS, [])
+        if isinstance(r, dict) and isinstance(r.get("values"), dict)
+    ]
     names = sorted({k for _, r in records for k in r["values"]})
-    rows = [[n, Path(str(r["content"])).name, Path(str(r["style"])).name,
-             *(r["values"].get(k) for k in names)] for n, r in records]  # fmt: skip
+    rows = [
+        [
+            n,
+            Path(str(r["content"])).name,
+            Path(str(r["style"])).name,
+            *(r["values"].get(k) for k in names),
+        ]
+        for n, r in records
+    ]
     return ["trial", "content", "style", *names], rows
 
 
@@ -160,8 +186,13 @@ def failures(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
             continue
         retry = retries.get(t.number)
         reason = t.user_attrs.get(FAIL_REASON) or (retry and retry.user_attrs.get(RETRY_REASON))
-        out.append({"number": t.number, "reason": reason or "unknown",
-                    "retried_as": retry.number if retry else None})  # fmt: skip
+        out.append(
+            {
+                "number": t.number,
+                "reason": reason or "unknown",
+                "retried_as": retry.number if retry else None,
+            }
+        )
     return out
 
 
@@ -186,11 +217,18 @@ def data_facts(data: Path | None, out: Path) -> dict[str, Any]:
     return facts
 
 
-def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, storage: str,
-                  data: Path | None, started: float,
-                  skipped_images: list[str] | tuple[str, ...] = (),
-                  backbone: BackboneChoice | None = None,
-                  split: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def write_outputs(
+    study: optuna.Study,
+    spec: ExperimentSpec,
+    out: Path,
+    *,
+    storage: str,
+    data: Path | None,
+    started: float,
+    skipped_images: list[str] | tuple[str, ...] = (),
+    backbone: BackboneChoice | None = None,
+    split: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
     found = judges(trials)
     encoders = encoders_used(trials)
@@ -240,7 +278,7 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
                 min(starts).isoformat()
                 if starts
                 else datetime.fromtimestamp(started, UTC).isoformat()
-            ),  # fmt: skip
+            ),
             "finished": max(ends).isoformat() if ends else None,
             "host": platform.node(),
             "weights": weights,
@@ -248,7 +286,7 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
                 t.user_attrs.get(k) is False
                 for t in trials
                 for k in (WEIGHTS_PRETRAINED, ENCODER_PRETRAINED)
-            ),  # fmt: skip
+            ),
             "backbones": backbones_used(trials),  # each optimised network: weights, pretrained
             **({"encoders": encoders} if encoders else {}),  # adain, stytr training studies
             "judges": found,  # the held-out network(s) that scored the trials
@@ -262,7 +300,7 @@ def write_outputs(study: optuna.Study, spec: ExperimentSpec, out: Path, *, stora
                 ("experiment", "experiment"),
                 ("parent_run_id", "parent_run_id"),
             )
-        },  # fmt: skip
+        },
     }
     _write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
 

@@ -64,8 +64,11 @@ def parse_param(key: str, raw: Any, above: tuple[Param, ...], fail: Fail, kind_o
         raise fail(f"search.{key}", f"unknown {kind_of.what} field; valid: {', '.join(valid)}")
     raw = mapping(raw, f"search.{key}", fail)
     kind = raw.get("type")
-    allowed = {"float": {"low", "high", "log"}, "int": {"low", "high", "step", "log"},
-               "categorical": {"choices", "presets"}}  # fmt: skip
+    allowed = {
+        "float": {"low", "high", "log"},
+        "int": {"low", "high", "step", "log"},
+        "categorical": {"choices", "presets"},
+    }
     if kind not in allowed:
         raise fail(f"search.{key}.type", "required: float, int or categorical")
     extra = sorted(set(raw) - allowed[kind] - {"type", "when"})
@@ -99,8 +102,9 @@ def parse_param(key: str, raw: Any, above: tuple[Param, ...], fail: Fail, kind_o
                 kind_of.check(fields_)
             except NstError as err:
                 raise fail(f"search.{key}.presets.{label}", str(err)) from None
-        return Param(key, "categorical", choices=tuple(map(_freeze, choices)), presets=presets,
-                     when=when)  # fmt: skip
+        return Param(
+            key, "categorical", choices=tuple(map(_freeze, choices)), presets=presets, when=when
+        )
     if get_origin(hint) is not None or hint not in (int, float):
         raise fail(f"search.{key}.type", f"{key} is not numeric; use type: categorical")
     if kind == "float" and hint is int:
@@ -142,8 +146,11 @@ def parse_when(
     out = {}
     for other, value in mapping(raw, f"search.{key}.when", fail).items():
         if other not in earlier:
-            raise fail(f"search.{key}.when.{other}", "not a categorical field searched above "
-                       f"{key}; use one of {list(earlier) or 'none (move it above)'}")  # fmt: skip
+            raise fail(
+                f"search.{key}.when.{other}",
+                "not a categorical field searched above "
+                f"{key}; use one of {list(earlier) or 'none (move it above)'}",
+            )
         labels = [choice_label(v) for v in (value if isinstance(value, list) else [value])]
         choices = [choice_label(c) for c in earlier[other].choices]
         bad = [v for v in labels if v not in choices] or ([] if labels else ["(none)"])

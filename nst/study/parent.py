@@ -97,22 +97,31 @@ def ensure_parent_run(study: optuna.Study, spec: ExperimentSpec, opts: StudyOpti
     if known and known.get("uri") == uri:
         return
     experiment = f"study-{spec.name}"
-    parent = start_parent_run(spec.name, tracking_uri=uri, experiment=experiment,
-                              tags=parent_tags(spec, opts), experiment_kind="study")  # fmt: skip
+    parent = start_parent_run(
+        spec.name,
+        tracking_uri=uri,
+        experiment=experiment,
+        tags=parent_tags(spec, opts),
+        experiment_kind="study",
+    )
     update_run(
         parent, tracking_uri=uri, params=spec_params(spec, opts.backbone)
     )  # visible while it runs
     study.set_user_attr(MLFLOW, {"uri": uri, "experiment": experiment, "parent_run_id": parent})
 
 
-def parent_tags(spec: ExperimentSpec, opts: StudyOptions,
-                trials: list[optuna.trial.FrozenTrial] | None = None) -> dict[str, str]:  # fmt: skip
+def parent_tags(
+    spec: ExperimentSpec, opts: StudyOptions, trials: list[optuna.trial.FrozenTrial] | None = None
+) -> dict[str, str]:
     """Study, profile, backbone and how it was chosen, data; once `trials` ran, the judge."""
     from nst.data.lock import DATA_LOCK_SHA256, data_identity
 
     choice = opts.backbone or choose_backbone(spec, None)[1]
-    tags = {"nst.study": spec.name, "nst.profile": str(spec.profile),
-            **parent_backbone_tags(choice, trials or [])}  # fmt: skip
+    tags = {
+        "nst.study": spec.name,
+        "nst.profile": str(spec.profile),
+        **parent_backbone_tags(choice, trials or []),
+    }
     if spec.description:
         tags["mlflow.note.content"] = spec.description
     facts = data_facts(opts.data, Path(opts.out) / spec.name)
@@ -133,6 +142,11 @@ def update_parent_run(study: optuna.Study, spec: ExperimentSpec, opts: StudyOpti
     mlflow = study.user_attrs[MLFLOW]
     done = len(study.get_trials(deepcopy=False))
     tags = parent_tags(spec, opts, study.get_trials(deepcopy=False))
-    update_run(mlflow["parent_run_id"], tracking_uri=mlflow["uri"],
-               params=spec_params(spec, opts.backbone), metrics=study_metrics(study, spec),
-               tags=tags, step=done)  # fmt: skip
+    update_run(
+        mlflow["parent_run_id"],
+        tracking_uri=mlflow["uri"],
+        params=spec_params(spec, opts.backbone),
+        metrics=study_metrics(study, spec),
+        tags=tags,
+        step=done,
+    )

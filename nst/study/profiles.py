@@ -87,7 +87,7 @@ TRAIN_PROFILES: dict[str, Profile] = {
             "log_every": 1,
             "device": "cpu",
             **_TRAIN_QUIET,
-        },  # fmt: skip
+        },
         pairs={"content": 1, "styles": 1},
         budget={"trials": 2, "timeout_s": 120},
         reports=2,
@@ -102,7 +102,7 @@ TRAIN_PROFILES: dict[str, Profile] = {
             "log_every": 5,
             "device": "cpu",
             **_TRAIN_QUIET,
-        },  # fmt: skip
+        },
         pairs={"content": 1, "styles": 2},
         budget={"trials": 8, "timeout_s": 300},
         reports=5,

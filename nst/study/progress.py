@@ -38,13 +38,25 @@ class StudyProgress:
     """A progress bar over a study's trial budget; call it as an Optuna callback
     (study, trial) or `refresh(study)` directly. disable=None: shown only on a terminal."""
 
-    def __init__(self, spec: ExperimentSpec, study: optuna.Study, *,
-                 disable: bool | None = None, file: IO[str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        study: optuna.Study,
+        *,
+        disable: bool | None = None,
+        file: IO[str] | None = None,
+    ):
         self.spec = spec
         self.postfix = ""
-        self.bar = tqdm(total=int(spec.budget["trials"]), initial=min(n_done(study),
-                        int(spec.budget["trials"])), desc=f"study {spec.name}", unit="trial",
-                        disable=disable, file=file or sys.stderr, dynamic_ncols=True)  # fmt: skip
+        self.bar = tqdm(
+            total=int(spec.budget["trials"]),
+            initial=min(n_done(study), int(spec.budget["trials"])),
+            desc=f"study {spec.name}",
+            unit="trial",
+            disable=disable,
+            file=file or sys.stderr,
+            dynamic_ncols=True,
+        )
         self.refresh(study)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -53,8 +65,10 @@ class StudyProgress:
     def refresh(self, study: optuna.Study) -> None:
         trials = study.get_trials(deepcopy=False)
         s = optuna.trial.TrialState
-        counts = {k: sum(t.state == v for t in trials)
-                  for k, v in (("complete", s.COMPLETE), ("pruned", s.PRUNED), ("failed", s.FAIL))}  # fmt: skip
+        counts = {
+            k: sum(t.state == v for t in trials)
+            for k, v in (("complete", s.COMPLETE), ("pruned", s.PRUNED), ("failed", s.FAIL))
+        }
         best = best_values(study, self.spec)
         self.postfix = " ".join(f"{k}={v}" for k, v in counts.items()) + (
             " best " + " ".join(f"{k}={v:.4g}" for k, v in best.items()) if best else ""

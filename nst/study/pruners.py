@@ -77,15 +77,22 @@ def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
     try:
         if kind == "median":
             return optuna.pruners.MedianPruner(
-                **{"n_startup_trials": 2, "n_warmup_steps": warm, **options})  # fmt: skip
+                **{"n_startup_trials": 2, "n_warmup_steps": warm, **options}
+            )
         if kind == "successive_halving":  # asynchronous SH: one aggressive bracket, scouted
             scouts = scout_trials(int(spec.budget["trials"]))
             return ScoutedHalvingPruner(
-                **{"scouts": scouts, "min_resource": warm, "reduction_factor": 3, **options})  # fmt: skip
+                **{"scouts": scouts, "min_resource": warm, "reduction_factor": 3, **options}
+            )
         if kind == "hyperband":
             return optuna.pruners.HyperbandPruner(
-                **{"min_resource": warm, "max_resource": spec.resources,
-                   "reduction_factor": 3, **options})  # fmt: skip
+                **{
+                    "min_resource": warm,
+                    "max_resource": spec.resources,
+                    "reduction_factor": 3,
+                    **options,
+                }
+            )
     except (TypeError, ValueError) as err:
         raise NstError(f"{spec.path}: pruner: {err}") from None
     return optuna.pruners.NopPruner()

@@ -67,10 +67,13 @@ def requeue_if_not_its_own(study: optuna.Study, trial: optuna.trial.FrozenTrial)
 
 def open_study(spec: ExperimentSpec, url: str, seed: int) -> optuna.Study:
     study = optuna.create_study(
-        storage=make_storage(url), study_name=spec.name, load_if_exists=True,
-        sampler=make_sampler(spec, seed), pruner=make_pruner(spec),
+        storage=make_storage(url),
+        study_name=spec.name,
+        load_if_exists=True,
+        sampler=make_sampler(spec, seed),
+        pruner=make_pruner(spec),
         directions=[o.direction for o in spec.objectives],
-    )  # fmt: skip
+    )
     names = [o.metric for o in spec.objectives]
     if study.metric_names != names:  # optuna-dashboard's axes and columns, not "Objective 0"
         with warnings.catch_warnings():
@@ -79,8 +82,9 @@ def open_study(spec: ExperimentSpec, url: str, seed: int) -> optuna.Study:
     return study
 
 
-def choose_inputs(spec: ExperimentSpec, opts: StudyOptions,
-                  skipped: list[str] | None = None) -> Inputs:  # fmt: skip
+def choose_inputs(
+    spec: ExperimentSpec, opts: StudyOptions, skipped: list[str] | None = None
+) -> Inputs:
     """An optimisation study's pairs, or a training study's held-out split (written under
     <out>/<study>/split/); without data images, of the embedded sample in <out>/.cache/."""
     cache = Path(opts.out) / ".cache" / "embedded"
@@ -97,12 +101,17 @@ def split_facts(pairs: list[Pair]) -> dict[str, Any] | None:
     if not pairs:
         return None
     folder = pairs[0].content.parent.parent  # <data>/content/<file>
-    return {"part": "validation", "contents": sorted({p.content.name for p in pairs}),
-            "styles": sorted({p.style.name for p in pairs}), **split_data(folder).facts()}  # fmt: skip
+    return {
+        "part": "validation",
+        "contents": sorted({p.content.name for p in pairs}),
+        "styles": sorted({p.style.name for p in pairs}),
+        **split_data(folder).facts(),
+    }
 
 
-def make_objective(spec: ExperimentSpec, inputs: Inputs, out: Path,
-                   tracking: dict[str, str] | None) -> StudyObjective | TrainObjective:  # fmt: skip
+def make_objective(
+    spec: ExperimentSpec, inputs: Inputs, out: Path, tracking: dict[str, str] | None
+) -> StudyObjective | TrainObjective:
     """The trial function: optimise the pairs (StudyObjective) or train (TrainObjective)."""
     if isinstance(inputs, TrainData):
         return TrainObjective(spec, inputs, out, Resources(), tracking)
@@ -143,15 +152,30 @@ def run_worker(
             progress(study, trial)
 
     timeout = float(spec.budget.get("timeout_s") or 0) or None
-    study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
-                   callbacks=[after_trial], gc_after_trial=False)  # fmt: skip
+    study.optimize(
+        objective,
+        n_trials=n_trials,
+        timeout=timeout,
+        catch=(Exception,),
+        callbacks=[after_trial],
+        gc_after_trial=False,
+    )
     if tracking_down:
-        raise TrackingError(f"{tracking_down[0]}; the trial is queued again, nothing is lost: "
-                            "restart the tracking server and re-run to resume")  # fmt: skip
+        raise TrackingError(
+            f"{tracking_down[0]}; the trial is queued again, nothing is lost: "
+            "restart the tracking server and re-run to resume"
+        )
 
 
-def _worker_entry(spec: ExperimentSpec, opts: StudyOptions, url: str, n: int, seed: int,
-                  threads: int, pairs: Inputs) -> None:  # fmt: skip
+def _worker_entry(
+    spec: ExperimentSpec,
+    opts: StudyOptions,
+    url: str,
+    n: int,
+    seed: int,
+    threads: int,
+    pairs: Inputs,
+) -> None:
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -190,9 +214,17 @@ def run_study(spec: ExperimentSpec, opts: StudyOptions) -> Path:
         study = open_study(spec, url, opts.seed)
         if isinstance(pairs, TrainData):
             keep_best_models(study, spec, out)
-        write_outputs(study, spec, out, storage=redact(url), data=opts.data, started=started,
-                      skipped_images=skipped, backbone=opts.backbone,
-                      split=pairs.facts if isinstance(pairs, TrainData) else split_facts(pairs))  # fmt: skip
+        write_outputs(
+            study,
+            spec,
+            out,
+            storage=redact(url),
+            data=opts.data,
+            started=started,
+            skipped_images=skipped,
+            backbone=opts.backbone,
+            split=pairs.facts if isinstance(pairs, TrainData) else split_facts(pairs),
+        )
     if opts.track and study.user_attrs.get(MLFLOW):
         from nst.tracking.runs import end_run
 
@@ -204,8 +236,14 @@ def run_study(spec: ExperimentSpec, opts: StudyOptions) -> Path:
     return out
 
 
-def _spawn(spec: ExperimentSpec, opts: StudyOptions, url: str, remaining: int,
-           pairs: Inputs, poll: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+def _spawn(
+    spec: ExperimentSpec,
+    opts: StudyOptions,
+    url: str,
+    remaining: int,
+    pairs: Inputs,
+    poll: Callable[[], None] = lambda: None,
+) -> None:
     """Run `remaining` trials on worker processes, calling `poll` every few seconds until
     they are done (the progress bar reads the storage: the workers' callbacks are theirs)."""
     if url.startswith("sqlite:///:memory:"):
@@ -216,9 +254,10 @@ def _spawn(spec: ExperimentSpec, opts: StudyOptions, url: str, remaining: int,
     threads = max(1, (os.cpu_count() or 1) // k)
     ctx = multiprocessing.get_context("spawn")
     shares = [remaining // k + (i < remaining % k) for i in range(k)]
-    procs = [ctx.Process(target=_worker_entry,
-                         args=(spec, opts, url, n, opts.seed + i, threads, pairs))
-             for i, n in enumerate(shares)]  # fmt: skip
+    procs = [
+        ctx.Process(target=_worker_entry, args=(spec, opts, url, n, opts.seed + i, threads, pairs))
+        for i, n in enumerate(shares)
+    ]
     for p in procs:
         p.start()
     for p in procs:

@@ -47,9 +47,12 @@ def _suggest_one(trial: optuna.Trial, p: Param) -> Any:
 
 def grid_space(spec: ExperimentSpec) -> dict[str, list[Any]]:
     """The grid sampler's values per searched field (a grid has no `when`: spec.py checks)."""
-    return {p.name: [choice_label(c) for c in p.choices] if p.type == "categorical"
-            else list(range(int(p.low or 0), int(p.high or 0) + 1, int(p.step or 1)))
-            for p in spec.search}  # fmt: skip
+    return {
+        p.name: [choice_label(c) for c in p.choices]
+        if p.type == "categorical"
+        else list(range(int(p.low or 0), int(p.high or 0) + 1, int(p.step or 1)))
+        for p in spec.search
+    }
 
 
 def grid_cells(spec: ExperimentSpec) -> int | None:

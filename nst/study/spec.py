@@ -53,8 +53,19 @@ from nst.study.profiles import get_profile
 LOSS_TERMS = GATYS_TERMS  # of an optimisation study (gatys)
 SAMPLERS = ("tpe", "random", "grid", "nsga2", "nsga3", "cmaes")
 PRUNERS = ("median", "successive_halving", "hyperband", "none")
-TOP_KEYS = ("name", "description", "method", "fixed", "search", "objectives", "pairs", "budget",
-            "sampler", "pruner", "profiles")  # fmt: skip
+TOP_KEYS = (
+    "name",
+    "description",
+    "method",
+    "fixed",
+    "search",
+    "objectives",
+    "pairs",
+    "budget",
+    "sampler",
+    "pruner",
+    "profiles",
+)
 #: `pairs` keys and defaults: optimisation studies draw content x style pairs; training
 #: studies validate on the first `content` held-out photos (x the first `styles` styles)
 PAIR_KEYS = {False: {"count": 2, "seed": 0}, True: {"content": 1, "styles": 1}}
@@ -122,22 +133,37 @@ class ExperimentSpec:
                 raise SpecError(f"--trials must be at least 1, got {trials}")
             budget["trials"] = trials
         fail = _failer(self.path)
-        search = _profile_search(self.search, own.get("search", {}),
-                                 f"profiles.{name}.search", fail, self.fields)  # fmt: skip
-        spec = replace(self, fixed=fixed, pairs=pairs, budget=budget, search=search,
-                       profile=name, reports=prof.reports)  # fmt: skip
+        search = _profile_search(
+            self.search, own.get("search", {}), f"profiles.{name}.search", fail, self.fields
+        )
+        spec = replace(
+            self,
+            fixed=fixed,
+            pairs=pairs,
+            budget=budget,
+            search=search,
+            profile=name,
+            reports=prof.reports,
+        )
         _check_fixed(spec.path, "profiles." + name, fixed, self.fields)
         return spec
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for summaries and MLflow params."""
         return {
-            "name": self.name, "description": self.description, "method": self.method,
-            "fixed": self.fixed, "search": {p.name: param_dict(p) for p in self.search},
+            "name": self.name,
+            "description": self.description,
+            "method": self.method,
+            "fixed": self.fixed,
+            "search": {p.name: param_dict(p) for p in self.search},
             "objectives": [{"metric": o.metric, "direction": o.direction} for o in self.objectives],
-            "pairs": self.pairs, "budget": self.budget, "sampler": self.sampler,
-            "pruner": self.pruner, "profile": self.profile, "reports": self.reports,
-        }  # fmt: skip
+            "pairs": self.pairs,
+            "budget": self.budget,
+            "sampler": self.sampler,
+            "pruner": self.pruner,
+            "profile": self.profile,
+            "reports": self.reports,
+        }
 
 
 def metric_directions(method: str = "gatys") -> dict[str, str]:
@@ -200,8 +226,13 @@ def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
     objectives = _objectives(data.get("objectives"), fail, method)
     keys = PAIR_KEYS[kind.trained]
     pairs = _ints(data.get("pairs", {}), "pairs", tuple(keys), keys, fail)
-    budget = _ints(data.get("budget", {}), "budget", ("trials", "timeout_s"),
-                   {"trials": 20, "timeout_s": 0}, fail)  # fmt: skip
+    budget = _ints(
+        data.get("budget", {}),
+        "budget",
+        ("trials", "timeout_s"),
+        {"trials": 20, "timeout_s": 0},
+        fail,
+    )
     small = [f"pairs.{k}" for k, v in pairs.items() if k != "seed" and v < 1]
     if small or budget["trials"] < 1:
         raise fail((small or ["budget.trials"])[0], "must be at least 1")
@@ -213,8 +244,10 @@ def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
     if sampler == "grid":
         for p in search:
             if p.when:
-                raise fail(f"search.{p.name}.when", "the grid sampler cannot skip a field; "
-                           "remove when or use another sampler")  # fmt: skip
+                raise fail(
+                    f"search.{p.name}.when",
+                    "the grid sampler cannot skip a field; remove when or use another sampler",
+                )
             if p.type == "float":
                 raise fail(
                     f"search.{p.name}", "the grid sampler needs finite choices; use categorical"
@@ -231,17 +264,28 @@ def parse_experiment(data: Any, where: str = "<spec>") -> ExperimentSpec:
         over = _mapping(over, f"profiles.{pname}", fail)
         bad = sorted(set(over) - {"fixed", "pairs", "budget", "search"})
         if bad:
-            raise fail(f"profiles.{pname}.{bad[0]}",
-                       "unknown key; valid keys: fixed, pairs, budget, search")  # fmt: skip
+            raise fail(
+                f"profiles.{pname}.{bad[0]}",
+                "unknown key; valid keys: fixed, pairs, budget, search",
+            )
         _profile_search(search, over.get("search", {}), f"profiles.{pname}.search", fail, kind)
         own = _mapping(over.get("fixed", {}), f"profiles.{pname}.fixed", fail)
         _check_fixed(where, f"profiles.{pname}.fixed", {**fixed, **own}, kind)
         _ints(over.get("pairs", {}), f"profiles.{pname}.pairs", tuple(keys), {}, fail)
     return ExperimentSpec(
-        name=name, description=str(data.get("description", "")), fixed=fixed, search=search,
-        objectives=objectives, pairs=pairs, budget=budget, sampler=sampler, pruner=pruner,
-        profiles=profiles, path=where, method=method,
-    )  # fmt: skip
+        name=name,
+        description=str(data.get("description", "")),
+        fixed=fixed,
+        search=search,
+        objectives=objectives,
+        pairs=pairs,
+        budget=budget,
+        sampler=sampler,
+        pruner=pruner,
+        profiles=profiles,
+        path=where,
+        method=method,
+    )
 
 
 def _profile_search(
@@ -252,10 +296,14 @@ def _profile_search(
     redefined = _mapping(over, where, fail)
     extra = sorted(set(redefined) - {p.name for p in search})
     if extra:
-        raise fail(f"{where}.{extra[0]}", "not searched by the experiment; a profile can only "
-                   "redefine a searched field")  # fmt: skip
-    return tuple(parse_param(p.name, redefined[p.name], search[:i], fail, kind)
-                 if p.name in redefined else p for i, p in enumerate(search))  # fmt: skip
+        raise fail(
+            f"{where}.{extra[0]}",
+            "not searched by the experiment; a profile can only redefine a searched field",
+        )
+    return tuple(
+        parse_param(p.name, redefined[p.name], search[:i], fail, kind) if p.name in redefined else p
+        for i, p in enumerate(search)
+    )
 
 
 def _mapping(value: Any, key: str, fail: Any) -> dict[str, Any]:

@@ -95,10 +95,14 @@ def requeue(
     attrs.update({RETRY_OF: trial.number, RETRY_REASON: reason})
     system = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history}
     study.add_trial(
-        optuna.create_trial(state=TrialState.WAITING, params=trial.params,
-                            distributions=trial.distributions, user_attrs=attrs,
-                            system_attrs=system)
-    )  # fmt: skip
+        optuna.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=attrs,
+            system_attrs=system,
+        )
+    )
     return True
 
 

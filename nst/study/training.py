@@ -81,8 +81,13 @@ class TrainData:
         return {"data": str(self.train), where: str(self.style)}
 
 
-def choose_train_data(spec: ExperimentSpec, data: Path | None, root: Path, cache: Path,
-                      skipped: list[str] | None = None) -> TrainData:  # fmt: skip
+def choose_train_data(
+    spec: ExperimentSpec,
+    data: Path | None,
+    root: Path,
+    cache: Path,
+    skipped: list[str] | None = None,
+) -> TrainData:
     """The split of `data` (or of the embedded sample, written to `cache`): its validation
     pairs, its folders under root/split/; unreadable validation images are skipped into
     `skipped`."""
@@ -96,17 +101,19 @@ def choose_train_data(spec: ExperimentSpec, data: Path | None, root: Path, cache
         folder = cache
     per_style = not get_method(spec.method).takes_style  # trained on one style image
     styles = 1 if per_style else int(spec.pairs["styles"])
-    split = select(folder, "validation", int(spec.pairs["content"]), styles, root,
-                   f"study {spec.name} (pairs)")  # fmt: skip
+    split = select(
+        folder, "validation", int(spec.pairs["content"]), styles, root, f"study {spec.name} (pairs)"
+    )
     good = readable_data(folder, skipped)
     contents = [p for p in split.contents if p in good]
     evals = [p for p in split.styles if p in good]
     if not contents or not evals:
-        raise NstError(f"{folder}: no readable held-out photo or style left after skipping "
-                       f"{len(skipped)} unreadable ones; run `nst fetch` again")  # fmt: skip
+        raise NstError(
+            f"{folder}: no readable held-out photo or style left after skipping "
+            f"{len(skipped)} unreadable ones; run `nst fetch` again"
+        )
     if per_style:
-        return TrainData(split.train, evals[0], [Pair(c, evals[0]) for c in contents],
-                         split.facts)  # fmt: skip
+        return TrainData(split.train, evals[0], [Pair(c, evals[0]) for c in contents], split.facts)
     pairs = [Pair(c, s) for c in contents for s in evals]
     return TrainData(split.train, split.train_styles, pairs, split.facts)
 
@@ -145,8 +152,15 @@ class Recorder:
     def on_log(self, rows: list[dict[str, float]]) -> None:
         seconds = round(time.perf_counter() - self.t0, 4)
         for r in rows:
-            self.rows.append([self.trial.number, 0, int(r["step"]), seconds,
-                              *(r.get(t, "") for t in CURVE_TERMS)])  # fmt: skip
+            self.rows.append(
+                [
+                    self.trial.number,
+                    0,
+                    int(r["step"]),
+                    seconds,
+                    *(r.get(t, "") for t in CURVE_TERMS),
+                ]
+            )
         if self.mlflow:
             self.mlflow.on_log(rows)
 
@@ -166,8 +180,14 @@ class Recorder:
 class TrainObjective(TrialObjective):
     """trial -> objective values of the trained network on the validation pairs."""
 
-    def __init__(self, spec: ExperimentSpec, data: TrainData, out: Path, resources: Resources,
-                 tracking: dict[str, str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        data: TrainData,
+        out: Path,
+        resources: Resources,
+        tracking: dict[str, str] | None = None,
+    ):
         self.spec, self.data, self.out, self.res = spec, data, out, resources
         self.tracking = tracking  # {"uri", "experiment", "parent_run_id"} or None
         self.terms = spec.fields.loss_terms()
@@ -184,11 +204,20 @@ class TrainObjective(TrialObjective):
 
         t = self.tracking
         assert t is not None
-        with training_run(config, tracking_uri=t["uri"], experiment=t["experiment"],
-                          run_name=f"{self.spec.name}-trial{trial.number:03d}",
-                          parent_run_id=t["parent_run_id"], mode="strict", artifacts=False,
-                          tags={"nst.study": self.spec.name, "nst.trial": str(trial.number),
-                                "nst.worker": worker_id()}) as hooks:  # fmt: skip
+        with training_run(
+            config,
+            tracking_uri=t["uri"],
+            experiment=t["experiment"],
+            run_name=f"{self.spec.name}-trial{trial.number:03d}",
+            parent_run_id=t["parent_run_id"],
+            mode="strict",
+            artifacts=False,
+            tags={
+                "nst.study": self.spec.name,
+                "nst.trial": str(trial.number),
+                "nst.worker": worker_id(),
+            },
+        ) as hooks:
             hooks.tracker.check()  # the run could not even be created: fail before training
             trial.set_user_attr(attrs.MLFLOW_RUN_ID, hooks.tracker.run_id)
             try:
@@ -217,8 +246,10 @@ class TrainObjective(TrialObjective):
         inputs = [self._crop(p.style, config.size) for p in self.data.pairs]
         from nst.metrics import fit_style
 
-        styles = [fit_style(self.res.image(p.style, config.size), c)
-                  for p, c in zip(self.data.pairs, contents, strict=True)]  # fmt: skip
+        styles = [
+            fit_style(self.res.image(p.style, config.size), c)
+            for p, c in zip(self.data.pairs, contents, strict=True)
+        ]
         judged = any(m not in self.terms for m in self.metrics)
         judge = self.res.evaluator(config) if judged else None
         final: dict[str, Any] = {}
@@ -231,44 +262,68 @@ class TrainObjective(TrialObjective):
             if v.step == config.steps:  # the last validation: every metric, the trial's values
                 values = dict(losses)
                 if judge is not None:
-                    evs = [judge.evaluate(c, s, y).values
-                           for c, s, y in zip(contents, styles, images, strict=True)]  # fmt: skip
+                    evs = [
+                        judge.evaluate(c, s, y).values
+                        for c, s, y in zip(contents, styles, images, strict=True)
+                    ]
                     values.update({k: sum(e[k] for e in evs) / len(evs) for k in evs[0]})
                     final.update(per_pair=evs)
                 final.update(values=values, images=images)
             else:
-                values = {**losses, **{o.metric: fmean(
-                    proxy(o.metric, o.direction, c, s, y, losses, judge)
-                    for c, s, y in zip(contents, styles, images, strict=True))
-                    for o in self.spec.objectives if o.metric not in losses}}  # fmt: skip
+                values = {
+                    **losses,
+                    **{
+                        o.metric: fmean(
+                            proxy(o.metric, o.direction, c, s, y, losses, judge)
+                            for c, s, y in zip(contents, styles, images, strict=True)
+                        )
+                        for o in self.spec.objectives
+                        if o.metric not in losses
+                    },
+                }
             if tracker is not None:
                 tracker.log_metrics({f"val/loss/{k}": v for k, v in losses.items()}, step=v.step)
-                tracker.log_metrics({f"val/{o.metric}": values[o.metric]
-                                     for o in self.spec.objectives}, step=v.step)  # fmt: skip
+                tracker.log_metrics(
+                    {f"val/{o.metric}": values[o.metric] for o in self.spec.objectives}, step=v.step
+                )
             if not self.spec.multi_objective:
                 trial.report(values[self.metrics[0]], marks[v.step])
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at validation {marks[v.step]} "
-                                             f"(step {v.step})")  # fmt: skip
+                    raise optuna.TrialPruned(
+                        f"pruned at validation {marks[v.step]} (step {v.step})"
+                    )
 
         try:
-            train(config, folder, hooks=recorder, progress=False, validate=validate,
-                  validate_at=marks)  # fmt: skip
+            train(
+                config, folder, hooks=recorder, progress=False, validate=validate, validate_at=marks
+            )
         finally:
             write_trial_curves(self.out, trial.number, recorder.rows)
             _clean(folder, keep_model="values" in final)
         return self._finish(trial, config, final, judge, tracker)
 
-    def _finish(self, trial: optuna.Trial, config: TrainConfig, final: dict[str, Any],
-                judge: Any, tracker: Any) -> float | list[float]:  # fmt: skip
+    def _finish(
+        self,
+        trial: optuna.Trial,
+        config: TrainConfig,
+        final: dict[str, Any],
+        judge: Any,
+        tracker: Any,
+    ) -> float | list[float]:
         """Images, records and the objective values of the last validation."""
         records = []
         for k, (pair, image) in enumerate(zip(self.data.pairs, final["images"], strict=True)):
             rel = Path("images") / f"trial{trial.number:03d}_pair{k}.png"
             save_image(image.clamp(0, 1), self.out / rel)
             judged = final.get("per_pair") or [{}] * len(final["images"])
-            records.append({"content": str(pair.content), "style": str(pair.style),
-                            "result": rel.as_posix(), "values": finite_values(judged[k])})  # fmt: skip
+            records.append(
+                {
+                    "content": str(pair.content),
+                    "style": str(pair.style),
+                    "result": rel.as_posix(),
+                    "values": finite_values(judged[k]),
+                }
+            )
             if tracker is not None:
                 tracker.log_image(image.clamp(0, 1), f"pair{k}/images/result.png")
         trial.set_user_attr(attrs.PAIRS, records)

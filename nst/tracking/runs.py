@@ -54,9 +54,11 @@ def start_parent_run(
     try:
         client = _client(uri)
         run = client.create_run(
-            _experiment_id(client, uri, experiment, experiment_kind), run_name=name,
-            tags=all_tags, start_time=None if start_time is None else int(start_time * 1000),
-        )  # fmt: skip
+            _experiment_id(client, uri, experiment, experiment_kind),
+            run_name=name,
+            tags=all_tags,
+            start_time=None if start_time is None else int(start_time * 1000),
+        )
     except store_errors() as err:
         raise TrackingError(
             f"cannot start MLflow parent run {name!r} ({uri}): {_one_line(err)}"
@@ -84,14 +86,20 @@ def update_run(
         logged = client.get_run(run_id).data.params
         changed = sorted(k for k, v in (params or {}).items() if k in logged and logged[k] != v)
         if changed:
-            warnings.warn(f"MLflow run {run_id} keeps its earlier {', '.join(changed)} (params "
-                          "cannot change); start afresh (--fresh) to record the new ones",
-                          TrackingWarning, stacklevel=2)  # fmt: skip
+            warnings.warn(
+                f"MLflow run {run_id} keeps its earlier {', '.join(changed)} (params "
+                "cannot change); start afresh (--fresh) to record the new ones",
+                TrackingWarning,
+                stacklevel=2,
+            )
         ts = int(time.time() * 1000)
-        log_batch(client, run_id,
-                  params=[Param(k, v) for k, v in (params or {}).items() if k not in logged],
-                  metrics=[Metric(k, float(v), ts, step) for k, v in (metrics or {}).items()],
-                  tags=[RunTag(k, v) for k, v in (tags or {}).items()])  # fmt: skip
+        log_batch(
+            client,
+            run_id,
+            params=[Param(k, v) for k, v in (params or {}).items() if k not in logged],
+            metrics=[Metric(k, float(v), ts, step) for k, v in (metrics or {}).items()],
+            tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+        )
     except store_errors() as err:
         raise TrackingError(
             f"cannot update MLflow run {run_id} ({uri}): {_one_line(err)}"
@@ -129,7 +137,10 @@ def fail_run(run_id: str, reason: str, *, tracking_uri: str | None = None) -> bo
         client.set_tag(run_id, "nst.fail_reason", reason[:5000])
         client.set_terminated(run_id, status="FAILED")
     except store_errors() as err:
-        warnings.warn(f"cannot mark MLflow run {run_id} failed ({uri}): {_one_line(err)}",
-                      TrackingWarning, stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"cannot mark MLflow run {run_id} failed ({uri}): {_one_line(err)}",
+            TrackingWarning,
+            stacklevel=2,
+        )
         return False
     return True

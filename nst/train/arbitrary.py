@@ -53,9 +53,17 @@ STYTR_TERMS = ("content", "style", "identity1", "identity2", "total")
 
 
 def style_stream(config: TrainConfig, rank: int, world_size: int, warn: bool) -> ContentStream:
-    return ContentStream(config.styles, config.size, config.batch_size, config.seed + STYLE_SEED,
-                         rank, world_size, warn=warn, what="style",
-                         resize=config.resize)  # fmt: skip
+    return ContentStream(
+        config.styles,
+        config.size,
+        config.batch_size,
+        config.seed + STYLE_SEED,
+        rank,
+        world_size,
+        warn=warn,
+        what="style",
+        resize=config.resize,
+    )
 
 
 def mean_std_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -151,15 +159,22 @@ class StyTrLoss(PairLoss):
         images = torch.cat([out["output"], out["identity_c"], out["identity_s"]])
         fo = self.backbone.features(images, self.layers)
         zero = torch.zeros((), device=content.device)
-        lc = sum((F.mse_loss(normalised(fo[k][:n]), normalised(ft[k][:n]))
-                  for k in c.content_layers), zero)  # fmt: skip
+        lc = sum(
+            (F.mse_loss(normalised(fo[k][:n]), normalised(ft[k][:n])) for k in c.content_layers),
+            zero,
+        )
         ls = sum((mean_std_loss(fo[k][:n], ft[k][n:]) for k in c.style_layers), zero)
         id1 = F.mse_loss(out["identity_c"].float(), content.float()) + F.mse_loss(
             out["identity_s"].float(), style.float()
         )
-        id2 = sum((F.mse_loss(fo[k][n : 2 * n].float(), ft[k][:n].float())
-                   + F.mse_loss(fo[k][2 * n :].float(), ft[k][n:].float())
-                   for k in c.style_layers), zero)  # fmt: skip
+        id2 = sum(
+            (
+                F.mse_loss(fo[k][n : 2 * n].float(), ft[k][:n].float())
+                + F.mse_loss(fo[k][2 * n :].float(), ft[k][n:].float())
+                for k in c.style_layers
+            ),
+            zero,
+        )
         total = c.alpha * lc + c.beta * ls + c.identity1 * id1 + c.identity2 * id2
         return {"content": lc, "style": ls, "identity1": id1, "identity2": id2, "total": total}
 
@@ -169,11 +184,18 @@ def parameter_counts(net: nn.Module) -> dict[str, Any]:
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
     total = sum(p.numel() for p in net.parameters())
     lora = sum(p.numel() for n, p in net.named_parameters() if "lora_" in n)
-    return {"trainable": trainable, "frozen": total - trainable, "total": total, "lora": lora,
-            "trainable_share": trainable / total if total else 0.0}  # fmt: skip
+    return {
+        "trainable": trainable,
+        "frozen": total - trainable,
+        "total": total,
+        "lora": lora,
+        "trainable_share": trainable / total if total else 0.0,
+    }
 
 
 def describe_counts(counts: dict[str, Any]) -> str:
     lora = f", of which LoRA {counts['lora']:,}" if counts["lora"] else ""
-    return (f"trainable parameters: {counts['trainable']:,} of {counts['total']:,} "
-            f"({100 * counts['trainable_share']:.2f}%{lora}); frozen {counts['frozen']:,}")  # fmt: skip
+    return (
+        f"trainable parameters: {counts['trainable']:,} of {counts['total']:,} "
+        f"({100 * counts['trainable_share']:.2f}%{lora}); frozen {counts['frozen']:,}"
+    )

@@ -177,9 +177,7 @@ class TrainConfig:
         vgg = family(self.backbone) == "vgg"
         preset = default_layers(self.backbone)
         content, style = (
-            (entry.vgg_layers[0] or preset[0], entry.vgg_layers[1] or preset[1])
-            if vgg
-            else preset
+            (entry.vgg_layers[0] or preset[0], entry.vgg_layers[1] or preset[1]) if vgg else preset
         )
         if not entry.encoder_loss:
             return content, style

@@ -133,9 +133,15 @@ def train(
     else:
         style = load_image(config.style, size=config.style_size or config.size)
     stream = ContentStream(
-        config.data, config.size, config.batch_size, config.seed, world.rank, world.world_size,
-        warn=world.is_main, resize=config.resize,
-    )  # fmt: skip
+        config.data,
+        config.size,
+        config.batch_size,
+        config.seed,
+        world.rank,
+        world.world_size,
+        warn=world.is_main,
+        resize=config.resize,
+    )
     bf16 = bf16_support(device) if config.dtype == "bfloat16" else ""
     if bf16 == "emulated" and world.is_main:
         warnings.warn(
@@ -145,8 +151,19 @@ def train(
         )
     distributed.start(world, device)
     try:
-        return _run(config, out, saved, world, device, style, (stream, styles), bf16, hooks,
-                    progress, (validate, frozenset(validate_at)))  # fmt: skip
+        return _run(
+            config,
+            out,
+            saved,
+            world,
+            device,
+            style,
+            (stream, styles),
+            bf16,
+            hooks,
+            progress,
+            (validate, frozenset(validate_at)),
+        )
     finally:
         distributed.stop(world)
 
@@ -225,9 +242,11 @@ def _run(
     model = distributed.wrap(net, world, device)
     val = stream.validation(config.val_images).to(device)
     val_style = style.to(device).expand(len(val), -1, -1, -1) if styles is not None else None
-    extra: dict[str, Any] = {"weights": backbone.weights_info.identity,
-                             "style": str(config.styles if styles else config.style),
-                             "parameters": counts}  # fmt: skip
+    extra: dict[str, Any] = {
+        "weights": backbone.weights_info.identity,
+        "style": str(config.styles if styles else config.style),
+        "parameters": counts,
+    }
     encoder: WeightsInfo | None = None  # adain, stytr: the frozen encoders' weights
     if styles is not None:
         encoders = [m for m in net.modules() if isinstance(m, Backbone)]
@@ -240,9 +259,17 @@ def _run(
         for stale in out.glob(f".{ckpt.CHECKPOINT}.*.tmp"):
             stale.unlink(missing_ok=True)  # left by a process killed mid-save
         if hooks:
-            hooks.on_start({"weights": backbone.weights_info, "style": style, "val": val,
-                            "world_size": world.world_size, "start_step": start,
-                            "parameters": counts, "encoder_weights": encoder})  # fmt: skip
+            hooks.on_start(
+                {
+                    "weights": backbone.weights_info,
+                    "style": style,
+                    "val": val,
+                    "world_size": world.world_size,
+                    "start_step": start,
+                    "parameters": counts,
+                    "encoder_weights": encoder,
+                }
+            )
     bar = _bar(config, start, progress and world.is_main)
     pending: list[tuple[int, torch.Tensor]] = []
     history: list[dict[str, float]] = []
@@ -287,9 +314,17 @@ def _run(
             if world.is_main and config.sample_every and step % config.sample_every == 0:
                 sample(unwrap(model), (val, val_style), step, out, hooks, bool(bf16), device)
             if at_checkpoint and world.is_main:
-                ckpt.save_training(path, model=model, optimizer=optimizer, scheduler=scheduler,
-                                   config=config, step=step, position=stream.position, extra=extra,
-                                   style_position=styles.position if styles else None)  # fmt: skip
+                ckpt.save_training(
+                    path,
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    config=config,
+                    step=step,
+                    position=stream.position,
+                    extra=extra,
+                    style_position=styles.position if styles else None,
+                )
                 if hooks:
                     hooks.on_checkpoint(step, path)
             if validating:
@@ -307,15 +342,23 @@ def _run(
     distributed.barrier(world)
     done = step - start
     result = TrainResult(
-        config=config, steps=step, start_step=start,
-        final_losses=history[-1] if history else {}, checkpoint=path, model=model_path,
-        weights=backbone.weights_info, skipped=list(stream.skipped),
+        config=config,
+        steps=step,
+        start_step=start,
+        final_losses=history[-1] if history else {},
+        checkpoint=path,
+        model=model_path,
+        weights=backbone.weights_info,
+        skipped=list(stream.skipped),
         seconds=time.perf_counter() - t0,
         images_per_second=done * images / loop_s if loop_s > 0 else 0.0,
-        peak_memory_mb=peak_memory_mb(device), bf16=bf16, world_size=world.world_size,
-        history=history, parameters=counts,
+        peak_memory_mb=peak_memory_mb(device),
+        bf16=bf16,
+        world_size=world.world_size,
+        history=history,
+        parameters=counts,
         validation=None if final_row is None else final_row.cpu(),
-    )  # fmt: skip
+    )
     if world.is_main and hooks:
         hooks.on_end(result)
     return result
@@ -338,8 +381,10 @@ def _drain(
             f"training diverged: non-finite loss at step {steps[i]} ({shown}); stopped before "
             "saving, the last checkpoint is intact: lower --lr or the loss weights"
         )
-    return [{"step": s, **dict(zip(terms, map(float, row), strict=True))}
-            for s, row in zip(steps, stacked, strict=True)]  # fmt: skip
+    return [
+        {"step": s, **dict(zip(terms, map(float, row), strict=True))}
+        for s, row in zip(steps, stacked, strict=True)
+    ]
 
 
 def _append_log(path: Path, rows: list[dict[str, float]]) -> None:
@@ -373,5 +418,12 @@ def _bar(config: TrainConfig, start: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
     # tqdm disables itself when stderr is not a terminal (disable=None); its ETA is the rest
-    return tqdm(total=config.steps, initial=start, unit="step", disable=None, file=sys.stderr,
-                dynamic_ncols=True, desc="train")  # fmt: skip
+    return tqdm(
+        total=config.steps,
+        initial=start,
+        unit="step",
+        disable=None,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        desc="train",
+    )

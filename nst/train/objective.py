@@ -73,13 +73,13 @@ class PerceptualLoss:
             {
                 layer: content_loss(feats[layer].float(), targets[layer].float())
                 for layer in self.content_layers
-            }  # fmt: skip
+            }
         )
         ls = weighted_sum(
             {
                 layer: style_layer_loss(feats[layer], self.style_grams[layer].expand(n, -1, -1))
                 for layer in self.style_layers
-            }  # fmt: skip
+            }
         )
         ltv = total_variation(output.float(), c.tv)
         total = c.alpha * lc + c.beta * ls + c.gamma * ltv

@@ -63,8 +63,12 @@ class MlflowHooks:
         t.set_tags({"nst.world_size": str(info["world_size"])})
         encoder = info.get("encoder_weights")  # adain, stytr: the (frozen) encoders' weights
         if encoder is not None:
-            t.set_tags({"nst.encoder.weights": encoder.identity,
-                        "nst.encoder.pretrained": str(bool(encoder.pretrained)).lower()})  # fmt: skip
+            t.set_tags(
+                {
+                    "nst.encoder.weights": encoder.identity,
+                    "nst.encoder.pretrained": str(bool(encoder.pretrained)).lower(),
+                }
+            )
         if info["start_step"]:
             t.set_tags({"nst.resumed_from": str(info["start_step"])})
         counts = info.get("parameters") or {}
@@ -123,8 +127,7 @@ class MlflowHooks:
             return
         try:
             with quiet():
-                model = log_mlflow_model(t.client, t.run_id, checkpoint,
-                                         metrics=metrics, step=step)  # fmt: skip
+                model = log_mlflow_model(t.client, t.run_id, checkpoint, metrics=metrics, step=step)
             self.model_id = str(model.model_id)
         except store_errors() as err:
             t.fail("logging the model", err)
@@ -141,9 +144,11 @@ class MlflowHooks:
             # the logged model's own files as the source: a models:/<model id> source would be
             # resolved through the process-wide tracking URI, not this run's store
             version = client.create_model_version(
-                self.register_model, model.artifact_location, run_id=t.run_id,
+                self.register_model,
+                model.artifact_location,
+                run_id=t.run_id,
                 model_id=self.model_id,
-            )  # fmt: skip
+            )
             self.model_version = str(version.version)
         except store_errors() as err:
             t.fail(f"registering the model {self.register_model!r}", err)

@@ -122,7 +122,7 @@ class TransferConfig:
         "constant", "constant, or cosine from lr to 0 over the steps (first-order optimisers)"
     )
     momentum: float = field_(0.9, "SGD momentum")
-    weight_decay: float = field_(0.0, "AdamW/SGD weight decay on the pixels")
+    weight_decay: float = field_(0.0, "weight decay on the pixels (adam, adamw, sgd)")
     lbfgs_history: int = field_(100, "L-BFGS curvature pairs kept")
     lbfgs_line_search: Literal["strong_wolfe", "none"] = field_(
         "strong_wolfe", "L-BFGS line search: strong_wolfe (up to 25 evaluations) or none (step lr)"

@@ -24,7 +24,7 @@ import yaml
 import nst.study.objective
 import nst.study.runner
 from nst.images import save_image
-from nst.optimize.loop import NonFiniteLoss
+from nst.runtime import NonFiniteLoss
 from nst.study.attrs import FAIL_REASON, FAULT, MLFLOW_RUN_ID, RETRY_OF, WORKER, Fault, fault_of
 from nst.study.faults import UnreadableImageWarning, classify, failure_reason
 from nst.study.objective import StudyOptions

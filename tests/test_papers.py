@@ -20,9 +20,9 @@ from nst.config import TransferConfig
 from nst.models import get_model
 from nst.models.decoder import MirrorDecoder, OutputLayer
 from nst.optimize.objective import Objective
+from nst.optimizers import lr_factor
 from nst.train import TrainConfig, train
 from nst.train.data import ContentStream
-from nst.train.schedule import lr_factor
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore")]
 

@@ -12,10 +12,11 @@ from nst import NstError
 from nst.backbones import get_backbone
 from nst.config import TransferConfig, field_type
 from nst.images import fit_size, to_image
-from nst.optimize.loop import NonFiniteLoss, _converged
+from nst.optimize.loop import _converged
 from nst.optimize.objective import Objective
-from nst.optimize.optim import make_optimizer, make_schedule
 from nst.optimize.transfer import stylize
+from nst.optimizers import make_optimizer, make_schedule
+from nst.runtime import NonFiniteLoss
 
 SMALL = {
     "size": 32,

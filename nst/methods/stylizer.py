@@ -6,7 +6,7 @@ nst.models.uri resolves) become the same object. The methods comparison (nst.met
 stylises and measures only through it, so every method is timed and measured the same way:
 
     seconds         wall time of the call (torch.cuda.synchronize first and last on a GPU)
-    peak_memory_mb  nst.optimize.loop.peak_memory_mb, the harness's one rule: on CUDA the peak
+    peak_memory_mb  nst.runtime.peak_memory_mb, the harness's one rule: on CUDA the peak
                     allocated since the call began (peak stats reset first), on the CPU the
                     process's peak resident set so far (ru_maxrss: never goes down, so it is an
                     upper bound for the call, not the call's own increment)
@@ -35,8 +35,8 @@ from nst.models.pairs import stylize_pairs
 from nst.models.registry import model_inputs
 from nst.models.uri import local_checkpoint
 from nst.optimize import stylize
-from nst.optimize.loop import peak_memory_mb, resolve_device
 from nst.optimize.objective import build_backbone
+from nst.runtime import peak_memory_mb, resolve_device
 
 
 @dataclass(frozen=True)

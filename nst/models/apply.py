@@ -27,7 +27,7 @@ from nst.models.pairs import stylize_pair_images
 from nst.models.registry import model_inputs
 from nst.models.uri import local_checkpoint
 from nst.optimize.controls.color import ColorControl
-from nst.optimize.loop import resolve_device
+from nst.runtime import resolve_device
 
 #: --color of `nst apply` -> the ColorControl mode that implements it
 COLOR_MODES = {"none": "none", "luminance": "luminance", "histogram": "histogram_post"}

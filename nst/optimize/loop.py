@@ -7,14 +7,12 @@ where the content and style terms compare features of a frozen backbone (see nst
 from __future__ import annotations
 
 import copy
-import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from nst import NstError
 from nst.backbones import Backbone, WeightsInfo
 from nst.config import TransferConfig
 from nst.images import fit_size, resize_tensor
@@ -23,8 +21,10 @@ from nst.optimize.controls.color import ColorControl
 from nst.optimize.controls.frames import FrameCapture
 from nst.optimize.controls.gradnorm import normalized_backward
 from nst.optimize.controls.masks import blend, load_mask, mask_gradient
-from nst.optimize.objective import DTYPES, Objective, build_backbone, initial_image
-from nst.optimize.optim import ReusedEvaluation, make_optimizer, make_schedule
+from nst.optimize.objective import Objective, build_backbone, initial_image
+from nst.optimize.optim import ReusedEvaluation
+from nst.optimizers import make_optimizer, make_schedule
+from nst.runtime import DTYPES, NonFiniteLoss, peak_memory_mb, resolve_device
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,6 @@ class Result:
     @property
     def final_losses(self) -> dict[str, float]:
         return {k: v[-1] for k, v in self.history.items()}
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def stylize_stage(
@@ -215,10 +209,6 @@ def stylize_stage(
     )
 
 
-class NonFiniteLoss(NstError):
-    """The loss became NaN or infinite: the run diverged."""
-
-
 def _finite(v: float) -> bool:
     return v == v and abs(v) != float("inf")
 
@@ -228,15 +218,3 @@ def _converged(totals: list[float], rtol: float, window: int = 10) -> bool:
         return False
     before, now = totals[-window - 1], totals[-1]
     return (before - now) <= rtol * abs(before)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise NstError(f"device {name!r}: use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NstError(f"device {name!r}: CUDA is not available on this machine; use --device cpu")
-    return device

@@ -18,8 +18,6 @@ from nst.optimize.controls.blend import as_styles, blended_grams
 from nst.optimize.controls.gradnorm import normalize_layer_weights
 from nst.optimize.controls.shifts import Jitter, average_shifts, roll, shift_averaged
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
 
 def transform_features(
     feats: dict[str, torch.Tensor], kind: str, temperature: float = 1.0

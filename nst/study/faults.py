@@ -54,7 +54,7 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 def classify(err: BaseException) -> Fault:
     """The kind of fault an exception is, by its type (never by its message's wording)."""
-    from nst.optimize.loop import NonFiniteLoss
+    from nst.runtime import NonFiniteLoss
     from nst.tracking.store import TrackingError
 
     if isinstance(err, NonFiniteLoss):

@@ -56,7 +56,7 @@ def provenance_tags(config: TransferConfig) -> dict[str, str]:
         }
     )
     try:
-        from nst.optimize.loop import resolve_device
+        from nst.runtime import resolve_device
 
         tags["nst.device.name"] = device_description(resolve_device(config.device))
     except NstError:

@@ -86,7 +86,7 @@ class TrainConfig:
     tv: Literal["l1", "l2"] = "l2"
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = 1.0e-3
-    # nst.train.schedule: constant; cosine (lr -> 0 over the steps); inverse lr / (1 + decay t)
+    # nst.optimizers: constant; cosine (lr -> 0 over the steps); inverse lr / (1 + decay t)
     lr_schedule: Literal["constant", "cosine", "inverse"] = "constant"
     lr_decay: float = 0.0  # inverse: the decay per step (AdaIN 5e-5, StyTr2 1e-5)
     warmup: int = 0  # steps of linear warm-up from a quarter of lr (StyTr2: 10000)

@@ -18,7 +18,7 @@ and ends bit-identical on CPU.
 
 Non-finite losses. The losses stay on the device and are checked every `log_every` steps and
 before every checkpoint (a per-step check would synchronise the device each step); the first
-non-finite step raises an NstError (nst.optimize.loop.NonFiniteLoss, the optimiser's kind)
+non-finite step raises an NstError (nst.runtime.NonFiniteLoss, as image optimisation raises)
 naming it, before anything is saved, so the last good checkpoint stays intact.
 
 Validation: `validate` is called after the steps in `validate_at`, on rank 0, in eval mode
@@ -34,7 +34,6 @@ batch), <out>/samples/step_NNNNNN.png (the validation photos, stylised), hooks f
 from __future__ import annotations
 
 import json
-import random
 import sys
 import time
 import warnings
@@ -43,7 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 
 from nst import NstError
@@ -51,14 +49,14 @@ from nst.backbones.base import Backbone, WeightsInfo
 from nst.images import load_image
 from nst.models import get_model
 from nst.models.io import unwrap
-from nst.optimize.loop import NonFiniteLoss, peak_memory_mb, resolve_device
+from nst.optimizers import lr_factor, make_optimizer, make_schedule
 from nst.provenance import bf16_support
+from nst.runtime import NonFiniteLoss, peak_memory_mb, resolve_device, seed_everything
 from nst.train import arbitrary, distributed
 from nst.train import checkpoint as ckpt
 from nst.train.config import RESUMABLE_KEYS, TrainConfig
 from nst.train.data import ContentStream
 from nst.train.losses import LOSSES
-from nst.train.schedule import lr_factor
 from nst.train.validate import Validate, run_validation, sample, stylise_row
 
 LOSS_LOG = "losses.jsonl"
@@ -94,12 +92,6 @@ class TrainResult:
     #: the final network's stylisation of the validation photos, side by side (eval mode,
     #: rank 0; None elsewhere or without photos): what the samples show, at the end
     validation: torch.Tensor | None = None
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
 
 
 def train(
@@ -219,9 +211,9 @@ def _run(
     net = get_model(config.method, **config.build_options)
     params = [p for p in net.parameters() if p.requires_grad]
     counts = arbitrary.parameter_counts(net)
-    opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_class(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(config, s))
+    optimizer = make_optimizer(config, params)
+    scheduler = make_schedule(config, optimizer)
+    assert scheduler is not None  # training has no L-BFGS
     start = 0
     path = out / ckpt.CHECKPOINT
     if saved is not None:

@@ -4,6 +4,9 @@ the stylisation methods on the same held-out pairs (nst.methods).
 --step all (default) trains what needs training and evaluates; the DVC pipeline runs the
 steps apart: plan (one resolved plan file per method), train (one method, from its plan
 file: the stage train@<method>), evaluate (trains nothing: the stage methods).
+
+`nst methods --list` prints the method registry: every method a methods file may name, the
+built-in ones and those plug-in packages add (nst.registry's entry points).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-HELP = "compare methods (gatys, johnson, adain, stytr) on the same held-out pairs"
+HELP = "compare methods (gatys, johnson, adain, stytr, onnx, plug-ins) on the same held-out pairs"
 STEPS = ("all", "plan", "train", "evaluate")
 
 
@@ -21,7 +24,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "spec",
         type=Path,
+        nargs="?",
         help="methods file (experiments/methods.yaml) or a plan file of --step plan",
+    )
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="list the registered methods (built-in and plug-in) and exit",
     )
     p.add_argument(
         "--profile",
@@ -71,6 +80,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
+    if args.list:
+        from nst.models.registry import describe_methods
+
+        print(describe_methods())
+        return 0
+    if args.spec is None:
+        raise NstError("name a methods file (experiments/methods.yaml), or pass --list")
     if args.method and args.step != "train":
         raise NstError("--method selects what --step train trains; add --step train")
     if args.step == "plan":

@@ -104,7 +104,12 @@ class ExternalNet:
         if len(images) != len(self.names):
             raise NstError(f"onnx model {self.path} takes a style image: pass one")
         feeds = {n: self._to_graph(x) for n, x in zip(self.names, images, strict=True)}
-        (out,) = self.session.run(None, feeds)[:1]
+        try:
+            (out,) = self.session.run(None, feeds)[:1]
+        except Exception as err:  # onnxruntime's own exception types
+            shapes = ", ".join(f"{n} {tuple(v.shape)}" for n, v in feeds.items())
+            text = f"onnx model {self.path} failed on {shapes}: {err}".splitlines()[0]
+            raise NstError(f"{text}; check config.layout, inputs and input_size") from None
         y = torch.from_numpy(out).float()
         if self.config.layout == "nhwc":
             y = y.permute(0, 3, 1, 2)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from nst import NstError
-from nst.registry import Registry
+from nst.registry import Registry, plugins
 
 if TYPE_CHECKING:
     from torch import nn
@@ -185,6 +185,21 @@ def get_method(name: str) -> Method:
 def list_methods(kind: str | None = None) -> list[str]:
     """Every method's name (of one `kind` when given); plug-ins are loaded to read their kind."""
     return [n for n in METHODS.names() if kind is None or get_method(n).kind == kind]
+
+
+def describe_methods() -> str:
+    """The registry as a table: name, kind, inputs, where it comes from, what it is."""
+    rows = [("method", "kind", "inputs", "from", "description")]
+    for name in METHODS.names():
+        m = get_method(name)
+        source = "nst" if METHODS.builtin(name) else f"plug-in {plugins(METHODS.group)[name].value}"
+        inputs = "config.inputs" if m.kind == "onnx" else "+".join(m.inputs)
+        rows.append((name, m.kind, inputs, source, m.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
+        for r in rows
+    )
 
 
 def model_inputs(model: nn.Module) -> tuple[str, ...]:

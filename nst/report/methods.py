@@ -285,7 +285,7 @@ def degenerate_methods(rows: pd.DataFrame) -> dict[str, str]:
         return {}
     out: dict[str, str] = {}
     for method, mine in rows.groupby("method", sort=False):
-        reasons = mine["degenerate"].fillna("").astype(str)
+        reasons = mine["degenerate"].astype("string").fillna("")
         bad = reasons[reasons != ""]
         if len(bad) and 2 * len(bad) >= len(mine):
             out[str(method)] = f"{' / '.join(sorted(set(bad)))} in {len(bad)} of {len(mine)} pairs"

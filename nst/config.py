@@ -71,8 +71,12 @@ C = TypeVar("C")
 
 
 @dataclass(frozen=True)
-class TransferConfig:
-    """Everything that determines the result of `nst.optimize.stylize`."""
+class LossPart:
+    """The loss a run minimises, the same fields and meaning for image optimisation and for
+    training (nst.perceptual.PerceptualLoss):
+
+        total = alpha * sum_l w_l L_content,l + beta * sum_l w_l L_style,l + gamma * L_tv
+    """
 
     backbone: str = field_(
         "vgg19",
@@ -99,6 +103,9 @@ class TransferConfig:
     style_layer_weights: tuple[float, ...] = field_(
         (), "one weight per style layer; empty: equal weights"
     )
+    layer_weight_normalization: Literal["none", "sum", "channels"] = field_(
+        "none", "none, sum (layer weights sum to 1) or channels (w_l / C_l^2, then sum to 1)"
+    )
     style_normalization: Literal["gram", "gatys"] = field_(
         "gram", "Gram normalisation: gram = F F^T / (C H W); gatys = the paper's 1/(4 N^2 M^2)"
     )
@@ -113,16 +120,63 @@ class TransferConfig:
     beta: float = field_(1.0e5, "style weight")
     gamma: float = field_(0.0, "total-variation weight (smoothness)")
     tv: Literal["l1", "l2"] = field_("l2", "total-variation norm: l1 (edges kept) or l2 (smoother)")
-    # the optimiser of the image pixels
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        "feature_temperature": Range(0, strict=True),
+        **dict.fromkeys(("alpha", "beta", "gamma"), Range(0)),
+    }
+
+    def check_layer_weights(self) -> None:
+        """One weight per layer, or none."""
+        for name in ("content", "style"):
+            layers = getattr(self, f"{name}_layers")
+            weights = getattr(self, f"{name}_layer_weights")
+            if weights and len(weights) != len(layers):
+                raise NstError(
+                    f"{name}_layer_weights has {len(weights)} values for {len(layers)} "
+                    f"{name}_layers: give one weight per layer or none"
+                )
+
+
+@dataclass(frozen=True)
+class OptimizerPart:
+    """The optimiser and its learning-rate schedule (nst.optimizers), of pixels or weights."""
+
     optimizer: Literal["adam", "adamw", "sgd", "lbfgs"] = field_(
-        "adam", "optimiser of the pixels; lbfgs steps are iterations with a line search"
+        "adam",
+        "optimiser; lbfgs (image optimisation only): steps are iterations with a line search",
     )
     lr: float = field_(0.02, "learning rate (lbfgs: initial step length)")
-    lr_schedule: Literal["constant", "cosine"] = field_(
-        "constant", "constant, or cosine from lr to 0 over the steps (first-order optimisers)"
+    lr_schedule: Literal["constant", "cosine", "inverse"] = field_(
+        "constant",
+        "constant; cosine from lr to 0 over the steps; inverse lr / (1 + lr_decay t) (AdaIN, StyTr2)",
     )
+    lr_decay: float = field_(0.0, "inverse schedule: the decay per step (AdaIN 5e-5, StyTr2 1e-5)")
+    warmup: int = field_(0, "steps of linear warm-up from a quarter of lr (StyTr2: 10000)")
     momentum: float = field_(0.9, "SGD momentum")
-    weight_decay: float = field_(0.0, "weight decay on the pixels (adam, adamw, sgd)")
+    weight_decay: float = field_(0.0, "weight decay (adam: L2 in the gradient; adamw: decoupled)")
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(("lr", "lr_decay", "warmup", "momentum", "weight_decay"), Range(0)),
+    }
+
+
+@dataclass(frozen=True)
+class RuntimePart:
+    """Where and how a run computes (nst.runtime), and its seed."""
+
+    seed: int = field_(0, "seed of every random draw: initialisation, noise, crops, random weights")
+    device: str = field_("auto", "cpu | cuda | cuda:N | auto (cuda when available)")
+    dtype: Literal["float32", "bfloat16"] = field_(
+        "float32", "float32, or bfloat16 autocast (losses reduced in fp32)"
+    )
+
+
+@dataclass(frozen=True)
+class TransferConfig(RuntimePart, OptimizerPart, LossPart):
+    """Everything that determines the result of `nst.optimize.stylize`: the shared loss,
+    optimiser and runtime parts, then what only image optimisation has."""
+
     lbfgs_history: int = field_(100, "L-BFGS curvature pairs kept")
     lbfgs_line_search: Literal["strong_wolfe", "none"] = field_(
         "strong_wolfe", "L-BFGS line search: strong_wolfe (up to 25 evaluations) or none (step lr)"
@@ -140,11 +194,6 @@ class TransferConfig:
         0.0, "stop when the total loss improved by less than this fraction over 10 steps; 0: never"
     )
     size: int = field_(256, "long side of the content image and of the result, pixels")
-    seed: int = field_(0, "seed of every random draw: noise init, jitter, random weights")
-    device: str = field_("cpu", "cpu | cuda | cuda:N | auto (cuda when available)")
-    dtype: Literal["float32", "bfloat16"] = field_(
-        "float32", "float32, or bfloat16 network and Gram products (losses reduced in fp32)"
-    )
     # patch-grid artefact mitigation for ViT backbones (nst.optimize.controls.shifts); 0 = off
     jitter: int = field_(
         0, "ViT grid artefacts: roll the image by a seeded random shift of 0..N px per step; 0: off"
@@ -171,17 +220,15 @@ class TransferConfig:
         False,
         "divide each loss term's pixel gradient by its L1 norm (weights become relative strengths)",
     )
-    layer_weight_normalization: Literal["none", "sum", "channels"] = field_(
-        "none", "none, sum (layer weights sum to 1) or channels (w_l / C_l^2, then sum to 1)"
-    )
     mask: str = field_("", "grey mask image: white = stylise, black = keep the content")
     frame_every: int = field_(0, "capture a progress frame every k steps; 0: off")
 
     #: the valid values of the numeric fields (check_ranges); the others need only be finite
     RANGES: ClassVar[dict[str, Range]] = {
+        **LossPart.RANGES,
+        **OptimizerPart.RANGES,
         **dict.fromkeys(("steps", "size", "lbfgs_history"), Range(1)),
-        **dict.fromkeys(("feature_temperature", "style_scale"), Range(0, strict=True)),
-        **dict.fromkeys(("alpha", "beta", "gamma", "lr", "momentum", "weight_decay"), Range(0)),
+        "style_scale": Range(0, strict=True),
         **dict.fromkeys(("stop_rtol", "jitter", "shift_average", "frame_every"), Range(0)),
         "init_blend": Range(0, 1),
     }
@@ -196,14 +243,7 @@ class TransferConfig:
             for key, preset in zip(LAYER_KEYS, default_layers(self.backbone), strict=True):
                 if not getattr(self, key):
                     object.__setattr__(self, key, preset)
-        for name in ("content", "style"):
-            layers = getattr(self, f"{name}_layers")
-            weights = getattr(self, f"{name}_layer_weights")
-            if weights and len(weights) != len(layers):
-                raise NstError(
-                    f"{name}_layer_weights has {len(weights)} values for {len(layers)} "
-                    f"{name}_layers: give one weight per layer or none"
-                )
+        self.check_layer_weights()
         check_ranges(self)
         _check_controls(self)
 
@@ -248,9 +288,9 @@ def _preset_or_none(backbone: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return (), ()
 
 
-def field_help(name: str) -> str:
+def field_help(name: str, cls: type = TransferConfig) -> str:
     """The one-line description of a config field (see field_)."""
-    return next(f.metadata["help"] for f in fields(TransferConfig) if f.name == name)
+    return str(next(f.metadata["help"] for f in fields(cls) if f.name == name))
 
 
 def build_config(cls: type[C], values: Any, kind: str) -> C:
@@ -284,12 +324,12 @@ def read_yaml(path: str | Path) -> Any:
         raise NstError(f"cannot read config {path}: {err}".splitlines()[0]) from None
 
 
-def field_names() -> list[str]:
-    return [f.name for f in fields(TransferConfig)]
+def field_names(cls: type = TransferConfig) -> list[str]:
+    return [f.name for f in fields(cls)]
 
 
-def field_type(name: str) -> Any:
-    return typing.get_type_hints(TransferConfig)[name]
+def field_type(name: str, cls: type = TransferConfig) -> Any:
+    return typing.get_type_hints(cls)[name]
 
 
 def coerce(key: str, value: Any, hint: Any) -> Any:

@@ -73,3 +73,72 @@ def total_variation(image: torch.Tensor, kind: str = "l2") -> torch.Tensor:
     if kind == "l2":
         return (dh**2).mean() + (dw**2).mean()
     raise ValueError(f"unknown TV kind {kind!r}; use l1 or l2")
+
+
+LAYER_NORMALIZATIONS = ("none", "sum", "channels")
+
+
+def normalize_layer_weights(
+    weights: Sequence[float], channels: Sequence[int], mode: str
+) -> tuple[float, ...]:
+    """Per-layer weights w_l of a content or style sum L = sum_l w_l E_l after `mode` (empty
+    weights mean 1/L each); `channels` holds C_l per layer:
+
+        none:     w_l unchanged
+        sum:      w_l / sum_k w_k, so the weights are shares of one budget
+        channels: (w_l / C_l^2) / sum_k (w_k / C_k^2), the 1/N_l^2 factor of Gatys et al.'s
+                  style loss used as a layer weight by some implementations, renormalised to
+                  sum 1 so that beta keeps its scale
+    """
+    if mode not in LAYER_NORMALIZATIONS:
+        raise ValueError(
+            f"unknown layer weight normalisation {mode!r}; use {', '.join(LAYER_NORMALIZATIONS)}"
+        )
+    w = [float(v) for v in weights] or [1.0 / len(channels)] * len(channels)
+    if mode == "channels":
+        w = [wi / c**2 for wi, c in zip(w, channels, strict=True)]
+    if mode != "none":
+        s = sum(w)
+        w = [wi / s for wi in w] if s > 0 else w
+    return tuple(w)
+
+
+def transform_features(
+    feats: dict[str, torch.Tensor], kind: str, temperature: float = 1.0
+) -> dict[str, torch.Tensor]:
+    """The feature transform applied before every loss (targets and candidate alike).
+
+    none:    F unchanged (the same tensors, so the losses are bit-identical to no transform).
+    softmax: Wang et al., CVPR 2021, "Rethinking and Improving the Robustness of Image Style
+             Transfer" (SWAG): each channel's map becomes a distribution over its M = H W
+             positions,
+
+                 S_c,p = M * exp(F_c,p / T) / sum_q exp(F_c,q / T)
+
+             with temperature T. Peaky, low-entropy activations (ResNet-like, non-VGG
+             networks) are smoothed, which is what makes their Gram statistics usable for
+             style. The factor M (our choice) keeps each channel's mean at 1 whatever the image
+             size, so loss weights tuned on raw features stay in range. Computed in float32
+             (the sum over positions), returned in the features' dtype.
+    """
+    if kind == "none":
+        return feats
+    out: dict[str, torch.Tensor] = {}
+    for layer, f in feats.items():
+        flat = f.float().flatten(2) / temperature
+        m = flat.shape[-1]
+        out[layer] = (torch.softmax(flat, dim=-1) * m).view(f.shape).to(f.dtype)
+    return out
+
+
+def gatys_target(normalised: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The raw-Gram target A^l of Gatys normalisation, at the size of the image optimised.
+
+    A raw Gram matrix sums over the M_l = H_l W_l positions, so the style's, taken at the style
+    image's size, is M_style / M_content times the one a result of the content's size can reach
+    with the same statistics; matching it would rescale the activations, not copy the style.
+    The target is therefore the style's normalised Gram G / (C_l M_style) times C_l M_content
+    (the style's raw Gram rescaled by M_content / M_style): invariant to the style image's
+    size, and equal to the raw Gram when both sizes agree."""
+    _, c, h, w = content.shape
+    return normalised * (c * h * w)

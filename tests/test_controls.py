@@ -15,7 +15,7 @@ from nst.backbones import get_backbone
 from nst.cli import main
 from nst.config import TransferConfig
 from nst.images import save_image
-from nst.losses import gram, style_layer_loss
+from nst.losses import gram, normalize_layer_weights, style_layer_loss
 from nst.optimize.controls.blend import blend_weights
 from nst.optimize.controls.color import (
     combine_luma_chroma,
@@ -24,7 +24,7 @@ from nst.optimize.controls.color import (
     rgb_to_yiq,
 )
 from nst.optimize.controls.frames import write_frames, write_gif
-from nst.optimize.controls.gradnorm import normalize_layer_weights, normalized_backward
+from nst.optimize.controls.gradnorm import normalized_backward
 from nst.optimize.objective import Objective
 from nst.optimize.transfer import stylize
 
@@ -329,7 +329,7 @@ def files(tmp_path: Path, pair) -> dict[str, str]:  # type: ignore[no-untyped-de
     [
         ["--style-blend", "1,3"],
         ["--color", "luminance", "--style-scale", "0.5"],
-        ["--color", "histogram", "--normalize-gradients", "true"],
+        ["--color", "histogram", "--normalize-gradients"],
         ["--color", "histogram_post", "--layer-weight-normalization", "channels"],
         ["--pyramid", "16,32", "--pyramid-steps", "1,2", "--mask", "MASK"],
         ["--frame-every", "1", "--frames-out", "FRAMES"],

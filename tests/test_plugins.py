@@ -175,13 +175,14 @@ PLUGIN = {
     """,
     "nst_plugin_demo/__init__.py": '''
         """A method from another package: its entry is torch-free, its network in net.py."""
-        from nst.models.registry import Method
+        from nst.models.registry import LOSS_OPTIONS, Method
 
         METHOD = Method(
             "tiny", "network", "two convolutions trained per style (plug-in demo)",
             module="nst_plugin_demo.net", options={"width": "width"},
             fields=("width", "style", "style_size"),
             defaults={"backbone": "vgg16", "alpha": 1.0, "beta": 4.0e5}, loss="perceptual",
+            loss_options=LOSS_OPTIONS,
         )
     ''',
     "nst_plugin_demo/net.py": """

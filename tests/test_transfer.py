@@ -287,9 +287,9 @@ def test_bad_layer_and_device(tiny_pair, vgg):
 
 
 def test_softmax_feature_transform_changes_the_loss_and_stays_differentiable(tiny_pair, vgg):
-    """SWAG's softmax transform (nst.optimize.objective.transform_features): another loss,
+    """SWAG's softmax transform (nst.losses.transform_features): another loss,
     still finite with a nonzero gradient on the image; `none` is the untransformed objective."""
-    from nst.optimize.objective import transform_features
+    from nst.losses import transform_features
 
     content, style = tiny_pair
     cfg = TransferConfig.from_dict(SMALL)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from nst.cli.options import add_config_options, config_from_args
+from nst.cli.options import add_config_options, config_from_args, transfer_default
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -26,7 +26,7 @@ def demo_pair() -> tuple[Image.Image, Image.Image]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/demo.png", help="result image path")
-    add_config_options(p)
+    add_config_options(p, shown=transfer_default)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,11 +1,13 @@
-"""Command-line options generated from TransferConfig: one --flag per config field; and the
-check every command makes of its output location before any work (check_output)."""
+"""Command-line options generated from a config class (TransferConfig, TrainConfig): one
+--flag per field with its one-line description, by one generator; and the check every command
+makes of its output location before any work (check_output)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -18,38 +20,34 @@ from nst.config import LAYER_KEYS, TransferConfig, field_help, field_names, fiel
 METAVARS = {"backbone": "NAME", "weights": "imagenet|random|auto|PATH", "device": "cpu|cuda|auto"}
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """Add --<field> for every config field (underscores become dashes); lists are comma-separated.
+def add_config_options(
+    parser: argparse.ArgumentParser,
+    cls: type = TransferConfig,
+    title: str = "transfer configuration (defaults: the backbone family's recipe where it has "
+    "one, nst.backbones.registry.RECIPES; else TransferConfig's)",
+    shown: Callable[[str, Any], Any] | None = None,
+) -> None:
+    """Add --<field> for every field of the config class `cls` (TransferConfig, TrainConfig;
+    underscores become dashes; lists are comma-separated), each with its field's one-line
+    description (nst.config.field_). `shown(name, default)` is the default the help names.
     Options default to None so that only what the user typed overrides the config/file."""
-    group = parser.add_argument_group(
-        "transfer configuration (defaults: the backbone family's recipe where it has one, "
-        "nst.backbones.registry.RECIPES; else TransferConfig's)"
-    )
+    group = parser.add_argument_group(title)
     group.add_argument("--config", help="YAML file with config fields; options below override it")
-    defaults = TransferConfig()
-    for name in field_names():
-        hint = field_type(name)
+    defaults = cls()
+    for name in field_names(cls):
+        hint = field_type(name, cls)
         default = getattr(defaults, name)
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        if name in LAYER_KEYS:
-            shown = f"the backbone's preset, for {defaults.backbone} {shown}"
-        elif name == "backbone":
-            shown = AUTO
-        families = [f"{m.rsplit('.', 1)[-1]} {r[name]}" for m, r in RECIPES.items() if name in r]
-        if families:
-            shown = f"{shown}; recipe: {', '.join(families)}"
+        value = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        value = shown(name, value) if shown else value
         kwargs: dict[str, Any] = {
             "default": None,
             "dest": f"cfg_{name}",
-            "help": f"{field_help(name)} (default: {shown})",
+            "help": f"{field_help(name, cls)} (default: {value})",
         }
         if name in METAVARS:
             kwargs["metavar"] = METAVARS[name]
-        if name == "backbone":  # the registry's names, listed without importing torch (an
-            # unknown name is the registry's one-line error, which names them again)
-            kwargs["help"] += f"; one of {', '.join(list_backbones())}"
-        elif name in METAVARS:
-            pass
+        elif hint is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
         elif get_origin(hint) is Literal:
             kwargs["choices"] = get_args(hint)
         elif get_origin(hint) is tuple:
@@ -59,16 +57,29 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         group.add_argument(f"--{name.replace('_', '-')}", **kwargs)
 
 
+def typed_values(args: argparse.Namespace, cls: type = TransferConfig) -> dict[str, Any]:
+    """The config fields the user typed on the command line."""
+    typed = {name: getattr(args, f"cfg_{name}", None) for name in field_names(cls)}
+    return {k: v for k, v in typed.items() if v is not None}
+
+
+def transfer_default(name: str, value: Any) -> Any:
+    """The default `nst transfer --help` names: the recipe's where a family has one."""
+    defaults = TransferConfig()
+    if name in LAYER_KEYS:
+        value = f"the backbone's preset, for {defaults.backbone} {value}"
+    elif name == "backbone":
+        value = f"{AUTO}; one of {', '.join(list_backbones())}"
+    families = [f"{m.rsplit('.', 1)[-1]} {r[name]}" for m, r in RECIPES.items() if name in r]
+    return f"{value}; recipe: {', '.join(families)}" if families else value
+
+
 def config_from_args(args: argparse.Namespace) -> tuple[TransferConfig, str]:
     """The config a command runs, and how its backbone was chosen (e.g. "auto ->
     efficientnet_lite0 (no ImageNet vgg19 file)"). Lowest first: the backbone family's default
     recipe (nst.backbones.registry.RECIPES) < the --config file < options typed on the command
     line. No backbone anywhere means auto."""
-    typed: dict[str, Any] = {}
-    for name in field_names():
-        value = getattr(args, f"cfg_{name}", None)
-        if value is not None:
-            typed[name] = value
+    typed = typed_values(args)
     from_file = read_yaml(args.config) if getattr(args, "config", None) else {}
     if not isinstance(from_file, dict):
         raise NstError(f"--config {args.config}: a config file must be a mapping of fields")

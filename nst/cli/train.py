@@ -7,16 +7,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import typing
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any
 
 from nst import NstError
-from nst.cli.options import check_output
+from nst.cli.options import add_config_options, check_output, typed_values
 from nst.cli.transfer import add_tracking_options
 from nst.config import read_yaml
 from nst.models.registry import get_method, list_models
-from nst.train.config import TrainConfig, field_names, field_type
+from nst.train.config import TrainConfig
 
 HELP = "train a feed-forward style network (johnson; arbitrary-style adain, stytr)"
 #: options whose values are paths, made absolute so a resumed run names the same files
@@ -36,36 +35,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="register the trained network in the MLflow model registry as a new version of "
         "NAME (then `nst apply --model models:/NAME/VERSION`)",
     )
-    g = p.add_argument_group("training configuration (defaults from nst.train.TrainConfig)")
-    g.add_argument("--config", help="YAML file with config fields; options below override it")
-    defaults = TrainConfig()
-    for name in field_names():
-        hint, default = field_type(name), getattr(defaults, name)
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        if name in ("content_layers", "style_layers"):
-            shown = f"Johnson's for VGG ({', '.join(getattr(defaults, name))}), else the preset"
-        if name in ("alpha", "beta", "backbone", "encoder"):
-            shown = "per method: " + ", ".join(
-                f"{m} {get_method(m).defaults.get(name, 'the encoder')}"
-                for m in list_models()
-                if name in get_method(m).defaults or name == "backbone"
-            )
-        kwargs: dict[str, Any] = {
-            "default": None,
-            "dest": f"cfg_{name}",
-            "help": f"(default: {shown})",
-        }
-        if name == "method":  # the registry's trained methods, plug-ins included
-            kwargs["help"] = f"one of {', '.join(list_models())} {kwargs['help']}"
-        if hint is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif get_origin(hint) is Literal:
-            kwargs["choices"] = get_args(hint)
-        elif get_origin(hint) is tuple:
-            kwargs["metavar"] = "A,B,..."
-        else:
-            kwargs["metavar"] = typing.cast(type, hint).__name__.upper()
-        g.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+    add_config_options(
+        p,
+        TrainConfig,
+        "training configuration (defaults from nst.train.TrainConfig)",
+        train_default,
+    )
+
+
+def train_default(name: str, value: Any) -> Any:
+    """The default `nst train --help` names: the method's where the method decides it."""
+    if name in ("content_layers", "style_layers"):
+        return "the method's layers on VGG (Johnson's for johnson), else the backbone's preset"
+    if name == "method":
+        return f"{value}; one of {', '.join(list_models())}"
+    if name in ("alpha", "beta", "backbone", "encoder"):
+        entries = [get_method(m) for m in list_models()]
+        named = [m for m in entries if name in m.defaults or name == "backbone"]
+        return "per method: " + ", ".join(
+            f"{m.name} {m.defaults.get(name, 'the encoder')}" for m in named
+        )
+    return value
 
 
 def requested_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,10 +63,7 @@ def requested_values(args: argparse.Namespace) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if args.config:
         values.update(TrainConfig.from_yaml(args.config).to_dict())
-    for name in field_names():
-        value = getattr(args, f"cfg_{name}", None)
-        if value is not None:
-            values[name] = value
+    values.update(typed_values(args, TrainConfig))
     for key in PATH_KEYS:
         if isinstance(values.get(key), str) and values[key]:
             values[key] = str(Path(values[key]).expanduser().resolve())

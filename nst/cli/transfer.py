@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from nst import NstError
-from nst.cli.options import add_config_options, check_output, config_from_args
+from nst.cli.options import (
+    add_config_options,
+    check_output,
+    config_from_args,
+    transfer_default,
+)
 
 if TYPE_CHECKING:  # torch and the loop are imported by run(), so `nst --help` stays instant
     from nst.config import TransferConfig
@@ -39,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "is installed); default with --frame-every: <out>.frames.gif beside --out",
     )
     add_tracking_options(p)
-    add_config_options(p)
+    add_config_options(p, shown=transfer_default)
 
 
 def add_tracking_options(p: argparse.ArgumentParser) -> None:

@@ -30,6 +30,19 @@ if TYPE_CHECKING:
 CONTENT = ("content",)
 CONTENT_STYLE = ("content", "style")
 VGG_ADAIN_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+#: the loss-part options beyond backbone, weights, layers, alpha and beta: nst.perceptual's
+#: loss reads them all, another loss those its method lists (Method.loss_options)
+LOSS_OPTIONS = (
+    "pooling",
+    "content_layer_weights",
+    "style_layer_weights",
+    "layer_weight_normalization",
+    "style_normalization",
+    "feature_transform",
+    "feature_temperature",
+    "gamma",
+    "tv",
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,8 @@ class Method:
     #: the values of TrainConfig's "method default" fields ("" or < 0 in the config)
     defaults: dict[str, Any] = field(default_factory=dict)
     loss: str = ""  # the training loss, a name in nst.train.losses.LOSSES (its terms there)
+    #: the LOSS_OPTIONS its loss reads; another one set is refused
+    loss_options: tuple[str, ...] = ()
     #: (content, style) loss layers on a VGG loss network; other families use their preset
     vgg_layers: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
     #: the loss network is the encoder, truncated at its layer (adain): content at the encoder
@@ -87,6 +102,7 @@ JOHNSON = Method(
     fields=("width", "style", "style_size"),
     defaults={"backbone": "vgg16", "alpha": 1.0, "beta": 4.0e5},
     loss="perceptual",
+    loss_options=LOSS_OPTIONS,
     vgg_layers=(("relu2_2",), ("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
     paper="Johnson, Alahi & Fei-Fei, ECCV 2016",
 )

@@ -1,14 +1,19 @@
 """The configuration of one feed-forward training run: a frozen, typed dataclass.
 
-Same rules as nst.config.TransferConfig (whose type coercion it reuses): `from_dict` rejects
-unknown keys naming the valid ones, and values of the wrong type; the layers a config leaves
-empty are filled in when it is built, so a recorded config names the layers a run used.
+Composed like nst.config.TransferConfig from the shared parts (LossPart, OptimizerPart,
+RuntimePart: one meaning per field in every command) and built by the same rules: `from_dict`
+rejects unknown keys naming the valid ones, and values of the wrong type; the layers a config
+leaves empty are filled in when it is built, so a recorded config names the layers a run used.
 Johnson et al. 2016's loss layers on VGG: content relu2_2, style relu1_2, relu2_2, relu3_3,
 relu4_3; another backbone gets its family's preset (nst.backbones.registry.LAYER_PRESETS).
 
-The training loss, on the loss backbone's features (nst.train.objective):
+A per-style network's loss is image optimisation's (nst.perceptual, via nst.train.objective):
 
     L = alpha * L_content + beta * L_style + gamma * L_tv
+
+Methods with a loss of their own (adain, stytr: nst.train.arbitrary) use the backbone, the
+layers and the weights alpha, beta of the loss part; the loss-part fields their loss does not
+read (Method.loss_options: layer weights, feature transform, ...) are refused when set.
 
 beta = 4e5 with nst.losses' mean-over-layers style loss is pytorch/examples' fast_neural_style
 weighting (content 1e5, style 1e10 summed over the four layers), divided by its content weight.
@@ -44,78 +49,84 @@ from nst import NstError
 from nst.backbones.registry import default_layers, family
 from nst.config import (
     LAYER_KEYS,
+    LossPart,
+    OptimizerPart,
     Range,
+    RuntimePart,
     _check_types,
     build_config,
     check_ranges,
     coerce,
+    field_,
     read_yaml,
 )
-from nst.models.registry import Method, get_method, list_models
+from nst.models.registry import LOSS_OPTIONS, Method, get_method, list_models
 
 #: keys a resumed run may change; any other difference from the checkpoint's config is refused
 RESUMABLE_KEYS = ("steps", "checkpoint_every", "sample_every", "log_every", "device")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a trained network (with the data and the style image)."""
+class MethodPart:
+    """The trained method and the fields of its own (Method.fields), first in a TrainConfig."""
 
-    method: str = "johnson"  # a trained method of nst.models.registry (its Method entry)
-    width: int = 32  # johnson: base channel count of the network
-    # arbitrary-style networks (module docstring; "" = the method's default)
-    encoder: str = ""  # adain: any backbone; stytr: a ViT/DeiT backbone
-    encoder_layer: str = ""  # adain: where the encoder is cut ("" = relu4_1 / the preset)
-    encoder_weights: str = "auto"  # imagenet | random | auto | path, of the encoder(s)
-    decoder_width: float = 1.0  # adain, stytr: scales the decoder's channels
-    lora_rank: int = 8  # stytr: LoRA rank r of every target layer
-    lora_alpha: float = 16.0  # stytr: LoRA scale alpha (the update is alpha / r * B A)
-    lora_targets: tuple[str, ...] = ("qkv",)  # stytr: timm module names adapted with LoRA
-    decoder_layers: int = 3  # stytr: transformer decoder layers
-    output_layer: Literal["sigmoid", "linear"] = "sigmoid"  # nst.models.decoder.OutputLayer
-    identity1: float = 70.0  # stytr: weight of the pixel identity loss
-    identity2: float = 1.0  # stytr: weight of the feature identity loss
-    # the loss network and its layers (empty: module docstring)
-    backbone: str = ""  # "" = the method's default (johnson vgg16, adain the encoder, stytr vgg19)
-    weights: str = "auto"  # imagenet | random | auto | path to a state dict
-    content_layers: tuple[str, ...] = ()
-    style_layers: tuple[str, ...] = ()
-    alpha: float = -1.0  # content weight; < 0 = the method's default
-    beta: float = -1.0  # style weight; < 0 = the method's default
-    gamma: float = 0.0
-    tv: Literal["l1", "l2"] = "l2"
-    optimizer: Literal["adam", "adamw"] = "adam"
-    lr: float = 1.0e-3
-    # nst.optimizers: constant; cosine (lr -> 0 over the steps); inverse lr / (1 + decay t)
-    lr_schedule: Literal["constant", "cosine", "inverse"] = "constant"
-    lr_decay: float = 0.0  # inverse: the decay per step (AdaIN 5e-5, StyTr2 1e-5)
-    warmup: int = 0  # steps of linear warm-up from a quarter of lr (StyTr2: 10000)
-    weight_decay: float = 0.0
-    batch_size: int = 4  # per process; the global batch is batch_size * world size
-    size: int = 256  # side of the square crops (content and style), pixels
-    resize: int = 0  # short side the images are resized to before cropping; 0: `size`
-    style_size: int = 0  # long side of the style image; 0: `size`
-    steps: int = 40000  # Johnson et al.: 40k iterations of batch 4 (two COCO epochs)
-    seed: int = 0
-    device: str = "auto"
-    dtype: Literal["float32", "bfloat16"] = "float32"  # bfloat16: autocast mixed precision
-    channels_last: bool = False
-    checkpoint_every: int = 1000  # steps; and always at the end
-    sample_every: int = 500  # stylise the validation photos every N steps; 0 = off
-    log_every: int = 10  # loss curves every N steps
-    val_images: int = 4  # fixed validation photos: the first N of the data folder, sorted
-    data: str = "data/content"  # folder of content photos (searched recursively)
-    style: str = ""  # johnson: the style image
-    styles: str = "data/style"  # adain, stytr: folder of style images (searched recursively)
+    method: str = field_("johnson", "the trained method (nst methods --list)")
+    width: int = field_(32, "johnson: base channel count of the network")
+    encoder: str = field_("", "adain: any backbone; stytr: a ViT/DeiT; empty: the method's")
+    encoder_layer: str = field_(
+        "", "adain: the layer the encoder is cut at; empty: relu4_1 on VGG, else the preset"
+    )
+    encoder_weights: str = field_("auto", "imagenet | random | auto | PATH, of the encoder(s)")
+    decoder_width: float = field_(1.0, "adain, stytr: scales the decoder's channels")
+    lora_rank: int = field_(8, "stytr: LoRA rank r of every target layer")
+    lora_alpha: float = field_(16.0, "stytr: LoRA scale (the update is lora_alpha / r * B A)")
+    lora_targets: tuple[str, ...] = field_(("qkv",), "stytr: timm module names adapted by LoRA")
+    decoder_layers: int = field_(3, "stytr: transformer decoder layers")
+    output_layer: Literal["sigmoid", "linear"] = field_(
+        "sigmoid", "the networks' last layer (nst.models.decoder.OutputLayer)"
+    )
+    identity1: float = field_(70.0, "stytr: weight of the pixel identity loss")
+    identity2: float = field_(1.0, "stytr: weight of the feature identity loss")
+
+
+@dataclass(frozen=True)
+class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
+    """Everything that determines a trained network (with the data and the style image): the
+    method and its own fields (nst.models.registry.Method.fields), the loss, optimiser and
+    runtime parts shared with TransferConfig (nst.config), then the training run's."""
+
+    # the shared parts' fields whose default is the method's (module docstring)
+    backbone: str = field_(
+        "", "loss network; empty: the method's (johnson vgg16, adain its encoder, stytr vgg19)"
+    )
+    alpha: float = field_(-1.0, "content weight; negative: the method's default")
+    beta: float = field_(-1.0, "style weight; negative: the method's default")
+    lr: float = field_(1.0e-3, "learning rate of the network's weights")
+    device: str = field_("auto", "cpu | cuda | cuda:N | auto (cuda when available)")
+    # the training run
+    batch_size: int = field_(4, "images per step and process (global batch: x world size)")
+    size: int = field_(256, "side of the square training crops (content and style), pixels")
+    resize: int = field_(0, "short side the images are resized to before cropping; 0: size")
+    style_size: int = field_(0, "johnson: long side of the style image; 0: size")
+    steps: int = field_(40000, "training steps (Johnson et al.: 40k of batch 4)")
+    channels_last: bool = field_(False, "channels-last memory format (faster convs on GPUs)")
+    checkpoint_every: int = field_(1000, "steps between checkpoints (and always at the end)")
+    sample_every: int = field_(500, "stylise the validation photos every N steps; 0: off")
+    log_every: int = field_(10, "steps between loss-curve rows")
+    val_images: int = field_(4, "fixed validation photos: the first N of the data folder")
+    data: str = field_("data/content", "folder of content photos (searched recursively)")
+    style: str = field_("", "johnson: the style image")
+    styles: str = field_("data/style", "adain, stytr: folder of style images (recursive)")
 
     #: the valid values of the numeric fields (nst.config.check_ranges), checked once the
     #: method defaults are filled in; the others need only be finite
     RANGES: ClassVar[dict[str, Range]] = {
+        **LossPart.RANGES,
+        **OptimizerPart.RANGES,
         **dict.fromkeys(("width", "batch_size", "size", "steps", "log_every"), Range(1)),
         **dict.fromkeys(("lora_rank", "decoder_layers"), Range(1)),
         "decoder_width": Range(0, strict=True),
-        **dict.fromkeys(("alpha", "beta", "gamma", "identity1", "identity2"), Range(0)),
-        **dict.fromkeys(("lr", "lr_decay", "warmup", "weight_decay", "lora_alpha"), Range(0)),
+        **dict.fromkeys(("identity1", "identity2", "lora_alpha"), Range(0)),
         **dict.fromkeys(("resize", "style_size", "checkpoint_every", "sample_every"), Range(0)),
         "val_images": Range(0),
     }
@@ -149,7 +160,13 @@ class TrainConfig:
             for key, preset in zip(LAYER_KEYS, self._layer_presets(entry), strict=True):
                 if not getattr(self, key):
                     object.__setattr__(self, key, preset)
+        self.check_layer_weights()
         check_ranges(self)
+        if self.optimizer == "lbfgs":
+            raise NstError(
+                "optimizer lbfgs optimises images (nst transfer), not networks: use adam, "
+                "adamw or sgd"
+            )
         if self.resize and self.resize < self.size:
             raise NstError(
                 f"resize {self.resize} is smaller than the crop size {self.size}: give 0 (resize "
@@ -164,8 +181,16 @@ class TrainConfig:
         return get_method(self.method)
 
     def _check_method_fields(self, entry: Method) -> None:
-        """A method-specific field set away from its default for another method is an error."""
+        """A method-specific field set away from its default for another method is an error,
+        and so is a loss-part option the method's loss does not read."""
         for f in fields(self):
+            unread = f.name in LOSS_OPTIONS and f.name not in entry.loss_options
+            if unread and getattr(self, f.name) != f.default:
+                readers = [m for m in list_models() if f.name in get_method(m).loss_options]
+                raise NstError(
+                    f"{f.name} is not read by the {entry.loss} loss of --method "
+                    f"{self.method}: drop it (it is read by {' and '.join(readers)})"
+                )
             owners = [m for m in list_models() if f.name in get_method(m).fields]
             if owners and f.name not in entry.fields and getattr(self, f.name) != f.default:
                 raise NstError(
@@ -237,14 +262,6 @@ def _depth(layer: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", layer)) or (-1,)
 
 
-def field_names() -> list[str]:
-    return [f.name for f in fields(TrainConfig)]
-
-
-def field_type(name: str) -> Any:
-    return typing.get_type_hints(TrainConfig)[name]
-
-
 def resumed_config(saved: TrainConfig, requested: dict[str, Any]) -> TrainConfig:
     """The config a resumed run continues with: the checkpoint's, with the RESUMABLE_KEYS the
     user gave; any other key given with a different value is an NstError naming it."""
@@ -263,6 +280,6 @@ def resumed_config(saved: TrainConfig, requested: dict[str, Any]) -> TrainConfig
 
 
 def _differs(saved: TrainConfig, key: str, value: Any) -> bool:
-    if key not in field_names():
+    if key not in {f.name for f in fields(TrainConfig)}:
         return True
-    return bool(coerce(key, value, field_type(key)) != getattr(saved, key))
+    return bool(coerce(key, value, typing.get_type_hints(TrainConfig)[key]) != getattr(saved, key))

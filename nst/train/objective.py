@@ -1,17 +1,12 @@
-"""The perceptual loss of feed-forward training (Johnson et al. 2016), from nst.losses terms.
+"""The loss of a per-style network (Johnson et al. 2016): nst.perceptual.PerceptualLoss, the
+loss image optimisation minimises, with x = f(c) the network's output for a batch of content
+crops c, the content targets phi_l(c) of each batch and the style targets A_l of the one style
+image (resized to style_size, or the crop size), computed once:
 
-For a batch of content crops x and the network's output y = f(x), on the loss backbone phi:
+    L = alpha * L_content(f(c), c) + beta * L_style(f(c), A) + gamma * L_tv(f(c))
 
-    L_content = 1/|L_c| sum_{l in L_c} mean (phi_l(y) - phi_l(x))^2          (content_loss)
-    L_style   = 1/|L_s| sum_{l in L_s} mean_n mean_ij (G(phi_l(y_n)) - A_l)_ij^2
-                (style_layer_loss; A_l = G(phi_l(s)), the style image's Gram, computed once
-                with the style image resized to style_size, or the crop size)
-    L_tv      = total_variation(y)
-    L         = alpha * L_content + beta * L_style + gamma * L_tv
-
-Every term is a mean over the batch items, so the mean of per-process losses over equal
-per-process batches is the loss of the whole batch (what DistributedDataParallel's gradient
-averaging assumes).
+Every field of the config's loss part (layers, layer weights and their normalisation, feature
+transform, Gram or Gatys normalisation, pooling) means what it means in `nst transfer`.
 """
 
 from __future__ import annotations
@@ -22,39 +17,33 @@ import torch
 from torch import nn
 
 from nst.backbones import get_backbone
-from nst.backbones.base import Backbone
-from nst.losses import content_loss, gram, style_layer_loss, total_variation, weighted_sum
+from nst.perceptual import TERMS, PerceptualLoss
 from nst.train.config import TrainConfig
 from nst.train.losses import LOSSES
 
-TERMS = ("content", "style", "tv", "total")
-
 
 @LOSSES.register("perceptual")
-class PerceptualLoss:
-    """The weighted loss of the module docstring for one style image and one backbone."""
+class NetworkPerceptualLoss:
+    """The perceptual loss of a network's output batch against its input batch."""
 
     terms = TERMS
+
+    def __init__(self, config: TrainConfig, loss: PerceptualLoss, style: torch.Tensor):
+        self.config, self.loss, self.backbone = config, loss, loss.backbone
+        loss.backbone.check_input(style, config.style_layers, "style image")
+        self.style_targets = loss.style_targets(style.float())
 
     @classmethod
     def build(
         cls, config: TrainConfig, net: nn.Module, device: torch.device, style: torch.Tensor | None
-    ) -> PerceptualLoss:
+    ) -> NetworkPerceptualLoss:
         """The loss of a per-style network: `style` is its style image."""
         if style is None:
             raise ValueError("the perceptual loss needs the style image")
-        backbone = get_backbone(config.backbone, weights=config.weights).to(device)
-        return cls(config, backbone, style.to(device))
-
-    def __init__(self, config: TrainConfig, backbone: Backbone, style: torch.Tensor):
-        backbone.check_layers(config.content_layers + config.style_layers)
-        self.config, self.backbone = config, backbone
-        self.content_layers, self.style_layers = config.content_layers, config.style_layers
-        self.layers = tuple(dict.fromkeys(self.content_layers + self.style_layers))
-        backbone.check_input(style, self.style_layers, "style image")
-        with torch.no_grad():
-            feats = backbone.features(style.float(), self.style_layers)
-            self.style_grams = {layer: gram(feats[layer]).float() for layer in self.style_layers}
+        backbone = get_backbone(
+            config.backbone, weights=config.weights, pooling=config.pooling, seed=config.seed
+        )
+        return cls(config, PerceptualLoss(backbone.to(device), config), style.to(device))
 
     def __call__(
         self, net: Any, content: torch.Tensor, style: torch.Tensor | None = None
@@ -65,22 +54,8 @@ class PerceptualLoss:
 
     def terms_of(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
         """{content, style, tv, total} for network output `output` of content batch `content`."""
-        c, n = self.config, output.shape[0]
         with torch.no_grad():
-            targets = self.backbone.features(content, self.content_layers)
-        feats = self.backbone.features(output, self.layers)
-        lc = weighted_sum(
-            {
-                layer: content_loss(feats[layer].float(), targets[layer].float())
-                for layer in self.content_layers
-            }
-        )
-        ls = weighted_sum(
-            {
-                layer: style_layer_loss(feats[layer], self.style_grams[layer].expand(n, -1, -1))
-                for layer in self.style_layers
-            }
-        )
-        ltv = total_variation(output.float(), c.tv)
-        total = c.alpha * lc + c.beta * ls + c.gamma * ltv
-        return {"content": lc, "style": ls, "tv": ltv, "total": total}
+            targets = self.loss.content_targets(
+                self.loss.features(content, self.config.content_layers)
+            )
+        return self.loss(self.loss.features(output), targets, self.style_targets, output)

@@ -62,6 +62,24 @@ class Backbone(nn.Module):
     ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    #: the side of a token's patch (ViTs: the model's patch embedding); 0 for CNNs, whose
+    #: features are maps of positions, not tokens
+    patch_size: int = 0
+
+    def truncate(self, layer: str) -> Backbone:
+        """This backbone without the modules after `layer`, where the family can drop them (so
+        a state dict holds only what is used); the others keep every module."""
+        self.check_layers([layer])
+        return self
+
+    def layer_info(self, layer: str) -> tuple[int, int]:
+        """(channels, stride in pixels) of `layer`, measured with one forward pass of a zero
+        image (so it holds for any family, registered or plug-in)."""
+        side = max(64, 4 * self.min_side([layer]))
+        with torch.no_grad():
+            f = self.features(torch.zeros(1, 3, side, side), [layer])[layer]
+        return int(f.shape[1]), side // int(f.shape[-1])
+
     def min_side(self, layers: tuple[str, ...] | list[str]) -> int:
         """The smallest input side, in pixels, whose features reach every one of `layers`
         (one patch here; CNNs override it with their downsampling)."""

@@ -148,18 +148,31 @@ class EfficientNet(Backbone):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
+    def truncate(self, layer: str) -> EfficientNet:
+        """Keep the stem and the stages up to `layer`; drop the later stages and the head."""
+        self.check_layers([layer])
+        keep = self.layer_names.index(layer) + 1
+        self.model.blocks = self.model.blocks[: keep - 1]
+        for name in ("conv_head", "bn2", "global_pool", "classifier"):
+            setattr(self.model, name, nn.Identity())
+        self.layer_names = self.layer_names[:keep]
+        return self
+
     def features(
         self, x: torch.Tensor, layers: tuple[str, ...] | list[str]
     ) -> dict[str, torch.Tensor]:
-        """Run the stem and stages 0..deepest requested; return those layers' NCHW outputs."""
+        """The stem's and stages' NCHW outputs through timm's forward_intermediates (every
+        block an index: extra_blocks), stopping at the deepest requested."""
         self.check_layers(layers)
-        last = max(self.layer_names.index(layer) for layer in layers)
-        # timm's bn1 is BatchNormAct2d: batch norm and the ReLU6 in one module
-        h = self.model.bn1(self.model.conv_stem(self.normalize(x)))
-        out = {"stem": h}
-        for i in range(last):
-            h = self.model.blocks[i](h)
-            out[f"stage{i}"] = h
+        wanted = sorted({self.layer_names.index(layer) for layer in layers})
+        maps = self.model.forward_intermediates(
+            self.normalize(x),
+            indices=wanted,
+            stop_early=True,
+            intermediates_only=True,
+            extra_blocks=True,
+        )
+        out = {self.layer_names[i]: f for i, f in zip(wanted, maps, strict=True)}
         return {layer: out[layer] for layer in layers}
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:

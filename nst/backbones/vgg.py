@@ -91,6 +91,14 @@ class VGG(Backbone):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.freeze()
 
+    def truncate(self, layer: str) -> VGG:
+        """Keep the layers up to `layer`."""
+        self.check_layers([layer])
+        keep = self.layer_names.index(layer) + 1
+        self.layers = nn.ModuleList(list(self.layers)[:keep])
+        self.layer_names = self.layer_names[:keep]
+        return self
+
     def features(
         self, x: torch.Tensor, layers: tuple[str, ...] | list[str]
     ) -> dict[str, torch.Tensor]:

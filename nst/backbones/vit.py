@@ -120,7 +120,7 @@ class ViT(Backbone):
         self.weights_info = weights_info
         self.keep_cls = keep_cls
         self.num_prefix_tokens = int(model.num_prefix_tokens)
-        self.size_multiple = int(model.patch_embed.patch_size[0])
+        self.size_multiple = self.patch_size = int(model.patch_embed.patch_size[0])
         n = len(model.blocks)
         blocks = tuple(f"block{i}" for i in range(n))
         self.layer_names = blocks + (tuple(f"{b}_cls" for b in blocks) if keep_cls else ())

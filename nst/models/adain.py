@@ -45,13 +45,11 @@ from torch import nn
 
 from nst import NstError
 from nst.backbones import get_backbone
-from nst.backbones.base import Backbone
 from nst.models.decoder import MirrorDecoder
 from nst.models.registry import register
 
 EPS = 1e-5
 #: the paper's encoder layer on VGG; other families default to their content preset
-VGG_LAYER = "relu4_1"
 
 
 def mean_std(f: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,36 +67,11 @@ def adain(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch
     return ss * (content - mc) / sc + ms
 
 
-def truncate(backbone: Backbone, layer: str) -> Backbone:
-    """Drop the modules after `layer` where the family allows (VGG: its layer list;
-    EfficientNet: later stages and the head), so the state dict holds only what is used."""
-    backbone.check_layers([layer])
-    keep = backbone.layer_names.index(layer) + 1
-    model: typing.Any = backbone
-    if isinstance(getattr(model, "layers", None), nn.ModuleList):  # VGG
-        model.layers = nn.ModuleList(list(model.layers)[:keep])
-        backbone.layer_names = backbone.layer_names[:keep]
-    elif hasattr(getattr(model, "model", None), "conv_head"):  # EfficientNet-Lite
-        net = model.model
-        net.blocks = net.blocks[: keep - 1]
-        for name in ("conv_head", "bn2", "global_pool", "classifier"):
-            setattr(net, name, nn.Identity())
-        backbone.layer_names = backbone.layer_names[:keep]
-    return backbone
-
-
 def default_layer(encoder: str) -> str:
-    from nst.backbones.registry import default_layers
+    """The layer the encoder is cut at when none is named (the adain entry's data)."""
+    from nst.models.registry import ADAIN
 
-    return VGG_LAYER if encoder.startswith("vgg") else default_layers(encoder)[0][0]
-
-
-def probe(backbone: Backbone, layer: str) -> tuple[int, int]:
-    """(channels, stride) of `layer`, measured with one forward pass of a zero image."""
-    side = max(64, 4 * backbone.min_side([layer]))
-    with torch.no_grad():
-        f = backbone.features(torch.zeros(1, 3, side, side), [layer])[layer]
-    return int(f.shape[1]), side // int(f.shape[-1])
+    return ADAIN.encoder_layer(encoder)
 
 
 class AdaINNet(nn.Module):
@@ -121,10 +94,10 @@ class AdaINNet(nn.Module):
             raise NstError(f"decoder_width must be positive, got {decoder_width}")
         self.encoder_name, self.layer = encoder, layer or default_layer(encoder)
         self.decoder_width, self.output = float(decoder_width), output
-        self.encoder = truncate(get_backbone(encoder, weights=weights), self.layer)
+        self.encoder = get_backbone(encoder, weights=weights).truncate(self.layer)
         self.encoder.freeze()
         self.multiple = self.encoder.min_side([self.layer])
-        channels, stride = probe(self.encoder, self.layer)
+        channels, stride = self.encoder.layer_info(self.layer)
         self.decoder = MirrorDecoder(channels, stride, self.decoder_width, output)
 
     @property

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from nst import NstError
+from nst.backbones.registry import default_layers, family
 from nst.registry import Registry, plugins
 
 if TYPE_CHECKING:
@@ -67,13 +68,27 @@ class Method:
     loss: str = ""  # the training loss, a name in nst.train.losses.LOSSES (its terms there)
     #: the LOSS_OPTIONS its loss reads; another one set is refused
     loss_options: tuple[str, ...] = ()
-    #: (content, style) loss layers on a VGG loss network; other families use their preset
-    vgg_layers: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    #: backbone family -> the method's (content, style) loss layers on it (an empty part, or
+    #: a family not listed: the backbone's preset, nst.backbones.registry.LAYER_PRESETS)
+    family_layers: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    #: backbone family -> the layer the encoder is cut at (not listed: the preset's content
+    #: layer), for methods with an `encoder_layer` field
+    encoder_layers: dict[str, str] = field(default_factory=dict)
     #: the loss network is the encoder, truncated at its layer (adain): content at the encoder
     #: layer, style layers up to it
     encoder_loss: bool = False
     encoder_families: tuple[str, ...] = ()  # the backbone families its encoder may be; () any
     paper: str = ""  # what the method reproduces, as the report and `nst methods` cite it
+
+    def layers_on(self, backbone: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(content, style) loss layers of this method on `backbone`."""
+        preset = default_layers(backbone)
+        content, style = self.family_layers.get(family(backbone), ((), ()))
+        return content or preset[0], style or preset[1]
+
+    def encoder_layer(self, encoder: str) -> str:
+        """The layer this method cuts `encoder` at when the config names none."""
+        return self.encoder_layers.get(family(encoder)) or default_layers(encoder)[0][0]
 
     @property
     def takes_style(self) -> bool:
@@ -103,7 +118,7 @@ JOHNSON = Method(
     defaults={"backbone": "vgg16", "alpha": 1.0, "beta": 4.0e5},
     loss="perceptual",
     loss_options=LOSS_OPTIONS,
-    vgg_layers=(("relu2_2",), ("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
+    family_layers={"vgg": (("relu2_2",), ("relu1_2", "relu2_2", "relu3_3", "relu4_3"))},
     paper="Johnson, Alahi & Fei-Fei, ECCV 2016",
 )
 ADAIN = Method(
@@ -122,7 +137,8 @@ ADAIN = Method(
     fields=("encoder", "encoder_weights", "decoder_width", "encoder_layer"),
     defaults={"encoder": "vgg19", "alpha": 1.0, "beta": 10.0},
     loss="adain",
-    vgg_layers=((), VGG_ADAIN_STYLE),
+    family_layers={"vgg": ((), VGG_ADAIN_STYLE)},
+    encoder_layers={"vgg": "relu4_1"},
     encoder_loss=True,
     paper="Huang & Belongie, ICCV 2017",
 )
@@ -155,7 +171,9 @@ STYTR = Method(
     ),
     defaults={"encoder": "deit_small", "backbone": "vgg19", "alpha": 7.0, "beta": 10.0},
     loss="stytr",
-    vgg_layers=(("relu4_1", "relu5_1"), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+    family_layers={
+        "vgg": (("relu4_1", "relu5_1"), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"))
+    },
     encoder_families=("vit",),
     paper="Deng et al., CVPR 2022 (StyTr2)",
 )

@@ -106,7 +106,7 @@ class DecoderLayer(nn.Module):
 
 def vit_encoder(name: str, weights: str, rank: int, alpha: float, targets: list[str]) -> Backbone:
     backbone = get_backbone(name, weights=weights)
-    if not hasattr(backbone, "num_prefix_tokens"):
+    if not backbone.patch_size:  # a map of positions, not patch tokens
         raise NstError(f"stytr encoder {name!r} is not a ViT/DeiT backbone (deit_*, vit_*)")
     add_lora(typing.cast(typing.Any, backbone).model, rank, alpha, targets)
     return backbone

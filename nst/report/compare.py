@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nst import NstError
+from nst.backbones.registry import family
 from nst.report import figures as figs
 from nst.report.data import StudyResults
 from nst.report.grid import THUMB, image_grid
@@ -58,7 +59,7 @@ def group_section(studies: list[StudyResults], param: str, title: str) -> Sectio
     section.note = _incomplete_note(study, column, groups)
     if not groups:
         return section
-    if param == "backbone" and not any(g.startswith("deit") for g in groups):
+    if param == "backbone" and not any(family(g) == "vit" for g in groups):
         section.note = " ".join(
             [f"No DeiT trial completed in this study: comparing {', '.join(groups)}.", section.note]
         ).strip()

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from nst import NstError
+from nst.backbones.registry import family
 from nst.report.data import StudyResults
 from nst.report.grid import image_grid
 from nst.report.page import Section
@@ -124,7 +125,7 @@ def pick_deit(studies: list[StudyResults], registered: list[str]) -> str | None:
         if "params_backbone" in s.trials
         for v in s.trials["params_backbone"]
     ]
-    candidates = [b for b in used if b.startswith("deit")] + ["deit_tiny", "deit_small"]
+    candidates = [b for b in used if family(b) == "vit"] + ["deit_tiny", "deit_small"]
     return next((b for b in candidates if b in registered), None)
 
 

@@ -19,7 +19,8 @@ beta = 4e5 with nst.losses' mean-over-layers style loss is pytorch/examples' fas
 weighting (content 1e5, style 1e10 summed over the four layers), divided by its content weight.
 
 Every method-specific rule below is data of the method's entry (nst.models.registry.Method:
-defaults, fields, vgg_layers, encoder_loss, encoder_families); nothing here names a method.
+defaults, fields, family_layers, encoder_layers, encoder_loss, encoder_families); nothing
+here names a method or tests a backbone's family.
 Methods that take the style as an input (adain, stytr: nst.train.arbitrary) train on (content,
 style) pairs, the styles drawn from the folder `styles`. Fields a config leaves at their
 "method default" (backbone "", alpha/beta < 0, encoder "", layers ()) are filled per method:
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from nst import NstError
-from nst.backbones.registry import default_layers, family
+from nst.backbones.registry import family
 from nst.config import (
     LAYER_KEYS,
     LossPart,
@@ -148,9 +149,7 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
             if current == "" or (isinstance(current, float) and current < 0):
                 object.__setattr__(self, key, value)
         if "encoder_layer" in entry.fields and not self.encoder_layer:
-            vgg = family(self.encoder) == "vgg"
-            layer = "relu4_1" if vgg else default_layers(self.encoder)[0][0]
-            object.__setattr__(self, "encoder_layer", layer)
+            object.__setattr__(self, "encoder_layer", entry.encoder_layer(self.encoder))
         if entry.encoder_families and family(self.encoder) not in entry.encoder_families:
             raise NstError(
                 f"{self.method} encoder {self.encoder!r} is not a registered "
@@ -199,11 +198,7 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
                 )
 
     def _layer_presets(self, entry: Method) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        vgg = family(self.backbone) == "vgg"
-        preset = default_layers(self.backbone)
-        content, style = (
-            (entry.vgg_layers[0] or preset[0], entry.vgg_layers[1] or preset[1]) if vgg else preset
-        )
+        content, style = entry.layers_on(self.backbone)
         if not entry.encoder_loss:
             return content, style
         if self.backbone == self.encoder:  # the loss network is the (truncated) encoder

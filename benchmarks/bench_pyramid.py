@@ -38,14 +38,14 @@ from nst.backbones import get_backbone
 from nst.config import TransferConfig
 from nst.images import fit_size, resize_tensor
 from nst.optimize.loop import Step
-from nst.optimize.objective import Objective
+from nst.optimize.loss import TransferLoss
 from nst.optimize.transfer import stylize
 
 
 def full_size_loss(backbone, config: TransferConfig, content, style, image) -> float:  # type: ignore[no-untyped-def]
     c, s = fit_size(content, config.size), fit_size(style, config.size)
     with torch.no_grad():
-        return float(Objective(backbone, config, c, s, torch.float32)(image)["total"])
+        return float(TransferLoss(backbone, config, c, s, torch.float32)(image)["total"])
 
 
 def time_to_loss(

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from nst.config import TransferConfig
-from nst.optimize.objective import build_backbone
+from nst.optimize.loss import build_backbone
 from nst.optimize.transfer import stylize
 from nst.tracking.transfer import transfer_run
 

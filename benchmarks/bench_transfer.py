@@ -34,7 +34,7 @@ from benchmarks.common import Fp32Loss, benchmark_pair, cpu_line, interleaved
 from nst.backbones import get_backbone
 from nst.config import TransferConfig
 from nst.images import fit_size, resize_tensor
-from nst.optimize.objective import Objective
+from nst.optimize.loss import TransferLoss
 from nst.optimize.transfer import stylize
 from nst.provenance import bf16_support
 
@@ -102,7 +102,7 @@ def gradient_cosine(config: TransferConfig, backbone, content, style) -> float: 
     grads = []
     for dtype in (torch.float32, torch.bfloat16):
         net = backbone if dtype == torch.float32 else _cast(backbone, dtype)
-        objective = Objective(net, config, content, style, dtype)
+        objective = TransferLoss(net, config, content, style, dtype)
         x = content.clone().requires_grad_(True)
         objective(x)["total"].backward()
         grads.append(x.grad.flatten())

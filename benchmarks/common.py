@@ -63,9 +63,9 @@ class Fp32Loss:
     (bf16 losses are estimates) or constraints (L-BFGS runs unclamped)."""
 
     def __init__(self, backbone, config, content: torch.Tensor, style: torch.Tensor):  # type: ignore[no-untyped-def]
-        from nst.optimize.objective import Objective
+        from nst.optimize.loss import TransferLoss
 
-        self.objective = Objective(
+        self.objective = TransferLoss(
             backbone, config.replace(dtype="float32"), content, style, torch.float32
         )
 

@@ -288,7 +288,7 @@ def test_adain_alpha_0_is_the_reconstruction_and_the_target_interpolates(
     with torch.no_grad():
         hw = (int(photo.shape[-2]), int(photo.shape[-1]))  # 64 x 85: padded to 8s inside
         fc, fs = net.encode(net.pad(photo)), net.encode(net.pad(style))
-        assert torch.equal(net.transfer(photo, [style], alpha=0.0), net.decode(fc, hw))
+        assert torch.equal(net.transfer(photo, [style], strength=0.0), net.decode(fc, hw))
         (ms, ss), dists = mean_std(fs), []
         for alpha in (0.0, 0.25, 0.5, 0.75, 1.0):
             mt, st = mean_std(alpha * adain(fc, fs) + (1 - alpha) * fc)
@@ -306,7 +306,7 @@ def test_adain_alpha_moves_the_output_monotonically_towards_the_style(
     style = load_image(sample_data / "style" / HELD_OUT_STYLES[0], size=64)
     with torch.no_grad():
         dists = [
-            stats_distance(adain_trained, adain_trained.transfer(photo, [style], alpha=a), style)
+            stats_distance(adain_trained, adain_trained.transfer(photo, [style], strength=a), style)
             for a in (0.0, 0.25, 0.5, 0.75, 1.0)
         ]
     assert all(a > b for a, b in zip(dists, dists[1:], strict=False)), dists
@@ -390,7 +390,7 @@ def test_nst_train_and_apply_take_any_style_image(
         *held_out,
         "--style-weights",
         "1,3",
-        "--alpha",
+        "--strength",
         "0.5",
         "--color",
         "luminance",

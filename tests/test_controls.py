@@ -25,7 +25,7 @@ from nst.optimize.controls.color import (
 )
 from nst.optimize.controls.frames import write_frames, write_gif
 from nst.optimize.controls.gradnorm import normalized_backward
-from nst.optimize.objective import Objective
+from nst.optimize.loss import TransferLoss
 from nst.optimize.transfer import stylize
 
 # shallow layers keep each step cheap; the controls do not depend on depth
@@ -129,7 +129,7 @@ def test_blend_targets_are_weighted_gram_means(backbone, pair) -> None:  # type:
     content, style = pair
     other = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     cfg = FAST.replace(style_blend=(1.0, 3.0))
-    obj = Objective(backbone, cfg, content, [style, other], torch.float32)
+    obj = TransferLoss(backbone, cfg, content, [style, other], torch.float32)
     fa, fb = obj.extract(style), obj.extract(other)
     for layer in cfg.style_layers:
         expected = 0.25 * gram(fa[layer]) + 0.75 * gram(fb[layer])
@@ -248,10 +248,10 @@ def test_channel_normalisation_weights_each_layer_by_one_over_c_squared(backbone
         fc, fs = backbone.features(content, layers), backbone.features(style, layers)
     e = [float(style_layer_loss(fc[k], gram(fs[k]))) for k in layers]
     channels = FAST.replace(steps=1, layer_weight_normalization="channels")
-    objective = Objective(backbone, channels, content, style, torch.float32)
+    objective = TransferLoss(backbone, channels, content, style, torch.float32)
     assert objective.style_weights == pytest.approx((16 / 21, 4 / 21, 1 / 21), rel=1e-12)
     assert objective.content_weights == (1.0,)  # one layer: its share is the whole budget
-    weighted = Objective(
+    weighted = TransferLoss(
         backbone, channels.replace(style_layer_weights=(1, 2, 4)), content, style, torch.float32
     )
     # (1/64^2, 2/128^2, 4/256^2) = (16, 8, 4) / 65536, renormalised

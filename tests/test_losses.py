@@ -10,7 +10,7 @@ from nst.losses import (
     total_variation,
     weighted_sum,
 )
-from nst.optimize.objective import Objective
+from nst.optimize.loss import TransferLoss
 
 
 def test_gram_by_hand():
@@ -60,7 +60,7 @@ def test_total_variation_by_hand_with_no_border_term():
 
 @pytest.mark.parametrize("tv", ["l1", "l2"])
 def test_the_objective_is_alpha_content_plus_beta_style_plus_gamma_tv(tv):
-    """What the optimiser minimises (nst.optimize.objective.Objective): each term is the loss
+    """What the optimiser minimises (nst.optimize.loss.TransferLoss): each term is the loss
     function of its features against fixed targets, and the total their weighted sum."""
     cfg = TransferConfig(
         weights="random",
@@ -74,7 +74,7 @@ def test_the_objective_is_alpha_content_plus_beta_style_plus_gamma_tv(tv):
     net = get_backbone("vgg19", weights="random")
     gen = torch.Generator().manual_seed(0)
     content, style, x = (torch.rand(1, 3, 24, 24, generator=gen) for _ in range(3))
-    terms = Objective(net, cfg, content, style, torch.float32)(x)
+    terms = TransferLoss(net, cfg, content, style, torch.float32)(x)
     layers = ["relu1_1", "relu2_1"]
     with torch.no_grad():
         fx, fc, fs = (net.features(t, layers) for t in (x, content, style))
@@ -98,6 +98,6 @@ def test_the_objective_is_alpha_content_plus_beta_style_plus_gamma_tv(tv):
         rel=1e-5,
     )
     # gamma 0: the TV term is reported (nst.perceptual) and contributes nothing
-    no_tv = Objective(net, cfg.replace(gamma=0.0), content, style, torch.float32)(x)
+    no_tv = TransferLoss(net, cfg.replace(gamma=0.0), content, style, torch.float32)(x)
     assert no_tv["tv"].item() == pytest.approx(expected["tv"].item(), rel=1e-6)
     assert no_tv["total"].item() == (2.0 * no_tv["content"] + 300.0 * no_tv["style"]).item()

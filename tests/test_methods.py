@@ -21,7 +21,7 @@ from nst.methods.run import run_methods
 from nst.methods.spec import load_plan, resolve
 from nst.methods.stylizer import Stylizer
 from nst.models import get_model
-from nst.models.apply import stylize as apply_stylize
+from nst.models.apply import apply_network
 from nst.models.io import load_model
 from nst.models.pairs import stylize_pairs
 from nst.optimize import stylize
@@ -58,7 +58,7 @@ def test_stylizer_gives_exactly_what_gatys_gives(tiny_pair: tuple[torch.Tensor, 
     config = TransferConfig(
         backbone="efficientnet_lite0", size=32, steps=3, optimizer="adam", lr=0.05, device="cpu"
     )
-    done = Stylizer.from_config(config).stylise(content, style)
+    done = Stylizer.from_config(config).stylize(content, style)
     direct = stylize(config, content, style).image
     assert torch.equal(done.image, direct)
     assert done.seconds > 0 and done.peak_memory_mb > 0
@@ -96,10 +96,10 @@ def test_stylizer_gives_exactly_what_a_trained_network_gives(
     )
     path = quiet_train(config, tmp_path / "run")
     stylizer = Stylizer.from_checkpoint(path)
-    done = stylizer.stylise(content, style)
+    done = stylizer.stylize(content, style)
     model, _ = load_model(path)
     if method == "johnson":
-        direct = apply_stylize(model, [content])[0]
+        direct = apply_network(model, [content])[0]
         with torch.no_grad():
             raw = model(content)
     else:
@@ -133,7 +133,7 @@ def test_the_spec_resolves_every_profile_and_refuses_bad_keys_in_one_line() -> N
             {"methods": {"j": {"method": "johnson", "config": {"data": "x"}}}},
             "set by the comparison",
         ),
-        ({"methods": {"x": {"method": "cyclegan"}}}, "use one of gatys, johnson, adain, stytr"),
+        ({"methods": {"x": {"method": "cyclegan"}}}, "use one of adain, gatys, johnson, onnx, stytr"),
         ({**base, "profiles": {"smoke": {"methods": {"nope": {}}}}}, "unknown method(s) nope"),
         ({**base, "pairs": {"content": 0}}, "pairs.content must be a positive integer"),
         ({**base, "profiles": {"smoke": {"leave_out": {"nope": "x"}}}}, "unknown method(s) nope"),

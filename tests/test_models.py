@@ -12,7 +12,7 @@ from PIL import Image
 from nst import NstError
 from nst.cli import main
 from nst.models import get_model, list_models
-from nst.models.apply import stylize, stylize_files
+from nst.models.apply import apply_network, stylize_files
 from nst.models.io import FORMAT, CheckpointError, check_compatible, load_model
 from nst.models.registry import model_options
 from nst.optimize.controls.color import rgb_to_yiq
@@ -121,8 +121,8 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path: Path, net: torch.nn.Modul
 
 def test_stylize_batches_mixed_sizes_and_matches_one_by_one(net: torch.nn.Module) -> None:
     images = [torch.rand(1, 3, 20, 24), torch.rand(1, 3, 17, 9), torch.rand(1, 3, 20, 24)]
-    together = stylize(net, images, batch_size=3)
-    alone = [stylize(net, [im])[0] for im in images]
+    together = apply_network(net, images, batch_size=3)
+    alone = [apply_network(net, [im])[0] for im in images]
     assert [t.shape for t in together] == [im.shape for im in images]
     for a, b in zip(together, alone, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
@@ -130,11 +130,11 @@ def test_stylize_batches_mixed_sizes_and_matches_one_by_one(net: torch.nn.Module
 
 def test_luminance_colour_keeps_the_photos_chroma(net: torch.nn.Module) -> None:
     photo = torch.rand(1, 3, 16, 16) * 0.5 + 0.25
-    out = stylize(net, [photo], color="luminance")[0]
+    out = apply_network(net, [photo], color="luminance")[0]
     iq_out, iq_photo = rgb_to_yiq(out)[:, 1:], rgb_to_yiq(photo)[:, 1:]
     torch.testing.assert_close(iq_out, iq_photo, atol=2e-3, rtol=0)
-    hist = stylize(net, [photo], color="histogram")[0]
-    assert hist.shape == photo.shape and not torch.equal(hist, stylize(net, [photo])[0])
+    hist = apply_network(net, [photo], color="histogram")[0]
+    assert hist.shape == photo.shape and not torch.equal(hist, apply_network(net, [photo])[0])
 
 
 def write_png(path: Path, size: tuple[int, int], colour: tuple[int, int, int]) -> Path:

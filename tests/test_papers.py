@@ -20,7 +20,7 @@ from nst.config import TransferConfig
 from nst.losses import gatys_target
 from nst.models import get_model
 from nst.models.decoder import MirrorDecoder, OutputLayer
-from nst.optimize.objective import Objective
+from nst.optimize.loss import TransferLoss
 from nst.optimizers import lr_factor
 from nst.train import TrainConfig, train
 from nst.train.data import ContentStream
@@ -221,7 +221,7 @@ def test_the_gatys_normalised_target_is_invariant_to_the_style_images_size() -> 
     a, b = (
         {
             k: gatys_target(t, at_content[k])
-            for k, t in Objective(net, cfg, content, s, torch.float32).style_targets.items()
+            for k, t in TransferLoss(net, cfg, content, s, torch.float32).style_targets.items()
         }
         for s in (small_style, large_style)
     )

@@ -17,8 +17,8 @@ from nst import NstError
 from nst.cli import main as cli_main
 from nst.study.objective import (
     Resources,
-    StudyObjective,
     StudyOptions,
+    TransferTrials,
     choose_pairs,
     spread_pairs,
 )
@@ -239,7 +239,7 @@ def test_pruner_stops_a_trial_with_a_bad_intermediate_value(tmp_path, pruner):
     spec = parse_experiment({**BASE, "pruner": pruner}, "prune.yaml").with_profile("smoke")
 
     pairs = choose_pairs(spec, None, tmp_path / "cache")
-    objective = StudyObjective(spec, pairs, tmp_path / "out", Resources())
+    objective = TransferTrials(spec, pairs, tmp_path / "out", Resources())
     study = optuna.create_study(pruner=make_pruner(spec))
     study.enqueue_trial({"style_ratio": 1.0e2})
     study.enqueue_trial({"style_ratio": 1.0e6})  # a total loss 10^4 times larger at every step
@@ -263,7 +263,7 @@ def test_pruners_do_not_judge_before_a_third_of_the_steps(kind):
     good = study.ask()
     for step in range(1, 13):
         good.report(1.0 / step, step)
-        assert not good.should_prune()  # as StudyObjective asks after each report
+        assert not good.should_prune()  # as TransferTrials asks after each report
     study.tell(good, 1.0 / 12)
     bad = study.ask()
     bad.report(100.0, 1)
@@ -323,7 +323,7 @@ def test_pruner_sees_the_held_out_metric_itself(tmp_path):
         "exact.yaml",
     ).with_profile("smoke")
     pairs = choose_pairs(spec, None, tmp_path / "cache")[:1]
-    objective = StudyObjective(
+    objective = TransferTrials(
         replace(spec, pairs={**spec.pairs, "count": 1}), pairs, tmp_path / "out", Resources()
     )
     study = optuna.create_study()

@@ -212,7 +212,7 @@ def test_trained_network_moves_a_held_out_photo_towards_the_style(
 def test_non_finite_loss_stops_with_an_error_and_keeps_the_last_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nst.train.objective import NetworkPerceptualLoss as PerceptualLoss
+    from nst.train.perceptual import NetworkPerceptualLoss as PerceptualLoss
 
     config = small(tmp_path, steps=6, checkpoint_every=2, log_every=2)
     real = PerceptualLoss.terms_of

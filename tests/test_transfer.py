@@ -13,7 +13,7 @@ from nst.backbones import get_backbone
 from nst.config import TransferConfig, field_type
 from nst.images import fit_size, to_image
 from nst.optimize.loop import _converged
-from nst.optimize.objective import Objective
+from nst.optimize.loss import TransferLoss
 from nst.optimize.transfer import stylize
 from nst.optimizers import make_optimizer, make_schedule
 from nst.runtime import NonFiniteLoss
@@ -91,7 +91,7 @@ def test_lbfgs_matches_torch_lbfgs_with_one_evaluation_fewer_per_step(tiny_pair,
     ours = stylize(cfg, *tiny_pair, backbone=Counting())
     ours_evaluations = len(calls) - 2  # minus the content and style targets
     content, style = (fit_size(t, cfg.size) for t in tiny_pair)
-    objective = Objective(vgg, cfg, content, style, torch.float32)
+    objective = TransferLoss(vgg, cfg, content, style, torch.float32)
     x = content.clone().requires_grad_(True)
     optimizer = make_optimizer(cfg, [x])
     evaluations, first = [], []
@@ -296,7 +296,7 @@ def test_softmax_feature_transform_changes_the_loss_and_stays_differentiable(tin
     x = (content + 0.1 * torch.rand_like(content)).clamp(0, 1)
     losses = {}
     for kind in ("none", "softmax"):
-        objective = Objective(
+        objective = TransferLoss(
             vgg, cfg.replace(feature_transform=kind), content, style, torch.float32
         )
         image = x.clone().requires_grad_(True)
@@ -307,7 +307,7 @@ def test_softmax_feature_transform_changes_the_loss_and_stays_differentiable(tin
         losses[kind] = float(total.detach())
     assert losses["softmax"] != pytest.approx(losses["none"], rel=1e-3)
     # a lower temperature sharpens the distributions: yet another loss
-    hot = Objective(
+    hot = TransferLoss(
         vgg,
         cfg.replace(feature_transform="softmax", feature_temperature=0.1),
         content,
@@ -330,7 +330,7 @@ def test_feature_transform_none_is_bit_identical_to_no_transform(tiny_pair, vgg)
 
     content, style = tiny_pair
     cfg = TransferConfig.from_dict(SMALL)
-    objective = Objective(vgg, cfg, content, style, torch.float32)
+    objective = TransferLoss(vgg, cfg, content, style, torch.float32)
     x = torch.rand_like(content)
     direct = sum(
         content_loss(vgg.features(x, cfg.content_layers)[k], objective.content_targets[k])

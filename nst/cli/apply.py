@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--style", nargs="+", help="style image(s), any; several are interpolated")
     g.add_argument("--style-weights", metavar="W1,W2,...", help="interpolation weights")
     g.add_argument(
-        "--alpha",
+        "--strength",
         type=float,
         default=1.0,
         help="content-style trade-off in [0, 1] (adain; default 1)",
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         styles=[Path(s) for s in args.style or []],
         style_weights=weights,
-        alpha=args.alpha,
+        strength=args.strength,
         mask=Path(args.mask) if args.mask else None,
     )
     for path in written:

@@ -4,7 +4,7 @@
 Reading guide:
 
 stylizer.py  `Stylizer`: a TransferConfig or a trained checkpoint (path or MLflow URI) ->
-             `stylise(content, style) -> Stylised(image, seconds, peak_memory_mb)`
+             `stylise(content, style) -> Stylized(image, seconds, peak_memory_mb)`
 spec.py      experiments/methods.yaml: methods, held-out pairs, profiles (`load_plan`); plan
              files (one method's resolved plan, what the DVC stage train@<method> reads)
 split.py     the held-out split: evaluated photos never trained on (also training studies')

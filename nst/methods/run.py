@@ -153,7 +153,7 @@ def _run(
         for cpath, content in contents:
             for spath, style in styles:
                 stylizer = stylizers.get(spath.name) or stylizers["*"]
-                done = stylizer.stylise(content, style)
+                done = stylizer.stylize(content, style)
                 ev = evaluator.evaluate(
                     content,
                     style,

@@ -1,4 +1,4 @@
-"""`Stylizer`: one interface for every way to stylise, `stylise(content, style) -> Stylised`.
+"""`Stylizer`: one interface for every way to stylise, `stylise(content, style) -> Stylized`.
 
 A Gatys recipe (a TransferConfig: the image is optimised, nst.optimize.stylize) and a trained
 feed-forward network (a checkpoint path, or a runs:/ or models:/ MLflow URI that
@@ -12,7 +12,7 @@ stylises and measures only through it, so every method is timed and measured the
                     upper bound for the call, not the call's own increment)
 
 The image is exactly what calling the method directly gives: nst.optimize.stylize(config,
-content, style).image for gatys, nst.models.apply.stylize for johnson (its style is built in:
+content, style).image for gatys, nst.models.apply.apply_network for johnson (its style is built in:
 `style` is ignored) and nst.models.pairs.stylize_pairs for adain and stytr.
 """
 
@@ -28,19 +28,19 @@ from torch import nn
 
 from nst.backbones import Backbone
 from nst.config import TransferConfig
-from nst.models.apply import stylize as apply_stylize
+from nst.models.apply import apply_network
 from nst.models.external import ExternalConfig, ExternalNet
 from nst.models.io import load_model
 from nst.models.pairs import stylize_pairs
 from nst.models.registry import model_inputs
 from nst.models.uri import local_checkpoint
 from nst.optimize import stylize
-from nst.optimize.objective import build_backbone
+from nst.optimize.loss import build_backbone
 from nst.runtime import peak_memory_mb, resolve_device
 
 
 @dataclass(frozen=True)
-class Stylised:
+class Stylized:
     image: torch.Tensor  # 1x3xHxW in [0, 1], CPU float32
     seconds: float
     peak_memory_mb: float
@@ -120,7 +120,7 @@ class Stylizer:
         """Takes the style as an input (adain, stytr); johnson has its style built in."""
         return self.model is not None and "style" in model_inputs(self.model)
 
-    def stylise(self, content: torch.Tensor, style: torch.Tensor) -> Stylised:
+    def stylize(self, content: torch.Tensor, style: torch.Tensor) -> Stylized:
         """`content` (1x3xHxW in [0, 1]) in `style`'s style, timed and measured (module doc)."""
         cuda = self.device.type == "cuda"
         if cuda:
@@ -131,7 +131,7 @@ class Stylizer:
         if cuda:
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - t0
-        return Stylised(image.detach().float().cpu(), seconds, peak_memory_mb(self.device))
+        return Stylized(image.detach().float().cpu(), seconds, peak_memory_mb(self.device))
 
     def _run(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         if self.config is not None:
@@ -141,7 +141,7 @@ class Stylizer:
             return self.model(content, style if self.takes_style else None)
         if self.takes_style:
             return stylize_pairs(self.model, [content], [style])[0]
-        return apply_stylize(self.model, [content])[0]
+        return apply_network(self.model, [content])[0]
 
 
 def networks_of(meta: dict[str, Any]) -> list[Network]:

@@ -9,10 +9,10 @@ paper, any backbone and layer allowed), AdaIN, and a trained decoder g:
 with mu, sigma the per-channel mean and standard deviation over the spatial positions
 (sigma = sqrt(var + eps)), computed per batch item. For content c and style s:
 
-    t = alpha * AdaIN(f(c), f(s)) + (1 - alpha) * f(c),    T(c, s, alpha) = g(t)
+    t = a * AdaIN(f(c), f(s)) + (1 - a) * f(c),    T(c, s, a) = g(t)
 
-so alpha = 0 is the decoder's reconstruction of the content, g(f(c)), and alpha = 1 the full
-style. Several styles s_1..s_K with weights w_k (normalised to sum 1) interpolate in feature
+with a the strength (the paper's alpha; nst keeps `alpha` for the content loss weight), so
+a = 0 is the decoder's reconstruction of the content, g(f(c)), and a = 1 the full style. Several styles s_1..s_K with weights w_k (normalised to sum 1) interpolate in feature
 space, t = sum_k w_k AdaIN(f(c), f(s_k)); a mask m in [0, 1] (1 = stylise), resized to the
 feature grid, gives spatial control t' = m * t + (1 - m) * f(c) (the paper's section 7.3 uses
 one style per region; one mask against the content is the same with the content as the
@@ -134,16 +134,20 @@ class AdaINNet(nn.Module):
         return F.pad(x, (0, pw, 0, ph), mode=mode)
 
     def forward(
-        self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0, extras: bool = False
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        strength: float = 1.0,
+        extras: bool = False,
     ) -> typing.Any:
-        """T(c, s, alpha), Nx3xHxW in (0, 1) for content Nx3xHxW and style Nx3xH'xW' (any
+        """T(c, s, strength), Nx3xHxW in (0, 1) for content Nx3xHxW and style Nx3xH'xW' (any
         size); extras=True (training) returns {"output", "target": t}."""
         hw = (content.shape[-2], content.shape[-1])
         with torch.no_grad():
             fc, fs = self.encode(self.pad(content)), self.encode(self.pad(style))
             t = adain(fc, fs)
-            if alpha != 1.0:
-                t = alpha * t + (1.0 - alpha) * fc
+            if strength != 1.0:
+                t = strength * t + (1.0 - strength) * fc
         out = self.decode(t, hw)
         return {"output": out, "target": t} if extras else out
 
@@ -153,13 +157,13 @@ class AdaINNet(nn.Module):
         content: torch.Tensor,
         styles: list[torch.Tensor],
         weights: list[float] | None = None,
-        alpha: float = 1.0,
+        strength: float = 1.0,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The inference controls: alpha trade-off, weighted interpolation of `styles` (each
+        """The inference controls: strength trade-off, weighted interpolation of `styles` (each
         1x3xHxW, any size), and a 1x1xHxW mask in [0, 1] (module docstring)."""
-        if not 0.0 <= alpha <= 1.0:
-            raise NstError(f"alpha must be in [0, 1], got {alpha}")
+        if not 0.0 <= strength <= 1.0:
+            raise NstError(f"strength must be in [0, 1], got {strength}")
         if not styles:
             raise NstError("no style image: give at least one")
         w = list(weights) if weights else [1.0] * len(styles)
@@ -174,7 +178,7 @@ class AdaINNet(nn.Module):
             (wk / sum(w)) * adain(fc, self.encode(self.pad(s)).expand(fc.shape[0], -1, -1, -1))
             for wk, s in zip(w, styles, strict=True)
         )
-        t = alpha * typing.cast(torch.Tensor, t) + (1.0 - alpha) * fc
+        t = strength * typing.cast(torch.Tensor, t) + (1.0 - strength) * fc
         if mask is not None:
             m = F.interpolate(self.pad(mask.to(fc)), size=fc.shape[-2:], mode="bilinear")
             t = m * t + (1.0 - m) * fc

@@ -33,7 +33,7 @@ from nst.runtime import resolve_device
 COLOR_MODES = {"none": "none", "luminance": "luminance", "histogram": "histogram_post"}
 
 
-def stylize(
+def apply_network(
     model: nn.Module, images: list[torch.Tensor], color: str = "none", batch_size: int = 4
 ) -> list[torch.Tensor]:
     """Each 1x3xHxW image in [0, 1] stylised by `model` (same sizes), colour-controlled."""
@@ -79,7 +79,7 @@ def stylize_files(
     tracking_uri: str | None = None,
     styles: list[Path] | None = None,
     style_weights: list[float] | None = None,
-    alpha: float = 1.0,
+    strength: float = 1.0,
     mask: Path | None = None,
 ) -> list[Path]:
     """Stylise every content file into `out` (inputs all read first, so a bad one writes
@@ -89,10 +89,10 @@ def stylize_files(
     with local_checkpoint(model_path, tracking_uri) as path:
         model, meta = load_model(path, resolve_device(device))
     arbitrary = "style" in model_inputs(model)
-    if not arbitrary and (styles or mask or alpha != 1.0 or style_weights):
+    if not arbitrary and (styles or mask or strength != 1.0 or style_weights):
         raise NstError(
             f"{model_path} is a {meta.get('method')} network with its style built in: "
-            "--style, --style-weights, --alpha and --mask apply to adain and stytr networks"
+            "--style, --style-weights, --strength and --mask apply to adain and stytr networks"
         )
     images = [load_image(c, size=size) for c in contents]
     targets = output_paths(contents, out)
@@ -103,12 +103,12 @@ def stylize_files(
             styles or [],
             size=size,
             style_weights=style_weights,
-            alpha=alpha,
+            strength=strength,
             mask=mask,
             color=color,
         )
     else:
-        results = stylize(model, images, color, batch_size)
+        results = apply_network(model, images, color, batch_size)
     return [
         save_image(r, t, protect=tuple(contents)) for r, t in zip(results, targets, strict=True)
     ]

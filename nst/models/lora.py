@@ -29,7 +29,7 @@ LORA_TARGETS = ("qkv",)
 
 
 def add_lora(
-    module: nn.Module, rank: int, alpha: float, targets: tuple[str, ...] | list[str]
+    module: nn.Module, rank: int, lora_alpha: float, targets: tuple[str, ...] | list[str]
 ) -> nn.Module:
     """Inject LoRA adapters of rank `rank` into `module`'s `targets` (in place); everything
     else in `module` is frozen, only the adapters' A and B require grad."""
@@ -37,7 +37,7 @@ def add_lora(
 
     if rank < 1:
         raise ValueError(f"lora rank must be at least 1, got {rank}")
-    scale: typing.Any = alpha  # peft annotates lora_alpha as int; any float scale works
+    scale: typing.Any = lora_alpha  # peft annotates lora_alpha as int; any float scale works
     config = LoraConfig(
         r=rank, lora_alpha=scale, lora_dropout=0.0, target_modules=list(targets), bias="none"
     )
@@ -53,7 +53,7 @@ def lora_parameters(module: nn.Module) -> int:
 
 def merge_lora(module: nn.Module) -> nn.Module:
     """Fold every adapter into its base layer and replace the peft layer by the base (in
-    place): W <- W + (alpha / r) B A (module docstring)."""
+    place): W <- W + (lora_alpha / r) B A (module docstring)."""
     from peft.tuners.lora import LoraLayer
 
     for name, child in list(module.named_modules()):

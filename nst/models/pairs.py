@@ -5,10 +5,10 @@ nst.models.registry.model_inputs). Photos run one at a time, each keeping its si
 preservation reuses the optimisation's controls (nst.optimize.controls.color.ColorControl):
 `luminance` transfers between luminance images and puts the photo's chroma back; `histogram`
 recolours the style image to the photo's colour histogram before the transfer (what Huang &
-Belongie do). AdaIN's controls (alpha, weighted interpolation of several styles, a mask) act
+Belongie do). AdaIN's controls (strength, weighted interpolation of several styles, a mask) act
 in feature space (AdaINNet.transfer); for other networks several styles are interpolated in
 pixel space (the weighted mean of the outputs), a mask blends the output with the photo
-(m * y + (1 - m) * c, nst.optimize.controls.masks.blend), and alpha < 1 is refused.
+(m * y + (1 - m) * c, nst.optimize.controls.masks.blend), and strength < 1 is refused.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def stylize_pairs(
     styles: list[torch.Tensor],
     *,
     weights: list[float] | None = None,
-    alpha: float = 1.0,
+    strength: float = 1.0,
     masks: list[torch.Tensor] | None = None,
     color: str = "none",
 ) -> list[torch.Tensor]:
@@ -54,12 +54,12 @@ def stylize_pairs(
         raise NstError(f"colour mode {color!r}: use one of {', '.join(PAIR_COLOR_MODES)}")
     if not styles:
         raise NstError(f"the {method} network takes the style as an input: pass --style IMAGE")
-    if not 0.0 <= alpha <= 1.0:
-        raise NstError(f"alpha must be in [0, 1], got {alpha}")
+    if not 0.0 <= strength <= 1.0:
+        raise NstError(f"strength must be in [0, 1], got {strength}")
     w = check_weights(weights, len(styles))
     transfer = getattr(model, "transfer", None)
-    if transfer is None and alpha != 1.0:
-        raise NstError(f"alpha applies to adain networks, not {method}")
+    if transfer is None and strength != 1.0:
+        raise NstError(f"strength applies to adain networks, not {method}")
     param = next(model.parameters())
 
     def dev(x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +73,7 @@ def stylize_pairs(
             ss = [dev(control.style_image(s)) for s in styles]
             mask = dev(masks[i]) if masks else None
             if transfer is not None:
-                y = transfer(c, ss, w, alpha, mask)
+                y = transfer(c, ss, w, strength, mask)
             else:
                 y = sum(wk / sum(w) * model(c, s) for wk, s in zip(w, ss, strict=True))
                 y = y if mask is None else blend(y, c, mask)
@@ -88,7 +88,7 @@ def stylize_pair_images(
     *,
     size: int | None = None,
     style_weights: list[float] | None = None,
-    alpha: float = 1.0,
+    strength: float = 1.0,
     mask: Path | None = None,
     color: str = "none",
 ) -> list[torch.Tensor]:
@@ -99,5 +99,11 @@ def stylize_pair_images(
     if mask is not None:
         masks = [load_mask(mask, (int(im.shape[-2]), int(im.shape[-1]))) for im in images]
     return stylize_pairs(
-        model, images, style_images, weights=style_weights, alpha=alpha, masks=masks, color=color
+        model,
+        images,
+        style_images,
+        weights=style_weights,
+        strength=strength,
+        masks=masks,
+        color=color,
     )

@@ -104,11 +104,13 @@ class DecoderLayer(nn.Module):
         return self.norm3(x + self.drop3(self.ffn(x)))
 
 
-def vit_encoder(name: str, weights: str, rank: int, alpha: float, targets: list[str]) -> Backbone:
+def vit_encoder(
+    name: str, weights: str, rank: int, lora_alpha: float, targets: list[str]
+) -> Backbone:
     backbone = get_backbone(name, weights=weights)
     if not backbone.patch_size:  # a map of positions, not patch tokens
         raise NstError(f"stytr encoder {name!r} is not a ViT/DeiT backbone (deit_*, vit_*)")
-    add_lora(typing.cast(typing.Any, backbone).model, rank, alpha, targets)
+    add_lora(typing.cast(typing.Any, backbone).model, rank, lora_alpha, targets)
     return backbone
 
 
@@ -208,7 +210,7 @@ class StyTr(nn.Module):
         mode = "reflect" if ph < h and pw < w else "replicate"
         return F.pad(x, (0, pw, 0, ph), mode=mode)
 
-    def stylise(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def stylize(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         h, w = content.shape[-2:]
         fc = self.content_encoder.features(self.pad(content), [self.last])[self.last]
         fs = self.style_encoder.features(self.pad(style), [self.last])[self.last]
@@ -227,9 +229,9 @@ class StyTr(nn.Module):
         """The stylised content, Nx3xHxW in (0, 1); extras=True (training, content and style
         of the same size) returns {"output", "identity_c", "identity_s"} from one 3N batch."""
         if not extras:
-            return self.stylise(content, style)
+            return self.stylize(content, style)
         n = content.shape[0]
-        out = self.stylise(torch.cat([content, content, style]), torch.cat([style, content, style]))
+        out = self.stylize(torch.cat([content, content, style]), torch.cat([style, content, style]))
         return {"output": out[:n], "identity_c": out[n : 2 * n], "identity_s": out[2 * n :]}
 
 

@@ -1,7 +1,7 @@
 """Image optimisation (Gatys, Ecker & Bethge, 2016): optimise the pixels of one image.
 
-objective.py   alpha * L_content + beta * L_style + gamma * L_tv against fixed targets
-optim.py       optimisers of the pixels, lr schedules, L-BFGS evaluation reuse
+loss.py        `TransferLoss`: nst.perceptual's loss against fixed targets, the start image
+optim.py       L-BFGS evaluation reuse (the optimisers and schedules: nst.optimizers)
 loop.py        the one optimisation loop (`stylize_stage`): steps, callbacks, stopping
 pyramid.py     coarse to fine: one stage per size, each from the last
 transfer.py    `stylize`: a config -> one stage or a pyramid

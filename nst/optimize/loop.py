@@ -21,7 +21,7 @@ from nst.optimize.controls.color import ColorControl
 from nst.optimize.controls.frames import FrameCapture
 from nst.optimize.controls.gradnorm import normalized_backward
 from nst.optimize.controls.masks import blend, load_mask, mask_gradient
-from nst.optimize.objective import Objective, build_backbone, initial_image
+from nst.optimize.loss import TransferLoss, build_backbone, initial_image
 from nst.optimize.optim import ReusedEvaluation
 from nst.optimizers import make_optimizer, make_schedule
 from nst.runtime import DTYPES, NonFiniteLoss, peak_memory_mb, resolve_device
@@ -100,7 +100,7 @@ def stylize_stage(
     # colour preservation (nst.optimize.controls.color): what the optimiser sees, and what the user gets
     color = ColorControl(config.color, content)
     styles = [color.style_image(s) for s in styles]
-    objective = Objective(backbone, config, color.content_image(), styles, dtype)
+    objective = TransferLoss(backbone, config, color.content_image(), styles, dtype)
     start = initial_image(config, content, styles[0]) if init is None else init.to(device)
     height, width = content.shape[-2:]
     # contiguous: torch's L-BFGS flattens the pixels' gradient with view(-1)

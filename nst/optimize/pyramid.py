@@ -20,7 +20,7 @@ import torch
 from nst.backbones import Backbone
 from nst.config import TransferConfig
 from nst.optimize.loop import Callback, Result, Step, stylize_stage
-from nst.optimize.objective import build_backbone
+from nst.optimize.loss import build_backbone
 
 
 def stage_configs(config: TransferConfig) -> list[TransferConfig]:

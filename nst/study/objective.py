@@ -18,7 +18,7 @@ from nst.backbones import Backbone
 from nst.config import TransferConfig
 from nst.images import fit_size, load_image, save_image
 from nst.optimize.loop import Step
-from nst.optimize.objective import build_backbone
+from nst.optimize.loss import build_backbone
 from nst.optimize.pyramid import total_steps
 from nst.optimize.transfer import stylize
 from nst.study import attrs
@@ -142,7 +142,7 @@ def spread_pairs(contents: list[Path], styles: list[Path], count: int, seed: int
     return chosen
 
 
-class TrialObjective:
+class TrialFunction:
     """What every study's objective does with a trial: draw its config, run it (inside its MLflow
     run when tracked), and record a fault on the trial before the exception leaves (the trial
     fails alone; run_worker's catch lets the study go on). Subclasses draw and run."""
@@ -194,7 +194,7 @@ class TrialObjective:
             raise
 
 
-class StudyObjective(TrialObjective):
+class TransferTrials(TrialFunction):
     """trial -> objective values (means over pairs); writes images and curves as it goes."""
 
     def __init__(

@@ -41,13 +41,13 @@ import torch
 from nst import NstError
 from nst.study.attrs import FAIL_REASON, MLFLOW, SPEC, Fault, fault_of
 from nst.study.faults import fail_orphan_runs, worker_id
-from nst.study.objective import Pair, Resources, StudyObjective, StudyOptions, choose_pairs
+from nst.study.objective import Pair, Resources, StudyOptions, TransferTrials, choose_pairs
 from nst.study.progress import StudyProgress, n_done
 from nst.study.pruners import make_pruner
 from nst.study.space import make_sampler
 from nst.study.spec import ExperimentSpec
 from nst.study.storage import make_storage, redact, requeue, storage_url
-from nst.study.training import TrainData, TrainObjective, choose_train_data, keep_best_models
+from nst.study.training import TrainData, TrainingTrials, choose_train_data, keep_best_models
 
 #: what a study's trials run on: content x style pairs (optimisation) or a held-out split
 Inputs = list[Pair] | TrainData
@@ -111,11 +111,11 @@ def split_facts(pairs: list[Pair]) -> dict[str, Any] | None:
 
 def make_objective(
     spec: ExperimentSpec, inputs: Inputs, out: Path, tracking: dict[str, str] | None
-) -> StudyObjective | TrainObjective:
-    """The trial function: optimise the pairs (StudyObjective) or train (TrainObjective)."""
+) -> TransferTrials | TrainingTrials:
+    """The trial function: optimise the pairs (TransferTrials) or train (TrainingTrials)."""
     if isinstance(inputs, TrainData):
-        return TrainObjective(spec, inputs, out, Resources(), tracking)
-    return StudyObjective(spec, inputs, out, Resources(), tracking)
+        return TrainingTrials(spec, inputs, out, Resources(), tracking)
+    return TransferTrials(spec, inputs, out, Resources(), tracking)
 
 
 def run_worker(

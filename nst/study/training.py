@@ -53,7 +53,7 @@ from nst.study.objective import (
     CURVE_TERMS,
     Pair,
     Resources,
-    TrialObjective,
+    TrialFunction,
     finite_values,
     proxy,
     report_marks,
@@ -177,7 +177,7 @@ class Recorder:
             self.mlflow.on_end(result)
 
 
-class TrainObjective(TrialObjective):
+class TrainingTrials(TrialFunction):
     """trial -> objective values of the trained network on the validation pairs."""
 
     def __init__(
@@ -258,7 +258,7 @@ class TrainObjective(TrialObjective):
         def validate(v: Validation) -> None:
             if tracker is not None:
                 tracker.check()  # tracking broke: stop training now
-            images, losses = _stylise(v, contents, inputs if v.takes_style else None)
+            images, losses = _stylize(v, contents, inputs if v.takes_style else None)
             if v.step == config.steps:  # the last validation: every metric, the trial's values
                 values = dict(losses)
                 if judge is not None:
@@ -338,7 +338,7 @@ class TrainObjective(TrialObjective):
         return self._result(trial, final["values"], tracker)
 
 
-def _stylise(
+def _stylize(
     v: Validation, contents: list[torch.Tensor], styles: list[torch.Tensor] | None
 ) -> tuple[list[torch.Tensor], dict[str, float]]:
     """The validation pairs stylised (1x3xSxS each) and the training loss's terms on them, the

@@ -1,8 +1,10 @@
 """Training feed-forward stylisation networks (nst.models) with a perceptual loss.
 
 Reading guide: config.py (TrainConfig) -> data.py (the content stream: seeded shuffles and
-crops, a resumable position, the rank split) -> objective.py (alpha * content + beta * style +
-gamma * tv on the loss backbone) -> checkpoint.py (atomic, complete training state) ->
+crops, a resumable position, the rank split) -> losses.py (the registry of training losses:
+each runs the network and names its terms) -> perceptual.py (johnson's: nst.perceptual, the
+loss image optimisation minimises) and arbitrary.py (adain's, stytr's) -> checkpoint.py
+(atomic, complete training state) ->
 distributed.py (torchrun, DDP) -> validate.py (samples; the `validate` callback on held-out
 photos) -> loop.py (`train`, the one loop) -> tracking.py (MLflow).
 

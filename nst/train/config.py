@@ -7,7 +7,7 @@ leaves empty are filled in when it is built, so a recorded config names the laye
 Johnson et al. 2016's loss layers on VGG: content relu2_2, style relu1_2, relu2_2, relu3_3,
 relu4_3; another backbone gets its family's preset (nst.backbones.registry.LAYER_PRESETS).
 
-A per-style network's loss is image optimisation's (nst.perceptual, via nst.train.objective):
+A per-style network's loss is image optimisation's (nst.perceptual, via nst.train.perceptual):
 
     L = alpha * L_content + beta * L_style + gamma * L_tv
 

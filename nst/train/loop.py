@@ -57,7 +57,7 @@ from nst.train import checkpoint as ckpt
 from nst.train.config import RESUMABLE_KEYS, TrainConfig
 from nst.train.data import ContentStream
 from nst.train.losses import LOSSES
-from nst.train.validate import Validate, run_validation, sample, stylise_row
+from nst.train.validate import Validate, run_validation, sample, stylize_row
 
 LOSS_LOG = "losses.jsonl"
 
@@ -330,7 +330,7 @@ def _run(
     final_row = None
     if world.is_main:
         ckpt.save_model(model_path, model, config, step, extra)
-        final_row = stylise_row(unwrap(model), (val, val_style), bool(bf16), device)
+        final_row = stylize_row(unwrap(model), (val, val_style), bool(bf16), device)
     distributed.barrier(world)
     done = step - start
     result = TrainResult(

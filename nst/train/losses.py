@@ -8,7 +8,7 @@ outputs its loss needs), so the training loop and validation never ask which kin
 they hold. `terms` are named, the total last; each is a mean over the batch items, so
 DistributedDataParallel's gradient averaging gives the whole batch's gradient.
 
-    perceptual  Johnson et al. 2016 (nst.train.objective)
+    perceptual  Johnson et al. 2016 (nst.train.perceptual)
     adain       Huang & Belongie 2017, content at the AdaIN target + mean/std style
                 (nst.train.arbitrary)
     stytr       Deng et al. 2022, content + style + two identity losses (nst.train.arbitrary)
@@ -53,5 +53,5 @@ class Loss(Protocol):
 #: name -> a class following `Loss` (Any: a protocol's classmethod and class attributes do not
 #: type-check against concrete classes)
 LOSSES: Registry[Any] = Registry(
-    "loss", {"nst.train.objective": ("perceptual",), "nst.train.arbitrary": ("adain", "stytr")}
+    "loss", {"nst.train.perceptual": ("perceptual",), "nst.train.arbitrary": ("adain", "stytr")}
 )

@@ -80,7 +80,7 @@ def evaluating(net: nn.Module) -> Iterator[None]:
             module.training = mode
 
 
-def stylise_row(
+def stylize_row(
     net: nn.Module,
     vals: tuple[torch.Tensor, torch.Tensor | None],
     bf16: bool,
@@ -106,8 +106,8 @@ def sample(
     bf16: bool,
     device: torch.device,
 ) -> None:
-    """stylise_row as samples/step_NNNNNN.png, given to the hooks' on_sample."""
-    row = stylise_row(net, vals, bf16, device)
+    """stylize_row as samples/step_NNNNNN.png, given to the hooks' on_sample."""
+    row = stylize_row(net, vals, bf16, device)
     if row is None:
         return
     save_image(row, out / "samples" / f"step_{step:06d}.png")

@@ -47,7 +47,7 @@ def blended_grams(
 ) -> dict[str, torch.Tensor]:
     """A^l = sum_i b_i' Gram(F_l(S_i)) / (C_l M_l(S_i)) for each style layer l (no gradient):
     normalised Grams, so styles of different sizes blend by their statistics, not their
-    pixel counts (Gatys normalisation rescales the blend: nst.optimize.objective)."""
+    pixel counts (Gatys normalisation rescales the blend: nst.optimize.loss)."""
     b = blend_weights(weights, len(styles))
     targets: dict[str, torch.Tensor] = {}
     with torch.no_grad():

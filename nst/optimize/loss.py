@@ -1,6 +1,7 @@
-"""The objective of image optimisation: alpha * L_content + beta * L_style + gamma * L_tv.
+"""The loss of image optimisation: alpha * L_content + beta * L_style + gamma * L_tv
+(nst.perceptual, the loss training uses too).
 
-Targets (content features, style Grams) are computed once from the fitted images; `Objective`
+Targets (content features, style Grams) are computed once from the fitted images; `TransferLoss`
 evaluates a candidate image against them. `initial_image` is where the optimisation starts.
 """
 
@@ -24,7 +25,7 @@ def build_backbone(config: TransferConfig) -> Backbone:
     )
 
 
-class Objective:
+class TransferLoss:
     """Image optimisation's loss of a candidate image against fixed content and style targets:
     nst.perceptual.PerceptualLoss, with the targets computed once from the fitted images and
     the patch-grid controls (shift averaging, jitter) around its feature extraction."""

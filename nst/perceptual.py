@@ -12,7 +12,7 @@ w the layer weights after their normalisation (nst.losses.normalize_layer_weight
 blend, nst.optimize.controls.blend), under Gatys normalisation rescaled to the raw Gram at x's
 size (nst.losses.gatys_target), and E_l the mean squared Gram difference (gram) or Gatys et
 al.'s 1/(4 N^2 M^2)-scaled sum (gatys). Every symbol is a field of the config's loss part
-(nst.config.LossPart), with one meaning in `nst transfer`, `nst train` and the studies.
+(nst.parts.LossPart), with one meaning in `nst transfer`, `nst train` and the studies.
 
 L_tv is computed (and reported) whatever gamma is; it enters the total only through gamma.
 Every term is a mean over the batch items, so the mean of per-process losses over equal

@@ -101,7 +101,19 @@ def test_module_stays_short(name: str) -> None:
 
 def test_top_level_keeps_only_shared_modules() -> None:
     top = {p.stem for p in PACKAGE.glob("*.py")}
-    assert top == {"__init__", "__main__", "config", "images", "losses", "provenance"}
+    assert top == {
+        "__init__",
+        "__main__",
+        "config",
+        "images",
+        "losses",
+        "optimizers",
+        "parts",
+        "perceptual",
+        "provenance",
+        "registry",
+        "runtime",
+    }
 
 
 #: the chapters in reading order: each may import only the ones before it (docs/DESIGN.md)
@@ -110,8 +122,13 @@ CHAPTERS = (
     "images",
     "losses",
     "provenance",
+    "registry",
+    "runtime",
+    "optimizers",
+    "parts",
     "backbones",
     "config",
+    "perceptual",
     "metrics",
     "data",
     "optimize",

@@ -133,7 +133,10 @@ def test_the_spec_resolves_every_profile_and_refuses_bad_keys_in_one_line() -> N
             {"methods": {"j": {"method": "johnson", "config": {"data": "x"}}}},
             "set by the comparison",
         ),
-        ({"methods": {"x": {"method": "cyclegan"}}}, "use one of adain, gatys, johnson, onnx, stytr"),
+        (
+            {"methods": {"x": {"method": "cyclegan"}}},
+            "use one of adain, gatys, johnson, onnx, stytr",
+        ),
         ({**base, "profiles": {"smoke": {"methods": {"nope": {}}}}}, "unknown method(s) nope"),
         ({**base, "pairs": {"content": 0}}, "pairs.content must be a positive integer"),
         ({**base, "profiles": {"smoke": {"leave_out": {"nope": "x"}}}}, "unknown method(s) nope"),

@@ -73,12 +73,18 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def spec_with(tmp: Path, methods: dict[str, dict[str, object]], keep: tuple[str, ...]) -> Path:
-    """experiments/methods.yaml plus `methods`, its smoke profile leaving out the built-in
-    methods not in `keep` (the comparison stays seconds long)."""
+def spec_with(
+    tmp: Path,
+    methods: dict[str, dict[str, object]],
+    keep: tuple[str, ...],
+    smoke_settings: dict[str, dict[str, object]] | None = None,
+) -> Path:
+    """experiments/methods.yaml plus `methods` (and their `smoke_settings`), its smoke profile
+    leaving out the built-in methods not in `keep` (the comparison stays seconds long)."""
     spec = yaml.safe_load(SPEC.read_text())
     spec["methods"].update(methods)
     smoke = spec["profiles"]["smoke"]
+    smoke["methods"].update(smoke_settings or {})
     builtin = ("gatys", "johnson", "adain", "stytr")
     smoke["leave_out"] = {m: "not part of this test" for m in builtin if m not in keep}
     path = tmp / "methods.yaml"
@@ -170,6 +176,9 @@ PLUGIN = {
         [project.entry-points."nst.methods"]
         tiny = "nst_plugin_demo:METHOD"
 
+        [project.entry-points."nst.backbones"]
+        edges = "nst_plugin_demo.net:edges"
+
         [tool.setuptools]
         packages = ["nst_plugin_demo"]
     """,
@@ -189,6 +198,7 @@ PLUGIN = {
         import torch
         from torch import nn
 
+        from nst.backbones.base import Backbone, WeightsInfo, seeded, tensors_sha256
         from nst.models.registry import register
 
 
@@ -215,6 +225,30 @@ PLUGIN = {
         @register("tiny")
         def tiny(width: int = 8) -> Tiny:
             return Tiny(width)
+
+
+        class Edges(Backbone):
+            # a fixed two-layer feature extractor: colours, then seeded random filters
+
+            def __init__(self, seed: int) -> None:
+                super().__init__()
+                self.name, self.layer_names = "edges", ("rgb", "conv")
+                self.conv = seeded(seed, lambda: nn.Conv2d(3, 16, 5, stride=2, padding=2))
+                state = {k: v.detach() for k, v in self.conv.state_dict().items()}
+                self.weights_info = WeightsInfo(f"random:seed={seed}", tensors_sha256(state), False)
+                self.freeze()
+
+            def features(self, x: torch.Tensor, layers) -> dict:
+                self.check_layers(layers)
+                out = {"rgb": x, "conv": torch.relu(self.conv(x))}
+                return {k: out[k] for k in layers}
+
+
+        def edges(weights: str = "random", seed: int = 0, **_: object) -> Edges:
+            return Edges(seed)
+
+
+        edges.layer_presets = (("conv",), ("rgb", "conv"))
     """,
 }
 
@@ -269,16 +303,9 @@ def test_an_entry_point_plugin_adds_a_method_to_nst_the_report_and_mlflow(
     assert "network" in line and "plug-in nst_plugin_demo:METHOD" in line
     assert "tiny" not in nst(["methods", "--list"], "", tmp_path).stdout  # not installed: absent
     entry = {"method": "tiny", "config": {"steps": 40000}}
-    spec = spec_with(tmp_path, {"tiny": entry}, keep=("johnson",))
-    text = spec.read_text()
-    spec.write_text(text)
-    data_smoke = yaml.safe_load(text)
-    data_smoke["profiles"]["smoke"]["methods"]["tiny"] = {
-        "backbone": "efficientnet_lite0",
-        "width": 4,
-        "steps": 2,
-    }
-    spec.write_text(yaml.safe_dump(data_smoke))
+    # the plug-in's own backbone as the loss network, with its layer presets
+    smoke = {"tiny": {"backbone": "edges", "width": 4, "steps": 2}}
+    spec = spec_with(tmp_path, {"tiny": entry}, keep=("johnson",), smoke_settings=smoke)
     out, uri = tmp_path / "results", f"sqlite:///{tmp_path / 'mlflow.db'}"
     run = nst(
         [
@@ -317,3 +344,7 @@ def test_an_entry_point_plugin_adds_a_method_to_nst_the_report_and_mlflow(
     assert "tiny" in runs and any(n.startswith("train-tiny-") for n in runs)
     trained = next(r for n, r in runs.items() if n.startswith("train-tiny-"))
     assert trained.data.tags["nst.method"] == "tiny"
+    assert (
+        json.loads((root / "summary.json").read_text())["methods"]["tiny"]["config"]["backbone"]
+        == "edges"
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nst.backbones import list_backbones
-from nst.backbones.registry import _REGISTRY, FAMILIES
+from nst.backbones.registry import BACKBONES, FAMILIES
 from nst.cli import COMMANDS, main
 
 HEAVY = ("torch", "torchvision", "timm", "mlflow", "optuna", "dvc", "matplotlib", "pandas")
@@ -112,7 +112,7 @@ def test_cli_restores_the_process_warning_machinery(tmp_path: Path) -> None:
 @pytest.mark.parametrize("module", sorted(FAMILIES))
 def test_each_backbone_module_registers_exactly_its_declared_names(module: str) -> None:
     importlib.import_module(module)
-    registered = {n for n, f in _REGISTRY.items() if f.__module__ == module}
+    registered = {n for n, f in BACKBONES.entries.items() if f.__module__ == module}
     assert registered == set(FAMILIES[module])
 
 

@@ -1,8 +1,9 @@
 """The backbone registry: a name -> a factory of Backbones (`@register("vgg19")`).
 
-The names are declared here with the module that registers them, so listing them (the CLI's
-choices, `nst --help`) imports no torch; a family's module is imported when one of its
-backbones is first built. tests/test_startup.py checks each module registers exactly the
+The names are declared here with the module that registers them (nst.registry: one registry
+mechanism for backbones, methods and losses; plug-ins through the entry-point group
+nst.backbones), so listing them (the CLI's choices, `nst --help`) imports no torch; a family's
+module is imported when one of its backbones is first built. tests/test_startup.py checks each module registers exactly the
 names declared for it. Each family also declares its default content and style layers
 (LAYER_PRESETS), torch-free too, so that the config can fill them in without building a network,
 and its default recipe (RECIPES): the settings a run on that family gets when it names none.
@@ -10,11 +11,11 @@ and its default recipe (RECIPES): the settings a run on that family gets when it
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nst import NstError
+from nst.registry import Registry, plugins
 
 if TYPE_CHECKING:
     from nst.backbones.base import Backbone
@@ -38,13 +39,15 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 
 
 def family(name: str) -> str:
-    """The family a backbone belongs to ("vgg", "efficientnet", "vit"), "" when unregistered:
-    networks of one family share an architecture and training, so one judging another's
-    features is not an independent judge (nst.metrics.features)."""
+    """The family a backbone belongs to ("vgg", "efficientnet", "vit"; a plug-in's: its
+    package), "" when unregistered: networks of one family share an architecture and
+    training, so one judging another's features is not an independent judge
+    (nst.metrics.features)."""
     for module, names in FAMILIES.items():
         if name in names:
             return module.rsplit(".", 1)[1]
-    return ""
+    plugin = plugins(BACKBONES.group).get(name)
+    return plugin.value.split(".")[0].split(":")[0] if plugin else ""
 
 
 #: module -> (content layers, style layers) of its backbones, used when a config names none.
@@ -84,39 +87,43 @@ RECIPES: dict[str, dict[str, object]] = {
         "size": 256,
     },
 }
-_MODULE = {name: module for module, names in FAMILIES.items() for name in names}
-_REGISTRY: dict[str, Callable[..., Backbone]] = {}
-
-
-def register(name: str) -> Callable[[Callable[..., Backbone]], Callable[..., Backbone]]:
-    def wrap(factory: Callable[..., Backbone]) -> Callable[..., Backbone]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return wrap
+#: name -> the factory of a Backbone (the module's `@register`; plug-ins: nst.registry)
+BACKBONES: Registry[Callable[..., Backbone]] = Registry("backbone", FAMILIES)
+register = BACKBONES.register
 
 
 def list_backbones() -> list[str]:
-    return sorted(_MODULE)
+    return BACKBONES.names()
+
+
+def _module(name: str) -> str:
+    """The family module of a built-in backbone; "" for a plug-in's."""
+    if name not in BACKBONES:
+        raise NstError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
+    return BACKBONES.module.get(name, "")
 
 
 def default_layers(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(content layers, style layers) a config uses for backbone `name` when it names none."""
-    if name not in _MODULE:
-        raise NstError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
-    return LAYER_PRESETS[_MODULE[name]]
+    """(content layers, style layers) a config uses for backbone `name` when it names none
+    (a plug-in's factory declares them as its `layer_presets` attribute)."""
+    module = _module(name)
+    if module:
+        return LAYER_PRESETS[module]
+    presets = getattr(BACKBONES.get(name), "layer_presets", None)
+    if presets is None:
+        raise NstError(
+            f"plug-in backbone {name!r} declares no layer presets: name content_layers and "
+            "style_layers"
+        )
+    return tuple(presets[0]), tuple(presets[1])
 
 
 def default_recipe(name: str) -> dict[str, object]:
     """The TransferConfig fields backbone `name`'s family runs with when a run names none."""
-    if name not in _MODULE:
-        raise NstError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
-    return dict(RECIPES[_MODULE[name]])
+    module = _module(name)
+    return dict(RECIPES[module]) if module else {}
 
 
 def get_backbone(name: str, weights: str = "auto", **options: object) -> Backbone:
     """Build a registered backbone. weights: imagenet | random | auto | path to a state dict."""
-    if name not in _MODULE:
-        raise NstError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
-    importlib.import_module(_MODULE[name])
-    return _REGISTRY[name](weights=weights, **options)
+    return BACKBONES.get(name)(weights=weights, **options)

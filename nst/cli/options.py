@@ -14,7 +14,8 @@ from typing import Any, Literal, get_args, get_origin
 from nst import NstError
 from nst.backbones.auto import AUTO, resolve
 from nst.backbones.registry import RECIPES, default_recipe, list_backbones
-from nst.config import LAYER_KEYS, TransferConfig, field_help, field_names, field_type, read_yaml
+from nst.config import TransferConfig, field_help, field_names, field_type
+from nst.parts import LAYER_KEYS, read_yaml
 
 #: free-form fields whose usual values the usage line should show
 METAVARS = {"backbone": "NAME", "weights": "imagenet|random|auto|PATH", "device": "cpu|cuda|auto"}
@@ -29,7 +30,7 @@ def add_config_options(
 ) -> None:
     """Add --<field> for every field of the config class `cls` (TransferConfig, TrainConfig;
     underscores become dashes; lists are comma-separated), each with its field's one-line
-    description (nst.config.field_). `shown(name, default)` is the default the help names.
+    description (nst.parts.field_). `shown(name, default)` is the default the help names.
     Options default to None so that only what the user typed overrides the config/file."""
     group = parser.add_argument_group(title)
     group.add_argument("--config", help="YAML file with config fields; options below override it")

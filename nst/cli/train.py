@@ -13,8 +13,8 @@ from typing import Any
 from nst import NstError
 from nst.cli.options import add_config_options, check_output, typed_values
 from nst.cli.transfer import add_tracking_options
-from nst.config import read_yaml
 from nst.models.registry import get_method, list_models
+from nst.parts import read_yaml
 from nst.train.config import TrainConfig
 
 HELP = "train a feed-forward style network (johnson; arbitrary-style adain, stytr)"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from nst import NstError
-from nst.config import build_config
+from nst.parts import build_config
 
 if TYPE_CHECKING:
     import torch

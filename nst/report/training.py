@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 from nst.report import figures as figs
 from nst.report.data import MethodsResults
 
-LOSS_LOG = "losses.jsonl"  # nst.train.loop.LOSS_LOG
+LOSS_LOG = "losses.jsonl"  # nst.train.losslog.LOSS_LOG
 LINE_STYLES = ("-", "--", ":", "-.")
 MAX_LABELLED = len(LINE_STYLES)  # networks of one method each in the legend; more share one
 PER_ROW = 3  # method panels per row, under the total-loss panel

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_origin
 
 from nst import NstError
-from nst.config import coerce
+from nst.parts import coerce
 from nst.study.fields import Fields
 
 Fail = Callable[[str, str], Exception]

@@ -48,20 +48,20 @@ from typing import Any, ClassVar, Literal
 
 from nst import NstError
 from nst.backbones.registry import family
-from nst.config import (
+from nst.models.registry import LOSS_OPTIONS, Method, get_method, list_models
+from nst.parts import (
     LAYER_KEYS,
     LossPart,
     OptimizerPart,
     Range,
     RuntimePart,
-    _check_types,
     build_config,
     check_ranges,
+    check_types,
     coerce,
     field_,
     read_yaml,
 )
-from nst.models.registry import LOSS_OPTIONS, Method, get_method, list_models
 
 #: keys a resumed run may change; any other difference from the checkpoint's config is refused
 RESUMABLE_KEYS = ("steps", "checkpoint_every", "sample_every", "log_every", "device")
@@ -94,7 +94,7 @@ class MethodPart:
 class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
     """Everything that determines a trained network (with the data and the style image): the
     method and its own fields (nst.models.registry.Method.fields), the loss, optimiser and
-    runtime parts shared with TransferConfig (nst.config), then the training run's."""
+    runtime parts shared with TransferConfig (nst.parts), then the training run's."""
 
     # the shared parts' fields whose default is the method's (module docstring)
     backbone: str = field_(
@@ -119,7 +119,7 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
     style: str = field_("", "johnson: the style image")
     styles: str = field_("data/style", "adain, stytr: folder of style images (recursive)")
 
-    #: the valid values of the numeric fields (nst.config.check_ranges), checked once the
+    #: the valid values of the numeric fields (nst.parts.check_ranges), checked once the
     #: method defaults are filled in; the others need only be finite
     RANGES: ClassVar[dict[str, Range]] = {
         **LossPart.RANGES,
@@ -133,7 +133,7 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
     }
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
         if self.method not in list_models():
             raise NstError(
                 f"method {self.method!r} is not a trained method; use one of "

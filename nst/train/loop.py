@@ -33,7 +33,6 @@ batch), <out>/samples/step_NNNNNN.png (the validation photos, stylised), hooks f
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -51,15 +50,14 @@ from nst.models import get_model
 from nst.models.io import unwrap
 from nst.optimizers import lr_factor, make_optimizer, make_schedule
 from nst.provenance import bf16_support
-from nst.runtime import NonFiniteLoss, peak_memory_mb, resolve_device, seed_everything
+from nst.runtime import peak_memory_mb, resolve_device, seed_everything
 from nst.train import arbitrary, distributed
 from nst.train import checkpoint as ckpt
 from nst.train.config import RESUMABLE_KEYS, TrainConfig
 from nst.train.data import ContentStream
 from nst.train.losses import LOSSES
+from nst.train.losslog import LOSS_LOG, append, drain, trim
 from nst.train.validate import Validate, run_validation, sample, stylize_row
-
-LOSS_LOG = "losses.jsonl"
 
 
 class TrainHooks(Protocol):
@@ -247,7 +245,7 @@ def _run(
     if world.is_main:
         print(f"{config.method}: {arbitrary.describe_counts(counts)}", file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
-        _trim_log(out / LOSS_LOG, start)
+        trim(out / LOSS_LOG, start)
         for stale in out.glob(f".{ckpt.CHECKPOINT}.*.tmp"):
             stale.unlink(missing_ok=True)  # left by a process killed mid-save
         if hooks:
@@ -292,10 +290,10 @@ def _run(
             )
             validating = validate is not None and step in validate_at and world.is_main
             if step % config.log_every == 0 or at_checkpoint or validating:
-                rows = _drain(pending, terms)  # a non-finite loss stops before validating
+                rows = drain(pending, terms)  # a non-finite loss stops before validating
                 history.extend(rows)
                 if world.is_main:
-                    _append_log(out / LOSS_LOG, rows)
+                    append(out / LOSS_LOG, rows)
                     if hooks:
                         hooks.on_log(rows)
                     if bar is not None:
@@ -354,43 +352,6 @@ def _run(
     if world.is_main and hooks:
         hooks.on_end(result)
     return result
-
-
-def _drain(
-    pending: list[tuple[int, torch.Tensor]], terms: tuple[str, ...]
-) -> list[dict[str, float]]:
-    """The pending steps' losses as rows, after checking them: a non-finite one is an NstError."""
-    if not pending:
-        return []
-    stacked = torch.stack([v for _, v in pending]).cpu()
-    steps = [s for s, _ in pending]
-    pending.clear()
-    finite = torch.isfinite(stacked).all(dim=1)
-    if not bool(finite.all()):
-        i = int((~finite).nonzero()[0])
-        shown = ", ".join(f"{t}={float(v):.4g}" for t, v in zip(terms, stacked[i], strict=True))
-        raise NonFiniteLoss(
-            f"training diverged: non-finite loss at step {steps[i]} ({shown}); stopped before "
-            "saving, the last checkpoint is intact: lower --lr or the loss weights"
-        )
-    return [
-        {"step": s, **dict(zip(terms, map(float, row), strict=True))}
-        for s, row in zip(steps, stacked, strict=True)
-    ]
-
-
-def _append_log(path: Path, rows: list[dict[str, float]]) -> None:
-    with path.open("a") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
-
-
-def _trim_log(path: Path, last_step: int) -> None:
-    """Drop the rows after `last_step`: steps a killed run computed again after resuming."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [r for r in rows if json.loads(r)["step"] <= last_step]
-    path.write_text("".join(r + "\n" for r in kept))
 
 
 def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:

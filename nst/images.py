@@ -103,6 +103,19 @@ def resize_tensor(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     )
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int, min_side: int = 0) -> torch.Tensor:
+    """`x` padded at the bottom and right to sides max(min_side, the next multiple of
+    `multiple`): reflection where the padding is shorter than the side, else replication
+    (a network's stride or patch size; cropped back after the network)."""
+    h, w = x.shape[-2:]
+    ph = max(min_side, -(-h // multiple) * multiple) - h
+    pw = max(min_side, -(-w // multiple) * multiple) - w
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
 def fit_size(
     image: torch.Tensor, size: int, multiple: int = 1, minimum: int | None = None
 ) -> torch.Tensor:

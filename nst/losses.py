@@ -64,15 +64,20 @@ def total_variation(image: torch.Tensor, kind: str = "l2") -> torch.Tensor:
     l1: TV = mean |x_{i+1,j} - x_{i,j}| + mean |x_{i,j+1} - x_{i,j}|  (anisotropic)
     l2: TV = mean (x_{i+1,j} - x_{i,j})^2 + mean (x_{i,j+1} - x_{i,j})^2
     The differences only pair pixels inside the image, so there is no wrap-around or
-    padding term at the borders; each mean is over the (H-1)*W or H*(W-1) differences.
+    padding term at the borders; each mean is over the (H-1)*W or H*(W-1) differences, and a
+    direction with none (a one-pixel-high or -wide image) contributes 0.
     """
     dh = image[..., 1:, :] - image[..., :-1, :]
     dw = image[..., :, 1:] - image[..., :, :-1]
     if kind == "l1":
-        return dh.abs().mean() + dw.abs().mean()
+        return _mean(dh.abs()) + _mean(dw.abs())
     if kind == "l2":
-        return (dh**2).mean() + (dw**2).mean()
+        return _mean(dh**2) + _mean(dw**2)
     raise ValueError(f"unknown TV kind {kind!r}; use l1 or l2")
+
+
+def _mean(t: torch.Tensor) -> torch.Tensor:
+    return t.mean() if t.numel() else t.new_zeros(())
 
 
 LAYER_NORMALIZATIONS = ("none", "sum", "channels")

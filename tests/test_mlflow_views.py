@@ -131,13 +131,13 @@ def test_a_comparisons_runs_span_their_work_and_link_its_training_runs(
     data = tmp_path / "data"
     make_images(data / "content", 3, seed=0)
     make_images(data / "style", 3, seed=1, stripes=True)
-    real = Stylizer.stylise
+    real = Stylizer.stylize
 
     def slow(self: Stylizer, *args: Any, **kwargs: Any) -> Any:
         time.sleep(SLOW)
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Stylizer, "stylise", slow)
+    monkeypatch.setattr(Stylizer, "stylize", slow)
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -13,7 +13,8 @@ from helpers import SPEC, make_images
 from nst import NstError
 from nst.cli import main
 from nst.data.split import select, split_data
-from nst.study.objective import StudyOptions, choose_pairs
+from nst.study.objective import StudyOptions
+from nst.study.pairs import choose_pairs
 from nst.study.runner import run_study
 from nst.study.spec import load_experiment
 from nst.study.training import choose_train_data

@@ -146,3 +146,27 @@ def test_every_config_option_says_what_it_does(capsys: pytest.CaptureFixture[str
         wanted = "".join(f"{described} (default:".split())
         assert wanted in out, f"--{f.name} does not show its description"
     assert "oneofdeit_base,deit_small" in out and "imagenet|random|auto|PATH" in out
+
+
+def test_every_option_of_every_command_has_a_one_line_description() -> None:
+    """The --help of every command describes each of its options (the config fields' from
+    their field_ declarations, nst.parts): none blank, none more than one sentence's line."""
+    import argparse
+
+    from nst.cli import build_parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if action.dest == "help":
+                continue
+            text = (action.help or "").strip()
+            if path and (not text or "\n" in text):
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}".strip())
+
+    walk(build_parser(), "")
+    assert not missing, "options without a one-line description: " + ", ".join(missing)

@@ -15,13 +15,8 @@ import yaml
 
 from nst import NstError
 from nst.cli import main as cli_main
-from nst.study.objective import (
-    Resources,
-    StudyOptions,
-    TransferTrials,
-    choose_pairs,
-    spread_pairs,
-)
+from nst.study.objective import Resources, StudyOptions, TransferTrials
+from nst.study.pairs import choose_pairs, spread_pairs
 from nst.study.pruners import ScoutedHalvingPruner, make_pruner, warmup_reports
 from nst.study.runner import run_study
 from nst.study.spec import load_experiment, parse_experiment

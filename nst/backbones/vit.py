@@ -34,7 +34,6 @@ from pathlib import Path
 
 import timm
 import torch
-import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
@@ -50,6 +49,7 @@ from nst.backbones.base import (
     seeded,
 )
 from nst.backbones.registry import register
+from nst.images import pad_to_multiple
 
 #: registry name -> timm model name
 TIMM_MODELS = {
@@ -141,7 +141,7 @@ class ViT(Backbone):
                 PatchPaddingWarning,
                 stacklevel=3,
             )
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+            x = pad_to_multiple(x, p)
         return x
 
     def features(

@@ -13,7 +13,12 @@ HELP = "list the backbones' pretrained files, or fetch one into the cache --weig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub = p.add_subparsers(
+        dest="action",
+        required=True,
+        metavar="ACTION",
+        help="list: the backbones and their files; fetch: one file",
+    )
     ls = sub.add_parser(
         "list",
         help="each backbone's source, cache path, presence and sha256 (hashes present files)",

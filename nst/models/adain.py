@@ -45,6 +45,7 @@ from torch import nn
 
 from nst import NstError
 from nst.backbones import get_backbone
+from nst.images import pad_to_multiple
 from nst.models.decoder import MirrorDecoder
 from nst.models.registry import register
 
@@ -126,12 +127,7 @@ class AdaINNet(nn.Module):
         return y[..., : hw[0], : hw[1]]
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = -h % self.multiple, -w % self.multiple
-        if not (ph or pw):
-            return x
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        return F.pad(x, (0, pw, 0, ph), mode=mode)
+        return pad_to_multiple(x, self.multiple)
 
     def forward(
         self,

@@ -29,9 +29,9 @@ gradients everywhere.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from nst.images import pad_to_multiple
 from nst.models.decoder import OutputLayer
 from nst.models.registry import register
 
@@ -106,23 +106,8 @@ class JohnsonNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        y = self.head(self.decoder(self.residuals(self.encoder(pad_to_multiple(x)))))
+        y = self.head(self.decoder(self.residuals(self.encoder(pad_to_multiple(x, 4, MIN_SIDE)))))
         return self.output_layer(y[..., :h, :w])
-
-
-def padded_side(side: int) -> int:
-    """P = max(MIN_SIDE, 4 * ceil(side / 4))."""
-    return max(MIN_SIDE, -(-side // 4) * 4)
-
-
-def pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
-    """Pad bottom and right so both sides are padded_side(s); reflection where it fits."""
-    h, w = x.shape[-2:]
-    ph, pw = padded_side(h) - h, padded_side(w) - w
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 @register("johnson")

@@ -104,14 +104,14 @@ class Method:
 GATYS = Method(
     "gatys",
     "optimisation",
-    "the image optimised against a loss network (TransferConfig)",
+    "the image optimised against a loss network",
     inputs=CONTENT_STYLE,
     paper="Gatys, Ecker & Bethge, CVPR 2016",
 )
 JOHNSON = Method(
     "johnson",
     "network",
-    "one network per style, perceptual loss (nst.models.johnson)",
+    "one network per style, perceptual loss",
     module="nst.models.johnson",
     options={"width": "width", "output": "output_layer"},
     fields=("width", "style", "style_size"),
@@ -124,7 +124,7 @@ JOHNSON = Method(
 ADAIN = Method(
     "adain",
     "network",
-    "arbitrary style: adaptive instance normalisation (nst.models.adain)",
+    "arbitrary style: adaptive instance normalisation",
     module="nst.models.adain",
     inputs=CONTENT_STYLE,
     options={
@@ -145,7 +145,7 @@ ADAIN = Method(
 STYTR = Method(
     "stytr",
     "network",
-    "arbitrary style: a transformer with LoRA encoders (nst.models.stytr)",
+    "arbitrary style: a transformer with LoRA encoders",
     module="nst.models.stytr",
     inputs=CONTENT_STYLE,
     options={
@@ -175,14 +175,13 @@ STYTR = Method(
         "vgg": (("relu4_1", "relu5_1"), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"))
     },
     encoder_families=("vit",),
-    paper="Deng et al., CVPR 2022 (StyTr2)",
+    paper="StyTr2: Deng et al., CVPR 2022",
 )
 ONNX = Method(
     "onnx",
     "onnx",
-    "an external network as an ONNX file (nst.models.external.ExternalConfig)",
+    "an external network as an ONNX file (nst.models.external)",
     inputs=CONTENT_STYLE,
-    paper="the network's own",
 )
 
 #: the entries (plug-ins add theirs through the nst.methods entry points)
@@ -228,7 +227,8 @@ def describe_methods() -> str:
         m = get_method(name)
         source = "nst" if METHODS.builtin(name) else f"plug-in {plugins(METHODS.group)[name].value}"
         inputs = "config.inputs" if m.kind == "onnx" else "+".join(m.inputs)
-        rows.append((name, m.kind, inputs, source, m.description))
+        paper = f" ({m.paper})" if m.paper else ""
+        rows.append((name, m.kind, inputs, source, m.description + paper))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]

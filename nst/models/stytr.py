@@ -63,6 +63,7 @@ from torch import nn
 from nst import NstError
 from nst.backbones import get_backbone
 from nst.backbones.base import Backbone
+from nst.images import pad_to_multiple
 from nst.models.decoder import MirrorDecoder
 from nst.models.lora import LORA_TARGETS, add_lora, merge_lora
 from nst.models.registry import register
@@ -203,12 +204,7 @@ class StyTr(nn.Module):
         return self
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = -h % self.patch, -w % self.patch
-        if not (ph or pw):
-            return x
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        return F.pad(x, (0, pw, 0, ph), mode=mode)
+        return pad_to_multiple(x, self.patch)
 
     def stylize(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         h, w = content.shape[-2:]

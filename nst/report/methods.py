@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nst.provenance import sha256_file
 from nst.report import figures as figs
 from nst.report.data import MethodsResults, load_methods
 from nst.report.grid import image_grid
 from nst.report.intervals import Interval, describe, design, interval
+from nst.report.networks import network_table
 from nst.report.page import Cell, Section, Table
 from nst.report.training import curves_plot, training_curves
 
@@ -366,73 +366,3 @@ def _paired_table(found: MethodsResults, methods: list[str]) -> Table:
     )
     headers = ["methods", *(f"{m} {arrows[m]}" for m in metrics)]
     return Table(headers, body, caption)
-
-
-def network_table(found: MethodsResults) -> Table:
-    """Every network involved: each method's loss network and encoder (weights identity),
-    each trained network (its checkpoint, one per style for johnson) and the judge."""
-    body: list[list[Cell]] = []
-    for name, info in found.methods.items():
-        for n in info.get("networks") or []:
-            if isinstance(n, dict):
-                body.append(
-                    [
-                        name,
-                        str(n.get("role")),
-                        str(n.get("backbone")),
-                        str(n.get("weights")),
-                        _yes_no(n.get("pretrained")),
-                    ]
-                )
-        steps = (info.get("config") or {}).get("steps", "?")
-        for run in info.get("runs") or []:
-            if not isinstance(run, dict):
-                continue
-            style = str(run.get("style") or "*")
-            role = "trained network, " + ("every style" if style == "*" else f"style {style}")
-            how = (
-                f"trained here ({figs.nice(float(run.get('seconds') or 0))} s)"
-                if run.get("trained")
-                else "reused (trained before)"
-            )
-            body.append(
-                [
-                    name,
-                    role,
-                    str(info.get("method", name)),
-                    _checkpoint(found.root, run.get("model")),
-                    f"no: {steps} training steps, {how}",
-                ]
-            )
-    judge = found.judge
-    if judge:
-        body.append(
-            [
-                "(all)",
-                "judge (held-out)",
-                str(judge.get("backbone")),
-                f"{judge.get('weights')} sha256 {str(judge.get('sha256', ''))[:12]}",
-                _yes_no(judge.get("pretrained")),
-            ]
-        )
-    caption = (
-        "Every network involved: loss networks, encoders, each trained network (its "
-        "checkpoint under results/methods/ with the file's sha256; johnson: one per "
-        "style) and the judge, with their weights."
-    )
-    return Table(["method", "role", "network", "weights", "pretrained"], body, caption)
-
-
-def _yes_no(pretrained: object) -> str:
-    return "yes" if str(pretrained).lower() == "true" else "no"
-
-
-def _checkpoint(root: Path, model: object) -> str:
-    """A trained network's identity: its checkpoint's path and the file's sha256 (12 digits)."""
-    if not model:
-        return "– (no checkpoint recorded)"
-    try:
-        digest = sha256_file(root / str(model))
-    except OSError:
-        return f"{model} (missing)"
-    return f"{model} sha256 {digest[:12]}"

@@ -7,13 +7,18 @@ The random-weights banner keeps two facts apart: which studies *optimised* a bac
 seeded random weights and which methods of the comparison (results/methods/) *ran* a loss
 network or encoder with them (their images check the harness, not the method), and whether
 the *judge* was pretrained (its held-out metrics are then real measurements either way).
+The methods comparison's network table (`network_table`) lists every network a method
+involved, each trained network's checkpoint and the judge.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
+from nst.provenance import sha256_file
 from nst.report.data import MethodsResults, StudyResults
+from nst.report.figures import nice
 from nst.report.page import Cell, Table
 
 
@@ -169,3 +174,69 @@ def _studies(names: list[str], total: int) -> str:
     if len(names) == total and total > 1:
         return f"all {total} studies"
     return ("study " if len(names) == 1 else "studies ") + ", ".join(names)
+
+
+def network_table(found: MethodsResults) -> Table:
+    """Every network involved: each method's loss network and encoder (weights identity),
+    each trained network (its checkpoint, one per style for johnson) and the judge."""
+    body: list[list[Cell]] = []
+    for name, info in found.methods.items():
+        for n in info.get("networks") or []:
+            if isinstance(n, dict):
+                body.append(
+                    [
+                        name,
+                        str(n.get("role")),
+                        str(n.get("backbone")),
+                        str(n.get("weights")),
+                        yes_no(n.get("pretrained")),
+                    ]
+                )
+        steps = (info.get("config") or {}).get("steps", "?")
+        for run in info.get("runs") or []:
+            if not isinstance(run, dict):
+                continue
+            style = str(run.get("style") or "*")
+            role = "trained network, " + ("every style" if style == "*" else f"style {style}")
+            how = (
+                f"trained here ({nice(float(run.get('seconds') or 0))} s)"
+                if run.get("trained")
+                else "reused (trained before)"
+            )
+            body.append(
+                [
+                    name,
+                    role,
+                    str(info.get("method", name)),
+                    _checkpoint(found.root, run.get("model")),
+                    f"no: {steps} training steps, {how}",
+                ]
+            )
+    judge = found.judge
+    if judge:
+        body.append(
+            [
+                "(all)",
+                "judge (held-out)",
+                str(judge.get("backbone")),
+                f"{judge.get('weights')} sha256 {str(judge.get('sha256', ''))[:12]}",
+                yes_no(judge.get("pretrained")),
+            ]
+        )
+    caption = (
+        "Every network involved: loss networks, encoders, each trained network (its "
+        "checkpoint under results/methods/ with the file's sha256; johnson: one per "
+        "style) and the judge, with their weights."
+    )
+    return Table(["method", "role", "network", "weights", "pretrained"], body, caption)
+
+
+def _checkpoint(root: Path, model: object) -> str:
+    """A trained network's identity: its checkpoint's path and the file's sha256 (12 digits)."""
+    if not model:
+        return "– (no checkpoint recorded)"
+    try:
+        digest = sha256_file(root / str(model))
+    except OSError:
+        return f"{model} (missing)"
+    return f"{model} sha256 {digest[:12]}"

@@ -10,6 +10,7 @@ profiles.py  smoke / quick / full: the budget and sizes of a study (training stu
 backbone.py  `--backbone auto|NAME` (auto: vgg19 if its ImageNet file exists, else
              efficientnet_lite0) and the record of the optimised networks and the judge
 space.py     a trial's suggestions -> its config (conditional fields: `when`); the sampler
+pairs.py     the (content, style) pairs an optimisation study stylises (validation split)
 objective.py one trial: stylise the chosen pairs, judge them, report to the pruner
 training.py  one trial of a training study: train on the held-out split, validate while
              training, report each validation to the pruner

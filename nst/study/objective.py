@@ -5,7 +5,6 @@ with the held-out metrics, report intermediate values to the pruner.
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ from nst.optimize.pyramid import total_steps
 from nst.optimize.transfer import stylize
 from nst.study import attrs
 from nst.study.backbone import BackboneChoice, judge_tags
-from nst.study.faults import failure_reason, readable_data, record_fault, worker_id
+from nst.study.faults import failure_reason, record_fault, worker_id
+from nst.study.pairs import Pair
 from nst.study.space import suggest
 from nst.study.spec import LOSS_TERMS, ExperimentSpec
 
@@ -43,12 +43,6 @@ class StudyOptions:
     seed: int = 0  # sampler seed (worker i uses seed + i)
     progress: bool = False  # a progress bar over the trial budget on stderr (a terminal only)
     backbone: BackboneChoice | None = None  # how `--backbone` chose the network, for the record
-
-
-@dataclass(frozen=True)
-class Pair:
-    content: Path
-    style: Path
 
 
 @dataclass
@@ -85,61 +79,10 @@ class Resources:
         return self.images[key]
 
 
-def choose_pairs(
-    spec: ExperimentSpec, data: Path | None, cache: Path, skipped: list[str] | None = None
-) -> list[Pair]:
-    """`pairs.count` distinct content x style pairs, drawn with `pairs.seed` from the
-    validation photos and styles of the data directory's split (nst.data.split: a study never
-    sees a test image), or of the embedded sample when there is no data (spread_pairs).
-    Unreadable images are skipped and appended to `skipped`."""
-    from nst.data.fetch import embedded_sample
-    from nst.data.lock import list_images
-    from nst.data.split import split_data
-
-    skipped = [] if skipped is None else skipped
-    folder = Path(data) if data and Path(data).is_dir() else None
-    if folder is None or not any(list_images(folder)):
-        embedded_sample(cache)
-        folder = cache
-    split = split_data(folder)
-    good = readable_data(folder, skipped)
-    contents = [p for p in split.content.validation if p in good]
-    styles = [p for p in split.style.validation if p in good]
-    if not contents or not styles:
-        raise NstError(
-            f"{folder}: no readable validation photo or style left after skipping "
-            f"{len(skipped)} unreadable ones; run `nst fetch` again"
-        )
-    return spread_pairs(contents, styles, int(spec.pairs["count"]), int(spec.pairs["seed"]))
-
-
 def finite_values(values: dict[str, float]) -> dict[str, float]:
     """A pair's values as stored with its record (attrs.PAIRS): the finite ones, rounded, so
     the report can compare settings pair by pair (nst.report.intervals.paired_difference)."""
     return {k: round(float(v), 6) for k, v in values.items() if math.isfinite(float(v))}
-
-
-def spread_pairs(contents: list[Path], styles: list[Path], count: int, seed: int) -> list[Pair]:
-    """`count` distinct pairs of the content x style grid, in a seeded order, each new pair
-    taking a photo and a style not drawn yet while there are any (then a new round starts):
-    two pairs are two photos and two styles, so a study's mean spans the sample instead of
-    one photo's luck (a plain draw of 2 of the 36 embedded pairs gave the same photo twice)."""
-    grid = [Pair(c, s) for c in contents for s in styles]
-    if count >= len(grid):
-        return grid
-    random.Random(seed).shuffle(grid)
-    chosen: list[Pair] = []
-    while len(chosen) < count:  # one round: one pass over the pairs not drawn yet
-        seen: set[Path] = set()
-        rest = []
-        for p in grid:
-            if len(chosen) < count and not {p.content, p.style} & seen:
-                chosen.append(p)
-                seen |= {p.content, p.style}
-            else:
-                rest.append(p)
-        grid = rest
-    return chosen
 
 
 class TrialFunction:

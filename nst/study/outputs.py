@@ -199,7 +199,7 @@ def failures(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
 def data_facts(data: Path | None, out: Path) -> dict[str, Any]:
     """Where the study's images came from, for the report: the lock's source (network, mirror,
     embedded, mixed; "unlocked" for images put in the folder by hand) and its image counts.
-    Without data images the study used the embedded sample (objective.choose_pairs), whose
+    Without data images the study used the embedded sample (pairs.choose_pairs), whose
     lock the runner caches under <results>/.cache/embedded."""
     folder = Path(data) if data else None
     if folder is None or not any(folder.glob("content/*")):

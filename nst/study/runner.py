@@ -41,7 +41,8 @@ import torch
 from nst import NstError
 from nst.study.attrs import FAIL_REASON, MLFLOW, SPEC, Fault, fault_of
 from nst.study.faults import fail_orphan_runs, worker_id
-from nst.study.objective import Pair, Resources, StudyOptions, TransferTrials, choose_pairs
+from nst.study.objective import Resources, StudyOptions, TransferTrials
+from nst.study.pairs import Pair, choose_pairs
 from nst.study.progress import StudyProgress, n_done
 from nst.study.pruners import make_pruner
 from nst.study.space import make_sampler

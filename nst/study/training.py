@@ -51,13 +51,13 @@ from nst.study.backbone import judge_tags
 from nst.study.faults import failure_reason, readable_data, worker_id
 from nst.study.objective import (
     CURVE_TERMS,
-    Pair,
     Resources,
     TrialFunction,
     finite_values,
     proxy,
     report_marks,
 )
+from nst.study.pairs import Pair
 from nst.study.space import suggest
 from nst.study.spec import ExperimentSpec
 from nst.train.config import TrainConfig

@@ -113,3 +113,13 @@ def rendered(monkeypatch: pytest.MonkeyPatch) -> list:  # type: ignore[type-arg]
 
     monkeypatch.setattr(figs, "_render", keep)
     return kept
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three photos and three striped styles made by the test (tests/helpers.make_images): a
+    folder the methods comparison, the contract and the plug-in tests split and train on."""
+    root = tmp_path_factory.mktemp("data")
+    make_images(root / "content", 3, seed=0)
+    make_images(root / "style", 3, seed=1, stripes=True)
+    return root

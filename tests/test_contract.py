@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import SPEC, make_images
+from helpers import SPEC
 from torch import nn
 
 from nst.methods.spec import load_plan
@@ -31,14 +31,6 @@ pytestmark = pytest.mark.usefixtures("one_thread_module")
 #: sides that are no multiple of any network's stride, in both orientations
 SIZES = ((45, 70), (70, 45))
 STYLE_SIZE = (50, 38)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    make_images(root / "content", 3, seed=0)
-    make_images(root / "style", 3, seed=1, stripes=True)
-    return root
 
 
 def contract_config(method: str, data: Path, **changes: Any) -> TrainConfig:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import SPEC, make_images
+from helpers import SPEC
 
 from nst import NstError
 from nst.cli import main
@@ -31,14 +31,6 @@ METHODS = ("gatys", "johnson", "adain", "stytr")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    make_images(root / "content", 3, seed=0)
-    make_images(root / "style", 3, seed=1, stripes=True)
-    return root
 
 
 def first_test_pair(data: Path) -> tuple[str, str]:

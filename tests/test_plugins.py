@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import SPEC, make_images
+from helpers import SPEC
 
 from nst import NstError
 from nst.cli import main
@@ -63,14 +63,6 @@ def export_reinhard(path: Path) -> Path:
             dynamo=False,
         )
     return path
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    make_images(root / "content", 3, seed=0)
-    make_images(root / "style", 3, seed=1, stripes=True)
-    return root
 
 
 def spec_with(

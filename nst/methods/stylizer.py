@@ -148,24 +148,12 @@ def networks_of(meta: dict[str, Any]) -> list[Network]:
     """The loss network and (adain, stytr) the encoder a checkpoint's meta records."""
     config = meta.get("config") or {}
     out = []
-    weights = str(meta.get("weights") or "")
-    if weights:
-        out.append(
-            Network(
-                "loss network",
-                str(config.get("backbone", "?")),
-                weights,
-                not weights.startswith("random"),
-            )
-        )
-    encoder = str(meta.get("encoder_weights") or "")
-    if encoder:
-        out.append(
-            Network(
-                "encoder",
-                str(config.get("encoder", "?")),
-                encoder,
-                not encoder.startswith("random"),
-            )
-        )
+    for role, key, field_name in (
+        ("loss network", "weights", "backbone"),
+        ("encoder", "encoder_weights", "encoder"),
+    ):
+        weights = str(meta.get(key) or "")
+        if weights:
+            backbone = str(config.get(field_name, "?"))
+            out.append(Network(role, backbone, weights, not weights.startswith("random")))
     return out

@@ -147,3 +147,77 @@ def gatys_target(normalised: torch.Tensor, content: torch.Tensor) -> torch.Tenso
     size, and equal to the raw Gram when both sizes agree."""
     _, c, h, w = content.shape
     return normalised * (c * h * w)
+
+
+# Style losses that match feature distributions instead of Gram matrices (issue: "Style losses
+# researchers compare"). F is a layer's N x C x H x W map read as N sets of M = H W vectors
+# in R^C; the style's set has M' vectors (another image size is allowed).
+
+
+def positions(features: torch.Tensor) -> torch.Tensor:
+    """N x C x H x W -> N x M x C: each position's feature vector, one row per position."""
+    n, c = features.shape[:2]
+    return features.reshape(n, c, -1).transpose(1, 2)
+
+
+def sliced_wasserstein(
+    features: torch.Tensor, target: torch.Tensor, projections: int = 32, seed: int = 0
+) -> torch.Tensor:
+    """The sliced Wasserstein loss (Heitz, Vanhoey, Chambon & Belcour, CVPR 2021):
+
+        SW(F, S) = 1/P sum_p  1/M sum_i ( sort(F v_p)_i - sort(S v_p)_i )^2
+
+    over P unit directions v_p drawn once from a seeded Gaussian (the same for every call of
+    one seed, so an optimisation follows one loss). Each term is the exact squared 2-Wasserstein
+    distance between the 1-D projections of the two sets; with one channel it is the exact
+    W2^2 between the sets. A target of another size M' is resampled to M sorted values by
+    linear interpolation (Heitz et al. do the same). Mean over the N items."""
+    c = features.shape[1]
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randn(c, projections, generator=gen).to(features.device)
+    v = v / v.norm(dim=0, keepdim=True)
+    a = torch.sort(positions(features.float()) @ v, dim=1).values  # N x M x P
+    b = torch.sort(positions(target.float()) @ v, dim=1).values  # N x M' x P
+    if b.shape[1] != a.shape[1]:
+        b = F.interpolate(b.transpose(1, 2), size=a.shape[1], mode="linear", align_corners=True)
+        b = b.transpose(1, 2)
+    return ((a - b) ** 2).mean()
+
+
+def cosine_cost(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """C_ij = 1 - <a_i, b_j> / (|a_i| |b_j|) between the rows of N x M x C and N x M' x C."""
+    a = F.normalize(a.float(), dim=-1, eps=1e-8)
+    b = F.normalize(b.float(), dim=-1, eps=1e-8)
+    return 1.0 - a @ b.transpose(1, 2)
+
+
+def relaxed_emd(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The relaxed earth mover's distance of STROTSS (Kolkin, Salavon & Shakhnarovich, CVPR
+    2019, eq. 5), with the cosine cost C between feature vectors:
+
+        REMD(F, S) = max( 1/M sum_i min_j C_ij ,  1/M' sum_j min_i C_ij )
+
+    each side moves every vector to its nearest neighbour in the other set (one of the two
+    constraints of the transport problem dropped), so REMD <= EMD. Mean over the N items."""
+    cost = cosine_cost(positions(features), positions(target))
+    forward = cost.min(dim=2).values.mean(dim=1)
+    backward = cost.min(dim=1).values.mean(dim=1)
+    return torch.maximum(forward, backward).mean()
+
+
+def self_similarity_loss(features: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """STROTSS's content loss (eq. 9): the result's self-similarity pattern should be the
+    content's. With D the cosine-distance matrix of a set with itself (D_ij = C(f_i, f_j)),
+
+        L = 1/M^2 sum_ij | D^X_ij / sum_i D^X_ij  -  D^C_ij / sum_i D^C_ij |
+
+    (each column normalised by its sum), so the loss ignores the features' scale and colour
+    and keeps which positions resemble which. Both maps must have the same size."""
+    dx = cosine_cost(positions(features), positions(features))
+    dc = cosine_cost(positions(content), positions(content))
+    eps = 1e-8
+    return (
+        (dx / (dx.sum(dim=1, keepdim=True) + eps) - dc / (dc.sum(dim=1, keepdim=True) + eps))
+        .abs()
+        .mean()
+    )

@@ -114,7 +114,7 @@ class TransferConfig(RuntimePart, OptimizerPart, LossPart):
             for key, preset in zip(LAYER_KEYS, default_layers(self.backbone), strict=True):
                 if not getattr(self, key):
                     object.__setattr__(self, key, preset)
-        self.check_layer_weights()
+        self.check_loss()
         check_ranges(self)
         _check_controls(self)
 

@@ -149,13 +149,37 @@ def gatys_target(normalised: torch.Tensor, content: torch.Tensor) -> torch.Tenso
     return normalised * (c * h * w)
 
 
+#: the variance floor of the moments (AdaIN's eps)
+MOMENT_EPS = 1e-5
+
+
+def mean_std(f: torch.Tensor, eps: float = MOMENT_EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-item, per-channel (mu, sigma) of an NxCxHxW map, as NxCx1x1; sigma = sqrt(var + eps)."""
+    n, c = f.shape[:2]
+    flat = f.reshape(n, c, -1)
+    var = flat.var(dim=2, unbiased=False) + eps
+    return flat.mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
+
+
+def moment_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_ms = ||mu(F) - mu(S)||^2 + ||sigma(F) - sigma(S)||^2 (each a mean over items and
+    channels): the style loss of AdaIN (Huang & Belongie 2017, eq. 13), the first two moments
+    of each channel over positions (mean_std) instead of their correlations (gram)."""
+    ma, sa = mean_std(features.float())
+    mb, sb = mean_std(target.float())
+    return F.mse_loss(ma, mb) + F.mse_loss(sa, sb)
+
+
 # Style losses that match feature distributions instead of Gram matrices (issue: "Style losses
 # researchers compare"). F is a layer's N x C x H x W map read as N sets of M = H W vectors
 # in R^C; the style's set has M' vectors (another image size is allowed).
 
 
 def positions(features: torch.Tensor) -> torch.Tensor:
-    """N x C x H x W -> N x M x C: each position's feature vector, one row per position."""
+    """N x C x H x W -> N x M x C: each position's feature vector, one row per position (a
+    set N x M x C is returned as it is)."""
+    if features.ndim == 3:
+        return features
     n, c = features.shape[:2]
     return features.reshape(n, c, -1).transpose(1, 2)
 
@@ -172,7 +196,7 @@ def sliced_wasserstein(
     distance between the 1-D projections of the two sets; with one channel it is the exact
     W2^2 between the sets. A target of another size M' is resampled to M sorted values by
     linear interpolation (Heitz et al. do the same). Mean over the N items."""
-    c = features.shape[1]
+    c = positions(features).shape[-1]
     gen = torch.Generator().manual_seed(seed)
     v = torch.randn(c, projections, generator=gen).to(features.device)
     v = v / v.norm(dim=0, keepdim=True)

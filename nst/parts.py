@@ -27,8 +27,17 @@ from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
 import yaml
 
 from nst import NstError
+from nst.registry import Registry
 
 LAYER_KEYS = ("content_layers", "style_layers")
+#: the style representations and content losses a LossPart may name (nst.perceptual
+#: registers them; plug-ins through the entry-point groups nst.style_losses, nst.content_losses)
+STYLE_LOSSES: Registry[Any] = Registry(
+    "style_loss", {"nst.perceptual": ("gram", "moments", "sliced_wasserstein", "relaxed_emd")}
+)
+CONTENT_LOSSES: Registry[Any] = Registry(
+    "content_loss", {"nst.perceptual": ("mse", "self_similarity")}
+)
 C = TypeVar("C")
 
 
@@ -98,6 +107,18 @@ class LossPart:
     style_layer_weights: tuple[float, ...] = field_(
         (), "one weight per style layer; empty: equal weights"
     )
+    style_loss: str = field_(
+        "gram",
+        "style representation matched: gram (Gatys) | moments (mean, std: AdaIN) | "
+        "sliced_wasserstein (Heitz 2021) | relaxed_emd (STROTSS)",
+    )
+    content_loss: str = field_(
+        "mse", "content loss: mse (feature difference) | self_similarity (STROTSS)"
+    )
+    projections: int = field_(32, "sliced_wasserstein: random directions per layer (seeded)")
+    max_positions: int = field_(
+        1024, "relaxed_emd, self_similarity: positions per layer, a seeded sample (STROTSS: 1024)"
+    )
     layer_weight_normalization: Literal["none", "sum", "channels"] = field_(
         "none", "none, sum (layer weights sum to 1) or channels (w_l / C_l^2, then sum to 1)"
     )
@@ -118,8 +139,24 @@ class LossPart:
 
     RANGES: ClassVar[dict[str, Range]] = {
         "feature_temperature": Range(0, strict=True),
+        **dict.fromkeys(("projections", "max_positions"), Range(1)),
         **dict.fromkeys(("alpha", "beta", "gamma"), Range(0)),
     }
+
+    def check_loss(self) -> None:
+        """Registered losses, Gatys normalisation only of Grams, one weight per layer or none."""
+        for key, registry in (("style_loss", STYLE_LOSSES), ("content_loss", CONTENT_LOSSES)):
+            if getattr(self, key) not in registry:
+                raise NstError(
+                    f"{key} {getattr(self, key)!r} is not registered; use one of "
+                    f"{', '.join(registry.names())}"
+                )
+        if self.style_normalization == "gatys" and self.style_loss != "gram":
+            raise NstError(
+                f"style_normalization gatys rescales Gram matrices; style_loss {self.style_loss} "
+                "has none: use style_normalization gram"
+            )
+        self.check_layer_weights()
 
     def check_layer_weights(self) -> None:
         """One weight per layer, or none."""

@@ -21,6 +21,8 @@ per-process batches is the loss of the whole batch (what DistributedDataParallel
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,15 +32,83 @@ from nst.losses import (
     content_loss,
     gatys_target,
     gram,
+    mean_std,
     normalize_layer_weights,
+    positions,
+    relaxed_emd,
+    self_similarity_loss,
+    sliced_wasserstein,
     style_layer_loss,
     total_variation,
     transform_features,
     weighted_sum,
 )
+from nst.parts import CONTENT_LOSSES, STYLE_LOSSES
 
 TERMS = ("content", "style", "tv", "total")
 Features = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class StyleLoss:
+    """A style representation: `target(F_s, loss)` of the style's features, once and without
+    gradient (N x . x C, channels last: a statistic or a set of positions), and `loss(F,
+    target, loss)` of a result's features F against it (`loss`: the PerceptualLoss, for its
+    config and its seeded position samples). `blends`: targets of several styles mix by
+    weight (statistics do; a set of positions does not)."""
+
+    target: Callable[[torch.Tensor, Any], torch.Tensor]
+    loss: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+    blends: bool = True
+
+
+def _gram_loss(f: torch.Tensor, t: torch.Tensor, ctx: Any) -> torch.Tensor:
+    gatys = ctx.config.style_normalization == "gatys"
+    target = gatys_target(t, f) if gatys else t
+    return style_layer_loss(f, target.expand(f.shape[0], -1, -1), gatys)
+
+
+def _moments(f: torch.Tensor, ctx: Any = None) -> torch.Tensor:
+    """N x 2 x C: each channel's mean and standard deviation over positions."""
+    mu, sigma = mean_std(f.float())
+    n, c = mu.shape[:2]
+    return torch.cat([mu.view(n, 1, c), sigma.view(n, 1, c)], dim=1)
+
+
+def _moments_loss(f: torch.Tensor, t: torch.Tensor, ctx: Any) -> torch.Tensor:
+    """nst.losses.moment_loss against a precomputed target."""
+    d = _moments(f) - t.expand(f.shape[0], -1, -1)
+    return (d[:, 0] ** 2).mean() + (d[:, 1] ** 2).mean()
+
+
+def _sliced_wasserstein(f: torch.Tensor, t: torch.Tensor, ctx: Any) -> torch.Tensor:
+    cfg = ctx.config
+    return sliced_wasserstein(f, t.expand(f.shape[0], -1, -1), cfg.projections, cfg.seed)
+
+
+def _relaxed_emd(f: torch.Tensor, t: torch.Tensor, ctx: Any) -> torch.Tensor:
+    (sample,) = ctx.sample(f)
+    return relaxed_emd(sample, t.expand(f.shape[0], -1, -1))
+
+
+for _name, _loss in {
+    "gram": StyleLoss(lambda f, ctx: gram(f.float()), _gram_loss),
+    "moments": StyleLoss(_moments, _moments_loss),
+    "sliced_wasserstein": StyleLoss(
+        lambda f, ctx: positions(f.float()), _sliced_wasserstein, blends=False
+    ),
+    "relaxed_emd": StyleLoss(lambda f, ctx: ctx.sample(f.float())[0], _relaxed_emd, blends=False),
+}.items():
+    STYLE_LOSSES.add(_name, _loss)
+
+
+def _self_similarity(f: torch.Tensor, t: torch.Tensor, ctx: Any) -> torch.Tensor:
+    fx, fc = ctx.sample(f, t)  # the same positions of both
+    return self_similarity_loss(fx, fc)
+
+
+CONTENT_LOSSES.add("mse", lambda f, t, ctx: content_loss(f.float(), t))
+CONTENT_LOSSES.add("self_similarity", _self_similarity)
 
 
 class PerceptualLoss:
@@ -51,6 +121,11 @@ class PerceptualLoss:
         self.backbone, self.config, self.dtype = backbone, config, dtype
         self.layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
         self._weights: dict[tuple[float, ...], tuple[float, ...]] = {}
+        self.style_loss: StyleLoss = STYLE_LOSSES.get(config.style_loss)
+        self.content_loss = CONTENT_LOSSES.get(config.content_loss)
+        # position samples (relaxed_emd, self_similarity): a new seeded draw per call, as
+        # STROTSS draws new positions every step, the same sequence in every run of one seed
+        self._draws = torch.Generator().manual_seed(int(config.seed))
 
     def features(self, x: torch.Tensor, layers: tuple[str, ...] = ()) -> Features:
         """T phi_l(x) of `layers` (default: every loss layer), in the compute dtype: in bf16
@@ -62,12 +137,27 @@ class PerceptualLoss:
     def content_targets(self, feats: Features) -> Features:
         return {layer: feats[layer].float() for layer in self.config.content_layers}
 
+    def style_target(self, feats: torch.Tensor) -> torch.Tensor:
+        """The style loss's target of one layer's features of a style image (no gradient)."""
+        with torch.no_grad():
+            return self.style_loss.target(feats, self)
+
     def style_targets(self, style: torch.Tensor) -> Features:
-        """The normalised Gram targets A_l of one style image, no gradient (several styles
-        are blended by nst.optimize.controls.blend.blended_grams, with these features)."""
+        """The targets A_l of one style image (several styles are blended by
+        nst.optimize.controls.blend.blended_targets, with style_target)."""
         with torch.no_grad():
             feats = self.features(style, self.config.style_layers)
-        return {layer: gram(feats[layer].float()) for layer in self.config.style_layers}
+        return {layer: self.style_target(feats[layer]) for layer in self.config.style_layers}
+
+    def sample(self, *maps: torch.Tensor) -> list[torch.Tensor]:
+        """The same seeded sample of at most max_positions positions of each map (N x M x C
+        sets; all of them when there are fewer)."""
+        sets = [positions(m) for m in maps]
+        m, count = sets[0].shape[1], int(self.config.max_positions)
+        if m <= count:
+            return sets
+        index = torch.randperm(m, generator=self._draws)[:count].to(sets[0].device)
+        return [s[:, index] for s in sets]
 
     def __call__(
         self,
@@ -77,19 +167,13 @@ class PerceptualLoss:
         image: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """{content, style, tv, total} of the candidate `image` whose features are `feats`."""
-        cfg, n = self.config, image.shape[0]
-        gatys = cfg.style_normalization == "gatys"
+        cfg = self.config
         content = weighted_sum(
-            {k: content_loss(feats[k].float(), t) for k, t in content_targets.items()},
+            {k: self.content_loss(feats[k], t, self) for k, t in content_targets.items()},
             self.layer_weights(cfg.content_layer_weights, content_targets),
         )
         style = weighted_sum(
-            {
-                k: style_layer_loss(
-                    feats[k], (gatys_target(t, feats[k]) if gatys else t).expand(n, -1, -1), gatys
-                )
-                for k, t in style_targets.items()
-            },
+            {k: self.style_loss.loss(feats[k], t, self) for k, t in style_targets.items()},
             self.layer_weights(cfg.style_layer_weights, style_targets),
         )
         tv = total_variation(image.float(), cfg.tv)

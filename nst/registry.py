@@ -19,6 +19,9 @@ package declares, in its pyproject.toml:
 
     [project.entry-points."nst.losses"]
     mine = "my_pkg.loss:MyLoss"         # a training loss class (nst.train.losses)
+
+    [project.entry-points."nst.style_losses"]
+    mine = "my_pkg.style:STYLE"         # an nst.perceptual.StyleLoss
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ ENTRY_POINT_GROUPS = {
     "backbone": "nst.backbones",
     "method": "nst.methods",
     "loss": "nst.losses",
+    "style_loss": "nst.style_losses",
+    "content_loss": "nst.content_losses",
 }
 
 

@@ -15,8 +15,9 @@ import torch
 
 from nst import NstError
 from nst.cli import main
+from nst.losses import mean_std
 from nst.models import get_model, load_model
-from nst.models.adain import adain, mean_std
+from nst.models.adain import adain
 from nst.train import TrainConfig, train
 
 #: in the test sample (conftest.sample_data): a photo in no content folder below

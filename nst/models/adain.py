@@ -46,22 +46,14 @@ from torch import nn
 from nst import NstError
 from nst.backbones import get_backbone
 from nst.images import pad_to_multiple
+from nst.losses import MOMENT_EPS, mean_std
 from nst.models.decoder import MirrorDecoder
 from nst.models.registry import register
 
-EPS = 1e-5
 #: the paper's encoder layer on VGG; other families default to their content preset
 
 
-def mean_std(f: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-item, per-channel (mu, sigma) of an NxCxHxW map, as NxCx1x1; sigma = sqrt(var + eps)."""
-    n, c = f.shape[:2]
-    flat = f.reshape(n, c, -1)
-    var = flat.var(dim=2, unbiased=False) + eps
-    return flat.mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
-
-
-def adain(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = MOMENT_EPS) -> torch.Tensor:
     """AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y) (module docstring)."""
     mc, sc = mean_std(content, eps)
     ms, ss = mean_std(style, eps)

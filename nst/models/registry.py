@@ -35,6 +35,10 @@ VGG_ADAIN_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 #: loss reads them all, another loss those its method lists (Method.loss_options)
 LOSS_OPTIONS = (
     "pooling",
+    "style_loss",
+    "content_loss",
+    "projections",
+    "max_positions",
     "content_layer_weights",
     "style_layer_weights",
     "layer_weight_normalization",

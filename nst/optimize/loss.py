@@ -14,7 +14,7 @@ import torch
 from nst.backbones import Backbone, get_backbone
 from nst.config import TransferConfig
 from nst.images import resize_tensor
-from nst.optimize.controls.blend import as_styles, blended_grams
+from nst.optimize.controls.blend import as_styles, blended_targets
 from nst.optimize.controls.shifts import Jitter, average_shifts, roll, shift_averaged
 from nst.perceptual import PerceptualLoss
 
@@ -47,8 +47,13 @@ class TransferLoss:
         with torch.no_grad():
             self.content_targets = self.loss.content_targets(self.extract(content))
         # several styles: Gram targets mixed by config.style_blend (nst.optimize.controls.blend)
-        self.style_targets = blended_grams(
-            self.extract, as_styles(style), config.style_layers, config.style_blend
+        self.style_targets = blended_targets(
+            self.extract,
+            as_styles(style),
+            config.style_layers,
+            config.style_blend,
+            self.loss.style_loss,
+            self.loss,
         )
 
     @property

@@ -5,7 +5,7 @@ random crops, the rank split, unreadable files and the resumable position): the 
 photos from `data`, the style images from `styles`, the style stream seeded with
 seed + STYLE_SEED so its shuffles and crops are independent of the content's. Step k pairs the
 k-th content batch with the k-th style batch. With mu, sigma the per-channel mean and
-standard deviation over positions (nst.models.adain.mean_std), phi_l the loss network's layer
+standard deviation over positions (nst.losses.mean_std), phi_l the loss network's layer
 l, and sums over layers as in the papers' code:
 
     L_ms(a, b)  = sum_l ||mu(phi_l a) - mu(phi_l b)||^2 + ||sigma(phi_l a) - sigma(phi_l b)||^2
@@ -41,7 +41,7 @@ from torch import nn
 
 from nst.backbones import get_backbone
 from nst.backbones.base import Backbone
-from nst.models.adain import mean_std
+from nst.losses import mean_std, moment_loss
 from nst.train.config import TrainConfig
 from nst.train.data import ContentStream
 from nst.train.losses import LOSSES
@@ -64,12 +64,6 @@ def style_stream(config: TrainConfig, rank: int, world_size: int, warn: bool) ->
         what="style",
         resize=config.resize,
     )
-
-
-def mean_std_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    ma, sa = mean_std(a.float())
-    mb, sb = mean_std(b.float())
-    return F.mse_loss(ma, mb) + F.mse_loss(sa, sb)
 
 
 def normalised(f: torch.Tensor) -> torch.Tensor:
@@ -129,7 +123,7 @@ class AdaINLoss(PairLoss):
         with torch.no_grad():
             fs = self.backbone.features(style, layers)
         fy = self.backbone.features(y, layers)
-        ls = sum((mean_std_loss(fy[k], fs[k]) for k in layers), torch.zeros((), device=y.device))
+        ls = sum((moment_loss(fy[k], fs[k]) for k in layers), torch.zeros((), device=y.device))
         return {"content": lc, "style": ls, "total": c.alpha * lc + c.beta * ls}
 
 
@@ -163,7 +157,7 @@ class StyTrLoss(PairLoss):
             (F.mse_loss(normalised(fo[k][:n]), normalised(ft[k][:n])) for k in c.content_layers),
             zero,
         )
-        ls = sum((mean_std_loss(fo[k][:n], ft[k][n:]) for k in c.style_layers), zero)
+        ls = sum((moment_loss(fo[k][:n], ft[k][n:]) for k in c.style_layers), zero)
         id1 = F.mse_loss(out["identity_c"].float(), content.float()) + F.mse_loss(
             out["identity_s"].float(), style.float()
         )

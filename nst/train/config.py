@@ -159,7 +159,7 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
             for key, preset in zip(LAYER_KEYS, self._layer_presets(entry), strict=True):
                 if not getattr(self, key):
                     object.__setattr__(self, key, preset)
-        self.check_layer_weights()
+        self.check_loss()
         check_ranges(self)
         if self.optimizer == "lbfgs":
             raise NstError(

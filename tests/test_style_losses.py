@@ -13,6 +13,7 @@ from nst.config import TransferConfig
 from nst.losses import (
     cosine_cost,
     gram,
+    moment_loss,
     positions,
     relaxed_emd,
     self_similarity_loss,
@@ -29,6 +30,7 @@ def gram_loss(f: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 STYLE_LOSSES = {
     "gram": gram_loss,
+    "moments": moment_loss,
     "sliced_wasserstein": sliced_wasserstein,
     "relaxed_emd": relaxed_emd,
 }

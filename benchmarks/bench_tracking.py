@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from nst.config import TransferConfig
-from nst.optimize.loss import build_backbone
 from nst.optimize.transfer import stylize
+from nst.perceptual import loss_backbone
 from nst.tracking.transfer import transfer_run
 
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = TransferConfig(size=args.size, steps=args.steps, weights="random")
     warnings.simplefilter("ignore")
-    backbone = build_backbone(config)
+    backbone = loss_backbone(config)
     content, style = pair(args.size)
     untracked: list[float] = []
     tracked: list[float] = []

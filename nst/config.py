@@ -17,7 +17,6 @@ recipe(**values)` starts instead from the backbone family's default recipe
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -36,6 +35,7 @@ from nst.parts import (
     check_ranges,
     check_types,
     field_,
+    plain_dict,
     read_yaml,
 )
 
@@ -146,9 +146,7 @@ class TransferConfig(RuntimePart, OptimizerPart, LossPart):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (tuples become lists) that `from_dict` reads back to an equal config."""
-        return {
-            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
-        }
+        return plain_dict(self)
 
 
 def _preset_or_none(backbone: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

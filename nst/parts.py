@@ -227,6 +227,16 @@ def build_config(cls: type[C], values: Any, kind: str) -> C:
     return cls(**coerced)
 
 
+def plain(value: Any) -> Any:
+    """A config value as YAML and JSON hold it (tuples become lists)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def plain_dict(config: Any) -> dict[str, Any]:
+    """A config's plain values, which its class's from_dict reads back to an equal config."""
+    return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
+
+
 def read_yaml(path: str | Path) -> Any:
     """A config file's contents ({} when empty); an unreadable file is one line."""
     try:

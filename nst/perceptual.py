@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from nst.backbones import get_backbone
 from nst.backbones.base import Backbone
 from nst.losses import (
     content_loss,
@@ -111,6 +112,14 @@ CONTENT_LOSSES.add("mse", lambda f, t, ctx: content_loss(f.float(), t))
 CONTENT_LOSSES.add("self_similarity", _self_similarity)
 
 
+def loss_backbone(config: Any) -> Backbone:
+    """The loss network of a config's loss part: its backbone, weights and pooling, random
+    weights seeded with the run's seed."""
+    return get_backbone(
+        config.backbone, weights=config.weights, pooling=config.pooling, seed=config.seed
+    )
+
+
 class PerceptualLoss:
     """The loss of the module docstring on `backbone`, its settings the config's loss part."""
 
@@ -120,7 +129,6 @@ class PerceptualLoss:
         backbone.check_layers(config.content_layers + config.style_layers)
         self.backbone, self.config, self.dtype = backbone, config, dtype
         self.layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
-        self._weights: dict[tuple[float, ...], tuple[float, ...]] = {}
         self.style_loss: StyleLoss = STYLE_LOSSES.get(config.style_loss)
         self.content_loss = CONTENT_LOSSES.get(config.content_loss)
         # position samples (relaxed_emd, self_similarity): a new seeded draw per call, as
@@ -181,10 +189,6 @@ class PerceptualLoss:
         return {"content": content, "style": style, "tv": tv, "total": total}
 
     def layer_weights(self, weights: tuple[float, ...], targets: Features) -> tuple[float, ...]:
-        """w_l after the normalisation, from each target's channel count C_l (cached)."""
+        """w_l after the normalisation, from each target's channel count C_l."""
         channels = tuple(t.shape[1] if t.ndim == 4 else t.shape[-1] for t in targets.values())
-        key = (*weights, -1, *channels)
-        if key not in self._weights:
-            mode = self.config.layer_weight_normalization
-            self._weights[key] = normalize_layer_weights(weights, channels, mode)
-        return self._weights[key]
+        return normalize_layer_weights(weights, channels, self.config.layer_weight_normalization)

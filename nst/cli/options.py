@@ -66,9 +66,8 @@ def typed_values(args: argparse.Namespace, cls: type = TransferConfig) -> dict[s
 
 def transfer_default(name: str, value: Any) -> Any:
     """The default `nst transfer --help` names: the recipe's where a family has one."""
-    defaults = TransferConfig()
     if name in LAYER_KEYS:
-        value = f"the backbone's preset, for {defaults.backbone} {value}"
+        value = f"the backbone's preset, for {TransferConfig.backbone} {value}"
     elif name == "backbone":
         value = f"{AUTO}; one of {', '.join(list_backbones())}"
     families = [f"{m.rsplit('.', 1)[-1]} {r[name]}" for m, r in RECIPES.items() if name in r]

@@ -35,7 +35,7 @@ from nst.models.pairs import stylize_pairs
 from nst.models.registry import model_inputs
 from nst.models.uri import local_checkpoint
 from nst.optimize import stylize
-from nst.optimize.loss import build_backbone
+from nst.perceptual import loss_backbone
 from nst.runtime import peak_memory_mb, resolve_device
 
 
@@ -81,7 +81,7 @@ class Stylizer:
     @classmethod
     def from_config(cls, config: TransferConfig, name: str = "gatys") -> Stylizer:
         """A Gatys recipe; the backbone is built once here and reused for every image."""
-        backbone = build_backbone(config)
+        backbone = loss_backbone(config)
         info = backbone.weights_info
         net = Network("loss network", config.backbone, info.identity, info.pretrained)
         return cls(

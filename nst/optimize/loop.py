@@ -21,9 +21,10 @@ from nst.optimize.controls.color import ColorControl
 from nst.optimize.controls.frames import FrameCapture
 from nst.optimize.controls.gradnorm import normalized_backward
 from nst.optimize.controls.masks import blend, load_mask, mask_gradient
-from nst.optimize.loss import TransferLoss, build_backbone, initial_image
+from nst.optimize.loss import TransferLoss, initial_image
 from nst.optimize.optim import ReusedEvaluation
 from nst.optimizers import make_optimizer, make_schedule
+from nst.perceptual import loss_backbone
 from nst.runtime import DTYPES, NonFiniteLoss, peak_memory_mb, resolve_device
 
 
@@ -84,7 +85,7 @@ def stylize_stage(
     device, dtype = resolve_device(config.device), DTYPES[config.dtype]
     # no torch.manual_seed here: every draw (init noise, jitter, random weights) has its own
     # seeded generator, so a run neither depends on nor disturbs the caller's global RNG
-    backbone = backbone if backbone is not None else build_backbone(config)
+    backbone = backbone if backbone is not None else loss_backbone(config)
     layers = list(config.content_layers) + list(config.style_layers)
     backbone.check_layers(layers)
     if next(backbone.parameters()).dtype != dtype or next(backbone.parameters()).device != device:

@@ -11,18 +11,12 @@ from collections.abc import Sequence
 
 import torch
 
-from nst.backbones import Backbone, get_backbone
+from nst.backbones import Backbone
 from nst.config import TransferConfig
 from nst.images import resize_tensor
 from nst.optimize.controls.blend import as_styles, blended_targets
 from nst.optimize.controls.shifts import Jitter, average_shifts, roll, shift_averaged
 from nst.perceptual import PerceptualLoss
-
-
-def build_backbone(config: TransferConfig) -> Backbone:
-    return get_backbone(
-        config.backbone, weights=config.weights, pooling=config.pooling, seed=config.seed
-    )
 
 
 class TransferLoss:
@@ -52,7 +46,6 @@ class TransferLoss:
             as_styles(style),
             config.style_layers,
             config.style_blend,
-            self.loss.style_loss,
             self.loss,
         )
 

@@ -20,7 +20,7 @@ import torch
 from nst.backbones import Backbone
 from nst.config import TransferConfig
 from nst.optimize.loop import Callback, Result, Step, stylize_stage
-from nst.optimize.loss import build_backbone
+from nst.perceptual import loss_backbone
 
 
 def stage_configs(config: TransferConfig) -> list[TransferConfig]:
@@ -48,7 +48,7 @@ def stylize_pyramid(
     init: torch.Tensor | None = None,
 ) -> Result:
     """Run `stylize_stage` once per size in config.pyramid, each stage initialised from the last."""
-    backbone = backbone if backbone is not None else build_backbone(config)
+    backbone = backbone if backbone is not None else loss_backbone(config)
     offset, elapsed, stop = 0, 0.0, False
 
     def shifted(cb: Callback) -> Callback:

@@ -17,9 +17,9 @@ from nst.backbones import Backbone
 from nst.config import TransferConfig
 from nst.images import fit_size, load_image, save_image
 from nst.optimize.loop import Step
-from nst.optimize.loss import build_backbone
 from nst.optimize.pyramid import total_steps
 from nst.optimize.transfer import stylize
+from nst.perceptual import loss_backbone
 from nst.study import attrs
 from nst.study.backbone import BackboneChoice, judge_tags
 from nst.study.faults import failure_reason, record_fault, worker_id
@@ -58,7 +58,7 @@ class Resources:
     def backbone(self, c: TransferConfig) -> Backbone:
         key = (c.backbone, c.weights, c.pooling, c.seed)
         if key not in self.backbones:
-            self.backbones[key] = build_backbone(c)
+            self.backbones[key] = loss_backbone(c)
         return self.backbones[key]
 
     def evaluator(self, config: Any) -> Any:

@@ -39,7 +39,6 @@ refused with the method that owns them named.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import typing
 from dataclasses import dataclass, fields
@@ -60,6 +59,8 @@ from nst.parts import (
     check_types,
     coerce,
     field_,
+    plain,
+    plain_dict,
     read_yaml,
 )
 
@@ -182,15 +183,16 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
     def _check_method_fields(self, entry: Method) -> None:
         """A method-specific field set away from its default for another method is an error,
         and so is a loss-part option the method's loss does not read."""
+        entries = [get_method(m) for m in list_models()]
         for f in fields(self):
             unread = f.name in LOSS_OPTIONS and f.name not in entry.loss_options
             if unread and getattr(self, f.name) != f.default:
-                readers = [m for m in list_models() if f.name in get_method(m).loss_options]
+                readers = [m.name for m in entries if f.name in m.loss_options]
                 raise NstError(
                     f"{f.name} is not read by the {entry.loss} loss of --method "
                     f"{self.method}: drop it (it is read by {' and '.join(readers)})"
                 )
-            owners = [m for m in list_models() if f.name in get_method(m).fields]
+            owners = [m.name for m in entries if f.name in m.fields]
             if owners and f.name not in entry.fields and getattr(self, f.name) != f.default:
                 raise NstError(
                     f"{f.name} is an option of --method {' or '.join(owners)}, not "
@@ -220,15 +222,13 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (tuples become lists) that `from_dict` reads back to an equal config."""
-        return {
-            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
-        }
+        return plain_dict(self)
 
     @property
     def model_options(self) -> dict[str, Any]:
         """The options of nst.models.get_model(method, ...) that the network records (the
         encoder weights, which its state dict holds, are passed separately: build_options)."""
-        return {k: _plain(getattr(self, f)) for k, f in self.entry.options.items()}
+        return {k: plain(getattr(self, f)) for k, f in self.entry.options.items()}
 
     @property
     def build_options(self) -> dict[str, Any]:
@@ -240,10 +240,6 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
     def takes_style(self) -> bool:
         """The network takes the style as an input (trained on a folder of styles)."""
         return self.entry.takes_style
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _of_families(entry: Method) -> str:

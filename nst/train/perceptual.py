@@ -16,8 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nst.backbones import get_backbone
-from nst.perceptual import TERMS, PerceptualLoss
+from nst.perceptual import TERMS, PerceptualLoss, loss_backbone
 from nst.train.config import TrainConfig
 from nst.train.losses import LOSSES
 
@@ -40,10 +39,8 @@ class NetworkPerceptualLoss:
         """The loss of a per-style network: `style` is its style image."""
         if style is None:
             raise ValueError("the perceptual loss needs the style image")
-        backbone = get_backbone(
-            config.backbone, weights=config.weights, pooling=config.pooling, seed=config.seed
-        )
-        return cls(config, PerceptualLoss(backbone.to(device), config), style.to(device))
+        backbone = loss_backbone(config).to(device)
+        return cls(config, PerceptualLoss(backbone, config), style.to(device))
 
     def __call__(
         self, net: Any, content: torch.Tensor, style: torch.Tensor | None = None

@@ -13,12 +13,11 @@ is exactly A_1^l (0 * A_2^l adds nothing), i.e. the same run as style 1 alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 
 from nst import NstError
-from nst.perceptual import StyleLoss
+from nst.perceptual import PerceptualLoss
 
 
 def as_styles(style: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -46,17 +45,16 @@ def blended_targets(
     styles: Sequence[torch.Tensor],
     layers: Sequence[str],
     weights: Sequence[float],
-    loss: StyleLoss,
-    ctx: Any,
+    loss: PerceptualLoss,
 ) -> dict[str, torch.Tensor]:
     """A^l = sum_i b_i' T(F_l(S_i)) for each style layer l (no gradient), T the style loss's
     target: normalised Grams (or moments), so styles of different sizes blend by their
     statistics, not their pixel counts (Gatys normalisation rescales the blend:
     nst.perceptual). A set of positions (sliced_wasserstein, relaxed_emd) does not blend:
     several styles are refused in one line."""
-    if len(styles) > 1 and not loss.blends:
+    if len(styles) > 1 and not loss.style_loss.blends:
         raise NstError(
-            f"style_loss {ctx.config.style_loss} matches one style's distribution: give one "
+            f"style_loss {loss.config.style_loss} matches one style's distribution: give one "
             "style image, or blend several with style_loss gram or moments"
         )
     b = blend_weights(weights, len(styles))
@@ -65,6 +63,6 @@ def blended_targets(
         for bi, s in zip(b, styles, strict=True):
             feats = extract(s)
             for layer in layers:
-                g = bi * loss.target(feats[layer], ctx)
+                g = bi * loss.style_target(feats[layer])
                 targets[layer] = g if layer not in targets else targets[layer] + g
     return targets

@@ -7,7 +7,7 @@ A^l the Gram matrix of the style image at layer l.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -215,17 +215,29 @@ def cosine_cost(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 1.0 - a @ b.transpose(1, 2)
 
 
-def relaxed_emd(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def euclidean_cost(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """C_ij = sqrt(|a_i - b_j|^2 / C), the Euclidean distance per channel, between the rows of
+    N x M x C and N x M' x C; the squared distance clamped to [1e-5, 1e5] as STROTSS's code
+    does, which keeps the square root's gradient finite where two vectors coincide."""
+    d2 = torch.cdist(a.float(), b.float()) ** 2
+    return torch.sqrt(d2.clamp(1e-5, 1e5) / a.shape[-1])
+
+
+def relaxed_emd(
+    features: torch.Tensor,
+    target: torch.Tensor,
+    cost: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = cosine_cost,
+) -> torch.Tensor:
     """The relaxed earth mover's distance of STROTSS (Kolkin, Salavon & Shakhnarovich, CVPR
-    2019, eq. 5), with the cosine cost C between feature vectors:
+    2019, eq. 5), with the cost C between feature vectors (cosine by default, as the paper):
 
         REMD(F, S) = max( 1/M sum_i min_j C_ij ,  1/M' sum_j min_i C_ij )
 
     each side moves every vector to its nearest neighbour in the other set (one of the two
     constraints of the transport problem dropped), so REMD <= EMD. Mean over the N items."""
-    cost = cosine_cost(positions(features), positions(target))
-    forward = cost.min(dim=2).values.mean(dim=1)
-    backward = cost.min(dim=1).values.mean(dim=1)
+    c = cost(positions(features), positions(target))
+    forward = c.min(dim=2).values.mean(dim=1)
+    backward = c.min(dim=1).values.mean(dim=1)
     return torch.maximum(forward, backward).mean()
 
 
@@ -245,3 +257,19 @@ def self_similarity_loss(features: torch.Tensor, content: torch.Tensor) -> torch
         .abs()
         .mean()
     )
+
+
+def mean_covariance_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """STROTSS's moment loss (Kolkin et al. 2019, eq. 8): the first two moments of the sets
+    of feature vectors, the covariance instead of AdaIN's per-channel deviation,
+
+        L_m = 1/C sum_c |mu^F_c - mu^S_c|  +  1/C^2 sum_cd |Sigma^F_cd - Sigma^S_cd|
+
+    with mu the mean and Sigma the covariance (divided by M) over positions. It constrains the
+    features' magnitude, which the cosine cost of relaxed_emd ignores. Mean over the N items."""
+    a, b = positions(features.float()), positions(target.float())
+    mu_a, mu_b = a.mean(dim=1, keepdim=True), b.mean(dim=1, keepdim=True)
+    ca, cb = a - mu_a, b - mu_b
+    sigma_a = ca.transpose(1, 2) @ ca / a.shape[1]
+    sigma_b = cb.transpose(1, 2) @ cb / b.shape[1]
+    return (mu_a - mu_b).abs().mean() + (sigma_a - sigma_b).abs().mean()

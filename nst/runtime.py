@@ -9,14 +9,17 @@ diverged run raises.
     peak_memory_mb  on CUDA the peak allocated since the last reset of the peak statistics; on
                     the CPU the process's peak resident set so far (ru_maxrss: it never goes
                     down, an upper bound for any part of the run)
+    placed          a module on a device in a dtype, copied only when it is not there
     NonFiniteLoss   the loss became NaN or infinite: the run diverged (what the caller catches
                     to tell a diverged trial from a broken one)
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import resource
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -52,3 +55,15 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def placed(module: M, device: torch.device, dtype: torch.dtype) -> M:
+    """`module` on `device` in `dtype`: itself when it is there already, else a copy (a
+    caller's backbone, reused across runs, is never moved under it)."""
+    p = next(module.parameters(), None)
+    if p is None or (p.dtype == dtype and p.device == device):
+        return module
+    return copy.deepcopy(module).to(device=device, dtype=dtype)

@@ -45,7 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="folder with content/ and style/ (nst fetch's output)",
     )
     p.add_argument(
-        "--out", type=Path, default=Path("results"), help="results folder: writes <out>/methods/"
+        "--out",
+        type=Path,
+        default=Path("results"),
+        help="results folder: writes <out>/<name>/ (the file's name: key, default methods)",
     )
     p.add_argument(
         "--step",
@@ -66,7 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="URI",
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite mlflow.db)",
     )
-    p.add_argument("--experiment", default="methods", help="MLflow experiment (default: methods)")
+    p.add_argument(
+        "--experiment", help="MLflow experiment (default: the file's name: key, e.g. methods)"
+    )
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.add_argument("--quiet", action="store_true", help="print only the final table")
 
@@ -89,12 +94,15 @@ def run(args: argparse.Namespace) -> int:
         raise NstError("name a methods file (experiments/methods.yaml), or pass --list")
     if args.method and args.step != "train":
         raise NstError("--method selects what --step train trains; add --step train")
+    from nst.methods.spec import load_plan
+
+    experiment = args.experiment or load_plan(args.spec, args.profile).name
     if args.step == "plan":
         paths = write_plans(args.spec, args.profile, args.out)
         print(f"methods plan ({args.profile}): {', '.join(str(p) for p in paths)}")
         return 0
     hooks = (
-        None if args.no_track else training_hooks(args.tracking_uri, args.profile, args.experiment)
+        None if args.no_track else training_hooks(args.tracking_uri, args.profile, experiment)
     )
     if args.step == "train":
         records = train_methods(
@@ -119,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         shown = [k for k in (*HEADLINE, "seconds", "peak_memory_mb") if k in mean]
         print(f"  {name}: " + ", ".join(f"{k} {mean[k]:.4g}" for k in shown))
     if not args.no_track:
-        run_id = log_comparison(root, args.tracking_uri, args.experiment)
+        run_id = log_comparison(root, args.tracking_uri, experiment)
         if run_id:
-            print(f"MLflow: run {run_id} (experiment {args.experiment}), one nested run per method")
+            print(f"MLflow: run {run_id} (experiment {experiment}), one nested run per method")
     return 0

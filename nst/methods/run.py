@@ -66,7 +66,7 @@ def _stylizers(
     if m.entry.kind == "onnx":
         return {"*": Stylizer.from_external(plan.external_config(m), m.name)}, []
     if not m.trained:
-        return {"*": Stylizer.from_config(plan.transfer_config(m), m.name)}, []
+        return {"*": Stylizer.from_config(plan.optimisation_config(m), m.name, m.method)}, []
     records = train_method(plan, m, split, runs, log, allow_train=allow_train, hooks=hooks)
     out = {
         r["style"]: Stylizer.from_checkpoint(runs.parent / r["model"], m.name, device=plan.device)
@@ -88,7 +88,7 @@ def run_methods(
     """Run the comparison (module docstring); returns <out>/methods. train=False (--step
     evaluate, the DVC methods stage) uses the networks train@<method> made and trains none."""
     plan = load_plan(spec, profile)
-    root = Path(out) / "methods"
+    root = Path(out) / plan.name
     root.mkdir(parents=True, exist_ok=True)
     split = select(data, "test", plan.contents, plan.styles, root, plan.who)
     stage = root / f".staging-{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}"

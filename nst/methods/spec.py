@@ -1,5 +1,7 @@
 """experiments/methods.yaml: which methods are compared, on which held-out pairs, how big.
 
+    name         the comparison's name (default methods): its results go to <out>/<name>/ and
+                 its MLflow experiment is <name> (experiments/style_losses.yaml: style_losses)
     description  one line
     pairs        {content: k, styles: n}: the first k photos and n styles of the test part of
                  the data's split (nst.data.split): never trained on, never selected on
@@ -7,8 +9,9 @@
     device       cpu | cuda | auto, for training and stylising alike
     seed         every method's seed
     judge        nst.metrics' judge: efficientnet (pretrained Lite2, the default) | vgg
-    methods      name -> {method: M, config: {...}}, M a method of nst.models.registry: gatys
-                 (a TransferConfig), a trained network (johnson, adain, stytr, plug-ins: a
+    methods      name -> {method: M, config: {...}}, M a method of nst.models.registry: an
+                 optimisation (gatys: a TransferConfig; strotss: nst.optimize.strotss.
+                 StrotssConfig), a trained network (johnson, adain, stytr, plug-ins: a
                  TrainConfig; data, style and styles are set by the split, size and device by
                  the spec) or onnx (an external model: nst.models.external.ExternalConfig)
     train_size   side of the square training crops of the trained methods, px (default:
@@ -41,13 +44,13 @@ from typing import Any
 import yaml
 
 from nst import NstError
-from nst.config import TransferConfig
 from nst.models.external import ExternalConfig
 from nst.models.registry import Method, get_method, list_methods
 from nst.train.config import TrainConfig
 
 PROFILE_NAMES = ("smoke", "quick", "full")
 TOP_KEYS = (
+    "name",
     "description",
     "pairs",
     "size",
@@ -100,6 +103,7 @@ class Plan:
     methods: tuple[MethodPlan, ...]
     train_size: int = 0  # side of the training crops; 0 = size
     left_out: dict[str, str] = field(default_factory=dict)  # name -> why (profile leave_out)
+    name: str = "methods"  # the comparison: its folder under --out, its MLflow experiment
 
     def only(self, name: str) -> Plan:
         """This plan with one method (a plan file's content), or with none and the reason
@@ -135,8 +139,9 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def transfer_config(self, m: MethodPlan) -> TransferConfig:
-        return TransferConfig.from_dict(
+    def optimisation_config(self, m: MethodPlan) -> Any:
+        """An optimisation method's config (gatys: a TransferConfig; strotss: a StrotssConfig)."""
+        return m.entry.config_class().from_dict(
             {**m.config, "size": self.size, "device": self.device, "seed": self.seed}
         )
 
@@ -277,9 +282,17 @@ def resolve(data: Any, profile: str, path: str = "<spec>") -> Plan:
         tuple(plans),
         train_size,
         left_out,
+        _comparison_name(top.get("name", "methods")),
     )
     _build_all(plan)
     return plan
+
+
+def _comparison_name(value: Any) -> str:
+    name = str(value)
+    if not name or not all(c.isalnum() or c in "_-" for c in name):
+        raise NstError(f"name {value!r}: letters, digits, _ and - only (it names a folder)")
+    return name
 
 
 def plan_from_dict(data: Any, path: str) -> Plan:
@@ -301,7 +314,7 @@ def _build_all(plan: Plan) -> None:
             elif m.entry.kind == "onnx":
                 plan.external_config(m)
             else:
-                plan.transfer_config(m)
+                plan.optimisation_config(m)
         except NstError as err:
             raise NstError(f"methods.{m.name} ({m.method}): {err}") from None
 

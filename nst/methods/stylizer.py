@@ -1,6 +1,7 @@
 """`Stylizer`: one interface for every way to stylise, `stylise(content, style) -> Stylized`.
 
-A Gatys recipe (a TransferConfig: the image is optimised, nst.optimize.stylize) and a trained
+An optimisation method's config (gatys: a TransferConfig, nst.optimize.stylize; strotss: a
+StrotssConfig, nst.optimize.strotss; the image is optimised) and a trained
 feed-forward network (a checkpoint path, or a runs:/ or models:/ MLflow URI that
 nst.models.uri resolves) become the same object. The methods comparison (nst.methods.run)
 stylises and measures only through it, so every method is timed and measured the same way:
@@ -11,8 +12,8 @@ stylises and measures only through it, so every method is timed and measured the
                     process's peak resident set so far (ru_maxrss: never goes down, so it is an
                     upper bound for the call, not the call's own increment)
 
-The image is exactly what calling the method directly gives: nst.optimize.stylize(config,
-content, style).image for gatys, nst.models.apply.apply_network for johnson (its style is built in:
+The image is exactly what calling the method directly gives: its run function (the registry
+entry's `run`, e.g. nst.optimize.stylize(config, content, style).image for gatys), nst.models.apply.apply_network for johnson (its style is built in:
 `style` is ignored) and nst.models.pairs.stylize_pairs for adain and stytr.
 """
 
@@ -27,14 +28,12 @@ import torch
 from torch import nn
 
 from nst.backbones import Backbone
-from nst.config import TransferConfig
 from nst.models.apply import apply_network
 from nst.models.external import ExternalConfig, ExternalNet
 from nst.models.io import load_model
 from nst.models.pairs import stylize_pairs
-from nst.models.registry import model_inputs
+from nst.models.registry import get_method, model_inputs
 from nst.models.uri import local_checkpoint
-from nst.optimize import stylize
 from nst.perceptual import loss_backbone
 from nst.runtime import peak_memory_mb, resolve_device
 
@@ -72,21 +71,22 @@ class Stylizer:
     name: str
     method: str  # a method of nst.models.registry
     device: torch.device
-    config: TransferConfig | None = None
+    config: Any = None  # an optimisation method's config
     backbone: Backbone | None = None
     model: nn.Module | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     networks: list[Network] = field(default_factory=list)
 
     @classmethod
-    def from_config(cls, config: TransferConfig, name: str = "gatys") -> Stylizer:
-        """A Gatys recipe; the backbone is built once here and reused for every image."""
+    def from_config(cls, config: Any, name: str = "gatys", method: str = "gatys") -> Stylizer:
+        """An optimisation method's config (gatys: a TransferConfig, strotss: a
+        StrotssConfig); its loss network is built once here and reused for every image."""
         backbone = loss_backbone(config)
         info = backbone.weights_info
         net = Network("loss network", config.backbone, info.identity, info.pretrained)
         return cls(
             name,
-            "gatys",
+            method,
             resolve_device(config.device),
             config=config,
             backbone=backbone,
@@ -135,7 +135,8 @@ class Stylizer:
 
     def _run(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         if self.config is not None:
-            return stylize(self.config, content, style, backbone=self.backbone).image
+            run = get_method(self.method).runner()
+            return run(self.config, content, style, backbone=self.backbone).image  # type: ignore[no-any-return]
         assert self.model is not None
         if isinstance(self.model, ExternalNet):
             return self.model(content, style if self.takes_style else None)

@@ -171,7 +171,7 @@ def train_methods(
 ) -> list[dict[str, Any]]:
     """`--step train`: train the named methods (default: every trained method of the spec)."""
     plan = load_plan(spec, profile)
-    root = Path(out) / "methods"
+    root = Path(out) / plan.name
     for name in names or list(plan.left_out):
         if name in plan.left_out:  # its stage's output: a folder that says why it is empty
             why = f"{name}: left out of the {plan.profile} profile: {plan.left_out[name]}\n"
@@ -185,7 +185,7 @@ def train_methods(
     )
     fixed = [m.name for m in chosen if not m.trained]
     if fixed:
-        raise NstError(f"{', '.join(fixed)}: a fixed recipe (gatys), nothing to train")
+        raise NstError(f"{', '.join(fixed)}: optimised per image (no network), nothing to train")
     split = select(data, "test", plan.contents, plan.styles, root, plan.who)
     records = []
     for m in chosen:
@@ -199,7 +199,7 @@ def write_plans(spec: str | Path, profile: str, out: str | Path) -> list[Path]:
     files of methods no longer in the spec removed). Unchanged methods keep byte-identical
     files, so DVC sees their train@<name> stages unchanged."""
     plan = load_plan(spec, profile)
-    folder = Path(out) / "methods" / "plan"
+    folder = Path(out) / plan.name / "plan"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name in plan.names:

@@ -31,6 +31,18 @@ if TYPE_CHECKING:
 CONTENT = ("content",)
 CONTENT_STYLE = ("content", "style")
 VGG_ADAIN_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+#: STROTSS's hypercolumn on VGG16 (its code's feature indices 1, 3, 6, 8, 11, 13, 15, 22, 29)
+VGG_HYPERCOLUMN = (
+    "relu1_1",
+    "relu1_2",
+    "relu2_1",
+    "relu2_2",
+    "relu3_1",
+    "relu3_2",
+    "relu3_3",
+    "relu4_3",
+    "relu5_3",
+)
 #: the loss-part options beyond backbone, weights, layers, alpha and beta: nst.perceptual's
 #: loss reads them all, another loss those its method lists (Method.loss_options)
 LOSS_OPTIONS = (
@@ -59,6 +71,10 @@ class Method:
     kind: Literal["optimisation", "network", "onnx"]
     description: str
     module: str = ""  # network: the module whose `@register(name)` builds it
+    #: optimisation: "module:Class" of its config (a from_dict classmethod) and "module:function"
+    #: of its run, f(config, content, style, callbacks=(), backbone=None) -> optimize.Result
+    config: str = ""
+    run: str = ""
     inputs: tuple[str, ...] = CONTENT  # the network's image inputs, in order
     #: factory keyword -> the TrainConfig field it is built from (what a checkpoint records)
     options: dict[str, str] = field(default_factory=dict)
@@ -94,6 +110,14 @@ class Method:
         """The layer this method cuts `encoder` at when the config names none."""
         return self.encoder_layers.get(family(encoder)) or default_layers(encoder)[0][0]
 
+    def config_class(self) -> Any:
+        """An optimisation method's config class (imported on first use)."""
+        return _load(self.config)
+
+    def runner(self) -> Callable[..., Any]:
+        """An optimisation method's run function (imported on first use)."""
+        return _load(self.run)  # type: ignore[no-any-return]
+
     @property
     def takes_style(self) -> bool:
         """Whether the style is an input (adain, stytr, gatys) or built into a network trained
@@ -110,7 +134,19 @@ GATYS = Method(
     "optimisation",
     "the image optimised against a loss network",
     inputs=CONTENT_STYLE,
+    config="nst.config:TransferConfig",
+    run="nst.optimize.transfer:stylize",
     paper="Gatys, Ecker & Bethge, CVPR 2016",
+)
+STROTSS = Method(
+    "strotss",
+    "optimisation",
+    "the image optimised as a Laplacian pyramid: relaxed optimal transport, self-similarity",
+    inputs=CONTENT_STYLE,
+    config="nst.optimize.strotss:StrotssConfig",
+    run="nst.optimize.strotss:strotss",
+    family_layers={"vgg": ((), VGG_HYPERCOLUMN)},
+    paper="Kolkin, Salavon & Shakhnarovich, CVPR 2019",
 )
 JOHNSON = Method(
     "johnson",
@@ -190,9 +226,9 @@ ONNX = Method(
 
 #: the entries (plug-ins add theirs through the nst.methods entry points)
 METHODS: Registry[Method] = Registry(
-    "method", {"nst.models.registry": ("gatys", "johnson", "adain", "stytr", "onnx")}
+    "method", {"nst.models.registry": ("gatys", "strotss", "johnson", "adain", "stytr", "onnx")}
 )
-for _entry in (GATYS, JOHNSON, ADAIN, STYTR, ONNX):
+for _entry in (GATYS, STROTSS, JOHNSON, ADAIN, STYTR, ONNX):
     METHODS.add(_entry.name, _entry)
 #: method name -> its network factory, registered by the method's module
 NETWORKS: dict[str, Callable[..., nn.Module]] = {}
@@ -281,3 +317,9 @@ def _factory(name: str) -> Callable[..., nn.Module]:
     if name not in NETWORKS:
         raise NstError(f"{method.module} does not register a network {name!r} (@register)")
     return NETWORKS[name]
+
+
+def _load(target: str) -> Any:
+    """The object "module:name" names, its module imported on first use."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -6,10 +6,10 @@ where the content and style terms compare features of a frozen backbone (see nst
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -25,7 +25,7 @@ from nst.optimize.loss import TransferLoss, initial_image
 from nst.optimize.optim import ReusedEvaluation
 from nst.optimizers import make_optimizer, make_schedule
 from nst.perceptual import loss_backbone
-from nst.runtime import DTYPES, NonFiniteLoss, peak_memory_mb, resolve_device
+from nst.runtime import DTYPES, NonFiniteLoss, peak_memory_mb, placed, resolve_device
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Result:
     peak_memory_mb: float
     weights: WeightsInfo
     stopped_early: bool
-    config: TransferConfig
+    config: Any  # the method's config: TransferConfig (gatys), StrotssConfig (strotss)
     timings: dict[str, float] = field(default_factory=dict)
     frames: list[torch.Tensor] = field(default_factory=list)  # every config.frame_every steps
     frame_steps: list[int] = field(default_factory=list)  # the step of each frame
@@ -88,8 +88,7 @@ def stylize_stage(
     backbone = backbone if backbone is not None else loss_backbone(config)
     layers = list(config.content_layers) + list(config.style_layers)
     backbone.check_layers(layers)
-    if next(backbone.parameters()).dtype != dtype or next(backbone.parameters()).device != device:
-        backbone = copy.deepcopy(backbone).to(device=device, dtype=dtype)
+    backbone = placed(backbone, device, dtype)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     content = fit_size(content, config.size, backbone.size_multiple).to(device)

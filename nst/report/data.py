@@ -196,8 +196,11 @@ def load_results(results_dir: str | Path, required: bool = True) -> list[StudyRe
             f"no results folder {root}: run `nst study ...` or `nst methods ...` "
             "(or `dvc repro`) first"
         )
-    # results/methods/ is the methods comparison (nst.methods, nst.report.methods), not a study
-    folders = sorted(p.parent for p in root.glob("*/summary.json") if p.parent.name != "methods")
+    # a methods comparison (results/methods/, nst.methods, nst.report.methods) is not a study
+    comparisons = set(comparison_names(root))
+    folders = sorted(
+        p.parent for p in root.glob("*/summary.json") if p.parent.name not in comparisons
+    )
     if not folders and required:
         raise NstError(no_results_message(root))
     return [load_study(folder) for folder in folders]
@@ -264,10 +267,28 @@ class MethodsResults:
         )
 
 
-def load_methods(results_dir: str | Path) -> MethodsResults | None:
-    """results_dir/methods/ (the methods comparison) when the folder exists, else None; files
+def comparison_names(results_dir: str | Path) -> list[str]:
+    """The methods comparisons under results_dir, `methods` first: the folder methods/ and every
+    folder whose summary.json is a comparison's (`nst methods` with a spec's own name:, e.g.
+    style_losses/), not a study's (a study's has objectives)."""
+    root = Path(results_dir)
+    names = ["methods"] if (root / "methods").is_dir() else []
+    for summary in sorted(root.glob("*/summary.json")):
+        if summary.parent.name == "methods":
+            continue
+        try:
+            data = json.loads(summary.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and "methods" in data and "objectives" not in data:
+            names.append(summary.parent.name)
+    return names
+
+
+def load_methods(results_dir: str | Path, name: str = "methods") -> MethodsResults | None:
+    """results_dir/<name>/ (a methods comparison) when the folder exists, else None; files
     that cannot be read give a MethodsResults with `error` set, not an exception."""
-    root = Path(results_dir) / "methods"
+    root = Path(results_dir) / name
     if not root.is_dir():
         return None
     try:

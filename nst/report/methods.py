@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nst.report import figures as figs
-from nst.report.data import MethodsResults, load_methods
+from nst.report.data import MethodsResults, comparison_names, load_methods
 from nst.report.grid import image_grid
 from nst.report.intervals import Interval, describe, design, interval
 from nst.report.networks import network_table
@@ -30,17 +30,24 @@ NON_METRICS = ("method", "content", "style", "image", "judge", "degenerate")
 
 
 def methods_sections(results_dir: str | Path, found: MethodsResults | None = None) -> list[Section]:
-    """[the Methods section] when results_dir/methods/ exists, else [] (`found`: it, read
-    already by nst.report.data.load_methods)."""
-    found = found if found is not None else load_methods(results_dir)
-    if found is None:
-        return []
-    if found.error:
-        return [Section(TITLE, note=found.error.replace(str(found.root), "results/methods/") + ".")]
-    return [methods_section(found)]
+    """One section per methods comparison under results_dir (results/methods/ first, then e.g.
+    results/style_losses/), none when there is none (`found`: results/methods/, read already
+    by nst.report.data.load_methods)."""
+    sections = []
+    for name in comparison_names(results_dir):
+        one = found if found is not None and name == "methods" else load_methods(results_dir, name)
+        if one is None:
+            continue
+        title = TITLE if name == "methods" else f"{TITLE}: {name}"
+        if one.error:
+            note = one.error.replace(str(one.root), f"results/{name}/") + "."
+            sections.append(Section(title, note=note))
+        else:
+            sections.append(methods_section(one, title))
+    return sections
 
 
-def methods_section(found: MethodsResults) -> Section:
+def methods_section(found: MethodsResults, title: str = TITLE) -> Section:
     summary, rows = found.summary, found.rows
     methods = [m for m in found.methods if m in set(rows["method"])]
     curves, problems, untrained = training_curves(found)
@@ -53,7 +60,7 @@ def methods_section(found: MethodsResults) -> Section:
         else ""
     )
     section = Section(
-        TITLE,
+        title,
         note=" ".join(
             filter(None, [banner(found), judge_note(found), left_out(found), unranked, *problems])
         ),
@@ -170,7 +177,7 @@ def budget_table(found: MethodsResults) -> Table:
     body: list[list[Cell]] = []
     for name, info in found.methods.items():
         config, reference = info.get("config") or {}, info.get("reference") or {}
-        if info.get("method") == "gatys" or "steps" not in config:
+        if not info.get("runs") or "steps" not in config:  # optimised per image: no training
             continue
         steps, batch = config.get("steps"), config.get("batch_size", "?")
         paper = reference.get("steps")

@@ -132,8 +132,11 @@ class PerceptualLoss:
         self.style_loss: StyleLoss = STYLE_LOSSES.get(config.style_loss)
         self.content_loss = CONTENT_LOSSES.get(config.content_loss)
         # position samples (relaxed_emd, self_similarity): a new seeded draw per call, as
-        # STROTSS draws new positions every step, the same sequence in every run of one seed
+        # STROTSS draws new positions every step, the same sequence in every run of one seed;
+        # after new_sample(), one draw per step instead (image optimisation)
         self._draws = torch.Generator().manual_seed(int(config.seed))
+        self._step_seed: int | None = None
+        self._gen = self._draws
 
     def features(self, x: torch.Tensor, layers: tuple[str, ...] = ()) -> Features:
         """T phi_l(x) of `layers` (default: every loss layer), in the compute dtype: in bf16
@@ -157,6 +160,12 @@ class PerceptualLoss:
             feats = self.features(style, self.config.style_layers)
         return {layer: self.style_target(feats[layer]) for layer in self.config.style_layers}
 
+    def new_sample(self) -> None:
+        """Fix the positions until the next call: every evaluation until then (L-BFGS's line
+        search evaluates several times per step) sees the same sample, so one step minimises
+        one function. Image optimisation calls it once per step."""
+        self._step_seed = int(torch.randint(2**62, (1,), generator=self._draws))
+
     def sample(self, *maps: torch.Tensor) -> list[torch.Tensor]:
         """The same seeded sample of at most max_positions positions of each map (N x M x C
         sets; all of them when there are fewer)."""
@@ -164,7 +173,7 @@ class PerceptualLoss:
         m, count = sets[0].shape[1], int(self.config.max_positions)
         if m <= count:
             return sets
-        index = torch.randperm(m, generator=self._draws)[:count].to(sets[0].device)
+        index = torch.randperm(m, generator=self._gen)[:count].to(sets[0].device)
         return [s[:, index] for s in sets]
 
     def __call__(
@@ -176,6 +185,8 @@ class PerceptualLoss:
     ) -> dict[str, torch.Tensor]:
         """{content, style, tv, total} of the candidate `image` whose features are `feats`."""
         cfg = self.config
+        if self._step_seed is not None:  # the step's sample, the same for each evaluation
+            self._gen = torch.Generator().manual_seed(self._step_seed)
         content = weighted_sum(
             {k: self.content_loss(feats[k], t, self) for k, t in content_targets.items()},
             self.layer_weights(cfg.content_layer_weights, content_targets),

@@ -27,7 +27,7 @@ from nst.models.pairs import stylize_pairs
 from nst.optimize import stylize
 from nst.train import TrainConfig, train
 
-METHODS = ("gatys", "johnson", "adain", "stytr")
+METHODS = ("gatys", "strotss", "johnson", "adain", "stytr")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
@@ -109,12 +109,13 @@ def test_the_spec_resolves_every_profile_and_refuses_bad_keys_in_one_line() -> N
         plan = load_plan(SPEC, profile)
         assert plan.names == list(METHODS)
     quick = load_plan(SPEC, "quick")  # make repro: stytr's ViT encoders are random offline
-    assert [m.name for m in quick.methods] == ["gatys", "johnson", "adain"]
+    assert [m.name for m in quick.methods] == ["gatys", "strotss", "johnson", "adain"]
     assert "flat grey" in quick.left_out["stytr"] and (quick.size, quick.train_size) == (256, 128)
     assert quick.method("johnson").reference == {"steps": 40000, "batch_size": 4}
     smoke = load_plan(SPEC, "smoke")
     assert (smoke.contents, smoke.styles, smoke.size) == (1, 1, 32)
-    assert smoke.methods[1].config["steps"] == 2 and smoke.methods[1].config["batch_size"] == 1
+    johnson = smoke.method("johnson").config
+    assert johnson["steps"] == 2 and johnson["batch_size"] == 1
     base = {"methods": {"gatys": {"method": "gatys", "config": {"steps": 2}}}}
     cases = [
         ({**base, "pairz": {}}, "unknown key(s) pairz; valid: description, pairs"),
@@ -127,7 +128,7 @@ def test_the_spec_resolves_every_profile_and_refuses_bad_keys_in_one_line() -> N
         ),
         (
             {"methods": {"x": {"method": "cyclegan"}}},
-            "use one of adain, gatys, johnson, onnx, stytr",
+            "use one of adain, gatys, johnson, onnx, strotss, stytr",
         ),
         ({**base, "profiles": {"smoke": {"methods": {"nope": {}}}}}, "unknown method(s) nope"),
         ({**base, "pairs": {"content": 0}}, "pairs.content must be a positive integer"),
@@ -184,6 +185,7 @@ def test_smoke_profile_runs_every_method_end_to_end(
     runs = {n: [r["run"] for r in m["runs"]] for n, m in summary["methods"].items()}
     assert runs == {
         "gatys": [],
+        "strotss": [],
         "johnson": [f"runs/johnson/{stem}"],
         "adain": ["runs/adain"],
         "stytr": ["runs/stytr"],
@@ -204,7 +206,7 @@ def test_smoke_profile_runs_every_method_end_to_end(
     )
     captured = capsys.readouterr()
     assert captured.err.count("trained already (same config), reused") == 3
-    assert "methods (smoke): 4 results" in captured.out
+    assert "methods (smoke): 5 results" in captured.out
     assert before == {p: p.stat().st_mtime_ns for p in (root / "runs").rglob("model.pt")}
     assert not list(root.glob(".staging-*")) and not list(root.glob(".old-*"))
 
@@ -221,7 +223,7 @@ def test_methods_section_renders_grid_plot_tables_and_networks(smoke: Path, tmp_
     assert metric_table.headers == ["metric", *METHODS]
     # one pair: no interval, the design said once in the caption, not in every cell
     assert "(1 photo x 1 style = 1 pair)" in metric_table.caption
-    assert paired.headers[0] == "methods" and len(paired.rows) == 6  # 4 methods, 6 pairs of them
+    assert paired.headers[0] == "methods" and len(paired.rows) == 10  # 5 methods, 10 pairs
     assert {str(r[1]) for r in network_table.rows} >= {
         "loss network",
         "encoder",
@@ -414,3 +416,44 @@ def test_the_comparison_is_tracked_in_mlflow(data: Path, tmp_path: Path) -> None
     assert runs["adain"].data.tags["nst.methods.train_runs"] == runs["train-adain"].info.run_id
     assert runs["train-adain"].data.tags["nst.method"] == "adain"
     assert "loss/total" in runs["train-adain"].data.metrics
+
+
+def test_a_comparison_file_names_its_folder_experiment_and_report_section(
+    data: Path, tmp_path: Path
+) -> None:
+    """experiments/style_losses.yaml (name: style_losses): the style losses and STROTSS on the
+    same pairs, in results/style_losses/, MLflow's experiment style_losses and a report
+    section of its own; neither a study nor results/methods/."""
+    from mlflow import MlflowClient
+
+    from nst.report.data import comparison_names, load_results
+    from nst.report.methods import methods_sections
+
+    spec = SPEC.parent / "style_losses.yaml"
+    losses = ["gram", "moments", "sliced_wasserstein", "relaxed_emd", "strotss"]
+    for profile in ("smoke", "quick", "full"):
+        plan = load_plan(spec, profile)
+        assert plan.name == "style_losses" and plan.names == losses
+        assert all(not m.trained for m in plan.methods)
+    out, uri = tmp_path / "results", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = ["methods", str(spec), "--profile", "smoke", "--data", str(data), "--out", str(out)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*argv, "--tracking-uri", uri, "--quiet"]) == 0
+    root = out / "style_losses"
+    with (root / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == losses and not (out / "methods").exists()
+    assert all((root / r["image"]).is_file() for r in rows)
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["methods"]["moments"]["config"]["style_loss"] == "moments"
+    assert comparison_names(out) == ["style_losses"] and load_results(out, required=False) == []
+    (section,) = methods_sections(out)
+    assert section.title == "Methods compared: style_losses"
+    assert section.tables[0].headers == ["metric", *losses]
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("style_losses")
+    names = {r.info.run_name for r in client.search_runs([exp.experiment_id])}
+    assert names == {"style_losses-smoke", *losses}
+    with pytest.raises(NstError, match="name 'a b': letters, digits"):
+        resolve({"name": "a b", "methods": {"g": {"method": "gatys"}}}, "smoke")

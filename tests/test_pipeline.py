@@ -24,6 +24,7 @@ from helpers import SHARED_DATA
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = SHARED_DATA
 EXPERIMENTS = ("loss_weights", "optimizers")  # two quick ones
+COMPARISONS = ("style_losses",)  # the params.yaml comparisons, smoke profile
 
 
 def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -69,6 +70,7 @@ def test_every_experiment_in_params_has_a_study_stage() -> None:
         "methods",
         *trained,
         *(f"study@{n}" for n in params["experiments"]),
+        *(f"compare@{n}" for n in params["comparisons"]),
     }
 
 
@@ -110,6 +112,9 @@ def test_dag_runs_fetch_then_each_study_and_the_methods_then_the_report() -> Non
     expected |= {(f"train@{n}", "methods") for n in trained}
     expected |= {("fetch", "methods"), ("methods-plan", "methods"), ("methods", "report")}
     expected |= {(f"train@{n}", "report") for n in trained} | {("methods-plan", "report")}
+    compared = params["comparisons"]
+    expected |= {("fetch", f"compare@{n}") for n in compared}
+    expected |= {(f"compare@{n}", "report") for n in compared}
     assert edges == expected
 
 
@@ -141,7 +146,7 @@ def make_repo(tmp: Path) -> Path:
     shutil.copy(ROOT / "dvc.yaml", repo)
     shutil.copytree(ROOT / "nst", repo / "nst", ignore=shutil.ignore_patterns("__pycache__"))
     (repo / "experiments").mkdir()
-    for name in (*EXPERIMENTS, "methods"):
+    for name in (*EXPERIMENTS, "methods", *COMPARISONS):
         shutil.copy(ROOT / "experiments" / f"{name}.yaml", repo / "experiments")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     mirror = SHARED if (SHARED / "manifest.json").exists() else tmp / "no-mirror"
@@ -173,7 +178,8 @@ def commit(repo: Path, message: str) -> None:
 def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     methods = {"methods-plan", "train@johnson", "train@adain", "train@stytr", "methods"}
-    all_stages = {"fetch", "report", *methods, *(f"study@{n}" for n in EXPERIMENTS)}
+    compare = {f"compare@{n}" for n in COMPARISONS}
+    all_stages = {"fetch", "report", *methods, *compare, *(f"study@{n}" for n in EXPERIMENTS)}
 
     # 1. the whole pipeline runs
     first = dvc(repo, "repro")
@@ -187,7 +193,9 @@ def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
     assert "Methods compared" in (repo / "reports" / "index.html").read_text()
     assert json.loads((repo / "data" / "lock.json").read_text())["files"]
     means = json.loads((repo / "results" / "methods" / "metrics.json").read_text())
-    assert set(means) == {"gatys", "johnson", "adain", "stytr"} and means["adain"]["pairs"] == 1
+    assert set(means) == {"gatys", "strotss", "johnson", "adain", "stytr"}
+    assert means["adain"]["pairs"] == 1
+    assert "Methods compared: style_losses" in (repo / "reports" / "index.html").read_text()
     models = {
         n: (repo / "results" / "methods" / "runs" / n).rglob("model.pt")
         for n in ("johnson", "adain", "stytr")

@@ -29,7 +29,7 @@ from nst.report.data import load_methods
 from nst.report.methods import methods_sections
 
 SPEC = Path(__file__).resolve().parents[1] / "experiments" / "methods.yaml"
-METHODS = ("gatys", "johnson", "adain", "stytr")
+METHODS = ("gatys", "strotss", "johnson", "adain", "stytr")
 BANNER = re.compile(r'id="random-weights-banner"[^>]*>(.*?)</div>', re.S)
 
 #: what the page says about itself: cdp.PAGE_STATE, plus the sections, figures and tables

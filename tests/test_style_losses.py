@@ -13,6 +13,7 @@ from nst.config import TransferConfig
 from nst.losses import (
     cosine_cost,
     gram,
+    mean_covariance_loss,
     moment_loss,
     positions,
     relaxed_emd,
@@ -33,6 +34,7 @@ STYLE_LOSSES = {
     "moments": moment_loss,
     "sliced_wasserstein": sliced_wasserstein,
     "relaxed_emd": relaxed_emd,
+    "mean_covariance": mean_covariance_loss,  # STROTSS's moment term (nst.optimize.strotss)
 }
 
 

@@ -50,7 +50,6 @@ from nst.train.config import TrainConfig
 
 PROFILE_NAMES = ("smoke", "quick", "full")
 TOP_KEYS = (
-    "name",
     "description",
     "pairs",
     "size",
@@ -60,6 +59,7 @@ TOP_KEYS = (
     "judge",
     "methods",
     "profiles",
+    "name",
 )
 METHOD_KEYS = ("method", "config")
 PROFILE_KEYS = ("pairs", "size", "train_size", "device", "train", "methods", "leave_out")

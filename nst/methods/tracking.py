@@ -76,7 +76,7 @@ def log_comparison(root: Path, uri: str | None, experiment: str = EXPERIMENT) ->
         if listed:
             tags[NOTE] = "\n\n".join(filter(None, [tags.get(NOTE), "Training runs:\n\n" + listed]))
         parent = start_parent_run(
-            f"methods-{summary['profile']}",
+            f"{root.name}-{summary['profile']}",  # methods-quick, style_losses-quick
             tracking_uri=uri,
             experiment=experiment,
             tags=tags,

@@ -145,7 +145,7 @@ STROTSS = Method(
     inputs=CONTENT_STYLE,
     config="nst.optimize.strotss:StrotssConfig",
     run="nst.optimize.strotss:strotss",
-    family_layers={"vgg": ((), VGG_HYPERCOLUMN)},
+    family_layers={"vgg": (VGG_HYPERCOLUMN, VGG_HYPERCOLUMN)},  # one set: the hypercolumn
     paper="Kolkin, Salavon & Shakhnarovich, CVPR 2019",
 )
 JOHNSON = Method(

@@ -169,7 +169,7 @@ def stylize_stage(
     t1 = time.perf_counter()
     for step in range(1, config.steps + 1):
         last.clear()
-        objective.jitter.next_step()
+        objective.next_step()
         optimizer.step(closure)  # type: ignore[arg-type]
         if schedule is not None:
             schedule.step()

@@ -49,6 +49,12 @@ class TransferLoss:
             self.loss,
         )
 
+    def next_step(self) -> None:
+        """A new optimisation step: the next jitter shift and position sample, each fixed for
+        every evaluation of the step (L-BFGS's line search sees one function)."""
+        self.jitter.next_step()
+        self.loss.new_sample()
+
     @property
     def content_weights(self) -> tuple[float, ...]:
         """The content layers' weights w_l after their normalisation."""

@@ -10,6 +10,7 @@ MODULES = [
     "bench_backbones",
     "bench_pyramid",
     "bench_feature_transform",
+    "bench_style_losses",
     "bench_arbitrary",
     "bench_tracking",
     "bench_study",

@@ -113,9 +113,6 @@ def test_self_similarity_ignores_scale_and_keeps_layout() -> None:
     assert x.grad is not None and bool(torch.isfinite(x.grad).all())
 
 
-STYLE_NAMES = ("gram", "moments", "sliced_wasserstein", "relaxed_emd")
-
-
 def small_config(**changes: object) -> TransferConfig:
     """Lite0 (pretrained everywhere), 32 px, 20 Adam steps of image optimisation."""
     base = {
@@ -130,17 +127,39 @@ def small_config(**changes: object) -> TransferConfig:
     return TransferConfig.from_dict({**base, **changes})
 
 
-@pytest.mark.parametrize("name", STYLE_NAMES)
+#: relaxed EMD is max(forward, backward): near a tie of the two sides a gradient step on the
+#: larger raises the other, and alone it stalls in pixel space (measured: README "### STROTSS
+#: and the style-losses comparison"); STROTSS adds the terms that make it work
+MINIMISED = ("gram", "moments", "sliced_wasserstein")
+
+
+@pytest.mark.parametrize("name", MINIMISED)
 def test_transfer_minimises_each_style_loss(
     name: str, tiny_pair: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
-    """alpha 0: only the chosen style term; it falls over the steps from the photo, and the
-    same seed gives the same image when positions are sampled (max_positions: seeded)."""
+    """alpha 0: only the chosen style term; it falls over the steps from the photo."""
     cfg = small_config(style_loss=name, alpha=0.0, beta=1.0)
     style = stylize(cfg, *tiny_pair).history["style"]
     assert style[-1] < 0.97 * style[0], style
-    sampled = cfg.replace(max_positions=16, steps=3)  # fewer positions than the maps have
-    assert torch.equal(stylize(sampled, *tiny_pair).image, stylize(sampled, *tiny_pair).image)
+
+
+def test_sampled_positions_are_seeded_and_fixed_within_a_step(
+    tiny_pair: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    """max_positions below the maps' positions: the same seed gives the same image; within an
+    optimisation step every evaluation sees one sample (L-BFGS's line search minimises one
+    function), the next step another."""
+    from nst.optimize.loss import TransferLoss
+    from nst.perceptual import loss_backbone
+
+    cfg = small_config(style_loss="relaxed_emd", max_positions=16, steps=3)
+    assert torch.equal(stylize(cfg, *tiny_pair).image, stylize(cfg, *tiny_pair).image)
+    objective = TransferLoss(loss_backbone(cfg), cfg, *tiny_pair, torch.float32)
+    x = tiny_pair[0] * 0.5
+    objective.next_step()
+    first, again = float(objective(x)["style"]), float(objective(x)["style"])
+    objective.next_step()
+    assert first == again and float(objective(x)["style"]) != first
 
 
 def test_self_similarity_content_loss_keeps_the_photos_layout(

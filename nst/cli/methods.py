@@ -101,9 +101,7 @@ def run(args: argparse.Namespace) -> int:
         paths = write_plans(args.spec, args.profile, args.out)
         print(f"methods plan ({args.profile}): {', '.join(str(p) for p in paths)}")
         return 0
-    hooks = (
-        None if args.no_track else training_hooks(args.tracking_uri, args.profile, experiment)
-    )
+    hooks = None if args.no_track else training_hooks(args.tracking_uri, args.profile, experiment)
     if args.step == "train":
         records = train_methods(
             args.spec, args.profile, args.data, args.out, args.method, log=log, hooks=hooks

@@ -31,18 +31,6 @@ if TYPE_CHECKING:
 CONTENT = ("content",)
 CONTENT_STYLE = ("content", "style")
 VGG_ADAIN_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-#: STROTSS's hypercolumn on VGG16 (its code's feature indices 1, 3, 6, 8, 11, 13, 15, 22, 29)
-VGG_HYPERCOLUMN = (
-    "relu1_1",
-    "relu1_2",
-    "relu2_1",
-    "relu2_2",
-    "relu3_1",
-    "relu3_2",
-    "relu3_3",
-    "relu4_3",
-    "relu5_3",
-)
 #: the loss-part options beyond backbone, weights, layers, alpha and beta: nst.perceptual's
 #: loss reads them all, another loss those its method lists (Method.loss_options)
 LOSS_OPTIONS = (
@@ -145,7 +133,6 @@ STROTSS = Method(
     inputs=CONTENT_STYLE,
     config="nst.optimize.strotss:StrotssConfig",
     run="nst.optimize.strotss:strotss",
-    family_layers={"vgg": (VGG_HYPERCOLUMN, VGG_HYPERCOLUMN)},  # one set: the hypercolumn
     paper="Kolkin, Salavon & Shakhnarovich, CVPR 2019",
 )
 JOHNSON = Method(

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from nst.backbones import Backbone
+from nst.backbones.registry import default_layers, family
 from nst.images import fit_size
 from nst.losses import (
     cosine_cost,
@@ -68,6 +69,19 @@ from nst.parts import (
 from nst.perceptual import loss_backbone
 from nst.runtime import DTYPES, NonFiniteLoss, peak_memory_mb, placed, resolve_device
 
+#: STROTSS's hypercolumn on VGG16 (the released code's feature indices 1, 3, 6, 8, 11, 13,
+#: 15, 22, 29): 64 + 64 + 128 + 128 + 256 * 3 + 512 * 2 channels, with the pixels 2179
+VGG_HYPERCOLUMN = (
+    "relu1_1",
+    "relu1_2",
+    "relu2_1",
+    "relu2_2",
+    "relu3_1",
+    "relu3_2",
+    "relu3_3",
+    "relu4_3",
+    "relu5_3",
+)
 #: a decorrelated colour basis (the released code's RGB -> "YUV": an orthonormal rotation whose
 #: first axis is the grey diagonal), where the palette term compares colours
 COLOUR_BASIS = torch.tensor(
@@ -118,11 +132,11 @@ class StrotssConfig(RuntimePart):
     def __post_init__(self) -> None:
         check_types(self)
         check_ranges(self)
-        if not self.layers:
-            from nst.models.registry import get_method
-
-            content, style = get_method("strotss").layers_on(self.backbone)
-            object.__setattr__(self, "layers", tuple(dict.fromkeys(style + content)))
+        if not self.layers:  # VGG: STROTSS's nine ReLUs; another family: its preset's layers
+            content, style = default_layers(self.backbone)
+            vgg = family(self.backbone) == "vgg"
+            layers = VGG_HYPERCOLUMN if vgg else tuple(dict.fromkeys(style + content))
+            object.__setattr__(self, "layers", layers)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> StrotssConfig:

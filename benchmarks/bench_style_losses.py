@@ -53,7 +53,8 @@ def one_arm(arm: str, size: int, steps: int, backbone: str) -> dict[str, float]:
 
     content, style, _ = benchmark_pair()
     if arm == "strotss step":
-        from nst.optimize.strotss import StrotssConfig, strotss
+        from nst.config import StrotssConfig
+        from nst.optimize.strotss import strotss
 
         scfg = StrotssConfig.from_dict(
             {"backbone": backbone, "size": size, "scales": 1, "steps": steps, "device": "cpu"}

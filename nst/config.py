@@ -1,4 +1,6 @@
-"""The configuration of one style transfer: a frozen, typed dataclass built from dicts or YAML.
+"""The configurations of image optimisation, frozen typed dataclasses built from dicts or YAML:
+`TransferConfig` (Gatys's, `nst transfer`) and `StrotssConfig` (STROTSS, `nst strotss`,
+nst.optimize.strotss).
 
 `TransferConfig.from_dict` rejects unknown keys (naming the valid ones) and values of the
 wrong type, so a typo in an experiment file fails loudly instead of silently using a default.
@@ -24,7 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from nst import NstError
 from nst.backbones.auto import AUTO, resolve
-from nst.backbones.registry import LAYER_PRESETS, default_layers, default_recipe
+from nst.backbones.registry import LAYER_PRESETS, default_layers, default_recipe, family
 from nst.parts import (
     LAYER_KEYS,
     LossPart,
@@ -155,6 +157,83 @@ def _preset_or_none(backbone: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return default_layers(backbone)
     except NstError:
         return (), ()
+
+
+#: STROTSS's hypercolumn on VGG16 (the released code's feature indices 1, 3, 6, 8, 11, 13,
+#: 15, 22, 29): 64 + 64 + 128 + 128 + 256 * 3 + 512 * 2 channels, with the pixels 2179
+VGG_HYPERCOLUMN = (
+    "relu1_1",
+    "relu1_2",
+    "relu2_1",
+    "relu2_2",
+    "relu3_1",
+    "relu3_2",
+    "relu3_3",
+    "relu4_3",
+    "relu5_3",
+)
+
+
+@dataclass(frozen=True)
+class StrotssConfig(RuntimePart):
+    """A STROTSS run (module docstring); the defaults are the paper's and its code's."""
+
+    backbone: str = field_(
+        "vgg16", "network whose hypercolumns the losses compare (STROTSS: vgg16)"
+    )
+    weights: str = field_(
+        "auto",
+        "imagenet | random | auto (imagenet if present, else random, loudly) | PATH to a state dict",
+    )
+    pooling: Literal["max", "avg"] = field_("max", "VGG pooling")
+    layers: tuple[str, ...] = field_(
+        (),
+        "hypercolumn layers (the pixels are always in it); empty: STROTSS's nine VGG16 ReLUs, "
+        "on another family its preset's layers",
+    )
+    size: int = field_(512, "long side of the result: the last scale's")
+    scales: int = field_(4, "scales, each twice the last's side, ending at size (STROTSS: 4)")
+    steps: int = field_(250, "RMSprop steps per scale (the released code: 250)")
+    lr: float = field_(2.0e-3, "RMSprop learning rate; halved at the last scale")
+    levels: int = field_(5, "Laplacian pyramid bands the image is optimised as")
+    content_weight: float = field_(
+        1.0, "alpha: the content weight is 16 alpha at the coarsest scale, halved at each next"
+    )
+    moment_weight: float = field_(1.0, "weight of the moment and palette terms")
+    positions: int = field_(1024, "result positions sampled per step (STROTSS: 1024)")
+    style_positions: int = field_(5000, "style positions sampled per scale (STROTSS: 5 x 1000)")
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(("size", "scales", "steps", "positions", "style_positions"), Range(1)),
+        "levels": Range(0),
+        "lr": Range(0, strict=True),
+        **dict.fromkeys(("content_weight", "moment_weight"), Range(0)),
+    }
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        check_ranges(self)
+        if not self.layers:  # VGG: STROTSS's nine ReLUs; another family: its preset's layers
+            content, style = default_layers(self.backbone)
+            vgg = family(self.backbone) == "vgg"
+            layers = VGG_HYPERCOLUMN if vgg else tuple(dict.fromkeys(style + content))
+            object.__setattr__(self, "layers", layers)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> StrotssConfig:
+        return build_config(cls, values, "strotss ")
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain_dict(self)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The long side of each scale, coarsest first."""
+        return tuple(max(8, self.size >> (self.scales - 1 - k)) for k in range(self.scales))
+
+
+#: the config of an image optimisation run: what nst.tracking records as a run's params
+OptimisationConfig = TransferConfig | StrotssConfig
 
 
 def field_help(name: str, cls: type = TransferConfig) -> str:

@@ -3,16 +3,18 @@ the style's distribution while keeping the photo's layout."""
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import pytest
 import torch
 
 from nst import NstError
+from nst.config import VGG_HYPERCOLUMN, StrotssConfig
 from nst.losses import cosine_cost, euclidean_cost, positions, relaxed_emd
 from nst.methods.stylizer import Stylizer
 from nst.models.registry import get_method
 from nst.optimize.strotss import (
-    VGG_HYPERCOLUMN,
-    StrotssConfig,
     compose,
     decompose,
     hypercolumns,
@@ -142,3 +144,32 @@ def test_the_stylizer_runs_it_as_the_method_does(
     assert stylizer.method == "strotss" and stylizer.networks[0].backbone == "efficientnet_lite0"
     out = stylizer.stylize(*tiny_pair)
     assert torch.equal(out.image, strotss(short, *tiny_pair).image) and out.seconds > 0
+
+
+def test_the_command_writes_the_image_and_an_mlflow_run(
+    tmp_path: Path, tiny_pair: tuple[torch.Tensor, torch.Tensor], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow import MlflowClient
+
+    from nst.cli import main
+    from nst.images import save_image
+
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    save_image(tiny_pair[0], content)
+    save_image(tiny_pair[1], style)
+    uri, out = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "out.png"
+    argv = ["strotss", "--content", str(content), "--style", str(style), "--out", str(out)]
+    small = ["--backbone", "efficientnet_lite0", "--size", "32", "--scales", "1", "--steps", "3"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*argv, *small, "--tracking-uri", uri]) == 0
+    assert out.is_file() and "wrote" in capsys.readouterr().out
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("nst").experiment_id])
+    assert run.data.params["scales"] == "1" and run.data.params["layers"].startswith("stem,")
+    assert run.data.tags["nst.method"] == "strotss" and run.data.metrics["steps"] == 3
+    paths = {a.path for a in client.list_artifacts(run.info.run_id, "images")}
+    assert "images/result.png" in paths
+    assert main([*argv, *small, "--scales", "0", "--no-track"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "nst strotss: error: scales must be at least 1, got 0"

@@ -18,6 +18,7 @@ from nst import NstError, __version__
 #: the subcommands, each a module nst.cli.<name>
 COMMANDS = (
     "transfer",
+    "strotss",
     "demo",
     "reconstruct",
     "fetch",

@@ -20,7 +20,7 @@ from nst.cli.options import (
 )
 
 if TYPE_CHECKING:  # torch and the loop are imported by run(), so `nst --help` stays instant
-    from nst.config import TransferConfig
+    from nst.config import OptimisationConfig
     from nst.optimize import Callback, Result, Step
     from nst.tracking.transfer import TransferTracker
 
@@ -69,7 +69,7 @@ def add_tracking_options(p: argparse.ArgumentParser) -> None:
 
 
 def tracked(
-    args: argparse.Namespace, config: TransferConfig, inputs: dict[str, str], rule: str = ""
+    args: argparse.Namespace, config: OptimisationConfig, inputs: dict[str, str], rule: str = ""
 ) -> contextlib.AbstractContextManager[TransferTracker | None]:
     """The MLflow run context of this command, or a no-op one with --no-track; `rule` (how the
     backbone was chosen) is the tag nst.backbone.rule, as on a study's parent run."""

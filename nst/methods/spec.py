@@ -10,8 +10,8 @@
     seed         every method's seed
     judge        nst.metrics' judge: efficientnet (pretrained Lite2, the default) | vgg
     methods      name -> {method: M, config: {...}}, M a method of nst.models.registry: an
-                 optimisation (gatys: a TransferConfig; strotss: nst.optimize.strotss.
-                 StrotssConfig), a trained network (johnson, adain, stytr, plug-ins: a
+                 optimisation (gatys: a TransferConfig; strotss: a StrotssConfig, both
+                 nst.config), a trained network (johnson, adain, stytr, plug-ins: a
                  TrainConfig; data, style and styles are set by the split, size and device by
                  the spec) or onnx (an external model: nst.models.external.ExternalConfig)
     train_size   side of the square training crops of the trained methods, px (default:

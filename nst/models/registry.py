@@ -131,7 +131,7 @@ STROTSS = Method(
     "optimisation",
     "the image optimised as a Laplacian pyramid: relaxed optimal transport, self-similarity",
     inputs=CONTENT_STYLE,
-    config="nst.optimize.strotss:StrotssConfig",
+    config="nst.config:StrotssConfig",
     run="nst.optimize.strotss:strotss",
     paper="Kolkin, Salavon & Shakhnarovich, CVPR 2019",
 )

@@ -39,14 +39,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 
 from nst.backbones import Backbone
-from nst.backbones.registry import default_layers, family
+from nst.config import StrotssConfig
 from nst.images import fit_size
 from nst.losses import (
     cosine_cost,
@@ -57,31 +55,9 @@ from nst.losses import (
     total_variation,
 )
 from nst.optimize.loop import Callback, Result, Step
-from nst.parts import (
-    Range,
-    RuntimePart,
-    build_config,
-    check_ranges,
-    check_types,
-    field_,
-    plain_dict,
-)
 from nst.perceptual import loss_backbone
 from nst.runtime import DTYPES, NonFiniteLoss, peak_memory_mb, placed, resolve_device
 
-#: STROTSS's hypercolumn on VGG16 (the released code's feature indices 1, 3, 6, 8, 11, 13,
-#: 15, 22, 29): 64 + 64 + 128 + 128 + 256 * 3 + 512 * 2 channels, with the pixels 2179
-VGG_HYPERCOLUMN = (
-    "relu1_1",
-    "relu1_2",
-    "relu2_1",
-    "relu2_2",
-    "relu3_1",
-    "relu3_2",
-    "relu3_3",
-    "relu4_3",
-    "relu5_3",
-)
 #: a decorrelated colour basis (the released code's RGB -> "YUV": an orthonormal rotation whose
 #: first axis is the grey diagonal), where the palette term compares colours
 COLOUR_BASIS = torch.tensor(
@@ -91,64 +67,6 @@ COLOUR_BASIS = torch.tensor(
         [-0.577350, -0.211325, 0.788675],
     ]
 )
-
-
-@dataclass(frozen=True)
-class StrotssConfig(RuntimePart):
-    """A STROTSS run (module docstring); the defaults are the paper's and its code's."""
-
-    backbone: str = field_(
-        "vgg16", "network whose hypercolumns the losses compare (STROTSS: vgg16)"
-    )
-    weights: str = field_(
-        "auto",
-        "imagenet | random | auto (imagenet if present, else random, loudly) | PATH to a state dict",
-    )
-    pooling: Literal["max", "avg"] = field_("max", "VGG pooling")
-    layers: tuple[str, ...] = field_(
-        (),
-        "hypercolumn layers (the pixels are always in it); empty: STROTSS's nine VGG16 ReLUs, "
-        "on another family its preset's layers",
-    )
-    size: int = field_(512, "long side of the result: the last scale's")
-    scales: int = field_(4, "scales, each twice the last's side, ending at size (STROTSS: 4)")
-    steps: int = field_(250, "RMSprop steps per scale (the released code: 250)")
-    lr: float = field_(2.0e-3, "RMSprop learning rate; halved at the last scale")
-    levels: int = field_(5, "Laplacian pyramid bands the image is optimised as")
-    content_weight: float = field_(
-        1.0, "alpha: the content weight is 16 alpha at the coarsest scale, halved at each next"
-    )
-    moment_weight: float = field_(1.0, "weight of the moment and palette terms")
-    positions: int = field_(1024, "result positions sampled per step (STROTSS: 1024)")
-    style_positions: int = field_(5000, "style positions sampled per scale (STROTSS: 5 x 1000)")
-
-    RANGES: ClassVar[dict[str, Range]] = {
-        **dict.fromkeys(("size", "scales", "steps", "positions", "style_positions"), Range(1)),
-        "levels": Range(0),
-        "lr": Range(0, strict=True),
-        **dict.fromkeys(("content_weight", "moment_weight"), Range(0)),
-    }
-
-    def __post_init__(self) -> None:
-        check_types(self)
-        check_ranges(self)
-        if not self.layers:  # VGG: STROTSS's nine ReLUs; another family: its preset's layers
-            content, style = default_layers(self.backbone)
-            vgg = family(self.backbone) == "vgg"
-            layers = VGG_HYPERCOLUMN if vgg else tuple(dict.fromkeys(style + content))
-            object.__setattr__(self, "layers", layers)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> StrotssConfig:
-        return build_config(cls, values, "strotss ")
-
-    def to_dict(self) -> dict[str, Any]:
-        return plain_dict(self)
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        """The long side of each scale, coarsest first."""
-        return tuple(max(8, self.size >> (self.scales - 1 - k)) for k in range(self.scales))
 
 
 def decompose(x: torch.Tensor, levels: int) -> list[torch.Tensor]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nst import NstError
-from nst.config import TransferConfig
+from nst.config import OptimisationConfig
 from nst.optimize.loop import Result
 from nst.provenance import (
     command_line,
@@ -22,7 +22,7 @@ from nst.provenance import (
 CODE_DIR = Path(__file__).resolve().parent
 
 
-def flatten_config(config: TransferConfig) -> dict[str, str]:
+def flatten_config(config: OptimisationConfig) -> dict[str, str]:
     """Every config field as an MLflow param: the field name as key, tuples comma-joined,
     nested mappings (if a field ever holds one) as parent.child."""
 
@@ -38,7 +38,7 @@ def flatten_config(config: TransferConfig) -> dict[str, str]:
     return dict(kv for name, value in config.to_dict().items() for kv in flat(name, value))
 
 
-def provenance_tags(config: TransferConfig) -> dict[str, str]:
+def provenance_tags(config: OptimisationConfig) -> dict[str, str]:
     """Tags that say where and how a run ran (the weights come later, from the Result)."""
     from mlflow.tracking.context import registry
 

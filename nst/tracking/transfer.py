@@ -2,7 +2,8 @@
 
 A run records what a reader needs to reproduce a result and see how it went:
 
-    params   every TransferConfig field under its own name (tuples comma-joined)
+    params   every config field under its own name (TransferConfig, StrotssConfig; tuples
+             comma-joined)
     metrics  loss/<term> per step (content, style, tv, total: the curve of
              L = alpha * L_content + beta * L_style + gamma * L_tv), final/<term>, steps, seconds,
              seconds_per_step, setup_s, loop_s, peak_memory_mb, and any extra metrics
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from nst import NstError
-from nst.config import TransferConfig
+from nst.config import OptimisationConfig
 from nst.images import fit_size, to_image
 from nst.optimize.loop import Callback, Result, Step
 from nst.tracking.runs import _status
@@ -241,7 +242,7 @@ class TransferTracker:
 
 @contextmanager
 def transfer_run(
-    config: TransferConfig,
+    config: OptimisationConfig,
     *,
     tracking_uri: str | None = None,
     experiment: str = "nst",

@@ -28,6 +28,7 @@ from nst.report import figures as figs
 from nst.report.data import (
     MethodsResults,
     StudyResults,
+    comparison_names,
     load_methods,
     load_results,
     no_results_message,
@@ -72,7 +73,8 @@ def build_report(
     links = Links(mlflow_url_template, optuna_dashboard_url)
     studies = load_results(results_dir, required=False)
     methods = load_methods(results_dir)  # results/methods/ (nst methods), when present
-    if not studies and (methods is None or methods.error):
+    others = [n for n in comparison_names(results_dir) if n != "methods"]  # style_losses, ...
+    if not studies and not others and (methods is None or methods.error):
         raise NstError(no_results_message(Path(results_dir), methods.error if methods else ""))
     cross = cross_study_sections(studies) if studies else []  # with none, each would be a note
     cross += methods_sections(results_dir, methods)
@@ -93,7 +95,7 @@ def build_report(
             "index",
             "Neural style transfer: study report",
             banner,
-            f"{_contents(studies, methods)} from {Path(results_dir)}; generated "
+            f"{_contents(studies, methods, others)} from {Path(results_dir)}; generated "
             f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by nst {__version__}.",
             [overview_section(studies, links), *cross],
             [Link(s.name, s.name, page=True) for s in studies],
@@ -110,14 +112,22 @@ def build_report(
     return write_pages(pages, Path(out_dir))
 
 
-def _contents(studies: list[StudyResults], methods: MethodsResults | None) -> str:
-    """What the report is built from: "2 studies and the methods comparison (smoke profile)"."""
+def _contents(
+    studies: list[StudyResults], methods: MethodsResults | None, others: list[str]
+) -> str:
+    """What the report is built from: "2 studies and the methods comparison and style_losses
+    (smoke profile)"."""
     text = f"{len(studies)} {'study' if len(studies) == 1 else 'studies'}"
-    if methods is None:
+    named = ([] if methods is None else ["the methods comparison"]) + [f"{n}" for n in others]
+    if not named:
         return text
-    profile = methods.summary.get("profile")
-    comparison = "the methods comparison" + (f" ({profile} profile)" if profile else "")
-    return f"{text} and {comparison}" if studies else f"{comparison.capitalize()}, no study,"
+    profile = methods.summary.get("profile") if methods is not None else None
+    comparison = " and ".join(named) + (f" ({profile} profile)" if profile else "")
+    return (
+        f"{text} and {comparison}"
+        if studies
+        else f"{comparison[0].upper()}{comparison[1:]}, no study,"
+    )
 
 
 def overview_section(studies: list[StudyResults], links: Links) -> Section:

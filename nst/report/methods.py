@@ -74,11 +74,12 @@ def methods_section(found: MethodsResults, title: str = TITLE) -> Section:
     plot = curves_plot(curves, untrained)
     if plot is not None:
         section.plots.append(plot)
+    budget = budget_table(found)
     section.tables += [
         _metric_table(found, methods),
         _paired_table(found, methods),
         network_table(found),
-        budget_table(found),
+        *([budget] if budget.rows else []),  # a comparison that trains nothing has no budget
     ]
     split = summary.get("split", {})
     section.tables.append(

@@ -115,10 +115,12 @@ def build_report(
 def _contents(
     studies: list[StudyResults], methods: MethodsResults | None, others: list[str]
 ) -> str:
-    """What the report is built from: "2 studies and the methods comparison and style_losses
-    (smoke profile)"."""
+    """What the report is built from: "2 studies and the methods comparison and the
+    comparison style_losses (smoke profile)"."""
     text = f"{len(studies)} {'study' if len(studies) == 1 else 'studies'}"
-    named = ([] if methods is None else ["the methods comparison"]) + [f"{n}" for n in others]
+    named = ([] if methods is None else ["the methods comparison"]) + [
+        f"the comparison {n}" for n in others
+    ]
     if not named:
         return text
     profile = methods.summary.get("profile") if methods is not None else None

@@ -38,8 +38,13 @@ Config = TransferConfig | TrainConfig
 
 
 def studied_methods() -> list[str]:
-    """The methods a study can search: the optimisation and every trained network."""
-    return list_methods("optimisation") + list_methods("network")
+    """The methods a study can search: the optimisations whose config is a TransferConfig (a
+    trial runs nst.optimize.stylize; strotss has its own config: no study yet) and every
+    trained network."""
+    optimised = [
+        m for m in list_methods("optimisation") if get_method(m).config_class() is TransferConfig
+    ]
+    return optimised + list_methods("network")
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,9 @@ class AdaINNet(nn.Module):
         self.multiple = self.encoder.min_side([self.layer])
         channels, stride = self.encoder.layer_info(self.layer)
         self.decoder = MirrorDecoder(channels, stride, self.decoder_width, output)
+        # (x - mu(x)) / sigma(x) of AdaIN as a module, so that tiled inference can give it the
+        # whole image's statistics (nst.models.tiling.frozen_statistics); no parameters
+        self.normalize = nn.InstanceNorm2d(channels, eps=MOMENT_EPS)
 
     @property
     def options(self) -> dict[str, typing.Any]:
@@ -110,6 +113,11 @@ class AdaINNet(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder.features(x, [self.layer])[self.layer]
+
+    def adain(self, fc: torch.Tensor, fs: torch.Tensor) -> torch.Tensor:
+        """adain(fc, fs) with the content normalised by self.normalize (the same formula)."""
+        ms, ss = mean_std(fs)
+        return ss * self.normalize(fc) + ms
 
     def decode(self, t: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         """g(t), cropped (or resized, for encoders that round sizes up) to hw."""
@@ -133,7 +141,7 @@ class AdaINNet(nn.Module):
         hw = (content.shape[-2], content.shape[-1])
         with torch.no_grad():
             fc, fs = self.encode(self.pad(content)), self.encode(self.pad(style))
-            t = adain(fc, fs)
+            t = self.adain(fc, fs)
             if strength != 1.0:
                 t = strength * t + (1.0 - strength) * fc
         out = self.decode(t, hw)
@@ -147,9 +155,11 @@ class AdaINNet(nn.Module):
         weights: list[float] | None = None,
         strength: float = 1.0,
         mask: torch.Tensor | None = None,
+        encoded: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The inference controls: strength trade-off, weighted interpolation of `styles` (each
-        1x3xHxW, any size), and a 1x1xHxW mask in [0, 1] (module docstring)."""
+        1x3xHxW, any size), and a 1x1xHxW mask in [0, 1] (module docstring). `encoded`: the
+        styles' features already (encode_styles), so tiles of one image encode them once."""
         if not 0.0 <= strength <= 1.0:
             raise NstError(f"strength must be in [0, 1], got {strength}")
         if not styles:
@@ -162,15 +172,20 @@ class AdaINNet(nn.Module):
             )
         hw = (content.shape[-2], content.shape[-1])
         fc = self.encode(self.pad(content))
+        fss = encoded if encoded is not None else self.encode_styles(styles)
         t = sum(
-            (wk / sum(w)) * adain(fc, self.encode(self.pad(s)).expand(fc.shape[0], -1, -1, -1))
-            for wk, s in zip(w, styles, strict=True)
+            (wk / sum(w)) * self.adain(fc, fs.expand(fc.shape[0], -1, -1, -1))
+            for wk, fs in zip(w, fss, strict=True)
         )
         t = strength * typing.cast(torch.Tensor, t) + (1.0 - strength) * fc
         if mask is not None:
             m = F.interpolate(self.pad(mask.to(fc)), size=fc.shape[-2:], mode="bilinear")
             t = m * t + (1.0 - m) * fc
         return self.decode(t, hw)
+
+    @torch.no_grad()
+    def encode_styles(self, styles: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.encode(self.pad(s)) for s in styles]
 
 
 @register("adain")

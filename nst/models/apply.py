@@ -25,6 +25,16 @@ from nst.images import load_image, save_image
 from nst.models.io import load_model
 from nst.models.pairs import stylize_pair_images
 from nst.models.registry import model_inputs
+from nst.models.tiling import (
+    HALO,
+    OVERLAP,
+    REFERENCE,
+    check_tile,
+    crop,
+    frozen_statistics,
+    reference_view,
+    stylize_tiled,
+)
 from nst.models.uri import local_checkpoint
 from nst.optimize.controls.color import ColorControl
 from nst.runtime import resolve_device
@@ -34,13 +44,23 @@ COLOR_MODES = {"none": "none", "luminance": "luminance", "histogram": "histogram
 
 
 def apply_network(
-    model: nn.Module, images: list[torch.Tensor], color: str = "none", batch_size: int = 4
+    model: nn.Module,
+    images: list[torch.Tensor],
+    color: str = "none",
+    batch_size: int = 4,
+    tile: int = 0,
+    overlap: int = OVERLAP,
+    halo: int = HALO,
 ) -> list[torch.Tensor]:
-    """Each 1x3xHxW image in [0, 1] stylised by `model` (same sizes), colour-controlled."""
+    """Each 1x3xHxW image in [0, 1] stylised by `model` (same sizes), colour-controlled; with
+    `tile`, each image in tiles of that side with the whole image's statistics
+    (nst.models.tiling), one at a time."""
     if color not in COLOR_MODES:
         raise NstError(f"colour mode {color!r}: use one of {', '.join(COLOR_MODES)}")
     param = next(model.parameters())
     controls = [ColorControl(COLOR_MODES[color], image) for image in images]
+    if tile:
+        return [_tiled(model, c, (tile, overlap, halo), param) for c in controls]
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for i, image in enumerate(images):
         groups[tuple(image.shape[-2:])].append(i)
@@ -54,6 +74,23 @@ def apply_network(
                 for i, y in zip(chunk, out, strict=True):
                     results[i] = controls[i].finish(y.unsqueeze(0))
     return [r for r in results if r is not None]
+
+
+def _tiled(
+    model: nn.Module, control: ColorControl, tiling: tuple[int, int, int], param: torch.Tensor
+) -> torch.Tensor:
+    tile, overlap, halo = tiling
+    image = control.content_image()
+
+    def net(x: torch.Tensor) -> torch.Tensor:
+        return model(x.to(device=param.device, dtype=param.dtype))
+
+    check_tile(tile, overlap)
+    with torch.no_grad(), frozen_statistics(model, lambda: net(reference_view(image, max(REFERENCE, tile**2)))):
+        y = stylize_tiled(
+            lambda *box: net(crop(image, *box)), image.shape[-2:], tile, overlap, halo
+        )
+    return control.finish(y)
 
 
 def output_paths(contents: list[Path], out: Path) -> list[Path]:

@@ -21,6 +21,16 @@ from torch import nn
 
 from nst import NstError
 from nst.images import load_image
+from nst.models.tiling import (
+    HALO,
+    OVERLAP,
+    REFERENCE,
+    check_tile,
+    crop,
+    frozen_statistics,
+    reference_view,
+    stylize_tiled,
+)
 from nst.optimize.controls.color import ColorControl
 from nst.optimize.controls.masks import blend, load_mask
 
@@ -46,9 +56,14 @@ def stylize_pairs(
     strength: float = 1.0,
     masks: list[torch.Tensor] | None = None,
     color: str = "none",
+    tile: int = 0,
+    overlap: int = OVERLAP,
+    halo: int = HALO,
 ) -> list[torch.Tensor]:
     """Each 1x3xHxW photo stylised by `model` with `styles` (1x3xH'xW', any sizes; module
-    docstring); masks: one 1x1xHxW mask per photo, or None. Outputs keep the photos' sizes."""
+    docstring); masks: one 1x1xHxW mask per photo, or None. Outputs keep the photos' sizes.
+    `tile` (adain): each photo in tiles of that side, the styles encoded once and the content
+    normalised with the whole photo's statistics (nst.models.tiling)."""
     method = getattr(model, "method", "?")
     if color not in PAIR_COLOR_MODES:
         raise NstError(f"colour mode {color!r}: use one of {', '.join(PAIR_COLOR_MODES)}")
@@ -60,6 +75,11 @@ def stylize_pairs(
     transfer = getattr(model, "transfer", None)
     if transfer is None and strength != 1.0:
         raise NstError(f"strength applies to adain networks, not {method}")
+    if tile and transfer is None:
+        raise NstError(
+            f"--tile: the {method} network attends over the whole image, which tiles would cut; "
+            "tiling is built for johnson and adain: drop --tile"
+        )
     param = next(model.parameters())
 
     def dev(x: torch.Tensor) -> torch.Tensor:
@@ -72,13 +92,39 @@ def stylize_pairs(
             c = dev(control.content_image())
             ss = [dev(control.style_image(s)) for s in styles]
             mask = dev(masks[i]) if masks else None
-            if transfer is not None:
+            if tile:
+                y = _tiled(model, c, ss, w, strength, mask, (tile, overlap, halo))
+            elif transfer is not None:
                 y = transfer(c, ss, w, strength, mask)
             else:
                 y = sum(wk / sum(w) * model(c, s) for wk, s in zip(w, ss, strict=True))
                 y = y if mask is None else blend(y, c, mask)
             results.append(control.finish(typing.cast(torch.Tensor, y).float().cpu()))
     return results
+
+
+def _tiled(
+    model: nn.Module,
+    content: torch.Tensor,
+    styles: list[torch.Tensor],
+    weights: list[float],
+    strength: float,
+    mask: torch.Tensor | None,
+    tiling: tuple[int, int, int],
+) -> torch.Tensor:
+    """AdaIN over tiles: the styles encoded once, the whole photo's content statistics."""
+    tile, overlap, halo = tiling
+    transfer = typing.cast(typing.Any, model).transfer
+    encoded = typing.cast(typing.Any, model).encode_styles(styles)
+
+    def run(*box: int) -> torch.Tensor:
+        part = None if mask is None else crop(mask, *box)
+        return transfer(crop(content, *box), styles, weights, strength, part, encoded=encoded)
+
+    check_tile(tile, overlap)
+    reference = reference_view(content, max(REFERENCE, tile**2))
+    with frozen_statistics(model, lambda: transfer(reference, styles, weights, encoded=encoded)):
+        return stylize_tiled(run, content.shape[-2:], tile, overlap, halo)
 
 
 def stylize_pair_images(

@@ -11,6 +11,7 @@ MODULES = [
     "bench_pyramid",
     "bench_feature_transform",
     "bench_style_losses",
+    "bench_tiling",
     "bench_arbitrary",
     "bench_tracking",
     "bench_study",

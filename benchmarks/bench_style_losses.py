@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import warnings
 
-from benchmarks.common import benchmark_pair, cpu_line
+from benchmarks.common import benchmark_pair, cpu_line, current_rss_mb, rss_mb
 
 ARMS = {
     "gram": {"style_loss": "gram"},
@@ -34,15 +33,6 @@ ARMS = {
     "self_similarity (content)": {"content_loss": "self_similarity"},
     "strotss step": {},
 }
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def current_rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def one_arm(arm: str, size: int, steps: int, backbone: str) -> dict[str, float]:

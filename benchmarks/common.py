@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -72,3 +73,14 @@ class Fp32Loss:
     def __call__(self, image: torch.Tensor) -> float:
         with torch.no_grad():
             return float(self.objective(image.float().clamp(0, 1))["total"])
+
+
+def rss_mb() -> float:
+    """The process's peak resident memory so far, MiB (ru_maxrss: it never goes down)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    """The process's resident memory now, MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20

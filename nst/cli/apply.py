@@ -29,6 +29,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "histogram (match the result's colour histogram to the photo's)",
     )
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="johnson, adain: stylise in N x N tiles (bounded memory at any size; the whole "
+        "image's statistics, nst.models.tiling); 0 (default): the whole image at once",
+    )
+    p.add_argument(
+        "--tile-overlap",
+        type=int,
+        metavar="PX",
+        help="pixels neighbouring tiles share and cross-fade over (default: "
+        "nst.models.tiling.OVERLAP)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     g = p.add_argument_group("arbitrary-style networks (adain, stytr): the style is an input")
     g.add_argument("--style", nargs="+", help="style image(s), any; several are interpolated")
@@ -57,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         raise NstError(f"--size must be at least 1, got {args.size}")
     if args.batch_size < 1:
         raise NstError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.tile < 0:
+        raise NstError(f"--tile must be 0 (no tiles) or a side in pixels, got {args.tile}")
     weights = None
     if args.style_weights:
         try:
@@ -76,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         style_weights=weights,
         strength=args.strength,
         mask=Path(args.mask) if args.mask else None,
+        tile=args.tile,
+        **({} if args.tile_overlap is None else {"overlap": args.tile_overlap}),
     )
     for path in written:
         print(f"wrote {path}", file=sys.stderr)

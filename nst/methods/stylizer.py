@@ -76,6 +76,8 @@ class Stylizer:
     model: nn.Module | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     networks: list[Network] = field(default_factory=list)
+    #: johnson, adain: stylise in tiles of this side (nst.models.tiling); 0: the whole image
+    tile: int = 0
 
     @classmethod
     def from_config(cls, config: Any, name: str = "gatys", method: str = "gatys") -> Stylizer:
@@ -141,8 +143,8 @@ class Stylizer:
         if isinstance(self.model, ExternalNet):
             return self.model(content, style if self.takes_style else None)
         if self.takes_style:
-            return stylize_pairs(self.model, [content], [style])[0]
-        return apply_network(self.model, [content])[0]
+            return stylize_pairs(self.model, [content], [style], tile=self.tile)[0]
+        return apply_network(self.model, [content], tile=self.tile)[0]
 
 
 def networks_of(meta: dict[str, Any]) -> list[Network]:

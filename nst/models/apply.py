@@ -86,7 +86,10 @@ def _tiled(
         return model(x.to(device=param.device, dtype=param.dtype))
 
     check_tile(tile, overlap)
-    with torch.no_grad(), frozen_statistics(model, lambda: net(reference_view(image, max(REFERENCE, tile**2)))):
+    with (
+        torch.no_grad(),
+        frozen_statistics(model, lambda: net(reference_view(image, max(REFERENCE, tile**2)))),
+    ):
         y = stylize_tiled(
             lambda *box: net(crop(image, *box)), image.shape[-2:], tile, overlap, halo
         )
@@ -118,6 +121,8 @@ def stylize_files(
     style_weights: list[float] | None = None,
     strength: float = 1.0,
     mask: Path | None = None,
+    tile: int = 0,
+    overlap: int = OVERLAP,
 ) -> list[Path]:
     """Stylise every content file into `out` (inputs all read first, so a bad one writes
     nothing); returns the written paths. `model_path` may also be a runs:/ or models:/ URI
@@ -143,9 +148,11 @@ def stylize_files(
             strength=strength,
             mask=mask,
             color=color,
+            tile=tile,
+            overlap=overlap,
         )
     else:
-        results = apply_network(model, images, color, batch_size)
+        results = apply_network(model, images, color, batch_size, tile, overlap)
     return [
         save_image(r, t, protect=tuple(contents)) for r, t in zip(results, targets, strict=True)
     ]

@@ -137,6 +137,8 @@ def stylize_pair_images(
     strength: float = 1.0,
     mask: Path | None = None,
     color: str = "none",
+    tile: int = 0,
+    overlap: int = OVERLAP,
 ) -> list[torch.Tensor]:
     """stylize_pairs with the style images (long side `size`, else their own) and the mask
     (resized to each photo) read from files."""
@@ -152,4 +154,6 @@ def stylize_pair_images(
         strength=strength,
         masks=masks,
         color=color,
+        tile=tile,
+        overlap=overlap,
     )

@@ -11,7 +11,8 @@ import torch
 from helpers import transfer_argv
 from PIL import Image
 
-from nst.images import LUMA, ImageError, atomic_write, fit_size, load_image, luma, save_image
+from nst.imagefiles import ImageError, atomic_write
+from nst.images import LUMA, fit_size, load_image, luma, save_image
 from nst.metrics import fit_style, structure
 from nst.optimize.controls.color import RGB_TO_YIQ, luminance
 from nst.optimize.controls.masks import load_mask

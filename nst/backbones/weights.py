@@ -34,7 +34,7 @@ from typing import ClassVar
 
 from nst import NstError
 from nst.backbones.registry import FAMILIES, get_backbone, list_backbones
-from nst.images import atomic_write
+from nst.imagefiles import atomic_write
 from nst.provenance import sha256_file
 
 #: torch.hub's rule for the sha256 prefix in a checkpoint's name (torch.hub.HASH_REGEX)

@@ -6,7 +6,7 @@ A download is accepted only if every check passes, in this order:
 2. `Content-Type` is `image/*` (or a generic binary type): an HTML error page is refused,
 3. the body is no larger than `max_bytes` (checked on `Content-Length` *and* while streaming),
 4. the body is complete (bytes read == `Content-Length`; a short read is retried),
-5. Pillow can decode it (`nst.images.open_rgb`, which also refuses decompression bombs),
+5. Pillow can decode it (`nst.imagefiles.open_rgb`, which also refuses decompression bombs),
 6. its sha256 equals the expected one, when one is known (manifest or lock file), or starts
    with it when only the first hex digits are known (torchvision's file names carry them).
 
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from nst import NstError, __version__
-from nst.images import new_file_mode, open_rgb
+from nst.imagefiles import new_file_mode, open_rgb
 
 USER_AGENT = f"nst/{__version__} (neural style transfer research harness; python-urllib)"
 CHUNK = 1 << 16

@@ -30,7 +30,7 @@ from nst.data.download import DownloadError, DownloadPolicy, fetch_file
 from nst.data.embedded import PHOTOS, write_embedded
 from nst.data.lock import _lock, _prune, _write_lock, list_images, lock_hash, read_lock
 from nst.data.manifest import DEFAULT_MANIFESTS, Item, load_manifest, safe_path, select
-from nst.images import atomic_write
+from nst.imagefiles import atomic_write
 from nst.provenance import sha256_file
 
 #: this many failed connections before any success means "offline"

@@ -11,7 +11,7 @@ from typing import Any
 
 from nst import NstError
 from nst.data.manifest import KINDS, safe_path
-from nst.images import atomic_write
+from nst.imagefiles import atomic_write
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 #: the name of a data folder's identity (lock_hash) wherever it is printed or recorded:

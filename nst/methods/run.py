@@ -32,7 +32,8 @@ from typing import Any
 
 from nst import __version__
 from nst.data.split import Selection, select
-from nst.images import atomic_write, load_image, save_image
+from nst.imagefiles import atomic_write
+from nst.images import load_image, save_image
 from nst.methods.spec import MethodPlan, Plan, load_plan
 from nst.methods.stylizer import Stylizer
 from nst.methods.training import Hooks, Log, train_method

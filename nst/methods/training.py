@@ -23,7 +23,7 @@ from typing import Any
 
 from nst import NstError
 from nst.data.split import Selection, select
-from nst.images import atomic_write
+from nst.imagefiles import atomic_write
 from nst.methods.spec import MethodPlan, Plan, load_plan
 from nst.models.io import read_checkpoint
 from nst.train.config import TrainConfig

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nst import NstError
-from nst.images import atomic_write
+from nst.imagefiles import atomic_write
 from nst.models.io import describe, load_model
 from nst.models.johnson import MIN_SIDE, JohnsonNet
 from nst.models.registry import model_inputs

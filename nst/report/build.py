@@ -23,7 +23,7 @@ import jinja2
 import markupsafe
 
 from nst import NstError, __version__
-from nst.images import atomic_write
+from nst.imagefiles import atomic_write
 from nst.report import figures as figs
 from nst.report.data import (
     MethodsResults,

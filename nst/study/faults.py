@@ -25,7 +25,7 @@ from pathlib import Path
 import optuna
 import torch
 
-from nst.images import ImageError, open_rgb
+from nst.imagefiles import ImageError, open_rgb
 from nst.study.attrs import (
     FAIL_REASON,
     FAULT,

@@ -31,7 +31,7 @@ import optuna
 
 from nst import NstError
 from nst.data.lock import DATA_LOCK_SHA256, data_identity, read_lock
-from nst.images import atomic_write
+from nst.imagefiles import atomic_write
 from nst.provenance import git_state, package_versions
 from nst.study.attrs import (
     ENCODER_PRETRAINED,

@@ -13,7 +13,7 @@ On top of nst.models.io's format (format, meta, model) a training checkpoint hol
 
 Every value is a tensor, number, string, list or dict, so the file loads with
 torch.load(weights_only=True). A save writes a temporary file beside the target, fsyncs it and
-renames it over the target (nst.images.atomic_write): a crash mid-save leaves the previous
+renames it over the target (nst.imagefiles.atomic_write): a crash mid-save leaves the previous
 checkpoint intact, and readers never see a half-written file.
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nst.images import atomic_write
+from nst.imagefiles import atomic_write
 from nst.models.io import FORMAT, CheckpointError, check_compatible, read_checkpoint, unwrap
 from nst.train.config import TrainConfig
 from nst.train.data import Position

@@ -40,7 +40,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from nst import NstError
-from nst.images import ImageError, open_rgb, to_tensor
+from nst.imagefiles import ImageError, open_rgb
+from nst.images import to_tensor
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 

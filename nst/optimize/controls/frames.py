@@ -20,7 +20,8 @@ import torch
 from PIL import Image
 
 from nst import NstError
-from nst.images import atomic_write, resize_tensor, to_image
+from nst.imagefiles import atomic_write
+from nst.images import resize_tensor, to_image
 
 
 class FrameCapture:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from nst.images import ImageError, load_image, luma, resize_tensor
+from nst.imagefiles import ImageError
+from nst.images import load_image, luma, resize_tensor
 
 
 def load_mask(path: str | Path, hw: tuple[int, int]) -> torch.Tensor:

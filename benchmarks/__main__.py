@@ -12,6 +12,7 @@ MODULES = [
     "bench_feature_transform",
     "bench_style_losses",
     "bench_tiling",
+    "bench_apply",
     "bench_arbitrary",
     "bench_tracking",
     "bench_study",

@@ -129,3 +129,14 @@ def atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def output_paths(contents: list[Path], out: Path) -> list[Path]:
+    """<out>/<stem>.png per input; a repeated stem gets _2, _3, ..."""
+    seen: dict[str, int] = {}
+    paths = []
+    for c in contents:
+        seen[c.stem] = seen.get(c.stem, 0) + 1
+        suffix = f"_{seen[c.stem]}" if seen[c.stem] > 1 else ""
+        paths.append(out / f"{c.stem}{suffix}.png")
+    return paths

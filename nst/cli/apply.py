@@ -15,8 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         required=True,
-        help="model.pt or checkpoint.pt of `nst train`, or an MLflow URI: runs:/RUN_ID/model, "
-        "models:/NAME/VERSION",
+        help="model.pt or checkpoint.pt of `nst train`, an MLflow URI (runs:/RUN_ID/model, "
+        "models:/NAME/VERSION), or a model.onnx of `nst export` (onnxruntime, no torch)",
     )
     p.add_argument("--content", required=True, nargs="+", help="content image file(s)")
     p.add_argument("--out", required=True, help="output folder: <out>/<content name>.png")
@@ -65,7 +65,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nst import NstError
     from nst.cli.options import check_output
-    from nst.models.apply import stylize_files
 
     check_output(args.out, "--out", folder=True)
     if args.size is not None and args.size < 1:
@@ -74,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         raise NstError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.tile < 0:
         raise NstError(f"--tile must be 0 (no tiles) or a side in pixels, got {args.tile}")
+    if str(args.model).endswith(".onnx"):
+        return _run_onnx(args)
+    from nst.models.apply import stylize_files
+
     weights = None
     if args.style_weights:
         try:
@@ -95,6 +98,39 @@ def run(args: argparse.Namespace) -> int:
         mask=Path(args.mask) if args.mask else None,
         tile=args.tile,
         **({} if args.tile_overlap is None else {"overlap": args.tile_overlap}),
+    )
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _run_onnx(args: argparse.Namespace) -> int:
+    """An exported graph under onnxruntime, torch never imported (nst.models.onnx_apply)."""
+    from nst import NstError
+    from nst.imagefiles import output_paths
+    from nst.models.onnx_apply import apply_onnx
+
+    unsupported = {
+        "--color": args.color != "none",
+        "--style-weights": bool(args.style_weights),
+        "--strength": args.strength != 1.0,
+        "--mask": bool(args.mask),
+        "--tile": bool(args.tile),
+        "--device": args.device not in ("auto", "cpu"),
+    }
+    asked = [k for k, v in unsupported.items() if v]
+    if asked:
+        raise NstError(
+            f"{', '.join(asked)}: not available for an ONNX file (onnxruntime, CPU); "
+            "use the checkpoint (model.pt), or drop them"
+        )
+    contents = [Path(c) for c in args.content]
+    written = apply_onnx(
+        args.model,
+        contents,
+        output_paths(contents, Path(args.out)),
+        size=args.size,
+        styles=[Path(s) for s in args.style or []],
     )
     for path in written:
         print(f"wrote {path}", file=sys.stderr)

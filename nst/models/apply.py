@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from nst import NstError
+from nst.imagefiles import output_paths
 from nst.images import load_image, save_image
 from nst.models.io import load_model
 from nst.models.pairs import stylize_pair_images
@@ -94,17 +95,6 @@ def _tiled(
             lambda *box: net(crop(image, *box)), image.shape[-2:], tile, overlap, halo
         )
     return control.finish(y)
-
-
-def output_paths(contents: list[Path], out: Path) -> list[Path]:
-    """<out>/<stem>.png per input; a repeated stem gets _2, _3, ..."""
-    seen: dict[str, int] = {}
-    paths = []
-    for c in contents:
-        seen[c.stem] = seen.get(c.stem, 0) + 1
-        suffix = f"_{seen[c.stem]}" if seen[c.stem] > 1 else ""
-        paths.append(out / f"{c.stem}{suffix}.png")
-    return paths
 
 
 def stylize_files(

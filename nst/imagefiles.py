@@ -24,14 +24,19 @@ class ImageError(NstError):
     """An image file that cannot be used, with the reason."""
 
 
-def open_rgb(path: str | Path) -> Image.Image:
-    path = Path(path)
+def check_file(path: Path) -> None:
+    """An existing, non-empty file, or one ImageError line saying which it is not."""
     if not path.exists():
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, expected an image file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: file is empty")
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    path = Path(path)
+    check_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -140,3 +145,22 @@ def output_paths(contents: list[Path], out: Path) -> list[Path]:
         suffix = f"_{seen[c.stem]}" if seen[c.stem] > 1 else ""
         paths.append(out / f"{c.stem}{suffix}.png")
     return paths
+
+
+def image_size(path: str | Path, size: int | None = None) -> tuple[int, int]:
+    """(width, height) of an image file from its header (nothing decoded, EXIF rotation
+    applied), after a resize of the long side to `size` when given."""
+    check_file(Path(path))
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
+                w, h = h, w
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"{path}: corrupt or truncated image ({err})".splitlines()[0]) from None
+    if size:
+        scale = size / max(w, h)
+        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+    return w, h

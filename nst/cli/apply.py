@@ -31,11 +31,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
     p.add_argument(
         "--tile",
-        type=int,
-        default=0,
-        metavar="N",
+        default="0",
+        metavar="N|auto",
         help="johnson, adain: stylise in N x N tiles (bounded memory at any size; the whole "
-        "image's statistics, nst.models.tiling); 0 (default): the whole image at once",
+        "image's statistics, nst.models.tiling); auto: the whole image when it fits the "
+        "memory, else the largest tile that does; 0 (default): the whole image",
+    )
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory the run may use, e.g. 4GB (default: what is available now); a run "
+        "predicted to need more (nst.memory) is refused before any image is read",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print each image's size, tiling and predicted peak memory, and stop",
     )
     p.add_argument(
         "--tile-overlap",
@@ -71,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise NstError(f"--size must be at least 1, got {args.size}")
     if args.batch_size < 1:
         raise NstError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.tile < 0:
-        raise NstError(f"--tile must be 0 (no tiles) or a side in pixels, got {args.tile}")
+    if args.tile != "auto" and not (args.tile.isdigit()):
+        raise NstError(f"--tile must be auto, 0 (no tiles) or a side in pixels, got {args.tile}")
     if str(args.model).endswith(".onnx"):
         return _run_onnx(args)
     from nst.models.apply import stylize_files
@@ -96,8 +107,11 @@ def run(args: argparse.Namespace) -> int:
         style_weights=weights,
         strength=args.strength,
         mask=Path(args.mask) if args.mask else None,
-        tile=args.tile,
+        tile=args.tile if args.tile == "auto" else int(args.tile),
         **({} if args.tile_overlap is None else {"overlap": args.tile_overlap}),
+        max_memory=args.max_memory,
+        dry_run=args.dry_run,
+        log=print,
     )
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
@@ -115,7 +129,9 @@ def _run_onnx(args: argparse.Namespace) -> int:
         "--style-weights": bool(args.style_weights),
         "--strength": args.strength != 1.0,
         "--mask": bool(args.mask),
-        "--tile": bool(args.tile),
+        "--tile": args.tile != "0",
+        "--max-memory": bool(args.max_memory),
+        "--dry-run": args.dry_run,
         "--device": args.device not in ("auto", "cpu"),
     }
     asked = [k for k, v in unsupported.items() if v]

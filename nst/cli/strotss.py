@@ -10,7 +10,14 @@ from typing import Any
 
 from nst import NstError
 from nst.cli.options import add_config_options, check_output, typed_values
-from nst.cli.transfer import add_tracking_options, progress_bar, summary, tracked
+from nst.cli.transfer import (
+    add_memory_options,
+    add_tracking_options,
+    check_memory,
+    progress_bar,
+    summary,
+    tracked,
+)
 from nst.config import StrotssConfig
 from nst.parts import read_yaml
 
@@ -22,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style", required=True, help="style image file")
     p.add_argument("--out", required=True, help="where to write the result (.png or .jpg)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    add_memory_options(p)
     add_tracking_options(p)
     add_config_options(
         p, StrotssConfig, "STROTSS configuration (defaults: the paper's and its released code's)"
@@ -44,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out in (args.content, args.style):
         raise NstError(f"--out {args.out} is an input image; choose another output path")
     check_output(args.out, "--out")
+    if check_memory(args, config, args.content, "strotss"):
+        return 0
     content, style = load_image(args.content), load_image(args.style)
     bar, update = progress_bar(config.steps * config.scales, f"strotss {config.backbone}")
     inputs = {"content": args.content, "style": args.style}

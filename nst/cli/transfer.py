@@ -37,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", required=True, help="where to write the result (.png or .jpg)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    add_memory_options(p)
     p.add_argument(
         "--frames-out",
         metavar="PATH.gif",
@@ -45,6 +46,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_tracking_options(p)
     add_config_options(p, shown=transfer_default)
+
+
+def add_memory_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory the run may use, e.g. 4GB (default: what is available now); a run "
+        "predicted to need more (nst.memory) is refused before any work",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the predicted peak memory and stop"
+    )
+
+
+def check_memory(
+    args: argparse.Namespace, config: Any, content: str, method: str = "transfer"
+) -> bool:
+    """Predict the run's peak memory from the content's header (nst.memory), refuse it in one
+    line if it would not fit; True when --dry-run asked only for the estimate (printed)."""
+    from nst.imagefiles import image_size
+    from nst.memory import budget, check, estimate, lbfgs_mib_per_mp
+
+    w, h = image_size(content)
+    long_side = max(getattr(config, "pyramid", ()) or (config.size,))
+    mp = long_side**2 * min(w, h) / max(w, h) / 1e6
+    lbfgs = getattr(config, "optimizer", "") == "lbfgs"
+    kind = f"{method}:{config.backbone}"  # strotss:<backbone> is not calibrated yet
+    extra = lbfgs_mib_per_mp(config.lbfgs_history) if lbfgs else 0.0
+    found = estimate(kind, mp, extra_per_mp=extra) if config.device != "cuda" else None
+    limit, source = budget(args.max_memory)
+    if args.dry_run:
+        print(
+            f"{content}: {long_side} px long side, "
+            + (
+                f"about {found}; {limit:,.0f} MiB {source}"
+                if found
+                else f"no memory estimate ({kind} is not calibrated on the CPU)"
+            )
+        )
+    check(
+        found,
+        limit,
+        source,
+        "--size",
+        lambda fits: round((fits * 1e6 * max(w, h) / min(w, h)) ** 0.5),
+    )
+    return bool(args.dry_run)
 
 
 def add_tracking_options(p: argparse.ArgumentParser) -> None:
@@ -139,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, "--out")
     if args.frames_out:
         check_output(args.frames_out, "--frames-out")
+    if check_memory(args, config, args.content):
+        return 0
     if args.frames_out and config.frame_every == 0:  # asked for frames: about 30 of them
         config = config.replace(frame_every=max(1, config.steps // 30))
     content = load_image(args.content)

@@ -15,14 +15,17 @@ optimisation's controls (nst.optimize.controls.color.ColorControl):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from nst import NstError
-from nst.imagefiles import output_paths
+from nst.imagefiles import image_size, output_paths
 from nst.images import load_image, save_image
+from nst.memory import Estimate, budget, estimate
 from nst.models.io import load_model
 from nst.models.pairs import stylize_pair_images
 from nst.models.registry import model_inputs
@@ -97,6 +100,58 @@ def _tiled(
     return control.finish(y)
 
 
+#: the tile sides `--tile auto` tries, largest first
+TILES = (2048, 1536, 1024, 768, 512, 384, 256, 128)
+
+
+def memory_kind(meta: dict[str, Any]) -> tuple[str, float]:
+    """nst.memory's kind of applying a checkpoint, and the scale of its per-pixel cost."""
+    method, options = str(meta.get("method")), meta.get("options") or {}
+    if method == "johnson":
+        return "apply:johnson", float(options.get("width", 32)) / 32
+    if method == "adain":
+        return f"apply:adain:{options.get('encoder')}:{options.get('layer')}", 1.0
+    return f"apply:{method}", 1.0
+
+
+def predicted(meta: dict[str, Any], megapixels: float, tile: int) -> Estimate | None:
+    """The peak of stylising one image of `megapixels`, whole (tile 0) or in tiles: the
+    largest pass is then the reference view or a tile with its halo, the image kept whole."""
+    kind, scale = memory_kind(meta)
+    if not tile:
+        return estimate(kind, megapixels, scale=scale)
+    pass_mp = max(min(megapixels, REFERENCE / 1e6), (tile + 2 * HALO) ** 2 / 1e6)
+    return estimate(kind, pass_mp, megapixels, scale=scale)
+
+
+def choose_tile(meta: dict[str, Any], megapixels: float, budget: float) -> int:
+    """`--tile auto`: 0 when the whole image fits `budget` MiB, else the largest tile that does
+    (the smallest one when none does: the check then refuses it)."""
+    whole = predicted(meta, megapixels, 0)
+    if whole is None or whole.mib <= budget or memory_kind(meta)[0].startswith("apply:stytr"):
+        return 0
+    for tile in TILES:
+        found = predicted(meta, megapixels, tile)
+        if found is not None and found.mib <= budget:
+            return tile
+    return TILES[-1]
+
+
+def refusal(
+    meta: dict[str, Any], megapixels: float, found: Estimate, limit: float, source: str
+) -> str:
+    """Why a run does not fit, and what would: a tile size, or a smaller image."""
+    best = choose_tile(meta, megapixels, limit)
+    tiled = predicted(meta, megapixels, best) if best else None
+    if tiled is not None and tiled.mib <= limit and memory_kind(meta)[0] != "apply:stytr":
+        hint = f"--tile {best} would fit"
+    else:
+        whole = predicted(meta, megapixels, 0)
+        fits = whole.largest_mp(limit) if whole is not None else 0.0
+        hint = f"an image of {fits:.2f} MP would fit" if fits > 0.001 else "no size would fit"
+    return f"this needs about {found}, more than the {limit:,.0f} MiB {source}: {hint}"
+
+
 def stylize_files(
     model_path: str | Path,
     contents: list[Path],
@@ -111,8 +166,11 @@ def stylize_files(
     style_weights: list[float] | None = None,
     strength: float = 1.0,
     mask: Path | None = None,
-    tile: int = 0,
+    tile: int | str = 0,
     overlap: int = OVERLAP,
+    max_memory: str | None = None,
+    dry_run: bool = False,
+    log: Callable[[str], None] = lambda _: None,
 ) -> list[Path]:
     """Stylise every content file into `out` (inputs all read first, so a bad one writes
     nothing); returns the written paths. `model_path` may also be a runs:/ or models:/ URI
@@ -126,12 +184,37 @@ def stylize_files(
             f"{model_path} is a {meta.get('method')} network with its style built in: "
             "--style, --style-weights, --strength and --mask apply to adain and stytr networks"
         )
+    # the memory each image will need, from its header alone (nst.memory), before any is read
+    limit, source = budget(max_memory)
+    sizes = [image_size(c, size) for c in contents]
+    tiles = []
+    for path, (w, h) in zip(contents, sizes, strict=True):
+        mp = w * h / 1e6
+        chosen = choose_tile(meta, mp, limit) if tile == "auto" else int(tile)
+        found = predicted(meta, mp, chosen)
+        if found is not None and found.mib > limit:
+            raise NstError(f"{path}: {refusal(meta, mp, found, limit, source)}")
+        if dry_run:
+            log(
+                f"{path}: {w}x{h} px, {'tiles of ' + str(chosen) if chosen else 'whole'}, "
+                + (
+                    f"about {found}; {limit:,.0f} MiB {source}"
+                    if found
+                    else f"no memory estimate ({memory_kind(meta)[0]} is not calibrated)"
+                )
+            )
+        tiles.append(chosen)
+    if dry_run:
+        return []
     images = [load_image(c, size=size) for c in contents]
     targets = output_paths(contents, out)
-    if arbitrary:
-        results = stylize_pair_images(
+
+    def run(batch: list[torch.Tensor], tile: int) -> list[torch.Tensor]:
+        if not arbitrary:
+            return apply_network(model, batch, color, batch_size, tile, overlap)
+        return stylize_pair_images(
             model,
-            images,
+            batch,
             styles or [],
             size=size,
             style_weights=style_weights,
@@ -141,8 +224,13 @@ def stylize_files(
             tile=tile,
             overlap=overlap,
         )
-    else:
-        results = apply_network(model, images, color, batch_size, tile, overlap)
+
+    # untiled images share batches; a tiled one runs alone, in its own tile size
+    results = (
+        run(images, 0)
+        if not any(tiles)
+        else [run([image], t)[0] for image, t in zip(images, tiles, strict=True)]
+    )
     return [
         save_image(r, t, protect=tuple(contents)) for r, t in zip(results, targets, strict=True)
     ]

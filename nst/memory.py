@@ -1,0 +1,168 @@
+"""The peak memory a run will need, predicted before any work, and the refusal of one that
+would not fit.
+
+    peak MiB = base + per_mp * megapixels of the largest pass                (whole image)
+    peak MiB = base + max(per_mp * pass + INPUT * image, BUFFERS * image)   (in tiles)
+
+`per_mp` is the network's cost per megapixel of a pass (its activations, and their gradients
+for image optimisation), `base` what the process holds before (the interpreter, torch, the
+network). A tiled run keeps the whole image: while the passes run, the decoded photo and its
+float tensor (INPUT, 15 bytes per pixel); at the end the input, the output, the blending
+weights and the 8-bit image being written (BUFFERS, kind apply:buffers). Each line is
+measured, not guessed: `python -m benchmarks.calibrate_memory` runs the commands at two sizes,
+each in its own process (peak resident memory, ru_maxrss), fits the line and writes
+nst/memory.json with the machine it measured on. Kinds:
+
+    transfer:<backbone>      nst transfer (Adam, the backbone's preset layers, float32); L-BFGS
+                             adds its history analytically: 2 x lbfgs_history x 3 x 4 bytes
+                             per pixel (the curvature pairs, one image each)
+    apply:johnson            nst apply of a width-32 network (another width scales per_mp)
+    apply:adain:<encoder>:<layer>
+    apply:buffers            the end of a tiled nst apply, per megapixel of the image
+
+A kind with no calibration has no estimate (the run goes ahead, saying so with --dry-run).
+The calibration is of the CPU's resident memory; on CUDA no estimate is made. bfloat16 runs
+are estimated as float32 (an upper bound: not calibrated separately).
+
+`check(estimate, budget)` refuses, in one NstError line, a run whose estimate exceeds the
+budget (`--max-memory`, else the memory available now: /proc/meminfo MemAvailable plus what
+this process already holds), naming the largest size that would fit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nst import NstError
+
+CALIBRATION = Path(__file__).with_name("memory.json")
+UNITS = {
+    "": 2**20,
+    "b": 1,
+    "k": 2**10,
+    "kb": 2**10,
+    "m": 2**20,
+    "mb": 2**20,
+    "g": 2**30,
+    "gb": 2**30,
+}
+
+
+#: MiB per megapixel a tiled run holds while its passes run: Pillow's RGB (3 bytes per pixel)
+#: and the float32 tensor (12)
+INPUT = 15 * 1e6 / 2**20
+
+
+@dataclass(frozen=True)
+class Cost:
+    """One kind of run's calibrated line (module docstring), MiB and MiB per megapixel."""
+
+    base: float
+    per_mp: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A predicted peak: `mib`, and what it is made of, to name the largest size that fits."""
+
+    kind: str
+    mib: float
+    cost: Cost
+    pass_mp: float  # megapixels of the largest pass
+    kept_mp: float = 0.0  # megapixels of the whole image a tiled run keeps
+    buffers: float = 0.0  # MiB per kept megapixel at the end (apply:buffers)
+    extra_per_mp: float = 0.0  # analytic MiB per pass megapixel (L-BFGS history)
+
+    def __str__(self) -> str:
+        return f"{self.mib:,.0f} MiB ({self.kind}: {self.pass_mp:.2f} MP per pass)"
+
+    def largest_mp(self, budget_mib: float) -> float:
+        """The pass megapixels that would fit `budget_mib` (0 when the whole image's buffers
+        alone would not)."""
+        room = budget_mib - self.cost.base
+        if self.buffers * self.kept_mp > room:
+            return 0.0
+        return max(0.0, (room - INPUT * self.kept_mp) / (self.cost.per_mp + self.extra_per_mp))
+
+
+def calibration(path: Path | None = None) -> dict[str, Cost]:
+    """The calibrated kinds (nst/memory.json), {} when the file is absent."""
+    path = path or CALIBRATION
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {k: Cost(**v) for k, v in data.get("kinds", {}).items()}
+
+
+def estimate(
+    kind: str,
+    pass_mp: float,
+    kept_mp: float = 0.0,
+    *,
+    scale: float = 1.0,
+    extra_per_mp: float = 0.0,
+) -> Estimate | None:
+    """The predicted peak of a run of `kind` whose largest pass has `pass_mp` megapixels
+    (tiled: keeping an image of `kept_mp`); `scale` multiplies the network's per-megapixel
+    cost (johnson's width / 32). None when `kind` is not calibrated."""
+    known = calibration()
+    cost = known.get(kind)
+    if cost is None:
+        return None
+    cost = Cost(cost.base, cost.per_mp * scale)
+    buffers = known["apply:buffers"].per_mp if kept_mp and "apply:buffers" in known else 0.0
+    passes = cost.base + (cost.per_mp + extra_per_mp) * pass_mp + INPUT * kept_mp
+    mib = max(passes, cost.base + buffers * kept_mp)
+    return Estimate(kind, mib, cost, pass_mp, kept_mp, buffers, extra_per_mp)
+
+
+def lbfgs_mib_per_mp(history: int) -> float:
+    """L-BFGS's curvature pairs: 2 x history images of 3 float32 channels, MiB per megapixel."""
+    return 2 * history * 3 * 4 * 1e6 / 2**20
+
+
+def parse_size(text: str) -> float:
+    """'4GB', '512M', '2.5g', '3000' (MiB) -> MiB; anything else is one line."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in UNITS or float(m.group(1)) <= 0:
+        raise NstError(f"--max-memory {text!r}: give a size such as 4GB, 512MB or 3000 (MiB)")
+    return float(m.group(1)) * UNITS[unit] / 2**20
+
+
+def available_mib() -> float:
+    """Memory this process could use now: MemAvailable plus what it holds already."""
+    try:
+        text = Path("/proc/meminfo").read_text()
+        free = int(re.search(r"MemAvailable:\s+(\d+) kB", text).group(1)) / 1024  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        return math.inf
+    with open("/proc/self/statm") as f:
+        held = int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    return free + held
+
+
+def check(found: Estimate | None, budget: float, source: str, size_name: str, side_of: Any) -> None:
+    """Refuse (one NstError line) a run whose estimate exceeds `budget` MiB (`source`: where
+    the budget came from); `side_of(mp)` names the setting `size_name` at which a pass has
+    `mp` megapixels, the largest that would fit."""
+    if found is None or found.mib <= budget:
+        return
+    fits = found.largest_mp(budget)
+    hint = f"{size_name} {side_of(fits)} would fit" if fits > 0.001 else "no size would fit"
+    raise NstError(
+        f"this run needs about {found}, more than the {budget:,.0f} MiB {source}: {hint}"
+    )
+
+
+def budget(max_memory: str | None) -> tuple[float, str]:
+    """(MiB, where from): --max-memory when given, else the memory available now."""
+    if max_memory:
+        return parse_size(max_memory), f"of --max-memory {max_memory}"
+    return available_mib(), "available (MemAvailable)"

@@ -1,0 +1,141 @@
+"""The memory estimate (nst.memory): sizes parsed, the calibrated line applied, a run that would
+not fit refused in one line before any work, --dry-run, --tile auto; and (slow) the estimate
+against the measured peak at three sizes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from nst import NstError
+from nst.cli import main
+from nst.memory import INPUT, Cost, calibration, estimate, lbfgs_mib_per_mp, parse_size
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sizes_parse_and_bad_ones_are_one_line() -> None:
+    assert parse_size("4GB") == 4096 and parse_size("512M") == 512 and parse_size("3000") == 3000
+    assert parse_size("2.5g") == 2560
+    for bad in ("lots", "-1GB", "4TB", "0"):
+        with pytest.raises(NstError, match="give a size such as 4GB"):
+            parse_size(bad)
+
+
+def test_the_line_is_the_calibrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = {
+        "kinds": {
+            "apply:johnson": {"base": 500.0, "per_mp": 900.0},
+            "apply:buffers": {"base": 0.0, "per_mp": 60.0},
+        }
+    }
+    (tmp_path / "memory.json").write_text(json.dumps(data))
+    monkeypatch.setattr("nst.memory.CALIBRATION", tmp_path / "memory.json")
+    assert calibration()["apply:johnson"] == Cost(500.0, 900.0)
+    whole = estimate("apply:johnson", 2.0, scale=0.5)
+    assert whole is not None and whole.mib == pytest.approx(500 + 450 * 2)
+    assert whole.largest_mp(whole.mib) == pytest.approx(2.0)
+    # in tiles: the passes with the input held, or the buffers at the end, whichever is more
+    tiled = estimate("apply:johnson", 1.0, 10.0)
+    assert tiled is not None and tiled.mib == pytest.approx(500 + max(900 + INPUT * 10, 600))
+    huge = estimate("apply:johnson", 1.0, 100.0)
+    assert huge is not None and huge.mib == pytest.approx(500 + 6000)
+    assert huge.largest_mp(3000) == 0.0  # the image alone would not fit: no tile does
+    assert estimate("apply:stytr", 1.0) is None  # not calibrated: no estimate
+    assert lbfgs_mib_per_mp(100) == pytest.approx(2 * 100 * 3 * 4 * 1e6 / 2**20)
+
+
+def photo(path: Path, w: int = 400, h: int = 300) -> Path:
+    Image.new("RGB", (w, h), (120, 80, 40)).save(path)
+    return path
+
+
+def test_a_transfer_that_would_not_fit_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    content, style = photo(tmp_path / "c.png"), photo(tmp_path / "s.png")
+    argv = [
+        "transfer",
+        "--content",
+        str(content),
+        "--style",
+        str(style),
+        "--out",
+        str(tmp_path / "out.png"),
+        "--backbone",
+        "vgg19",
+        "--weights",
+        "random",
+        "--size",
+        "4000",
+        "--no-track",
+        "--device",
+        "cpu",
+    ]
+    t0 = time.perf_counter()
+    assert main([*argv, "--max-memory", "3GB"]) == 2
+    assert time.perf_counter() - t0 < 5  # no network built, no image decoded
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "more than the 3,072 MiB of --max-memory 3GB" in err, err
+    fits = int(err.rsplit("--size ", 1)[1].split()[0])
+    assert 100 < fits < 4000 and not (tmp_path / "out.png").exists()
+    assert main([*argv, "--dry-run", "--size", "256"]) == 0  # fits: printed, nothing run
+    out = capsys.readouterr().out
+    assert "c.png: 256 px long side, about" in out and "transfer:vgg19" in out, out
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_apply_dry_run_and_auto_tiles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_tiling import runner
+    from test_train import small
+
+    from nst.train.checkpoint import save_model
+
+    model, _ = runner("johnson")
+    ckpt = save_model(tmp_path / "model.pt", model, small(tmp_path, steps=1), 1, {})
+    big = photo(tmp_path / "big.png", 4000, 3000)
+    argv = ["apply", "--model", str(ckpt), "--content", str(big), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--dry-run"]) == 0
+    assert "big.png: 4000x3000 px, whole, about" in capsys.readouterr().out
+    assert main([*argv, "--dry-run", "--tile", "auto", "--max-memory", "1500MB"]) == 0
+    out = capsys.readouterr().out
+    assert "tiles of" in out and "of --max-memory 1500MB" in out, out
+    assert main([*argv, "--max-memory", "1500MB"]) == 2  # whole, it would not fit
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--tile " in err and "would fit" in err, err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "transfer:efficientnet_lite0",
+        "transfer:vgg19",
+        "apply:johnson",
+        "apply:adain:efficientnet_lite0:stage1",
+    ],
+)
+def test_the_estimate_is_within_25_percent_of_the_measured_peak(kind: str) -> None:
+    """Each size a fresh process (benchmarks.calibrate_memory's runs), its ru_maxrss against
+    the estimate: at 0.5 and 2 megapixels (between and beyond the calibrated 0.25 and 1) and
+    at 1.5. Calibrated on one machine: another CPU's allocator may differ."""
+    for mp in (0.5, 1.5, 2.0):
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.calibrate_memory", "--child", f"{kind},{mp},0"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        )
+        measured = float(done.stdout.strip().splitlines()[-1])
+        found = estimate(kind, mp)
+        assert found is not None, kind
+        assert abs(found.mib - measured) <= 0.25 * measured, (kind, mp, found.mib, measured)

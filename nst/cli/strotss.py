@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
 from nst import NstError
@@ -14,8 +12,8 @@ from nst.cli.transfer import (
     add_memory_options,
     add_tracking_options,
     check_memory,
+    print_result,
     progress_bar,
-    summary,
     tracked,
 )
 from nst.config import StrotssConfig
@@ -68,17 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
             tracker.set_tags({"nst.method": "strotss"})
             tracker.log_result(result, content, style, data_hashes=hash_files(inputs))
-        if args.json:
-            info = summary(result, args.out)
-            if tracker is not None:
-                info["mlflow"] = {"tracking_uri": tracker.uri, "run_id": tracker.run_id}
-            print(json.dumps(info, indent=2))
-        else:
-            print(
-                f"wrote {args.out} ({result.steps} steps over {config.scales} scales, "
-                f"{result.seconds:.1f} s, loss {result.final_losses['total']:.4g}, "
-                f"weights {result.weights.identity})"
-            )
-        if tracker is not None and tracker.active:
-            print(f"MLflow run {tracker.run_id} in {tracker.uri}", file=sys.stderr)
+        steps = f"{result.steps} steps over {config.scales} scales"
+        print_result(args, result, tracker, steps, f"backbone {config.backbone}")
     return 0

@@ -214,17 +214,31 @@ def run(args: argparse.Namespace) -> int:
             tracker.log_result(result, content, style, data_hashes=hash_files(inputs))
             for path in frame_files:
                 tracker.log_artifact(path, "images")
-        if args.json:
-            info = {**summary(result, args.out), "backbone_rule": rule}
-            if tracker is not None:
-                info["mlflow"] = {"tracking_uri": tracker.uri, "run_id": tracker.run_id}
-            print(json.dumps(info, indent=2))
-        else:
-            print(
-                f"wrote {args.out} ({result.steps} steps, {result.seconds:.1f} s, "
-                f"loss {result.final_losses['total']:.4g}, backbone {rule}, "
-                f"weights {result.weights.identity})"
-            )
-        if tracker is not None and tracker.active:
-            print(f"MLflow run {tracker.run_id} in {tracker.uri}", file=sys.stderr)
+        print_result(
+            args, result, tracker, f"{result.steps} steps", f"backbone {rule}", backbone_rule=rule
+        )
     return 0
+
+
+def print_result(
+    args: argparse.Namespace,
+    result: Result,
+    tracker: TransferTracker | None,
+    steps: str,
+    network: str,
+    **extra: Any,
+) -> None:
+    """The command's last words: the JSON summary (--json) or one line, and the MLflow run."""
+    if args.json:
+        info = {**summary(result, args.out), **extra}
+        if tracker is not None:
+            info["mlflow"] = {"tracking_uri": tracker.uri, "run_id": tracker.run_id}
+        print(json.dumps(info, indent=2))
+    else:
+        print(
+            f"wrote {args.out} ({steps}, {result.seconds:.1f} s, "
+            f"loss {result.final_losses['total']:.4g}, {network}, "
+            f"weights {result.weights.identity})"
+        )
+    if tracker is not None and tracker.active:
+        print(f"MLflow run {tracker.run_id} in {tracker.uri}", file=sys.stderr)

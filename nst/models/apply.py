@@ -29,16 +29,7 @@ from nst.memory import Estimate, budget, estimate
 from nst.models.io import load_model
 from nst.models.pairs import stylize_pair_images
 from nst.models.registry import model_inputs
-from nst.models.tiling import (
-    HALO,
-    OVERLAP,
-    REFERENCE,
-    check_tile,
-    crop,
-    frozen_statistics,
-    reference_view,
-    stylize_tiled,
-)
+from nst.models.tiling import HALO, OVERLAP, REFERENCE, crop, stylize_in_tiles
 from nst.models.uri import local_checkpoint
 from nst.optimize.controls.color import ColorControl
 from nst.runtime import resolve_device
@@ -83,20 +74,12 @@ def apply_network(
 def _tiled(
     model: nn.Module, control: ColorControl, tiling: tuple[int, int, int], param: torch.Tensor
 ) -> torch.Tensor:
-    tile, overlap, halo = tiling
     image = control.content_image()
 
     def net(x: torch.Tensor) -> torch.Tensor:
         return model(x.to(device=param.device, dtype=param.dtype))
 
-    check_tile(tile, overlap)
-    with (
-        torch.no_grad(),
-        frozen_statistics(model, lambda: net(reference_view(image, max(REFERENCE, tile**2)))),
-    ):
-        y = stylize_tiled(
-            lambda *box: net(crop(image, *box)), image.shape[-2:], tile, overlap, halo
-        )
+    y = stylize_in_tiles(model, image, net, lambda *box: net(crop(image, *box)), tiling)
     return control.finish(y)
 
 

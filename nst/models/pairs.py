@@ -21,16 +21,7 @@ from torch import nn
 
 from nst import NstError
 from nst.images import load_image
-from nst.models.tiling import (
-    HALO,
-    OVERLAP,
-    REFERENCE,
-    check_tile,
-    crop,
-    frozen_statistics,
-    reference_view,
-    stylize_tiled,
-)
+from nst.models.tiling import HALO, OVERLAP, crop, stylize_in_tiles
 from nst.optimize.controls.color import ColorControl
 from nst.optimize.controls.masks import blend, load_mask
 
@@ -113,7 +104,6 @@ def _tiled(
     tiling: tuple[int, int, int],
 ) -> torch.Tensor:
     """AdaIN over tiles: the styles encoded once, the whole photo's content statistics."""
-    tile, overlap, halo = tiling
     transfer = typing.cast(typing.Any, model).transfer
     encoded = typing.cast(typing.Any, model).encode_styles(styles)
 
@@ -121,10 +111,10 @@ def _tiled(
         part = None if mask is None else crop(mask, *box)
         return transfer(crop(content, *box), styles, weights, strength, part, encoded=encoded)
 
-    check_tile(tile, overlap)
-    reference = reference_view(content, max(REFERENCE, tile**2))
-    with frozen_statistics(model, lambda: transfer(reference, styles, weights, encoded=encoded)):
-        return stylize_tiled(run, content.shape[-2:], tile, overlap, halo)
+    def whole(view: torch.Tensor) -> torch.Tensor:
+        return transfer(view, styles, weights, encoded=encoded)
+
+    return stylize_in_tiles(model, content, whole, run, tiling)
 
 
 def stylize_pair_images(

@@ -153,3 +153,19 @@ def _frozen(
         return y
 
     return forward
+
+
+def stylize_in_tiles(
+    model: nn.Module,
+    image: torch.Tensor,
+    whole: Callable[[torch.Tensor], object],
+    run: Stylise,
+    tiling: tuple[int, int, int],
+) -> torch.Tensor:
+    """`image` stylised in tiles (tile, overlap, halo) by run(y, x, h, w), with the statistics
+    that whole(view) gives on the reference view of the whole image (module docstring)."""
+    tile, overlap, halo = tiling
+    check_tile(tile, overlap)
+    reference = reference_view(image, max(REFERENCE, tile**2))
+    with torch.no_grad(), frozen_statistics(model, lambda: whole(reference)):
+        return stylize_tiled(run, image.shape[-2:], tile, overlap, halo)

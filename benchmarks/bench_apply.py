@@ -4,7 +4,7 @@ alone beside them.
 
 The network: johnson (width 32, the paper's), random weights, saved as a checkpoint and
 exported by `nst export`. Each `nst apply` is a fresh process (wall time from the parent,
-peak resident memory of the child: getrusage RUSAGE_CHILDREN, measured around each child);
+peak resident memory of the child: VmHWM of its /proc/self/status, printed by it);
 the pass alone is timed in this process (torch on the eager network, onnxruntime on the
 graph), median of --repeats. Arms alternate so drifts in machine speed hit both alike.
 
@@ -28,11 +28,12 @@ from benchmarks.common import cpu_line
 
 def child_run(argv: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of `nst <argv>` in a fresh interpreter."""
-    script = (
-        "import resource, sys\n"
+    script = (  # VmHWM: the child's own peak (benchmarks.common.rss_mb), in KiB
+        "import sys\n"
         "from nst.cli import main\n"
         "code = main(sys.argv[1:])\n"
-        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "status = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+        "print('PEAK', status)\n"
         "sys.exit(code)\n"
     )
     t0 = time.perf_counter()

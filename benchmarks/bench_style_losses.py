@@ -5,7 +5,7 @@ loss changed: gram (the baseline), moments, sliced_wasserstein (32 projections),
 (1024 positions), the self_similarity content loss (with gram), and one STROTSS step (one
 scale at the same size: hypercolumns of 1024 positions against 5000 style positions, relaxed
 EMD, moments, palette, self-similarity). Each arm runs in its own process, so its peak
-resident memory is its own (ru_maxrss never goes down within a process): printed as the
+resident memory is its own (VmHWM, benchmarks.common.rss_mb): printed as the
 process's peak and as the increase over its resident memory before the run (imports, the
 backbone and the images loaded: what the run itself adds). Arms are
 interleaved over the repeats (medians printed), ratios are to gram at the same size.

@@ -1,7 +1,7 @@
 """Peak memory and milliseconds per megapixel of feed-forward stylisation, whole image against
 tiles (nst.models.tiling), at 0.25, 1, 4 and 16 megapixels.
 
-Each run is its own process (ru_maxrss never goes down within one), limited to --limit-gb of
+Each run is its own process (its peak: VmHWM, benchmarks.common.rss_mb), limited to --limit-gb of
 address space so a whole-image run that would not fit fails instead of swapping the machine:
 printed as "does not fit". Networks: johnson (width 32, the paper's) and adain (the quick
 profile's: EfficientNet-Lite0 encoder cut at stage1), random weights (memory and time do not

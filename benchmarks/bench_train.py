@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from benchmarks.common import SHARED, benchmark_pair, cpu_line
+from benchmarks.common import SHARED, benchmark_pair, cpu_line, vm_mb
 from nst.models.johnson import JohnsonNet
 from nst.provenance import bf16_support
 
@@ -305,7 +304,7 @@ def memory_child(args: argparse.Namespace) -> None:
     if dev.type == "cuda":
         mb = torch.cuda.max_memory_allocated(dev) / 2**20
     else:
-        mb = _vm_mb("VmHWM") - START_RSS[0]
+        mb = vm_mb("VmHWM") - START_RSS[0]
     print(json.dumps({"mb": mb}))
 
 
@@ -319,16 +318,7 @@ def reset_peak() -> None:
         torch.cuda.reset_peak_memory_stats()
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    START_RSS[0] = _vm_mb("VmRSS")
-
-
-def _vm_mb(field: str) -> float:
-    """VmHWM (peak) or VmRSS of this process, per address space (ru_maxrss would carry the
-    parent's peak over fork + exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    START_RSS[0] = vm_mb("VmRSS")
 
 
 def bench_infer(args: argparse.Namespace) -> dict[int, float]:

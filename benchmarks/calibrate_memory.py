@@ -1,11 +1,11 @@
 """Measure the memory lines of nst.memory and write nst/memory.json.
 
-Every kind of run is measured at two sizes, each in its own process (peak resident memory:
-ru_maxrss) running the command itself (`nst transfer` with a 256 px style, 2 Adam steps;
-`nst apply` of a saved checkpoint: files decoded and encoded), and the line through the two
-points gives base and per_mp; apply:buffers is a width-8 johnson in 256 px tiles on 8 and 24
-megapixel images, where the images' buffers dominate. Random weights (memory does not depend
-on them), float32, CPU.
+Every kind of run is measured at two sizes, each in its own process (its peak resident
+memory: VmHWM, benchmarks.common.rss_mb) running the command itself (`nst transfer` with a
+256 px style, 2 Adam steps; `nst apply` of a saved checkpoint: files decoded and encoded),
+and the line through the two points gives base and per_mp; apply:buffers is a width-8
+johnson in 256 px tiles on 8 and 24 megapixel images, where the images' buffers dominate.
+Random weights (memory does not depend on them), float32, CPU.
 
     python -m benchmarks.calibrate_memory [--out nst/memory.json] [--kinds transfer:vgg19,...]
 """

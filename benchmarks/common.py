@@ -75,12 +75,21 @@ class Fp32Loss:
             return float(self.objective(image.float().clamp(0, 1))["total"])
 
 
-def rss_mb() -> float:
-    """The process's peak resident memory so far, MiB (ru_maxrss: it never goes down)."""
+def vm_mb(field: str) -> float:
+    """VmHWM (the peak) or VmRSS (now) of this process, MiB, per address space: since it
+    started. Not ru_maxrss: Linux carries that across exec, so a child of a large parent
+    (subprocess forks or vforks it) would report at least the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mb() -> float:
+    """This process's peak resident memory so far, MiB (VmHWM)."""
+    return vm_mb("VmHWM")
+
+
 def current_rss_mb() -> float:
-    """The process's resident memory now, MiB."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    """This process's resident memory now, MiB (VmRSS)."""
+    return vm_mb("VmRSS")

@@ -28,6 +28,14 @@ APPLY = (
     "apply:adain:efficientnet_lite0:stage1",
     "apply:buffers",
 )
+TRAIN = (
+    "train:johnson:efficientnet_lite0",
+    "train:johnson:vgg16",
+    "train:adain:efficientnet_lite0:stage1",
+    "train:adain:vgg19:relu4_1",
+)
+#: a training step's megapixels (batch 2 x 256^2 and 2 x 512^2 crops)
+TRAIN_MP = (2 * 256**2 / 1e6, 2 * 512**2 / 1e6)
 #: megapixels of the two whole-image runs, and of the two images apply:buffers is measured on
 #: (a width-8 johnson in 256 px tiles: its passes are small, the images' buffers dominate)
 WHOLE, TILED = (0.25, 1.0), (8.0, 24.0)
@@ -49,7 +57,50 @@ def one_run(kind: str, mp: float, tile: int) -> float:
     h = int((mp * 1e6 * 3 / 4) ** 0.5)
     photo = save_image(torch.rand(1, 3, h, h * 4 // 3), tmp / "photo.png")
     style = save_image(torch.rand(1, 3, 256, 256), tmp / "style.png")
-    if kind.startswith("transfer:"):
+    if kind.startswith("train:"):
+        parts = kind.split(":")
+        side = round((mp * 1e6 / 2) ** 0.5)
+        data = tmp / "photos"
+        for i in range(3):
+            save_image(torch.rand(1, 3, side + 8, side + 8), data / f"p{i}.png")
+        argv = [
+            "train",
+            "--method",
+            parts[1],
+            "--data",
+            str(data),
+            "--size",
+            str(side),
+            "--batch-size",
+            "2",
+            "--steps",
+            "2",
+            "--checkpoint-every",
+            "0",
+            "--sample-every",
+            "0",
+            "--val-images",
+            "0",
+            "--device",
+            "cpu",
+            "--no-track",
+            "--out",
+            str(tmp / "run"),
+        ]
+        if parts[1] == "johnson":
+            argv += ["--style", str(style), "--backbone", parts[2], "--weights", "random"]
+        else:
+            argv += [
+                "--styles",
+                str(data),
+                "--encoder",
+                parts[2],
+                "--encoder-layer",
+                parts[3],
+                "--encoder-weights",
+                "random",
+            ]
+    elif kind.startswith("transfer:"):
         argv = [
             "transfer",
             "--content",
@@ -136,11 +187,16 @@ def main(argv: list[str] | None = None) -> None:
         kind, mp, tile = args.child.rsplit(",", 2)
         print(one_run(kind, float(mp), int(tile)))
         return
-    kinds = args.kinds.split(",") if args.kinds else [f"transfer:{b}" for b in TRANSFER] + [*APPLY]
+    kinds = (
+        args.kinds.split(",")
+        if args.kinds
+        else [f"transfer:{b}" for b in TRANSFER] + [*APPLY, *TRAIN]
+    )
     print(cpu_line())
     found: dict[str, dict[str, float]] = {}
     for kind in kinds:
         tile, sizes = (256, TILED) if kind == "apply:buffers" else (0, WHOLE)
+        sizes = TRAIN_MP if kind.startswith("train:") else sizes
         peaks = [(mp, measure(kind, mp, tile)) for mp in sizes]
         base, per_mp = line((peaks[0], peaks[1]))
         entry = {"base": round(base, 1), "per_mp": round(per_mp, 1)}

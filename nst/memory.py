@@ -19,6 +19,8 @@ nst/memory.json with the machine it measured on. Kinds:
     apply:johnson            nst apply of a width-32 network (another width scales per_mp)
     apply:adain:<encoder>:<layer>
     apply:buffers            the end of a tiled nst apply, per megapixel of the image
+    train:johnson:<backbone> nst train, per megapixel of a step's batch (batch x crop^2):
+    train:adain:<encoder>:<layer>   the network, its loss network, their gradients, Adam
 
 A kind with no calibration has no estimate (the run goes ahead, saying so with --dry-run).
 The calibration is of the CPU's resident memory; on CUDA no estimate is made. bfloat16 runs
@@ -166,3 +168,19 @@ def budget(max_memory: str | None) -> tuple[float, str]:
     if max_memory:
         return parse_size(max_memory), f"of --max-memory {max_memory}"
     return available_mib(), "available (MemAvailable)"
+
+
+def train_kind(config: Any) -> str:
+    """nst.memory's kind of a training config: train:<method>:<loss network or encoder>."""
+    if config.method == "johnson":
+        return f"train:johnson:{config.backbone}"
+    if config.method == "adain":
+        return f"train:adain:{config.encoder}:{config.encoder_layer}"
+    return f"train:{config.method}:{getattr(config, 'encoder', config.backbone)}"
+
+
+def train_estimate(config: Any) -> Estimate | None:
+    """The peak of `nst train` with `config` (one process: batch_size x size^2 per step)."""
+    if str(config.device).startswith("cuda"):
+        return None
+    return estimate(train_kind(config), config.batch_size * config.size**2 / 1e6)

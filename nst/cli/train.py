@@ -12,7 +12,7 @@ from typing import Any
 
 from nst import NstError
 from nst.cli.options import add_config_options, check_output, typed_values
-from nst.cli.transfer import add_tracking_options
+from nst.cli.transfer import add_memory_options, add_tracking_options
 from nst.models.registry import get_method, list_models
 from nst.parts import read_yaml
 from nst.train.config import TrainConfig
@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue the run in --out from its checkpoint"
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    add_memory_options(p)
     add_tracking_options(p)
     p.add_argument(
         "--register-model",
@@ -99,6 +100,26 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return resumed_config(saved, requested)
 
 
+def check_train_memory(args: argparse.Namespace, config: TrainConfig) -> bool:
+    """Refuse, in one line, a training predicted not to fit (nst.memory), naming the crop size
+    that would; True when --dry-run asked only for the estimate (printed)."""
+    from nst.memory import budget, check, train_estimate, train_kind
+
+    found = train_estimate(config)
+    limit, source = budget(args.max_memory)
+    if args.dry_run:
+        print(
+            f"batch {config.batch_size} x {config.size} px crops: "
+            + (
+                f"about {found}; {limit:,.0f} MiB {source}"
+                if found
+                else f"no memory estimate ({train_kind(config)} is not calibrated on the CPU)"
+            )
+        )
+    check(found, limit, source, "--size", lambda fits: int((fits * 1e6 / config.batch_size) ** 0.5))
+    return bool(args.dry_run)
+
+
 def run(args: argparse.Namespace) -> int:
     import contextlib
 
@@ -107,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     check_output(args.out, "--out", folder=True)
+    if check_train_memory(args, config):
+        return 0
     world = world_from_env()
     track = not args.no_track and world.is_main
     if track:

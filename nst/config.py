@@ -179,7 +179,8 @@ class StrotssConfig(RuntimePart):
     """A STROTSS run (module docstring); the defaults are the paper's and its code's."""
 
     backbone: str = field_(
-        "vgg16", "network whose hypercolumns the losses compare (STROTSS: vgg16)"
+        "vgg16",
+        "network whose hypercolumns the losses compare (STROTSS: vgg16); auto as in transfer",
     )
     weights: str = field_(
         "auto",
@@ -213,6 +214,8 @@ class StrotssConfig(RuntimePart):
     def __post_init__(self) -> None:
         check_types(self)
         check_ranges(self)
+        if self.backbone == AUTO:  # as TransferConfig: vgg19 with its ImageNet file, else Lite0
+            object.__setattr__(self, "backbone", resolve(AUTO)[0])
         if not self.layers:  # VGG: STROTSS's nine ReLUs; another family: its preset's layers
             content, style = default_layers(self.backbone)
             vgg = family(self.backbone) == "vgg"

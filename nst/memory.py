@@ -170,6 +170,16 @@ def budget(max_memory: str | None) -> tuple[float, str]:
     return available_mib(), "available (MemAvailable)"
 
 
+def on_cuda(device: str) -> bool:
+    """Whether a run on `device` computes on a GPU (auto: when CUDA is available), where the
+    CPU's calibration does not apply."""
+    if device == "auto":
+        import torch  # only for auto: every caller imports it to run anyway
+
+        return bool(torch.cuda.is_available())
+    return device.startswith("cuda")
+
+
 def train_kind(config: Any) -> str:
     """nst.memory's kind of a training config: train:<method>:<loss network or encoder>."""
     if config.method == "johnson":
@@ -181,6 +191,33 @@ def train_kind(config: Any) -> str:
 
 def train_estimate(config: Any) -> Estimate | None:
     """The peak of `nst train` with `config` (one process: batch_size x size^2 per step)."""
-    if str(config.device).startswith("cuda"):
+    if on_cuda(str(config.device)):
         return None
     return estimate(train_kind(config), config.batch_size * config.size**2 / 1e6)
+
+
+def config_estimate(config: Any, aspect: float = 1.0) -> Estimate | None:
+    """The peak of running `config`: a TrainConfig (nst train) or an image optimisation config
+    (nst transfer, nst strotss: its largest stage, a content of short/long side `aspect`; 1 by
+    default, the square, an upper bound). None on CUDA or for a kind not calibrated."""
+    if on_cuda(str(config.device)):
+        return None
+    if hasattr(config, "batch_size"):
+        return train_estimate(config)
+    long_side = max(getattr(config, "pyramid", ()) or (config.size,))
+    lbfgs = getattr(config, "optimizer", "") == "lbfgs"
+    extra = lbfgs_mib_per_mp(config.lbfgs_history) if lbfgs else 0.0
+    method = "strotss" if hasattr(config, "scales") else "transfer"  # strotss: not calibrated
+    mp = long_side**2 * aspect / 1e6
+    return estimate(f"{method}:{config.backbone}", mp, extra_per_mp=extra)
+
+
+def check_config(config: Any) -> None:
+    """Refuse, in one line, a run of `config` predicted not to fit the memory available now
+    (a study trial: it fails alone, before any work, and the study goes on)."""
+    found = config_estimate(config)
+    limit, source = budget(None)
+    if found is not None and found.mib > limit:
+        side = "crop --size" if hasattr(config, "batch_size") else "size"
+        per = config.batch_size if hasattr(config, "batch_size") else 1
+        check(found, limit, source, side, lambda fits: int((fits * 1e6 / per) ** 0.5))

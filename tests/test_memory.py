@@ -176,3 +176,16 @@ def test_a_training_that_would_not_fit_is_refused_in_one_line(
     assert 64 < fits < 1024 and not (tmp_path / "run" / "model.pt").exists()
     assert main([*argv, "--size", str(fits), "--max-memory", "4GB", "--dry-run"]) == 0
     assert f"batch 8 x {fits} px crops: about" in capsys.readouterr().out
+
+
+def test_a_study_trial_that_would_not_fit_fails_alone_before_any_work() -> None:
+    """TrialFunction checks each drawn config (nst.memory.check_config): the trial fails with
+    the reason recorded and the study goes on."""
+    from nst.config import TransferConfig
+    from nst.memory import check_config
+
+    small = TransferConfig(backbone="vgg19", weights="random", size=64, device="cpu")
+    check_config(small)  # fits: nothing raised
+    huge = small.replace(size=20000, optimizer="lbfgs")
+    with pytest.raises(NstError, match=r"transfer:vgg19.*size \d+ would fit"):
+        check_config(huge)

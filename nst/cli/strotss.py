@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out in (args.content, args.style):
         raise NstError(f"--out {args.out} is an input image; choose another output path")
     check_output(args.out, "--out")
-    if check_memory(args, config, args.content, "strotss"):
+    if check_memory(args, config, args.content):
         return 0
     content, style = load_image(args.content), load_image(args.style)
     bar, update = progress_bar(config.steps * config.scales, f"strotss {config.backbone}")

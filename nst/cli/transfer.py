@@ -60,29 +60,24 @@ def add_memory_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def check_memory(
-    args: argparse.Namespace, config: Any, content: str, method: str = "transfer"
-) -> bool:
+def check_memory(args: argparse.Namespace, config: Any, content: str) -> bool:
     """Predict the run's peak memory from the content's header (nst.memory), refuse it in one
     line if it would not fit; True when --dry-run asked only for the estimate (printed)."""
     from nst.imagefiles import image_size
-    from nst.memory import budget, check, estimate, lbfgs_mib_per_mp
+    from nst.memory import budget, check, config_estimate
 
     w, h = image_size(content)
-    long_side = max(getattr(config, "pyramid", ()) or (config.size,))
-    mp = long_side**2 * min(w, h) / max(w, h) / 1e6
-    lbfgs = getattr(config, "optimizer", "") == "lbfgs"
-    kind = f"{method}:{config.backbone}"  # strotss:<backbone> is not calibrated yet
-    extra = lbfgs_mib_per_mp(config.lbfgs_history) if lbfgs else 0.0
-    found = estimate(kind, mp, extra_per_mp=extra) if config.device != "cuda" else None
+    found = config_estimate(config, min(w, h) / max(w, h))
     limit, source = budget(args.max_memory)
+    long_side = max(getattr(config, "pyramid", ()) or (config.size,))
     if args.dry_run:
         print(
             f"{content}: {long_side} px long side, "
             + (
                 f"about {found}; {limit:,.0f} MiB {source}"
                 if found
-                else f"no memory estimate ({kind} is not calibrated on the CPU)"
+                else f"no memory estimate ({config.backbone} is not calibrated for this "
+                "method on the CPU)"
             )
         )
     check(

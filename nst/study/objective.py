@@ -16,6 +16,7 @@ from nst import NstError
 from nst.backbones import Backbone
 from nst.config import TransferConfig
 from nst.images import fit_size, load_image, save_image
+from nst.memory import check_config
 from nst.optimize.loop import Step
 from nst.optimize.pyramid import total_steps
 from nst.optimize.transfer import stylize
@@ -127,6 +128,7 @@ class TrialFunction:
         try:
             config = self.draw(trial)
             trial.set_user_attr(attrs.CONFIG, config.to_dict())
+            check_config(config)  # predicted not to fit the memory: fails alone, before any work
             if self.tracking is None:
                 return self._run(trial, config, None)
             return self._tracked(trial, config)

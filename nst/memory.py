@@ -33,10 +33,12 @@ this process already holds), naming the largest size that would fit.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,7 +97,12 @@ class Estimate:
 
 def calibration(path: Path | None = None) -> dict[str, Cost]:
     """The calibrated kinds (nst/memory.json), {} when the file is absent."""
-    path = path or CALIBRATION
+    return _read(path or CALIBRATION)
+
+
+@functools.cache
+def _read(path: Path) -> dict[str, Cost]:
+    # read once per process: --tile auto asks for up to nine estimates per image
     if not path.is_file():
         return {}
     data = json.loads(path.read_text())
@@ -158,9 +165,19 @@ def check(found: Estimate | None, budget: float, source: str, size_name: str, si
         return
     fits = found.largest_mp(budget)
     hint = f"{size_name} {side_of(fits)} would fit" if fits > 0.001 else "no size would fit"
-    raise NstError(
-        f"this run needs about {found}, more than the {budget:,.0f} MiB {source}: {hint}"
-    )
+    raise NstError(refusal(found, budget, source, hint))
+
+
+def refusal(found: Estimate, budget: float, source: str, hint: str) -> str:
+    """The one line of a run that would not fit, and `hint`: what would."""
+    return f"this run needs about {found}, more than the {budget:,.0f} MiB {source}: {hint}"
+
+
+def describe(found: Estimate | None, budget: float, source: str, kind: str) -> str:
+    """What --dry-run prints of a prediction against its budget."""
+    if found is None:
+        return f"no memory estimate ({kind} is not calibrated on the CPU)"
+    return f"about {found}; {budget:,.0f} MiB {source}"
 
 
 def budget(max_memory: str | None) -> tuple[float, str]:
@@ -180,44 +197,45 @@ def on_cuda(device: str) -> bool:
     return device.startswith("cuda")
 
 
-def train_kind(config: Any) -> str:
-    """nst.memory's kind of a training config: train:<method>:<loss network or encoder>."""
-    if config.method == "johnson":
-        return f"train:johnson:{config.backbone}"
-    if config.method == "adain":
-        return f"train:adain:{config.encoder}:{config.encoder_layer}"
-    return f"train:{config.method}:{getattr(config, 'encoder', config.backbone)}"
-
-
-def train_estimate(config: Any) -> Estimate | None:
-    """The peak of `nst train` with `config` (one process: batch_size x size^2 per step)."""
-    if on_cuda(str(config.device)):
-        return None
-    return estimate(train_kind(config), config.batch_size * config.size**2 / 1e6)
+def config_kind(config: Any) -> str:
+    """nst.memory's kind of a run of `config`: train:<method>:<loss network or encoder> (a
+    TrainConfig), strotss:<backbone> (not calibrated) or transfer:<backbone>."""
+    if hasattr(config, "batch_size"):
+        if config.method == "adain":
+            return f"train:adain:{config.encoder}:{config.encoder_layer}"
+        network = config.backbone if config.method == "johnson" else config.encoder
+        return f"train:{config.method}:{network}"
+    return f"{'strotss' if hasattr(config, 'scales') else 'transfer'}:{config.backbone}"
 
 
 def config_estimate(config: Any, aspect: float = 1.0) -> Estimate | None:
-    """The peak of running `config`: a TrainConfig (nst train) or an image optimisation config
-    (nst transfer, nst strotss: its largest stage, a content of short/long side `aspect`; 1 by
-    default, the square, an upper bound). None on CUDA or for a kind not calibrated."""
+    """The peak of running `config`: a TrainConfig (nst train: batch_size x size^2 pixels per
+    step) or an image optimisation config (nst transfer, nst strotss: its largest stage, a
+    content of short/long side `aspect`; 1 by default, the square, an upper bound). None on
+    CUDA or for a kind not calibrated."""
     if on_cuda(str(config.device)):
         return None
     if hasattr(config, "batch_size"):
-        return train_estimate(config)
+        return estimate(config_kind(config), config.batch_size * config.size**2 / 1e6)
     long_side = max(getattr(config, "pyramid", ()) or (config.size,))
     lbfgs = getattr(config, "optimizer", "") == "lbfgs"
     extra = lbfgs_mib_per_mp(config.lbfgs_history) if lbfgs else 0.0
-    method = "strotss" if hasattr(config, "scales") else "transfer"  # strotss: not calibrated
-    mp = long_side**2 * aspect / 1e6
-    return estimate(f"{method}:{config.backbone}", mp, extra_per_mp=extra)
+    return estimate(config_kind(config), long_side**2 * aspect / 1e6, extra_per_mp=extra)
 
 
-def check_config(config: Any) -> None:
-    """Refuse, in one line, a run of `config` predicted not to fit the memory available now
-    (a study trial: it fails alone, before any work, and the study goes on)."""
-    found = config_estimate(config)
-    limit, source = budget(None)
-    if found is not None and found.mib > limit:
-        side = "crop --size" if hasattr(config, "batch_size") else "size"
-        per = config.batch_size if hasattr(config, "batch_size") else 1
-        check(found, limit, source, side, lambda fits: int((fits * 1e6 / per) ** 0.5))
+def check_config(
+    config: Any,
+    max_memory: str | None = None,
+    aspect: float = 1.0,
+    show: Callable[[str], object] | None = None,
+) -> None:
+    """Refuse, in one line naming the --size that would fit, a run of `config` predicted not to
+    fit `max_memory` (else the memory available now): `nst transfer`, `nst strotss`, `nst
+    train`, and each study trial (it fails alone, before any work, and the study goes on).
+    `show` (--dry-run) is given the prediction first."""
+    found = config_estimate(config, aspect)
+    limit, source = budget(max_memory)
+    if show is not None:
+        show(describe(found, limit, source, config_kind(config)))
+    per = config.batch_size if hasattr(config, "batch_size") else aspect  # pixels per side^2
+    check(found, limit, source, "--size", lambda fits: int((fits * 1e6 / per) ** 0.5))

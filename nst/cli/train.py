@@ -101,22 +101,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def check_train_memory(args: argparse.Namespace, config: TrainConfig) -> bool:
-    """Refuse, in one line, a training predicted not to fit (nst.memory), naming the crop size
-    that would; True when --dry-run asked only for the estimate (printed)."""
-    from nst.memory import budget, check, train_estimate, train_kind
+    """Refuse, in one line, a training predicted not to fit (nst.memory.check_config), naming
+    the crop size that would; True when --dry-run asked only for the estimate (printed)."""
+    from nst.memory import check_config
 
-    found = train_estimate(config)
-    limit, source = budget(args.max_memory)
-    if args.dry_run:
-        print(
-            f"batch {config.batch_size} x {config.size} px crops: "
-            + (
-                f"about {found}; {limit:,.0f} MiB {source}"
-                if found
-                else f"no memory estimate ({train_kind(config)} is not calibrated on the CPU)"
-            )
-        )
-    check(found, limit, source, "--size", lambda fits: int((fits * 1e6 / config.batch_size) ** 0.5))
+    def show(line: str) -> None:
+        print(f"batch {config.batch_size} x {config.size} px crops: {line}")
+
+    check_config(config, args.max_memory, show=show if args.dry_run else None)
     return bool(args.dry_run)
 
 

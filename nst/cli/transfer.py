@@ -61,32 +61,19 @@ def add_memory_options(p: argparse.ArgumentParser) -> None:
 
 
 def check_memory(args: argparse.Namespace, config: Any, content: str) -> bool:
-    """Predict the run's peak memory from the content's header (nst.memory), refuse it in one
-    line if it would not fit; True when --dry-run asked only for the estimate (printed)."""
+    """Predict the run's peak memory from the content's header (nst.memory.check_config),
+    refuse it in one line if it would not fit; True when --dry-run asked only for the estimate
+    (printed)."""
     from nst.imagefiles import image_size
-    from nst.memory import budget, check, config_estimate
+    from nst.memory import check_config
 
     w, h = image_size(content)
-    found = config_estimate(config, min(w, h) / max(w, h))
-    limit, source = budget(args.max_memory)
     long_side = max(getattr(config, "pyramid", ()) or (config.size,))
-    if args.dry_run:
-        print(
-            f"{content}: {long_side} px long side, "
-            + (
-                f"about {found}; {limit:,.0f} MiB {source}"
-                if found
-                else f"no memory estimate ({config.backbone} is not calibrated for this "
-                "method on the CPU)"
-            )
-        )
-    check(
-        found,
-        limit,
-        source,
-        "--size",
-        lambda fits: round((fits * 1e6 * max(w, h) / min(w, h)) ** 0.5),
-    )
+
+    def show(line: str) -> None:
+        print(f"{content}: {long_side} px long side, {line}")
+
+    check_config(config, args.max_memory, min(w, h) / max(w, h), show if args.dry_run else None)
     return bool(args.dry_run)
 
 

@@ -25,7 +25,7 @@ from torch import nn
 from nst import NstError
 from nst.imagefiles import image_size, output_paths
 from nst.images import load_image, save_image
-from nst.memory import Estimate, budget, estimate
+from nst.memory import Estimate, budget, describe, estimate, refusal
 from nst.models.io import load_model
 from nst.models.pairs import stylize_pair_images
 from nst.models.registry import model_inputs
@@ -111,7 +111,7 @@ def choose_tile(meta: dict[str, Any], megapixels: float, budget: float) -> int:
     """`--tile auto`: 0 when the whole image fits `budget` MiB, else the largest tile that does
     (the smallest one when none does: the check then refuses it)."""
     whole = predicted(meta, megapixels, 0)
-    if whole is None or whole.mib <= budget or memory_kind(meta)[0].startswith("apply:stytr"):
+    if whole is None or whole.mib <= budget:  # stytr, not calibrated, is never tiled here
         return 0
     for tile in TILES:
         found = predicted(meta, megapixels, tile)
@@ -120,19 +120,15 @@ def choose_tile(meta: dict[str, Any], megapixels: float, budget: float) -> int:
     return TILES[-1]
 
 
-def refusal(
-    meta: dict[str, Any], megapixels: float, found: Estimate, limit: float, source: str
-) -> str:
-    """Why a run does not fit, and what would: a tile size, or a smaller image."""
+def fit_hint(meta: dict[str, Any], megapixels: float, limit: float) -> str:
+    """What would fit `limit` MiB when an image does not: a tile size, or a smaller image."""
     best = choose_tile(meta, megapixels, limit)
     tiled = predicted(meta, megapixels, best) if best else None
-    if tiled is not None and tiled.mib <= limit and memory_kind(meta)[0] != "apply:stytr":
-        hint = f"--tile {best} would fit"
-    else:
-        whole = predicted(meta, megapixels, 0)
-        fits = whole.largest_mp(limit) if whole is not None else 0.0
-        hint = f"an image of {fits:.2f} MP would fit" if fits > 0.001 else "no size would fit"
-    return f"this needs about {found}, more than the {limit:,.0f} MiB {source}: {hint}"
+    if tiled is not None and tiled.mib <= limit:
+        return f"--tile {best} would fit"
+    whole = predicted(meta, megapixels, 0)
+    fits = whole.largest_mp(limit) if whole is not None else 0.0
+    return f"an image of {fits:.2f} MP would fit" if fits > 0.001 else "no size would fit"
 
 
 def stylize_files(
@@ -170,22 +166,17 @@ def stylize_files(
     # the memory each image will need, from its header alone (nst.memory), before any is read
     limit, source = budget(max_memory)
     sizes = [image_size(c, size) for c in contents]
-    tiles = []
+    tiles, kind = [], memory_kind(meta)[0]
     for path, (w, h) in zip(contents, sizes, strict=True):
         mp = w * h / 1e6
         chosen = choose_tile(meta, mp, limit) if tile == "auto" else int(tile)
         found = predicted(meta, mp, chosen)
         if found is not None and found.mib > limit:
-            raise NstError(f"{path}: {refusal(meta, mp, found, limit, source)}")
+            hint = fit_hint(meta, mp, limit)
+            raise NstError(f"{path}: {refusal(found, limit, source, hint)}")
         if dry_run:
-            log(
-                f"{path}: {w}x{h} px, {'tiles of ' + str(chosen) if chosen else 'whole'}, "
-                + (
-                    f"about {found}; {limit:,.0f} MiB {source}"
-                    if found
-                    else f"no memory estimate ({memory_kind(meta)[0]} is not calibrated)"
-                )
-            )
+            plan = f"tiles of {chosen}" if chosen else "whole"
+            log(f"{path}: {w}x{h} px, {plan}, {describe(found, limit, source, kind)}")
         tiles.append(chosen)
     if dry_run:
         return []

@@ -74,9 +74,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def long_side(wh: tuple[int, int], size: int) -> tuple[int, int]:
+    """(width, height) `wh` scaled so that the long side is `size` pixels, each at least 1."""
+    scale = size / max(wh)
+    return max(1, round(wh[0] * scale)), max(1, round(wh[1] * scale))
+
+
 def resize_long_side(img: Image.Image, size: int) -> Image.Image:
-    scale = size / max(img.size)
-    new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    new = long_side(img.size, size)
     return img if new == img.size else img.resize(new, Image.Resampling.LANCZOS)
 
 
@@ -160,7 +165,4 @@ def image_size(path: str | Path, size: int | None = None) -> tuple[int, int]:
         raise ImageError(f"{path}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{path}: corrupt or truncated image ({err})".splitlines()[0]) from None
-    if size:
-        scale = size / max(w, h)
-        w, h = max(1, round(w * scale)), max(1, round(h * scale))
-    return w, h
+    return long_side((w, h), size) if size else (w, h)

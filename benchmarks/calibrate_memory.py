@@ -2,7 +2,8 @@
 
 Every kind of run is measured at two sizes, each in its own process (its peak resident
 memory: VmHWM, benchmarks.common.rss_mb) running the command itself (`nst transfer` with a
-256 px style, 2 Adam steps; `nst apply` of a saved checkpoint: files decoded and encoded),
+256 px style, 2 Adam steps; `nst strotss` at one scale, 2 steps; `nst apply` of a saved
+checkpoint: files decoded and encoded),
 and the line through the two points gives base and per_mp; apply:buffers is a width-8
 johnson in 256 px tiles on 8 and 24 megapixel images, where the images' buffers dominate.
 Random weights (memory does not depend on them), float32, CPU.
@@ -22,10 +23,13 @@ from pathlib import Path
 from benchmarks.common import cpu_line, rss_mb
 
 TRANSFER = ("vgg19", "vgg16", "efficientnet_lite0", "deit_small")
+#: nst strotss's loss networks: its default (VGG16) and the pretrained one here
+STROTSS = ("vgg16", "efficientnet_lite0")
 APPLY = (
     "apply:johnson",
     "apply:adain:vgg19:relu4_1",
     "apply:adain:efficientnet_lite0:stage1",
+    "apply:stytr:deit_small",
     "apply:buffers",
 )
 TRAIN = (
@@ -100,6 +104,29 @@ def one_run(kind: str, mp: float, tile: int) -> float:
                 "--encoder-weights",
                 "random",
             ]
+    elif kind.startswith("strotss:"):
+        argv = [
+            "strotss",
+            "--content",
+            str(photo),
+            "--style",
+            str(style),
+            "--out",
+            str(tmp / "out.png"),
+            "--backbone",
+            kind.split(":")[1],
+            "--weights",
+            "random",
+            "--size",
+            str(h * 4 // 3),
+            "--scales",
+            "1",
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+            "--no-track",
+        ]
     elif kind.startswith("transfer:"):
         argv = [
             "transfer",
@@ -140,6 +167,9 @@ def one_run(kind: str, mp: float, tile: int) -> float:
         if johnson:
             model = get_model("johnson", width=8 if parts[1] == "buffers" else 32)
             values["style"] = str(style)
+        elif parts[1] == "stytr":
+            model = get_model("stytr", encoder=parts[2], weights="random")
+            values.update(styles=str(tmp), encoder=parts[2])
         else:
             model = get_model("adain", encoder=parts[2], layer=parts[3], weights="random")
             values.update(styles=str(tmp), encoder=parts[2], encoder_layer=parts[3])
@@ -190,7 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     kinds = (
         args.kinds.split(",")
         if args.kinds
-        else [f"transfer:{b}" for b in TRANSFER] + [*APPLY, *TRAIN]
+        else [f"transfer:{b}" for b in TRANSFER]
+        + [f"strotss:{b}" for b in STROTSS]
+        + [*APPLY, *TRAIN]
     )
     print(cpu_line())
     found: dict[str, dict[str, float]] = {}

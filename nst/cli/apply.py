@@ -129,7 +129,7 @@ def _run_onnx(args: argparse.Namespace) -> int:
         "--style-weights": bool(args.style_weights),
         "--strength": args.strength != 1.0,
         "--mask": bool(args.mask),
-        "--tile": args.tile != "0",
+        "--tile auto": args.tile == "auto",
         "--max-memory": bool(args.max_memory),
         "--dry-run": args.dry_run,
         "--device": args.device not in ("auto", "cpu"),
@@ -147,6 +147,8 @@ def _run_onnx(args: argparse.Namespace) -> int:
         output_paths(contents, Path(args.out)),
         size=args.size,
         styles=[Path(s) for s in args.style or []],
+        tile=int(args.tile),
+        **({} if args.tile_overlap is None else {"overlap": args.tile_overlap}),
     )
     for path in written:
         print(f"wrote {path}", file=sys.stderr)

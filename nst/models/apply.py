@@ -29,7 +29,8 @@ from nst.memory import Estimate, budget, describe, estimate, refusal
 from nst.models.io import load_model
 from nst.models.pairs import stylize_pair_images
 from nst.models.registry import model_inputs
-from nst.models.tiling import HALO, OVERLAP, REFERENCE, crop, stylize_in_tiles
+from nst.models.tiles import HALO, OVERLAP, REFERENCE, crop
+from nst.models.tiling import stylize_in_tiles
 from nst.models.uri import local_checkpoint
 from nst.optimize.controls.color import ColorControl
 from nst.runtime import resolve_device
@@ -94,6 +95,8 @@ def memory_kind(meta: dict[str, Any]) -> tuple[str, float]:
         return "apply:johnson", float(options.get("width", 32)) / 32
     if method == "adain":
         return f"apply:adain:{options.get('encoder')}:{options.get('layer')}", 1.0
+    if method == "stytr":
+        return f"apply:stytr:{options.get('encoder')}", 1.0
     return f"apply:{method}", 1.0
 
 
@@ -111,7 +114,7 @@ def choose_tile(meta: dict[str, Any], megapixels: float, budget: float) -> int:
     """`--tile auto`: 0 when the whole image fits `budget` MiB, else the largest tile that does
     (the smallest one when none does: the check then refuses it)."""
     whole = predicted(meta, megapixels, 0)
-    if whole is None or whole.mib <= budget:  # stytr, not calibrated, is never tiled here
+    if whole is None or whole.mib <= budget:  # a kind not calibrated is never tiled here
         return 0
     for tile in TILES:
         found = predicted(meta, megapixels, tile)

@@ -6,9 +6,18 @@ memory importing torch and building the eager network; the exported graph needs 
 graph's inputs say what it is: "image" (johnson: the style is built in) or "content" and
 "style" (adain, stytr), each N x 3 x H x W float32 in [0, 1], output "stylized" the same
 (nst.models.export). Images are read and written by nst.imagefiles (numpy, Pillow); one style
-per run, no colour control, strength, mask or tiles: those need the checkpoint (model.pt), and
+per run, no colour control, strength or mask: those need the checkpoint (model.pt), and
 asking for them here is one line naming what to drop. Sides must be at least 8 px (the
 graph's padding rule). onnxruntime's CPU provider runs it.
+
+Tiles (`tile`): the graph runs on tiles with a halo, blended by nst.models.tiles, with the
+whole image's normalisation as nst.models.tiling gives the checkpoint's: the graph is split
+in two (`split_normalisation`, onnx graph surgery): a statistics graph, the graph itself with
+every InstanceNormalization's input mean and variance as extra outputs (GlobalAveragePool of
+x and of (x - mean)^2), run once on the reference view of the whole image; and a tile graph
+where each InstanceNormalization(x, scale, B) becomes (x - mean) / sqrt(var + eps) * scale + B
+with mean and var as inputs. johnson's layers and adain's content normalisation are such
+nodes. What else a graph computes over its input (stytr's attention) it computes per tile.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from PIL import Image
 
 from nst import NstError
 from nst.imagefiles import open_rgb, resize_long_side, save_picture
+from nst.models.tiles import HALO, OVERLAP, REFERENCE, blend, crop
 
 #: the exported graph's input names -> what they are (nst.models.export: INPUT, model_inputs)
 LAYOUTS = {("image",): "content only", ("content", "style"): "content and style"}
@@ -41,6 +51,76 @@ def session(path: Path) -> Any:
         ) from None
 
 
+def split_normalisation(path: Path) -> tuple[Any, Any, list[str]] | None:
+    """(statistics session, tile session, the statistics' names) of the graph at `path`
+    (module docstring), None when it has no InstanceNormalization."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = onnx.load(str(path))
+    norms = [n for n in graph.graph.node if n.op_type == "InstanceNormalization"]
+    if not norms:
+        return None
+    stats, tiles = onnx.ModelProto(), onnx.ModelProto()
+    stats.CopyFrom(graph)
+    tiles.CopyFrom(graph)
+    names: list[str] = []
+    stat_nodes, tile_nodes = [], []
+    shape = helper.make_tensor("nst_channels", TensorProto.INT64, [4], [1, -1, 1, 1])
+    for node in graph.graph.node:
+        tile_nodes.append(node)
+        stat_nodes.append(node)
+        if node.op_type != "InstanceNormalization":
+            continue
+        k = len(names) // 2
+        x, scale, bias = node.input
+        mean, var = f"nst_mean_{k}", f"nst_var_{k}"
+        names += [mean, var]
+        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        stat_nodes += [
+            helper.make_node("GlobalAveragePool", [x], [mean]),
+            helper.make_node("Sub", [x, mean], [f"{mean}_d"]),
+            helper.make_node("Mul", [f"{mean}_d", f"{mean}_d"], [f"{mean}_d2"]),
+            helper.make_node("GlobalAveragePool", [f"{mean}_d2"], [var]),
+        ]
+        tile_nodes[-1:] = [
+            helper.make_node("Constant", [], [f"{var}_eps"], value_float=eps),
+            helper.make_node("Sub", [x, mean], [f"{mean}_d"]),
+            helper.make_node("Add", [var, f"{var}_eps"], [f"{var}_e"]),
+            helper.make_node("Sqrt", [f"{var}_e"], [f"{var}_s"]),
+            helper.make_node("Div", [f"{mean}_d", f"{var}_s"], [f"{mean}_n"]),
+            helper.make_node("Reshape", [scale, "nst_channels"], [f"{mean}_scale"]),
+            helper.make_node("Reshape", [bias, "nst_channels"], [f"{mean}_bias"]),
+            helper.make_node("Mul", [f"{mean}_n", f"{mean}_scale"], [f"{mean}_m"]),
+            helper.make_node("Add", [f"{mean}_m", f"{mean}_bias"], list(node.output)),
+        ]
+    for model, nodes in ((stats, stat_nodes), (tiles, tile_nodes)):
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    tiles.graph.initializer.append(shape)
+    info = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names]
+    stats.graph.output.extend(info)
+    tiles.graph.input.extend(info)
+    providers = ["CPUExecutionProvider"]
+    return (
+        ort.InferenceSession(stats.SerializeToString(), providers=providers),
+        ort.InferenceSession(tiles.SerializeToString(), providers=providers),
+        names,
+    )
+
+
+def reference_view(img: Image.Image, tile: int) -> Image.Image:
+    """nst.models.tiling.reference_view's view of a picture: itself up to REFERENCE pixels
+    (or a tile's), else resized to about that many (Pillow's bilinear, antialiased)."""
+    pixels = max(REFERENCE, tile**2)
+    if img.width * img.height <= pixels:
+        return img
+    scale = (pixels / (img.width * img.height)) ** 0.5
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling.BILINEAR)
+
+
 def as_array(img: Image.Image, what: str) -> np.ndarray:
     if min(img.size) < MIN_SIDE:
         raise NstError(f"{what} is {img.width}x{img.height} px: sides of at least {MIN_SIDE} px")
@@ -54,9 +134,12 @@ def apply_onnx(
     *,
     size: int | None = None,
     styles: list[Path] | None = None,
+    tile: int = 0,
+    overlap: int = OVERLAP,
 ) -> list[Path]:
     """Stylise each content file into its output path (every input read first, so a bad one
-    writes nothing); returns the written paths."""
+    writes nothing), in tiles of `tile` px when given (module docstring); returns the written
+    paths."""
     sess = session(Path(model))
     names = tuple(i.name for i in sess.get_inputs())
     if names not in LAYOUTS:
@@ -71,16 +154,40 @@ def apply_onnx(
     if not arbitrary and styles:
         raise NstError(f"--model {model} has its style built in: drop --style")
 
-    def read(path: Path) -> np.ndarray:
+    def read(path: Path) -> Image.Image:
         img = open_rgb(path)
-        return as_array(resize_long_side(img, size) if size else img, str(path))
+        return resize_long_side(img, size) if size else img
 
-    images = [read(c) for c in contents]
-    style = read(styles[0]) if arbitrary else None
+    pictures = [read(c) for c in contents]
+    images = [as_array(p, str(c)) for p, c in zip(pictures, contents, strict=True)]
+    style = as_array(read(styles[0]), str(styles[0])) if arbitrary else None
+    split = split_normalisation(Path(model)) if tile else None
     written = []
-    for image, target in zip(images, outputs, strict=True):
+
+    def run(session: Any, image: np.ndarray, **extra: np.ndarray) -> list[np.ndarray]:
         feed = {"content": image, "style": style} if arbitrary else {"image": image}
-        (y,) = sess.run(None, feed)
+        return session.run(None, {**feed, **extra})  # type: ignore[no-any-return]
+
+    def stylise(picture: Image.Image, image: np.ndarray) -> np.ndarray:
+        if not tile:
+            return run(sess, image)[0]
+        if split is None:
+            return blend(
+                lambda *box: run(sess, crop(image, *box))[0], image.shape[-2:], tile, overlap, HALO
+            )
+        stats_session, tile_session, names = split
+        view = as_array(reference_view(picture, tile), "the reference view")
+        stats = dict(zip(names, run(stats_session, view)[1:], strict=True))
+        return blend(
+            lambda *box: run(tile_session, crop(image, *box), **stats)[0],
+            image.shape[-2:],
+            tile,
+            overlap,
+            HALO,
+        )
+
+    for picture, image, target in zip(pictures, images, outputs, strict=True):
+        y = stylise(picture, image)
         pixels = (np.clip(y[0].transpose(1, 2, 0), 0.0, 1.0) * 255.0).round().astype(np.uint8)
         written.append(save_picture(Image.fromarray(pixels, mode="RGB"), target, tuple(contents)))
     return written

@@ -21,7 +21,8 @@ from torch import nn
 
 from nst import NstError
 from nst.images import load_image
-from nst.models.tiling import HALO, OVERLAP, crop, stylize_in_tiles
+from nst.models.tiles import HALO, OVERLAP, crop
+from nst.models.tiling import stylize_in_tiles
 from nst.optimize.controls.color import ColorControl
 from nst.optimize.controls.masks import blend, load_mask
 
@@ -53,8 +54,9 @@ def stylize_pairs(
 ) -> list[torch.Tensor]:
     """Each 1x3xHxW photo stylised by `model` with `styles` (1x3xH'xW', any sizes; module
     docstring); masks: one 1x1xHxW mask per photo, or None. Outputs keep the photos' sizes.
-    `tile` (adain): each photo in tiles of that side, the styles encoded once and the content
-    normalised with the whole photo's statistics (nst.models.tiling)."""
+    `tile`: each photo in tiles of that side, what spans the whole photo computed once for it
+    (nst.models.tiling: adain's style encodings and content statistics; stytr's
+    StyTr.stylize_tiles: the style memory, CAPE and position embeddings)."""
     method = getattr(model, "method", "?")
     if color not in PAIR_COLOR_MODES:
         raise NstError(f"colour mode {color!r}: use one of {', '.join(PAIR_COLOR_MODES)}")
@@ -66,15 +68,19 @@ def stylize_pairs(
     transfer = getattr(model, "transfer", None)
     if transfer is None and strength != 1.0:
         raise NstError(f"strength applies to adain networks, not {method}")
-    if tile and transfer is None:
-        raise NstError(
-            f"--tile: the {method} network attends over the whole image, which tiles would cut; "
-            "tiling is built for johnson and adain: drop --tile"
-        )
+    tiles = getattr(model, "stylize_tiles", None)
+    if tile and transfer is None and tiles is None:
+        raise NstError(f"--tile: the {method} network has no tiled path; drop --tile")
     param = next(model.parameters())
 
     def dev(x: torch.Tensor) -> torch.Tensor:
         return x.to(device=param.device, dtype=param.dtype)
+
+    def one(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """A network without AdaIN's controls on one style (stytr: in tiles with `tile`)."""
+        if tile:
+            return typing.cast(torch.Tensor, tiles(content, style, (tile, overlap, halo)))  # type: ignore[misc]
+        return typing.cast(torch.Tensor, model(content, style))
 
     results = []
     with torch.no_grad():
@@ -83,12 +89,15 @@ def stylize_pairs(
             c = dev(control.content_image())
             ss = [dev(control.style_image(s)) for s in styles]
             mask = dev(masks[i]) if masks else None
-            if tile:
-                y = _tiled(model, c, ss, w, strength, mask, (tile, overlap, halo))
-            elif transfer is not None:
-                y = transfer(c, ss, w, strength, mask)
+            if transfer is not None:
+                y = (
+                    _tiled(model, c, ss, w, strength, mask, (tile, overlap, halo))
+                    if tile
+                    else transfer(c, ss, w, strength, mask)
+                )
             else:
-                y = sum(wk / sum(w) * model(c, s) for wk, s in zip(w, ss, strict=True))
+                parts = [wk / sum(w) * one(c, s) for wk, s in zip(w, ss, strict=True)]
+                y = sum(parts[1:], parts[0])
                 y = y if mask is None else blend(y, c, mask)
             results.append(control.finish(typing.cast(torch.Tensor, y).float().cpu()))
     return results

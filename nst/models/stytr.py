@@ -55,6 +55,8 @@ from __future__ import annotations
 
 import copy
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +69,8 @@ from nst.images import pad_to_multiple
 from nst.models.decoder import MirrorDecoder
 from nst.models.lora import LORA_TARGETS, add_lora, merge_lora
 from nst.models.registry import register
+from nst.models.tiles import check_tile, crop
+from nst.models.tiling import reference_view, stylize_tiled
 
 #: the paper's pooled grid, on its patch-8 token grid; with patch P: CAPE_POOL * 8 / P
 CAPE_POOL, PAPER_PATCH = 18, 8
@@ -81,9 +85,65 @@ class CAPE(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(max(1, round(CAPE_POOL * PAPER_PATCH / patch)))
         self.proj = nn.Conv2d(dim, dim, 1)
 
+    def pooled(self, f: torch.Tensor) -> torch.Tensor:
+        """conv1x1(avgpool_g(F_c)): the g x g map the encoding is interpolated from."""
+        return self.proj(self.pool(f))
+
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        pos = self.proj(self.pool(f))
-        return F.interpolate(pos, size=f.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(
+            self.pooled(f), size=f.shape[-2:], mode="bilinear", align_corners=False
+        )
+
+    @staticmethod
+    def sample(pooled: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        """The encoding at the positions `where` (patch_centres) of the image `pooled` was
+        computed on: the same bilinear interpolation as forward's, at any patch of it."""
+        return F.grid_sample(
+            pooled, where.expand(len(pooled), -1, -1, -1), "bilinear", "border", align_corners=False
+        )
+
+
+def patch_centres(
+    at: tuple[int, int], grid: tuple[int, int], patch: int, frame: tuple[int, int]
+) -> torch.Tensor:
+    """The centres of a grid of patches whose first pixel is `at` (y, x) in an image of
+    `frame` (H, W) pixels, as grid_sample's coordinates (1 x h x w x 2, x then y, -1 and 1 the
+    image's outer edges: align_corners=False). Over the whole image (at 0, 0, grid frame / P)
+    these are exactly the points F.interpolate(align_corners=False) reads to resize a map to
+    the grid, which is what makes a tile's positions those of the whole image."""
+    ys = (at[0] + patch * (torch.arange(grid[0]) + 0.5)) / frame[0] * 2 - 1
+    xs = (at[1] + patch * (torch.arange(grid[1]) + 0.5)) / frame[1] * 2 - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy], dim=-1)[None]
+
+
+@contextmanager
+def framed_positions(vit: typing.Any, where: torch.Tensor) -> Iterator[None]:
+    """Within the block, the timm ViT `vit` adds to its patch tokens the absolute position
+    embeddings at `where` (patch_centres) of the whole image, bicubic as timm resamples them
+    (dynamic_img_size), instead of its embeddings stretched over its own input. The prefix
+    tokens (class, distillation) are handled as timm's _pos_embed does."""
+    grid = vit.patch_embed.grid_size
+    prefix = 0 if vit.no_embed_class else vit.num_prefix_tokens
+
+    def pos_embed(x: torch.Tensor) -> torch.Tensor:
+        n, h, w, c = x.shape
+        table = vit.pos_embed[:, prefix:].reshape(1, grid[0], grid[1], c).permute(0, 3, 1, 2)
+        at = F.grid_sample(table.float(), where, "bicubic", "border", align_corners=False)
+        spatial = at.flatten(2).transpose(1, 2).to(x.dtype)
+        tokens = [t.expand(n, -1, -1) for t in (vit.cls_token, vit.reg_token) if t is not None]
+        x = x.reshape(n, h * w, c)
+        if vit.no_embed_class:
+            return vit.pos_drop(torch.cat([*tokens, x + spatial], dim=1))
+        return vit.pos_drop(
+            torch.cat([*tokens, x], dim=1) + torch.cat([vit.pos_embed[:, :prefix], spatial], dim=1)
+        )
+
+    vit._pos_embed = pos_embed
+    try:
+        yield
+    finally:
+        del vit._pos_embed
 
 
 class DecoderLayer(nn.Module):
@@ -206,18 +266,57 @@ class StyTr(nn.Module):
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         return pad_to_multiple(x, self.patch)
 
-    def stylize(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        h, w = content.shape[-2:]
-        fc = self.content_encoder.features(self.pad(content), [self.last])[self.last]
+    def content_tokens(self, content: torch.Tensor) -> torch.Tensor:
+        """F_c: the content encoder's last patch-token map, N x D x h x w."""
+        return self.content_encoder.features(self.pad(content), [self.last])[self.last]
+
+    def style_tokens(self, style: torch.Tensor) -> torch.Tensor:
+        """The style memory the decoder attends to: F_s as N x M x D tokens."""
         fs = self.style_encoder.features(self.pad(style), [self.last])[self.last]
+        return fs.flatten(2).transpose(1, 2)
+
+    def decode(self, fc: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """The transformer decoder and the CNN decoder: tokens F_c (N x D x h x w) with their
+        CAPE (N x D x h x w), attending to `memory` -> an image of h x w patches."""
         n, d, gh, gw = fc.shape
-        pos = self.cape(fc).flatten(2).transpose(1, 2)
-        x, memory = fc.flatten(2).transpose(1, 2), fs.flatten(2).transpose(1, 2)
+        x, pos = fc.flatten(2).transpose(1, 2), pos.flatten(2).transpose(1, 2)
         for layer in self.transformer:
             x = layer(x, memory, pos)
         x = self.norm(x)
-        grid = x.transpose(1, 2).reshape(n, d, gh, gw)
-        return self.decoder(grid)[..., :h, :w]
+        return self.decoder(x.transpose(1, 2).reshape(n, d, gh, gw))
+
+    def stylize(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        h, w = content.shape[-2:]
+        fc = self.content_tokens(content)
+        return self.decode(fc, self.style_tokens(style), self.cape(fc))[..., :h, :w]
+
+    def stylize_tiles(
+        self, content: torch.Tensor, style: torch.Tensor, tiling: tuple[int, int, int]
+    ) -> torch.Tensor:
+        """`content` stylised in tiles (tile, overlap, halo; nst.models.tiling) with what spans
+        the whole image computed for the whole image: the style memory once, CAPE's pooled map
+        from the reference view of the whole content, and every tile's ViT position embeddings
+        and CAPE sampled at the tile's own patch centres in the whole image's frame (so a tile
+        sees the positions it has in the image, not those of an image of its own). What tiles
+        cannot keep: the content encoder's self-attention spans a tile and its halo, not the
+        whole image (the difference is measured in tests/test_tiling.py)."""
+        tile, overlap, halo = tiling
+        check_tile(tile, overlap)
+        h, w = content.shape[-2:]
+        frame = (-(-h // self.patch) * self.patch, -(-w // self.patch) * self.patch)
+        vit = typing.cast(typing.Any, self.content_encoder).model
+        memory = self.style_tokens(style)
+        pooled = self.cape.pooled(self.content_tokens(reference_view(content, tile)))
+
+        def run(y: int, x: int, th: int, tw: int) -> torch.Tensor:
+            grid = (-(-th // self.patch), -(-tw // self.patch))
+            where = patch_centres((y, x), grid, self.patch, frame).to(content.device)
+            with framed_positions(vit, where):
+                fc = self.content_tokens(crop(content, y, x, th, tw))
+            return self.decode(fc, memory, self.cape.sample(pooled, where))[..., :th, :tw]
+
+        with torch.no_grad():
+            return stylize_tiled(run, (h, w), tile, overlap, halo)
 
     def forward(
         self, content: torch.Tensor, style: torch.Tensor, extras: bool = False

@@ -1,11 +1,5 @@
-"""Feed-forward stylisation of any size in bounded memory: tiles blended without seams, the
-statistics that span the whole image computed once for it.
-
-A network runs on overlapping tiles of `tile` x `tile` pixels, each with `halo` pixels of the
-image around it as context (so the network's padding falls outside the tile, cropped off
-after); each output tile is weighted by a feather (a ramp from the tile's border to `overlap` pixels in, flat inside; 1 at the image's
-own borders) and the weighted sum is divided by the summed weights, so neighbouring tiles
-cross-fade over their overlap and no tile border shows.
+"""Feed-forward stylisation of any size in bounded memory: the network run on tiles
+(nst.models.tiles: halo, overlap, feathers), what spans the whole image computed once for it.
 
 Tiles alone would change the result: every instance normalisation (johnson's layers, AdaIN's
 content normalisation) would normalise each tile by its own mean and variance, so tiles would
@@ -24,86 +18,34 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nst import NstError
-
-#: run(y, x, h, w) -> the stylised h x w tile of the image at (y, x), 1x3xhxw
-Stylise = Callable[[int, int, int, int], torch.Tensor]
-#: the overlap of neighbouring tiles, and the context each tile is run with beyond its own
-#: pixels (cropped off after), in pixels, when none is given
-OVERLAP, HALO = 16, 32
-#: the pixels of the reference view whose statistics every tile uses (an image up to this
-#: size is its own reference: exact statistics)
-REFERENCE = 1024 * 1024
-
-
-def starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile starts along one axis: tiles of `tile` that cover [0, length), neighbours sharing at
-    least `overlap` pixels, the last tile flush with the end."""
-    if tile >= length:
-        return [0]
-    step = tile - overlap
-    out = list(range(0, length - tile, step))
-    return [*out, length - tile]
-
-
-def feather(length: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
-    """1-D weights of one tile: rising over `overlap` pixels from a border shared with another
-    tile (never 0: every pixel keeps some weight), flat at an image border."""
-    w = torch.ones(length)
-    ramp = torch.linspace(1.0 / (overlap + 1), 1.0, overlap + 2)[1:-1] if overlap else None
-    if ramp is not None and not first:
-        w[: len(ramp)] = ramp
-    if ramp is not None and not last:
-        w[-len(ramp) :] = ramp.flip(0)
-    return w
+from nst.models.tiles import REFERENCE, blend, check_tile
 
 
 def stylize_tiled(
-    run: Stylise, hw: Sequence[int], tile: int, overlap: int, halo: int = 0
+    run: Callable[[int, int, int, int], torch.Tensor],
+    hw: Sequence[int],
+    tile: int,
+    overlap: int,
+    halo: int = 0,
 ) -> torch.Tensor:
-    """run(y, x, h, w) -> the stylised region at (y, x), over the tiles of an image of size
-    `hw`: each tile run with `halo` pixels of context on every side (less at the image's
-    borders) and cropped back, the tiles blended with feathers over their overlap; returns the
-    1x3xHxW result on the CPU in float32."""
-    check_tile(tile, overlap)
-    h, w = hw
-    out = torch.zeros(1, 3, h, w)
-    total = torch.zeros(1, 1, h, w)
-    ys, xs = starts(h, tile, overlap), starts(w, tile, overlap)
-    th, tw = min(tile, h), min(tile, w)
-    for i, y in enumerate(ys):
-        wy = feather(th, min(overlap, th // 2), i == 0, i == len(ys) - 1)
-        y0, y1 = max(0, y - halo), min(h, y + th + halo)
-        for j, x in enumerate(xs):
-            wx = feather(tw, min(overlap, tw // 2), j == 0, j == len(xs) - 1)
-            x0, x1 = max(0, x - halo), min(w, x + tw + halo)
-            region = run(y0, x0, y1 - y0, x1 - x0).float().cpu()
-            piece = region[..., y - y0 : y - y0 + th, x - x0 : x - x0 + tw]
-            weight = (wy[:, None] * wx[None, :]).view(1, 1, th, tw)
-            out[..., y : y + th, x : x + tw] += piece * weight
-            total[..., y : y + th, x : x + tw] += weight
-    return out / total
+    """nst.models.tiles.blend of a network's tiles: the 1x3xHxW result on the CPU, float32."""
+
+    def region(*box: int) -> np.ndarray:
+        return run(*box).float().cpu().numpy()
+
+    return torch.from_numpy(blend(region, hw, tile, overlap, halo))
 
 
-def check_tile(tile: int, overlap: int) -> None:
-    if overlap < 0 or tile <= 2 * overlap:
-        raise NstError(
-            f"tile {tile} must exceed twice the overlap {overlap}: use a larger --tile "
-            "or a smaller --tile-overlap"
-        )
-
-
-def crop(image: torch.Tensor, y: int, x: int, h: int, w: int) -> torch.Tensor:
-    return image[..., y : y + h, x : x + w]
-
-
-def reference_view(image: torch.Tensor, pixels: int) -> torch.Tensor:
-    """`image` itself when it has at most `pixels` pixels, else resized (aspect kept) to about
-    that many: the view whose statistics stand for the whole image's."""
+def reference_view(image: torch.Tensor, tile: int) -> torch.Tensor:
+    """The view whose statistics stand for the whole image's when it runs in tiles of `tile`:
+    `image` itself when it has at most REFERENCE pixels (or a tile's), else resized (aspect
+    kept) to about that many."""
+    pixels = max(REFERENCE, tile**2)
     h, w = image.shape[-2:]
     if h * w <= pixels:
         return image
@@ -159,13 +101,13 @@ def stylize_in_tiles(
     model: nn.Module,
     image: torch.Tensor,
     whole: Callable[[torch.Tensor], object],
-    run: Stylise,
+    run: Callable[[int, int, int, int], torch.Tensor],
     tiling: tuple[int, int, int],
 ) -> torch.Tensor:
     """`image` stylised in tiles (tile, overlap, halo) by run(y, x, h, w), with the statistics
     that whole(view) gives on the reference view of the whole image (module docstring)."""
     tile, overlap, halo = tiling
     check_tile(tile, overlap)
-    reference = reference_view(image, max(REFERENCE, tile**2))
+    reference = reference_view(image, tile)
     with torch.no_grad(), frozen_statistics(model, lambda: whole(reference)):
         return stylize_tiled(run, image.shape[-2:], tile, overlap, halo)

@@ -121,6 +121,8 @@ def test_apply_dry_run_and_auto_tiles(tmp_path: Path, capsys: pytest.CaptureFixt
         ("transfer:vgg19", (0.5, 1.5, 2.0)),
         ("apply:johnson", (0.5, 1.5, 2.0)),
         ("apply:adain:efficientnet_lite0:stage1", (0.5, 1.5, 2.0)),
+        ("apply:stytr:deit_small", (0.5, 1.5, 2.0)),
+        ("strotss:efficientnet_lite0", (0.5, 1.5, 2.0)),
         ("train:johnson:efficientnet_lite0", (0.2, 0.4, 0.7)),  # batch 2 x 316..592 px crops
     ],
 )
@@ -189,3 +191,73 @@ def test_a_study_trial_that_would_not_fit_fails_alone_before_any_work() -> None:
     huge = small.replace(size=20000, optimizer="lbfgs")
     with pytest.raises(NstError, match=r"transfer:vgg19.*size \d+ would fit"):
         check_config(huge)
+
+
+def test_nst_study_max_memory_fails_the_trial_that_would_not_fit_and_goes_on(
+    tmp_path: Path,
+) -> None:
+    """`nst study --max-memory`: each trial's drawn config is checked first (TrialFunction,
+    nst.memory.check_config); a 4096 px trial under 2 GB fails alone with the refusal as its
+    reason, before any work, and the 32 px trials around it complete."""
+    import optuna
+    import yaml
+    from test_faults import spec_dict
+
+    spec = spec_dict("memory_budget", trials=3)
+    spec["search"] = {"size": {"type": "categorical", "choices": [32, 4096]}}
+    spec["fixed"] = spec["profiles"]["smoke"]["fixed"] = {"steps": 2, "weights": "random"}
+    spec["fixed"].update(device="cpu", backbone="vgg19")
+    path = tmp_path / "budget.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    from nst.study.runner import open_study
+    from nst.study.spec import load_experiment
+
+    study = open_study(load_experiment(path).with_profile("smoke"), url, 0)
+    for size in (32, 4096, 32):
+        study.enqueue_trial({"size": size})
+    argv = ["study", str(path), "--profile", "smoke", "--storage", url, "--no-track"]
+    assert main([*argv, "--out", str(tmp_path / "r"), "--max-memory", "2GB"]) == 0
+    trials = optuna.load_study(study_name="memory_budget", storage=url).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    reason = trials[1].user_attrs["fail_reason"]
+    assert "transfer:vgg19" in reason and "of --max-memory 2GB" in reason, reason
+    assert "--size " in reason and "would fit" in reason
+    images = sorted(p.name for p in (tmp_path / "r" / "memory_budget" / "images").iterdir())
+    assert images == ["trial000_pair0.png", "trial002_pair0.png"]  # nothing of the refused one
+    assert main([*argv, "--out", str(tmp_path / "r"), "--max-memory", "lots"]) == 2
+
+
+def test_the_stylizer_tiles_a_network_to_fit_and_refuses_what_cannot(tmp_path: Path) -> None:
+    """Stylizer(max_memory=...): a trained network's image runs whole when it fits, in the
+    largest tile that does when not (the same image as untiled, to rounding: the whole image's
+    statistics), and an optimisation predicted not to fit is refused in one line."""
+    from test_tiling import photo as structured
+    from test_tiling import runner
+    from test_train import small
+
+    from nst.config import TransferConfig
+    from nst.methods.stylizer import Stylizer
+    from nst.train.checkpoint import save_model
+
+    model, _ = runner("johnson")
+    ckpt = save_model(tmp_path / "model.pt", model, small(tmp_path, steps=1), 1, {})
+    content, style = structured(1000, 1500), structured(64, 64, seed=3)
+    whole = Stylizer.from_checkpoint(ckpt).stylize(content, style)
+    assert whole.tile == 0
+    # between the whole 1.5 MP pass and a tiled run's largest (the 1 MP reference view), for
+    # the width-8 network (a quarter of the calibrated width-32 cost)
+    need = calibration()["apply:johnson"]
+    tiled, untiled = (
+        need.base + need.per_mp / 4 * mp + INPUT * 1.5 * (mp < 1.5) for mp in (1, 1.5)
+    )
+    fitted = Stylizer.from_checkpoint(
+        ckpt, tile="auto", max_memory=f"{(tiled + untiled) / 2:.0f}MB"
+    )
+    done = fitted.stylize(content, style)
+    assert 0 < done.tile < 1500, done.tile
+    # the statistics of the 1 MP reference view, not of the whole image: near, not equal
+    assert float((done.image - whole.image).abs().mean()) < 0.01
+    config = TransferConfig(backbone="vgg19", weights="random", size=4096, device="cpu")
+    with pytest.raises(NstError, match=r"transfer:vgg19.*of --max-memory 2GB.*--size \d+ would"):
+        Stylizer.from_config(config, max_memory="2GB").stylize(content, style)

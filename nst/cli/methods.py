@@ -73,6 +73,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--experiment", help="MLflow experiment (default: the file's name: key, e.g. methods)"
     )
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory each stylisation may use, e.g. 4GB (nst.memory): an optimisation "
+        "predicted to need more is refused, a trained network runs in the largest tile "
+        "that fits (default: unchecked)",
+    )
     p.add_argument("--quiet", action="store_true", help="print only the final table")
 
 
@@ -112,8 +119,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from nst.methods.run import HEADLINE, run_methods
 
+    if args.max_memory:
+        from nst.memory import parse_size
+
+        parse_size(args.max_memory)  # a bad size is one line before any work
     root = run_methods(
-        args.spec, args.profile, args.data, args.out, log=log, train=args.step == "all", hooks=hooks
+        args.spec,
+        args.profile,
+        args.data,
+        args.out,
+        log=log,
+        train=args.step == "all",
+        hooks=hooks,
+        max_memory=args.max_memory,
     )
     summary = json.loads((root / "summary.json").read_text())
     means = json.loads((root / "metrics.json").read_text())  # run_methods' per-method means

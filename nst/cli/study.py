@@ -56,6 +56,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default <project>/mlflow.db)")
     p.add_argument("--no-track", action="store_true", help="do not log trials to MLflow")
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory each trial may use, e.g. 4GB (default: what is available when it starts); "
+        "a trial whose drawn config is predicted to need more (nst.memory) fails alone, "
+        "before any work, and the study goes on",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     from nst.study.runner import run_study
     from nst.study.spec import load_experiment
 
+    if args.max_memory:
+        from nst.memory import parse_size
+
+        parse_size(args.max_memory)  # a bad size is one line now, not a failure in every trial
     spec = load_experiment(args.experiment).with_profile(args.profile, trials=args.trials or None)
     spec, choice = choose_backbone(spec, args.backbone)
     print(f"study {spec.name}: backbone {choice.text}")
@@ -80,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=True,
         backbone=choice,
+        max_memory=args.max_memory,
     )
     out = run_study(spec, opts)
     summary = json.loads((out / "summary.json").read_text())

@@ -76,6 +76,14 @@ def _stylizers(
     return out, records
 
 
+def fit_memory(stylizers: dict[str, Stylizer], max_memory: str | None) -> None:
+    """`--max-memory`: every image checked against it before it runs, a trained network's
+    in the largest tile that fits when the whole image would not (Stylizer's module docstring)."""
+    for s in stylizers.values():
+        s.max_memory = max_memory
+        s.tile = "auto" if max_memory and s.model is not None else s.tile
+
+
 def run_methods(
     spec: str | Path,
     profile: str,
@@ -85,9 +93,11 @@ def run_methods(
     log: Log = lambda _: None,
     train: bool = True,
     hooks: Hooks | None = None,
+    max_memory: str | None = None,
 ) -> Path:
     """Run the comparison (module docstring); returns <out>/methods. train=False (--step
-    evaluate, the DVC methods stage) uses the networks train@<method> made and trains none."""
+    evaluate, the DVC methods stage) uses the networks train@<method> made and trains none.
+    `max_memory` (e.g. "4GB"): every image checked against it first (fit_memory)."""
     plan = load_plan(spec, profile)
     root = Path(out) / plan.name
     root.mkdir(parents=True, exist_ok=True)
@@ -96,7 +106,7 @@ def run_methods(
     stage.mkdir()
     started = time.time()
     try:
-        rows, methods, judge = _run(plan, split, root, stage, log, train, hooks)
+        rows, methods, judge = _run(plan, split, root, stage, log, train, hooks, max_memory)
         _write(root, stage, plan, split, rows, methods, judge, Path(data), started)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -111,12 +121,14 @@ def _run(
     log: Log,
     train: bool,
     hooks: Hooks | None,
+    max_memory: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     built: dict[str, dict[str, Stylizer]] = {}
     methods: dict[str, Any] = {}
     for m in plan.methods:
         log(f"== {m.name} ({m.method}) ==")
         stylizers, runs = _stylizers(plan, m, split, root / "runs", log, train, hooks)
+        fit_memory(stylizers, max_memory)
         networks: dict[str, dict[str, Any]] = {}
         for s in stylizers.values():
             for n in s.networks:
@@ -155,6 +167,8 @@ def _run(
             for spath, style in styles:
                 stylizer = stylizers.get(spath.name) or stylizers["*"]
                 done = stylizer.stylize(content, style)
+                if done.tile:
+                    log(f"  {cpath.name}: in tiles of {done.tile} px to fit --max-memory")
                 ev = evaluator.evaluate(
                     content,
                     style,

@@ -12,6 +12,13 @@ stylises and measures only through it, so every method is timed and measured the
                     process's peak resident set so far (ru_maxrss: never goes down, so it is an
                     upper bound for the call, not the call's own increment)
 
+Memory (nst.memory), when `max_memory` is given (a size such as "4GB") or `tile` is "auto"
+(then against the memory available now): an optimisation's config is checked before the run
+(check_config, refused in one line naming the --size that would fit); a trained network's
+image runs whole when its predicted peak fits, else in the largest tile that does (`auto`;
+nst.models.apply.fitted_tile), else is refused in one line. Without them nothing is checked and
+`tile` (a side in px, 0 for the whole image) is used as given.
+
 The image is exactly what calling the method directly gives: its run function (the registry
 entry's `run`, e.g. nst.optimize.stylize(config, content, style).image for gatys), nst.models.apply.apply_network for johnson (its style is built in:
 `style` is ignored) and nst.models.pairs.stylize_pairs for adain and stytr.
@@ -28,7 +35,8 @@ import torch
 from torch import nn
 
 from nst.backbones import Backbone
-from nst.models.apply import apply_network
+from nst.memory import budget, check_config
+from nst.models.apply import apply_network, fitted_tile
 from nst.models.external import ExternalConfig, ExternalNet
 from nst.models.io import load_model
 from nst.models.pairs import stylize_pairs
@@ -43,6 +51,7 @@ class Stylized:
     image: torch.Tensor  # 1x3xHxW in [0, 1], CPU float32
     seconds: float
     peak_memory_mb: float
+    tile: int = 0  # the tile side a network ran in, 0: the whole image
 
 
 @dataclass(frozen=True)
@@ -76,11 +85,21 @@ class Stylizer:
     model: nn.Module | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     networks: list[Network] = field(default_factory=list)
-    #: johnson, adain: stylise in tiles of this side (nst.models.tiling); 0: the whole image
-    tile: int = 0
+    #: a trained network: stylise in tiles of this side (nst.models.tiling), "auto" (module
+    #: docstring) or 0: the whole image
+    tile: int | str = 0
+    #: the memory a call may use (module docstring), e.g. "4GB"; None: unchecked
+    max_memory: str | None = None
 
     @classmethod
-    def from_config(cls, config: Any, name: str = "gatys", method: str = "gatys") -> Stylizer:
+    def from_config(
+        cls,
+        config: Any,
+        name: str = "gatys",
+        method: str = "gatys",
+        *,
+        max_memory: str | None = None,
+    ) -> Stylizer:
         """An optimisation method's config (gatys: a TransferConfig, strotss: a
         StrotssConfig); its loss network is built once here and reused for every image."""
         backbone = loss_backbone(config)
@@ -93,6 +112,7 @@ class Stylizer:
             config=config,
             backbone=backbone,
             networks=[net],
+            max_memory=max_memory,
         )
 
     @classmethod
@@ -102,13 +122,26 @@ class Stylizer:
         name: str | None = None,
         device: str = "cpu",
         tracking_uri: str | None = None,
+        *,
+        tile: int | str = 0,
+        max_memory: str | None = None,
     ) -> Stylizer:
-        """A trained network: a checkpoint file, runs:/RUN_ID/PATH or models:/NAME/VERSION."""
+        """A trained network: a checkpoint file, runs:/RUN_ID/PATH or models:/NAME/VERSION;
+        `tile` and `max_memory` as the module docstring says."""
         dev = resolve_device(device)
         with local_checkpoint(spec, tracking_uri) as path:
             model, meta = load_model(path, dev)
         method = str(meta.get("method"))
-        return cls(name or method, method, dev, model=model, meta=meta, networks=networks_of(meta))
+        return cls(
+            name or method,
+            method,
+            dev,
+            model=model,
+            meta=meta,
+            networks=networks_of(meta),
+            tile=tile,
+            max_memory=max_memory,
+        )
 
     @classmethod
     def from_external(cls, config: ExternalConfig, name: str = "onnx") -> Stylizer:
@@ -128,14 +161,27 @@ class Stylizer:
         if cuda:
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
+        tile = self._fit(content)
         t0 = time.perf_counter()
-        image = self._run(content, style)
+        image = self._run(content, style, tile)
         if cuda:
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - t0
-        return Stylized(image.detach().float().cpu(), seconds, peak_memory_mb(self.device))
+        return Stylized(image.detach().float().cpu(), seconds, peak_memory_mb(self.device), tile)
 
-    def _run(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def _fit(self, content: torch.Tensor) -> int:
+        """The tile side to run in, the memory checked first (module docstring)."""
+        checked = self.max_memory is not None or self.tile == "auto"
+        if not checked or self.device.type == "cuda":
+            return 0 if self.tile == "auto" else int(self.tile)
+        h, w = content.shape[-2:]
+        if self.config is not None:
+            check_config(self.config, self.max_memory, aspect=min(h, w) / max(h, w))
+            return 0
+        limit, source = budget(self.max_memory)
+        return fitted_tile(self.meta, h * w / 1e6, self.tile, limit, source)[0]
+
+    def _run(self, content: torch.Tensor, style: torch.Tensor, tile: int) -> torch.Tensor:
         if self.config is not None:
             run = get_method(self.method).runner()
             return run(self.config, content, style, backbone=self.backbone).image  # type: ignore[no-any-return]
@@ -143,8 +189,8 @@ class Stylizer:
         if isinstance(self.model, ExternalNet):
             return self.model(content, style if self.takes_style else None)
         if self.takes_style:
-            return stylize_pairs(self.model, [content], [style], tile=self.tile)[0]
-        return apply_network(self.model, [content], tile=self.tile)[0]
+            return stylize_pairs(self.model, [content], [style], tile=tile)[0]
+        return apply_network(self.model, [content], tile=tile)[0]
 
 
 def networks_of(meta: dict[str, Any]) -> list[Network]:

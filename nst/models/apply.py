@@ -134,6 +134,19 @@ def fit_hint(meta: dict[str, Any], megapixels: float, limit: float) -> str:
     return f"an image of {fits:.2f} MP would fit" if fits > 0.001 else "no size would fit"
 
 
+def fitted_tile(
+    meta: dict[str, Any], megapixels: float, tile: int | str, limit: float, source: str
+) -> tuple[int, Estimate | None]:
+    """The tile side one image of `megapixels` runs in (`auto`: choose_tile) and its predicted
+    peak; an image predicted not to fit `limit` MiB (`source`: where the budget came from) is
+    refused in one line naming what would fit."""
+    chosen = choose_tile(meta, megapixels, limit) if tile == "auto" else int(tile)
+    found = predicted(meta, megapixels, chosen)
+    if found is not None and found.mib > limit:
+        raise NstError(refusal(found, limit, source, fit_hint(meta, megapixels, limit)))
+    return chosen, found
+
+
 def stylize_files(
     model_path: str | Path,
     contents: list[Path],
@@ -171,12 +184,10 @@ def stylize_files(
     sizes = [image_size(c, size) for c in contents]
     tiles, kind = [], memory_kind(meta)[0]
     for path, (w, h) in zip(contents, sizes, strict=True):
-        mp = w * h / 1e6
-        chosen = choose_tile(meta, mp, limit) if tile == "auto" else int(tile)
-        found = predicted(meta, mp, chosen)
-        if found is not None and found.mib > limit:
-            hint = fit_hint(meta, mp, limit)
-            raise NstError(f"{path}: {refusal(found, limit, source, hint)}")
+        try:
+            chosen, found = fitted_tile(meta, w * h / 1e6, tile, limit, source)
+        except NstError as err:
+            raise NstError(f"{path}: {err}") from None
         if dry_run:
             plan = f"tiles of {chosen}" if chosen else "whole"
             log(f"{path}: {w}x{h} px, {plan}, {describe(found, limit, source, kind)}")

@@ -44,6 +44,8 @@ class StudyOptions:
     seed: int = 0  # sampler seed (worker i uses seed + i)
     progress: bool = False  # a progress bar over the trial budget on stderr (a terminal only)
     backbone: BackboneChoice | None = None  # how `--backbone` chose the network, for the record
+    #: the memory a trial may use, e.g. "4GB" (nst.memory; None: what is available when it starts)
+    max_memory: str | None = None
 
 
 @dataclass
@@ -93,6 +95,7 @@ class TrialFunction:
 
     spec: ExperimentSpec
     tracking: dict[str, str] | None  # {"uri", "experiment", "parent_run_id"} or None
+    max_memory: str | None = None  # StudyOptions.max_memory
 
     def draw(self, trial: optuna.Trial) -> Any:
         raise NotImplementedError
@@ -128,7 +131,8 @@ class TrialFunction:
         try:
             config = self.draw(trial)
             trial.set_user_attr(attrs.CONFIG, config.to_dict())
-            check_config(config)  # predicted not to fit the memory: fails alone, before any work
+            # predicted not to fit the memory: fails alone, before any work
+            check_config(config, self.max_memory)
             if self.tracking is None:
                 return self._run(trial, config, None)
             return self._tracked(trial, config)

@@ -111,12 +111,21 @@ def split_facts(pairs: list[Pair]) -> dict[str, Any] | None:
 
 
 def make_objective(
-    spec: ExperimentSpec, inputs: Inputs, out: Path, tracking: dict[str, str] | None
+    spec: ExperimentSpec,
+    inputs: Inputs,
+    out: Path,
+    tracking: dict[str, str] | None,
+    max_memory: str | None = None,
 ) -> TransferTrials | TrainingTrials:
-    """The trial function: optimise the pairs (TransferTrials) or train (TrainingTrials)."""
+    """The trial function: optimise the pairs (TransferTrials) or train (TrainingTrials), each
+    trial's config checked against `max_memory` first (StudyOptions.max_memory)."""
+    trials: TransferTrials | TrainingTrials
     if isinstance(inputs, TrainData):
-        return TrainingTrials(spec, inputs, out, Resources(), tracking)
-    return TransferTrials(spec, inputs, out, Resources(), tracking)
+        trials = TrainingTrials(spec, inputs, out, Resources(), tracking)
+    else:
+        trials = TransferTrials(spec, inputs, out, Resources(), tracking)
+    trials.max_memory = max_memory
+    return trials
 
 
 def run_worker(
@@ -138,7 +147,7 @@ def run_worker(
     if pairs is None:
         pairs = choose_inputs(spec, opts)
     tracking = study.user_attrs.get(MLFLOW) if opts.track else None
-    objective = make_objective(spec, pairs, out, tracking)
+    objective = make_objective(spec, pairs, out, tracking, opts.max_memory)
     budget = int(spec.budget["trials"])
     tracking_down: list[str] = []
 

@@ -5,9 +5,11 @@ Each run is its own process (its peak: VmHWM, benchmarks.common.rss_mb), limited
 address space so a whole-image run that would not fit fails instead of swapping the machine:
 printed as "does not fit". Networks: johnson (width 32, the paper's) and adain (the quick
 profile's: EfficientNet-Lite0 encoder cut at stage1), random weights (memory and time do not
-depend on them). Printed: the process's peak resident memory, its increase over the memory
-before the network ran (the image and the model loaded), and ms per megapixel; then the
-ratios tiled / whole at each size.
+depend on them), and stytr (DeiT-Small encoders, the default: StyTr.stylize_tiles). Printed:
+the process's peak resident memory, its increase over the memory before the network ran (the
+image and the model loaded), and ms per megapixel; then the ratios tiled / whole at each size;
+last, the largest image each method can stylise on this machine, whole (before tiles) and in
+tiles (after), from nst.memory's calibrated lines and the memory available now.
 
     python -m benchmarks.bench_tiling [--sizes 0.25,1,4,16] [--tile 512] [--limit-gb 16]
 """
@@ -20,10 +22,17 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Any
 
 from benchmarks.common import cpu_line, current_rss_mb, rss_mb
 
-METHODS = ("johnson", "adain")
+METHODS = ("johnson", "adain", "stytr")
+#: each benchmarked network's options (a checkpoint's meta: nst.models.apply.memory_kind)
+OPTIONS: dict[str, dict[str, Any]] = {
+    "johnson": {"width": 32},
+    "adain": {"encoder": "efficientnet_lite0", "layer": "stage1"},
+    "stytr": {"encoder": "deit_small"},
+}
 
 
 def one_run(method: str, megapixels: float, tile: int) -> dict[str, float]:
@@ -36,11 +45,8 @@ def one_run(method: str, megapixels: float, tile: int) -> dict[str, float]:
     torch.manual_seed(0)
     h = int((megapixels * 1e6 * 2 / 3) ** 0.5)
     image = torch.rand(1, 3, h, h * 3 // 2)
-    if method == "johnson":
-        model = get_model("johnson", width=32).eval()
-    else:
-        model = get_model("adain", encoder="efficientnet_lite0", layer="stage1").eval()
-        style = torch.rand(1, 3, 256, 256)
+    style = torch.rand(1, 3, 256, 256)
+    model = get_model(method, **OPTIONS[method]).eval()
     before = current_rss_mb()
     t0 = time.perf_counter()
     if method == "johnson":
@@ -105,6 +111,37 @@ def main(argv: list[str] | None = None) -> None:
                     f"run {(t['peak_mb'] - t['before_mb']) / max(w['peak_mb'] - w['before_mb'], 1):.2f}, "
                     f"time {t['ms_per_mp'] / w['ms_per_mp']:.2f}"
                 )
+
+    print(largest(args.tile))
+
+
+def largest(tile: int) -> str:
+    """The largest image (megapixels) each method can stylise here, whole and in tiles of
+    `tile`, by nst.memory's lines against the memory available now."""
+    from nst.memory import available_mib
+    from nst.models.apply import predicted
+
+    budget = available_mib()
+    lines = [f"largest image by nst.memory ({budget:,.0f} MiB available now):"]
+    for method in METHODS:
+        meta = {"method": method, "options": OPTIONS[method]}
+        found = {t: mp for t in (0, tile) for mp in [fits(meta, t, budget, predicted)]}
+        lines.append(
+            f"  {method:8s} whole {found[0]:7.1f} MP   tiles of {tile}: {found[tile]:7.1f} MP"
+            f"   ({found[tile] / max(found[0], 1e-9):.0f}x)"
+        )
+    return "\n".join(lines)
+
+
+def fits(meta: dict, tile: int, budget: float, predicted: Any) -> float:
+    """The largest megapixels whose predicted peak fits `budget` (bisection: the estimate
+    grows with the image)."""
+    low, high = 0.0, 4096.0
+    for _ in range(50):
+        mid = (low + high) / 2
+        found = predicted(meta, mid, tile)
+        low, high = (mid, high) if found is not None and found.mib <= budget else (low, mid)
+    return low
 
 
 if __name__ == "__main__":

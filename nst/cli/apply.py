@@ -33,9 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--tile",
         default="0",
         metavar="N|auto",
-        help="johnson, adain: stylise in N x N tiles (bounded memory at any size; the whole "
-        "image's statistics, nst.models.tiling); auto: the whole image when it fits the "
-        "memory, else the largest tile that does; 0 (default): the whole image",
+        help="stylise in N x N tiles (bounded memory at any size; the whole image's "
+        "statistics, nst.models.tiling; a model.onnx too); auto: the whole image when it "
+        "fits the memory, else the largest tile that does; 0 (default): the whole image",
     )
     p.add_argument(
         "--max-memory",

@@ -150,3 +150,32 @@ def test_the_graph_in_tiles_without_torch_has_no_seam(
     assert seams(graph) < 1.5 * max(seams(whole), 1.0), (seams(graph), seams(whole))
     assert np.abs(graph - whole).mean() < 0.1 and np.abs(graph - whole).max() <= 2
     assert np.abs(graph - checkpoint).max() <= 2
+
+
+def test_an_external_graph_runs_by_its_conventions_without_torch(tmp_path: Path) -> None:
+    """Another's graph (Reinhard's colour transfer: NHWC, 0-255, inputs photo and painting,
+    test_plugins) through `nst apply`: its conventions from --onnx-layout and
+    --onnx-value-range, torch never imported, the function's own result to an 8-bit level;
+    the wrong conventions are one line."""
+    from test_plugins import export_reinhard, reinhard_nchw
+
+    from nst.images import load_image
+
+    graph = export_reinhard(tmp_path / "reinhard.onnx")
+    photos = make_photos(tmp_path / "photos", n=2)
+    content, style = photos / "p0.png", photos / "p1.png"
+    argv = ["apply", "--model", str(graph), "--content", str(content), "--style", str(style)]
+    conventions = ["--onnx-layout", "nhwc", "--onnx-value-range", "0-255"]
+    done = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, *argv, *conventions, "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "TORCH False" in done.stdout
+    expected = reinhard_nchw(load_image(content), load_image(style))[0].permute(1, 2, 0)
+    got = np.asarray(Image.open(tmp_path / "o" / "p0.png"), dtype=np.float32) / 255
+    assert np.abs(got - expected.numpy()).max() <= 1 / 255 + 1e-4
+    assert main([*argv, "--out", str(tmp_path / "wrong")]) == 2  # nchw, 0-1: not this graph
+    assert not (tmp_path / "wrong" / "p0.png").exists()

@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model",
         required=True,
         help="model.pt or checkpoint.pt of `nst train`, an MLflow URI (runs:/RUN_ID/model, "
-        "models:/NAME/VERSION), or a model.onnx of `nst export` (onnxruntime, no torch)",
+        "models:/NAME/VERSION), or a model.onnx of `nst export` or another's (onnxruntime, "
+        "no torch)",
     )
     p.add_argument("--content", required=True, nargs="+", help="content image file(s)")
     p.add_argument("--out", required=True, help="output folder: <out>/<content name>.png")
@@ -56,6 +57,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "nst.models.tiling.OVERLAP)",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    o = p.add_argument_group("an external model.onnx (nst.models.external's conventions)")
+    o.add_argument(
+        "--onnx-layout", choices=("nchw", "nhwc"), default="nchw", help="the graph's layout"
+    )
+    o.add_argument(
+        "--onnx-value-range",
+        choices=("0-1", "0-255"),
+        default="0-1",
+        help="the graph's pixel scale, inputs and output alike",
+    )
     g = p.add_argument_group("arbitrary-style networks (adain, stytr): the style is an input")
     g.add_argument("--style", nargs="+", help="style image(s), any; several are interpolated")
     g.add_argument("--style-weights", metavar="W1,W2,...", help="interpolation weights")
@@ -86,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         raise NstError(f"--tile must be auto, 0 (no tiles) or a side in pixels, got {args.tile}")
     if str(args.model).endswith(".onnx"):
         return _run_onnx(args)
+    if args.onnx_layout != "nchw" or args.onnx_value_range != "0-1":
+        raise NstError("--onnx-layout and --onnx-value-range describe a model.onnx: drop them")
     from nst.models.apply import stylize_files
 
     weights = None
@@ -149,6 +162,8 @@ def _run_onnx(args: argparse.Namespace) -> int:
         styles=[Path(s) for s in args.style or []],
         tile=int(args.tile),
         **({} if args.tile_overlap is None else {"overlap": args.tile_overlap}),
+        layout=args.onnx_layout,
+        value_range=args.onnx_value_range,
     )
     for path in written:
         print(f"wrote {path}", file=sys.stderr)

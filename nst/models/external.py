@@ -13,7 +13,8 @@ back, and runs it under onnxruntime (no torch in the graph's path):
 
 The output is clamped to [0, 1] after scaling back, as nst's own networks are in eval mode.
 A graph whose inputs or output do not fit the entry is refused in one line naming the
-mismatch, before any image is stylised.
+mismatch, before any image is stylised. The conventions are numpy (`to_graph`, `from_graph`),
+so `nst apply --model external.onnx` uses them without torch (nst.models.onnx_apply).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import numpy as np
+
 from nst import NstError
 from nst.parts import build_config
 
@@ -30,6 +33,32 @@ if TYPE_CHECKING:
     import torch
 
 VALUE_SCALE = {"0-1": 1.0, "0-255": 255.0}
+LAYOUTS = ("nchw", "nhwc")
+
+
+def to_graph(x: np.ndarray, layout: str, value_range: str) -> np.ndarray:
+    """nst's N x 3 x H x W float32 in [0, 1] -> the graph's layout and pixel scale."""
+    x = x.astype(np.float32) * VALUE_SCALE[value_range]
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1) if layout == "nhwc" else x)
+
+
+def from_graph(y: np.ndarray, layout: str, value_range: str, what: str) -> np.ndarray:
+    """The graph's output -> nst's N x 3 x H x W float32, clamped to [0, 1]; an output that is
+    not an RGB batch in `layout` is one line naming `what` (the graph)."""
+    if y.ndim != 4 or y.shape[3 if layout == "nhwc" else 1] != 3:
+        raise NstError(
+            f"{what} returned shape {tuple(y.shape)}, not an RGB batch in layout {layout}; "
+            "fix the layout"
+        )
+    y = y.transpose(0, 3, 1, 2) if layout == "nhwc" else y
+    return np.clip(y.astype(np.float32) / VALUE_SCALE[value_range], 0.0, 1.0)
+
+
+def fixed_size(shape: list[Any], layout: str) -> int:
+    """The side a graph input of `shape` takes when its height and width are fixed and equal
+    (ExternalConfig.input_size), 0 when they are dynamic."""
+    h, w = shape[1:3] if layout == "nhwc" else shape[2:4]
+    return h if isinstance(h, int) and h == w else 0
 
 
 @dataclass(frozen=True)
@@ -110,18 +139,11 @@ class ExternalNet:
             shapes = ", ".join(f"{n} {tuple(v.shape)}" for n, v in feeds.items())
             text = f"onnx model {self.path} failed on {shapes}: {err}".splitlines()[0]
             raise NstError(f"{text}; check config.layout, inputs and input_size") from None
-        y = torch.from_numpy(out).float()
-        if self.config.layout == "nhwc":
-            y = y.permute(0, 3, 1, 2)
-        if y.ndim != 4 or y.shape[1] != 3:
-            raise NstError(
-                f"onnx model {self.path} returned shape {tuple(out.shape)}, not an RGB batch in "
-                f"layout {self.config.layout}; fix config.layout"
-            )
-        y = y / VALUE_SCALE[self.config.value_range]
+        c = self.config
+        y = torch.from_numpy(from_graph(out, c.layout, c.value_range, f"onnx model {self.path}"))
         if tuple(y.shape[-2:]) != (h, w):
-            y = resize_tensor(y, (int(h), int(w)))
-        return y.clamp(0.0, 1.0).contiguous()
+            y = resize_tensor(y, (int(h), int(w))).clamp(0.0, 1.0)
+        return y.contiguous()
 
     def _to_graph(self, x: torch.Tensor) -> Any:
         from nst.images import resize_tensor
@@ -129,7 +151,4 @@ class ExternalNet:
         s = self.config.input_size
         if s:
             x = resize_tensor(x, (s, s))
-        x = x.float() * VALUE_SCALE[self.config.value_range]
-        if self.config.layout == "nhwc":
-            x = x.permute(0, 2, 3, 1)
-        return x.contiguous().cpu().numpy()
+        return to_graph(x.float().cpu().numpy(), self.config.layout, self.config.value_range)

@@ -1,11 +1,16 @@
-"""`nst apply --model model.onnx`: a network `nst export` wrote, run under onnxruntime without
-importing torch.
+"""`nst apply --model model.onnx`: a network `nst export` wrote, or an external one, run under
+onnxruntime without importing torch.
 
 Started as a whole process, `nst apply` of a small johnson network spends most of its time and
 memory importing torch and building the eager network; the exported graph needs neither. The
 graph's inputs say what it is: "image" (johnson: the style is built in) or "content" and
 "style" (adain, stytr), each N x 3 x H x W float32 in [0, 1], output "stylized" the same
-(nst.models.export). Images are read and written by nst.imagefiles (numpy, Pillow); one style
+(nst.models.export). An external graph is read by its inputs' count, one image input (the
+style built in) or two (content, then style), with the conventions nst.models.external names:
+`layout` nchw | nhwc and `value_range` 0-1 | 0-255 (--onnx-layout, --onnx-value-range; nst's
+own: nchw, 0-1); a graph whose first input has a fixed square side S gets its images resized
+to S x S and its output resized back to the photo's size.
+Images are read and written by nst.imagefiles (numpy, Pillow); one style
 per run, no colour control, strength or mask: those need the checkpoint (model.pt), and
 asking for them here is one line naming what to drop. Sides must be at least 8 px (the
 graph's padding rule). onnxruntime's CPU provider runs it.
@@ -29,11 +34,11 @@ import numpy as np
 from PIL import Image
 
 from nst import NstError
+from nst.imagefiles import image_size as read_size
 from nst.imagefiles import open_rgb, resize_long_side, save_picture
+from nst.models.external import fixed_size, from_graph, to_graph
 from nst.models.tiles import HALO, OVERLAP, REFERENCE, blend, crop
 
-#: the exported graph's input names -> what they are (nst.models.export: INPUT, model_inputs)
-LAYOUTS = {("image",): "content only", ("content", "style"): "content and style"}
 MIN_SIDE = 8
 
 
@@ -136,27 +141,35 @@ def apply_onnx(
     styles: list[Path] | None = None,
     tile: int = 0,
     overlap: int = OVERLAP,
+    layout: str = "nchw",
+    value_range: str = "0-1",
 ) -> list[Path]:
     """Stylise each content file into its output path (every input read first, so a bad one
     writes nothing), in tiles of `tile` px when given (module docstring); returns the written
-    paths."""
+    paths. `layout` and `value_range` are an external graph's conventions
+    (nst.models.external; nst's own graphs: nchw, 0-1)."""
     sess = session(Path(model))
-    names = tuple(i.name for i in sess.get_inputs())
-    if names not in LAYOUTS:
+    inputs = sess.get_inputs()
+    names = tuple(i.name for i in inputs)
+    if len(names) not in (1, 2):
         raise NstError(
-            f"--model {model}: inputs {', '.join(names)}; nst apply runs graphs `nst export` "
-            "wrote (image, or content and style); an external ONNX model goes in a methods file"
+            f"--model {model}: inputs {', '.join(names)}; nst apply runs graphs of one image "
+            "input (the style built in) or two (content, then style)"
         )
-    arbitrary = names == ("content", "style")
+    arbitrary = len(names) == 2
     styles = styles or []
     if arbitrary and len(styles) != 1:
         raise NstError(f"--model {model} takes the style as an input: pass one --style IMAGE")
     if not arbitrary and styles:
         raise NstError(f"--model {model} has its style built in: drop --style")
+    side = fixed_size(list(inputs[0].shape), layout)
+    if side and tile:
+        raise NstError(f"--model {model} takes {side} x {side} images only: drop --tile")
 
     def read(path: Path) -> Image.Image:
         img = open_rgb(path)
-        return resize_long_side(img, size) if size else img
+        img = resize_long_side(img, size) if size else img
+        return img.resize((side, side), Image.Resampling.BILINEAR) if side else img
 
     pictures = [read(c) for c in contents]
     images = [as_array(p, str(c)) for p, c in zip(pictures, contents, strict=True)]
@@ -165,8 +178,17 @@ def apply_onnx(
     written = []
 
     def run(session: Any, image: np.ndarray, **extra: np.ndarray) -> list[np.ndarray]:
-        feed = {"content": image, "style": style} if arbitrary else {"image": image}
-        return session.run(None, {**feed, **extra})  # type: ignore[no-any-return]
+        """The graph's output as nst's image (nst.models.external's conventions), and any
+        further outputs as they are."""
+        given = (image,) if style is None else (image, style)
+        feed = {n: to_graph(x, layout, value_range) for n, x in zip(names, given, strict=True)}
+        try:
+            out = session.run(None, {**feed, **extra})
+        except Exception as err:  # onnxruntime's own exception types
+            shapes = ", ".join(f"{n} {tuple(v.shape)}" for n, v in feed.items())
+            text = f"--model {model} failed on {shapes}: {err}".splitlines()[0][:300]
+            raise NstError(f"{text}; check --onnx-layout and --onnx-value-range") from None
+        return [from_graph(out[0], layout, value_range, f"--model {model}"), *out[1:]]
 
     def stylise(picture: Image.Image, image: np.ndarray) -> np.ndarray:
         if not tile:
@@ -175,9 +197,9 @@ def apply_onnx(
             return blend(
                 lambda *box: run(sess, crop(image, *box))[0], image.shape[-2:], tile, overlap, HALO
             )
-        stats_session, tile_session, names = split
+        stats_session, tile_session, stat_names = split
         view = as_array(reference_view(picture, tile), "the reference view")
-        stats = dict(zip(names, run(stats_session, view)[1:], strict=True))
+        stats = dict(zip(stat_names, run(stats_session, view)[1:], strict=True))
         return blend(
             lambda *box: run(tile_session, crop(image, *box), **stats)[0],
             image.shape[-2:],
@@ -186,8 +208,11 @@ def apply_onnx(
             HALO,
         )
 
-    for picture, image, target in zip(pictures, images, outputs, strict=True):
+    for content, picture, image, target in zip(contents, pictures, images, outputs, strict=True):
         y = stylise(picture, image)
-        pixels = (np.clip(y[0].transpose(1, 2, 0), 0.0, 1.0) * 255.0).round().astype(np.uint8)
-        written.append(save_picture(Image.fromarray(pixels, mode="RGB"), target, tuple(contents)))
+        pixels = (y[0].transpose(1, 2, 0) * 255.0).round().astype(np.uint8)
+        result = Image.fromarray(pixels, mode="RGB")
+        if side:  # back to the photo's own size
+            result = result.resize(read_size(content, size), Image.Resampling.BILINEAR)
+        written.append(save_picture(result, target, tuple(contents)))
     return written

@@ -202,8 +202,9 @@ def test_nst_apply_tiles_match_the_whole_image(
 def test_a_24_megapixel_photo_in_tiles_stays_under_4_gb(
     method: str, johnson_checkpoint: Path, tmp_path: Path
 ) -> None:
-    """6000 x 4000 px through `nst apply --tile 512` in its own process: peak resident memory
-    (VmHWM of the child) under 4 GiB (measured: 2.25 GiB johnson width 16, 2.2 adain)."""
+    """6000 x 4000 px through `nst apply --tile auto --max-memory 4GB` in its own process: the
+    tile nst.memory picks keeps the peak resident memory (VmHWM of the child) under 4 GiB
+    (measured with --tile 512: 2.25 GiB johnson width 16, 2.2 adain)."""
     from test_train import make_photos
 
     from nst.images import save_image
@@ -237,7 +238,8 @@ def test_a_24_megapixel_photo_in_tiles_stays_under_4_gb(
         "sys.exit(code)\n"
     )
     argv = ["apply", "--model", str(model_path), "--content", str(photo_path), *extra]
-    argv += ["--out", str(tmp_path / "out"), "--tile", "512", "--device", "cpu"]
+    argv += ["--out", str(tmp_path / "out"), "--tile", "auto", "--max-memory", "4GB"]
+    argv += ["--device", "cpu"]
     done = subprocess.run(
         [sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=850
     )

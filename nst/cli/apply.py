@@ -67,8 +67,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="0-1",
         help="the graph's pixel scale, inputs and output alike",
     )
-    g = p.add_argument_group("arbitrary-style networks (adain, stytr): the style is an input")
-    g.add_argument("--style", nargs="+", help="style image(s), any; several are interpolated")
+    g = p.add_argument_group(
+        "arbitrary-style networks (adain, stytr): the style is an input; "
+        "a cin network: the style is one of its bank's, by name"
+    )
+    g.add_argument(
+        "--style",
+        nargs="+",
+        help="style image(s), any (a cin network: names in its bank); several are interpolated",
+    )
     g.add_argument("--style-weights", metavar="W1,W2,...", help="interpolation weights")
     g.add_argument(
         "--strength",

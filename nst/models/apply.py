@@ -170,11 +170,18 @@ def stylize_files(
     """Stylise every content file into `out` (inputs all read first, so a bad one writes
     nothing); returns the written paths. `model_path` may also be a runs:/ or models:/ URI
     (nst.models.uri), downloaded from `tracking_uri`'s store. Arbitrary-style networks
-    (adain, stytr) take `styles` and the controls of nst.models.pairs; others refuse them."""
+    (adain, stytr) take `styles` and the controls of nst.models.pairs; a network for a bank of
+    styles (cin) takes `styles` as names of its bank, mixed by `style_weights`; others refuse
+    them."""
     with local_checkpoint(model_path, tracking_uri) as path:
         model, meta = load_model(path, resolve_device(device))
     arbitrary = "style" in model_inputs(model)
-    if not arbitrary and (styles or mask or strength != 1.0 or style_weights):
+    select = getattr(model, "select", None)  # a bank of styles (cin): --style names one
+    if select is not None and (mask or strength != 1.0):
+        raise NstError(f"{model_path} is a cin network: --strength and --mask apply to adain")
+    if select is not None and styles:
+        select([str(s) for s in styles], style_weights)
+    elif not arbitrary and (styles or mask or strength != 1.0 or style_weights):
         raise NstError(
             f"{model_path} is a {meta.get('method')} network with its style built in: "
             "--style, --style-weights, --strength and --mask apply to adain and stytr networks"

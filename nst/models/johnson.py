@@ -12,6 +12,9 @@ With w the base width (Johnson: 32), every convolution reflection-padded by k //
     nearest x2 upsample -> conv 3x3, w  -> IN -> ReLU
     conv 9x9, 3 -> output layer (nst.models.decoder.OutputLayer)
 
+IN is any normalisation layer factory `norm(channels)` (the default: affine instance norm;
+nst.models.cin passes conditional instance norm, Dumoulin et al. 2017).
+
 Upsampling is nearest neighbour followed by a convolution, not a transposed convolution,
 which avoids checkerboard artefacts (Odena, Dumoulin & Olah, 2016). Instance norm is affine
 (a learned per-channel scale and shift), as in Ulyanov et al.
@@ -28,6 +31,8 @@ gradients everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -39,6 +44,13 @@ from nst.models.registry import register
 #: than the side, and the side after both stride-2 convolutions (2) longer than 1
 MIN_SIDE = 8
 RESIDUAL_BLOCKS = 5
+#: channels -> a normalisation layer
+Norm = Callable[[int], nn.Module]
+
+
+def instance_norm(channels: int) -> nn.Module:
+    """Ulyanov et al.'s instance norm with a learned per-channel scale and shift."""
+    return nn.InstanceNorm2d(channels, affine=True)
 
 
 class ConvLayer(nn.Sequential):
@@ -48,23 +60,23 @@ class ConvLayer(nn.Sequential):
         super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride))
 
 
-def conv_norm_relu(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        ConvLayer(cin, cout, kernel, stride), nn.InstanceNorm2d(cout, affine=True), nn.ReLU()
-    )
+def conv_norm_relu(
+    cin: int, cout: int, kernel: int, stride: int = 1, norm: Norm = instance_norm
+) -> nn.Sequential:
+    return nn.Sequential(ConvLayer(cin, cout, kernel, stride), norm(cout), nn.ReLU())
 
 
 class ResidualBlock(nn.Module):
     """y = x + IN(conv(ReLU(IN(conv(x))))), the block of He et al. 2016 as Johnson used it."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, norm: Norm = instance_norm):
         super().__init__()
         self.body = nn.Sequential(
             ConvLayer(channels, channels, 3),
-            nn.InstanceNorm2d(channels, affine=True),
+            norm(channels),
             nn.ReLU(),
             ConvLayer(channels, channels, 3),
-            nn.InstanceNorm2d(channels, affine=True),
+            norm(channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,8 +86,10 @@ class ResidualBlock(nn.Module):
 class UpsampleConv(nn.Sequential):
     """Nearest-neighbour x2 upsampling, then conv -> IN -> ReLU."""
 
-    def __init__(self, cin: int, cout: int):
-        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), conv_norm_relu(cin, cout, 3))
+    def __init__(self, cin: int, cout: int, norm: Norm = instance_norm):
+        super().__init__(
+            nn.Upsample(scale_factor=2, mode="nearest"), conv_norm_relu(cin, cout, 3, norm=norm)
+        )
 
 
 class JohnsonNet(nn.Module):
@@ -83,19 +97,21 @@ class JohnsonNet(nn.Module):
 
     method = "johnson"
 
-    def __init__(self, width: int = 32, output: str = "sigmoid"):
+    def __init__(self, width: int = 32, output: str = "sigmoid", norm: Norm = instance_norm):
         super().__init__()
         if width < 1:
             raise ValueError(f"width must be at least 1, got {width}")
         self.width, self.output = width, output
         w = width
         self.encoder = nn.Sequential(
-            conv_norm_relu(3, w, 9),
-            conv_norm_relu(w, 2 * w, 3, 2),
-            conv_norm_relu(2 * w, 4 * w, 3, 2),
+            conv_norm_relu(3, w, 9, norm=norm),
+            conv_norm_relu(w, 2 * w, 3, 2, norm=norm),
+            conv_norm_relu(2 * w, 4 * w, 3, 2, norm=norm),
         )
-        self.residuals = nn.Sequential(*(ResidualBlock(4 * w) for _ in range(RESIDUAL_BLOCKS)))
-        self.decoder = nn.Sequential(UpsampleConv(4 * w, 2 * w), UpsampleConv(2 * w, w))
+        self.residuals = nn.Sequential(
+            *(ResidualBlock(4 * w, norm) for _ in range(RESIDUAL_BLOCKS))
+        )
+        self.decoder = nn.Sequential(UpsampleConv(4 * w, 2 * w, norm), UpsampleConv(2 * w, w, norm))
         self.head = ConvLayer(w, 3, 9)
         self.output_layer = OutputLayer(output)
 

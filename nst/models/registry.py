@@ -87,6 +87,8 @@ class Method:
     encoder_loss: bool = False
     encoder_families: tuple[str, ...] = ()  # the backbone families its encoder may be; () any
     paper: str = ""  # what the method reproduces, as the report and `nst methods` cite it
+    #: trained on every image of the `styles` folder at once, its style chosen by name (cin)
+    style_bank: bool = False
 
     def layers_on(self, backbone: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(content, style) loss layers of this method on `backbone`."""
@@ -147,6 +149,20 @@ JOHNSON = Method(
     loss_options=LOSS_OPTIONS,
     family_layers={"vgg": (("relu2_2",), ("relu1_2", "relu2_2", "relu3_3", "relu4_3"))},
     paper="Johnson, Alahi & Fei-Fei, ECCV 2016",
+)
+CIN = Method(
+    "cin",
+    "network",
+    "one network for a bank of styles: conditional instance normalisation",
+    module="nst.models.cin",
+    options={"width": "width", "styles": "style_names", "output": "output_layer"},
+    fields=("width", "style_size"),
+    defaults=JOHNSON.defaults,
+    loss="style_bank",
+    loss_options=LOSS_OPTIONS,
+    family_layers=JOHNSON.family_layers,
+    style_bank=True,
+    paper="Dumoulin, Shlens & Kudlur, ICLR 2017",
 )
 ADAIN = Method(
     "adain",
@@ -213,9 +229,10 @@ ONNX = Method(
 
 #: the entries (plug-ins add theirs through the nst.methods entry points)
 METHODS: Registry[Method] = Registry(
-    "method", {"nst.models.registry": ("gatys", "strotss", "johnson", "adain", "stytr", "onnx")}
+    "method",
+    {"nst.models.registry": ("gatys", "strotss", "johnson", "cin", "adain", "stytr", "onnx")},
 )
-for _entry in (GATYS, STROTSS, JOHNSON, ADAIN, STYTR, ONNX):
+for _entry in (GATYS, STROTSS, JOHNSON, CIN, ADAIN, STYTR, ONNX):
     METHODS.add(_entry.name, _entry)
 #: method name -> its network factory, registered by the method's module
 NETWORKS: dict[str, Callable[..., nn.Module]] = {}

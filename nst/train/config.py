@@ -118,7 +118,9 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
     val_images: int = field_(4, "fixed validation photos: the first N of the data folder")
     data: str = field_("data/content", "folder of content photos (searched recursively)")
     style: str = field_("", "johnson: the style image")
-    styles: str = field_("data/style", "adain, stytr: folder of style images (recursive)")
+    styles: str = field_(
+        "data/style", "adain, stytr, cin: folder of style images (recursive; cin's bank)"
+    )
 
     #: the valid values of the numeric fields (nst.parts.check_ranges), checked once the
     #: method defaults are filled in; the others need only be finite
@@ -235,6 +237,14 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
         """model_options plus the entry's build-only options: what a new training run builds."""
         extra = {k: getattr(self, f) for k, f in self.entry.build_options.items()}
         return {**self.model_options, **extra}
+
+    @property
+    def style_names(self) -> list[str]:
+        """A style bank's names (cin): the images under `styles`, as paths relative to it."""
+        from nst.train.data import find_images  # torch: only where a bank is built
+
+        root = Path(self.styles)
+        return [p.relative_to(root).as_posix() for p in find_images(root)]
 
     @property
     def takes_style(self) -> bool:

@@ -118,6 +118,8 @@ def train(
     if config.takes_style:
         styles = arbitrary.style_stream(config, world.rank, world.world_size, world.is_main)
         style = styles.validation(1)  # the fixed style of the validation samples
+    elif config.entry.style_bank:  # its first style, the one the samples show
+        style = load_image(Path(config.styles) / config.style_names[0], size=config.size)
     elif not config.style:
         raise NstError("no style image: pass --style PATH")
     else:
@@ -234,7 +236,7 @@ def _run(
     val_style = style.to(device).expand(len(val), -1, -1, -1) if styles is not None else None
     extra: dict[str, Any] = {
         "weights": backbone.weights_info.identity,
-        "style": str(config.styles if styles else config.style),
+        "style": str(config.styles if styles or config.entry.style_bank else config.style),
         "parameters": counts,
     }
     encoder: WeightsInfo | None = None  # adain, stytr: the frozen encoders' weights

@@ -9,6 +9,8 @@ they hold. `terms` are named, the total last; each is a mean over the batch item
 DistributedDataParallel's gradient averaging gives the whole batch's gradient.
 
     perceptual  Johnson et al. 2016 (nst.train.perceptual)
+    style_bank  Dumoulin et al. 2017: the perceptual loss of one style of a bank per step
+                (nst.train.perceptual.StyleBankLoss)
     adain       Huang & Belongie 2017, content at the AdaIN target + mean/std style
                 (nst.train.arbitrary)
     stytr       Deng et al. 2022, content + style + two identity losses (nst.train.arbitrary)
@@ -53,5 +55,9 @@ class Loss(Protocol):
 #: name -> a class following `Loss` (Any: a protocol's classmethod and class attributes do not
 #: type-check against concrete classes)
 LOSSES: Registry[Any] = Registry(
-    "loss", {"nst.train.perceptual": ("perceptual",), "nst.train.arbitrary": ("adain", "stytr")}
+    "loss",
+    {
+        "nst.train.perceptual": ("perceptual", "style_bank"),
+        "nst.train.arbitrary": ("adain", "stytr"),
+    },
 )

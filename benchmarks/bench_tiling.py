@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
 def largest(tile: int) -> str:
     """The largest image (megapixels) each method can stylise here, whole and in tiles of
     `tile`, by nst.memory's lines against the memory available now."""
+    from nst.imagefiles import MAX_PIXELS
     from nst.memory import available_mib
     from nst.models.apply import predicted
 
@@ -130,6 +131,10 @@ def largest(tile: int) -> str:
             f"  {method:8s} whole {found[0]:7.1f} MP   tiles of {tile}: {found[tile]:7.1f} MP"
             f"   ({found[tile] / max(found[0], 1e-9):.0f}x)"
         )
+    lines.append(
+        f"  (a file is read up to {MAX_PIXELS / 1e6:.0f} MP: nst.imagefiles.MAX_PIXELS, the "
+        "decompression-bomb guard, bounds the tiled runs first)"
+    )
     return "\n".join(lines)
 
 

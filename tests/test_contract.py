@@ -39,7 +39,7 @@ def contract_config(method: str, data: Path, **changes: Any) -> TrainConfig:
     entries = [m for m in plan.methods if m.method == method]
     assert entries, f"{method}: registered, but experiments/methods.yaml's smoke profile has none"
     config = plan.train_config(entries[0], data / "content", data / "style")
-    if not config.takes_style:
+    if not (config.takes_style or config.entry.style_bank):  # johnson: one style image
         config = config.replace(style=str(sorted((data / "style").iterdir())[0]))
     base = {"steps": 4, "checkpoint_every": 2, "log_every": 1, "sample_every": 0}
     return config.replace(**{**base, **changes})

@@ -27,7 +27,7 @@ from nst.models.pairs import stylize_pairs
 from nst.optimize import stylize
 from nst.train import TrainConfig, train
 
-METHODS = ("gatys", "strotss", "johnson", "adain", "stytr")
+METHODS = ("gatys", "strotss", "johnson", "cin", "adain", "stytr")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
@@ -109,7 +109,7 @@ def test_the_spec_resolves_every_profile_and_refuses_bad_keys_in_one_line() -> N
         plan = load_plan(SPEC, profile)
         assert plan.names == list(METHODS)
     quick = load_plan(SPEC, "quick")  # make repro: stytr's ViT encoders are random offline
-    assert [m.name for m in quick.methods] == ["gatys", "strotss", "johnson", "adain"]
+    assert [m.name for m in quick.methods] == ["gatys", "strotss", "johnson", "cin", "adain"]
     assert "flat grey" in quick.left_out["stytr"] and (quick.size, quick.train_size) == (256, 128)
     assert quick.method("johnson").reference == {"steps": 40000, "batch_size": 4}
     smoke = load_plan(SPEC, "smoke")
@@ -128,7 +128,7 @@ def test_the_spec_resolves_every_profile_and_refuses_bad_keys_in_one_line() -> N
         ),
         (
             {"methods": {"x": {"method": "cyclegan"}}},
-            "use one of adain, gatys, johnson, onnx, strotss, stytr",
+            "use one of adain, cin, gatys, johnson, onnx, strotss, stytr",
         ),
         ({**base, "profiles": {"smoke": {"methods": {"nope": {}}}}}, "unknown method(s) nope"),
         ({**base, "pairs": {"content": 0}}, "pairs.content must be a positive integer"),
@@ -179,14 +179,18 @@ def test_smoke_profile_runs_every_method_end_to_end(
     assert trained == refit("content") and photo not in trained
     styles = sorted(p.resolve().name for p in (root / "split" / "styles").iterdir())
     assert styles == refit("style") and style not in styles
-    assert sorted(p.name for p in (root / "runs").iterdir()) == ["adain", "johnson", "stytr"]
+    assert sorted(p.name for p in (root / "runs").iterdir()) == ["adain", "cin", "johnson", "stytr"]
     stem = Path(style).stem
     assert [p.name for p in (root / "runs" / "johnson").iterdir()] == [stem]  # one per style
+    # cin: one network whose bank is the evaluated styles, in their order
+    bank = sorted(p.resolve().name for p in (root / "split" / "bank").iterdir())
+    assert bank == [style]
     runs = {n: [r["run"] for r in m["runs"]] for n, m in summary["methods"].items()}
     assert runs == {
         "gatys": [],
         "strotss": [],
         "johnson": [f"runs/johnson/{stem}"],
+        "cin": ["runs/cin"],
         "adain": ["runs/adain"],
         "stytr": ["runs/stytr"],
     }
@@ -205,8 +209,8 @@ def test_smoke_profile_runs_every_method_end_to_end(
         == 0
     )
     captured = capsys.readouterr()
-    assert captured.err.count("trained already (same config), reused") == 3
-    assert "methods (smoke): 5 results" in captured.out
+    assert captured.err.count("trained already (same config), reused") == 4
+    assert "methods (smoke): 6 results" in captured.out
     assert before == {p: p.stat().st_mtime_ns for p in (root / "runs").rglob("model.pt")}
     assert not list(root.glob(".staging-*")) and not list(root.glob(".old-*"))
 
@@ -223,7 +227,7 @@ def test_methods_section_renders_grid_plot_tables_and_networks(smoke: Path, tmp_
     assert metric_table.headers == ["metric", *METHODS]
     # one pair: no interval, the design said once in the caption, not in every cell
     assert "(1 photo x 1 style = 1 pair)" in metric_table.caption
-    assert paired.headers[0] == "methods" and len(paired.rows) == 10  # 5 methods, 10 pairs
+    assert paired.headers[0] == "methods" and len(paired.rows) == 15  # 6 methods, 15 pairs
     assert {str(r[1]) for r in network_table.rows} >= {
         "loss network",
         "encoder",
@@ -314,11 +318,13 @@ def test_a_left_out_method_is_a_stage_that_says_why_and_a_line_in_the_report(
     assert "stytr is left out of the smoke profile: its encoder is random here" in section.note
     budget = next(t for t in section.tables if t.headers[1] == "steps (of the paper's)")
     johnson = sum(p.numel() for p in get_model("johnson", width=8).parameters())
+    cin = sum(p.numel() for p in get_model("cin", width=8, styles=["one"]).parameters())
     adain = get_model("adain", encoder="efficientnet_lite0", layer="stage2", weights="random")
     trained = sum(p.numel() for p in adain.parameters() if p.requires_grad)
     total = sum(p.numel() for p in adain.parameters())
     assert budget.rows == [
         ["johnson", "2 of 40,000", "1 (paper 4)", "48 px", f"{johnson:,} of {johnson:,}"],
+        ["cin", "2 of 40,000", "1 (paper 16)", "48 px", f"{cin:,} of {cin:,}"],
         ["adain", "2 of 160,000", "1 (paper 8)", "48 px", f"{trained:,} of {total:,}"],
     ]  # every network's parameters are recorded with its run
 
@@ -392,6 +398,7 @@ def test_the_comparison_is_tracked_in_mlflow(data: Path, tmp_path: Path) -> None
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
     assert set(runs) == {
         f"train-johnson-{first_test_pair(data)[1]}",
+        "train-cin",
         "train-adain",
         "train-stytr",
         "methods-smoke",

@@ -193,12 +193,12 @@ def test_repro_noop_partial_rerun_and_exp_run(tmp_path: Path) -> None:
     assert "Methods compared" in (repo / "reports" / "index.html").read_text()
     assert json.loads((repo / "data" / "lock.json").read_text())["files"]
     means = json.loads((repo / "results" / "methods" / "metrics.json").read_text())
-    assert set(means) == {"gatys", "strotss", "johnson", "adain", "stytr"}
+    assert set(means) == {"gatys", "strotss", "johnson", "cin", "adain", "stytr"}
     assert means["adain"]["pairs"] == 1
     assert "Methods compared: style_losses" in (repo / "reports" / "index.html").read_text()
     models = {
         n: (repo / "results" / "methods" / "runs" / n).rglob("model.pt")
-        for n in ("johnson", "adain", "stytr")
+        for n in ("johnson", "cin", "adain", "stytr")
     }
     stamps = {n: [p.stat().st_mtime_ns for p in paths] for n, paths in models.items()}
     assert all(len(v) == 1 for v in stamps.values()), stamps

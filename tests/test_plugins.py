@@ -77,7 +77,7 @@ def spec_with(
     spec["methods"].update(methods)
     smoke = spec["profiles"]["smoke"]
     smoke["methods"].update(smoke_settings or {})
-    builtin = ("gatys", "strotss", "johnson", "adain", "stytr")
+    builtin = ("gatys", "strotss", "johnson", "cin", "adain", "stytr")
     smoke["leave_out"] = {m: "not part of this test" for m in builtin if m not in keep}
     path = tmp / "methods.yaml"
     path.write_text(yaml.safe_dump(spec))

@@ -29,7 +29,7 @@ from nst.report.data import load_methods
 from nst.report.methods import methods_sections
 
 SPEC = Path(__file__).resolve().parents[1] / "experiments" / "methods.yaml"
-METHODS = ("gatys", "strotss", "johnson", "adain", "stytr")
+METHODS = ("gatys", "strotss", "johnson", "cin", "adain", "stytr")
 BANNER = re.compile(r'id="random-weights-banner"[^>]*>(.*?)</div>', re.S)
 
 #: what the page says about itself: cdp.PAGE_STATE, plus the sections, figures and tables
@@ -122,7 +122,7 @@ def test_methods_report_renders_in_headless_chromium(
     page = methods_report / "index.html"
     monkeypatch.setattr(cdp, "PAGE_STATE", PAGE_STATE)
     with Chromium(tmp_path / "profile") as browser:
-        report = browser.open(page.as_uri(), height=6000)
+        report = browser.open(page.as_uri(), height=6600)
     (tmp_path / "methods_report.png").write_bytes(report.screenshot)
     state = report.state
     assert report.console_errors == []
@@ -131,7 +131,7 @@ def test_methods_report_renders_in_headless_chromium(
     assert len(images) == page.read_text().count('<img src="data:image/png;base64,') == 3
     assert all(i["complete"] and i["width"] > 0 for i in images), images
     assert state["width"] <= 1280, "the page scrolls sideways at 1280 px"
-    assert state["height"] <= 6000, "the screenshot misses the end of the page"
+    assert state["height"] <= 6600, "the screenshot misses the end of the page"
     # the banner tops the page and names the random encoder of the comparison
     assert state["banner_first"] and state["banner_top"] < 40
     assert "Random weights in the methods comparison: stytr (encoder deit_tiny" in state["banner"]
@@ -157,7 +157,7 @@ def test_methods_report_renders_in_headless_chromium(
     assert "of the efficientnet family" in section["text"]
     assert "test pairs\t1 photo x 2 styles = 2 pairs" in section["text"]
     with Image.open(io.BytesIO(report.screenshot)) as shot:
-        assert shot.size == (1280, 6000)
+        assert shot.size == (1280, 6600)
 
 
 def test_training_curves_show_every_trained_network_and_say_gatys_has_none(
@@ -175,6 +175,7 @@ def test_training_curves_show_every_trained_network_and_say_gatys_has_none(
     assert [line.get_label() for line in total.get_lines()] == [
         f"johnson ({first})",
         f"johnson ({second})",
+        "cin",
         "adain",
         "stytr",
     ]
@@ -184,9 +185,9 @@ def test_training_curves_show_every_trained_network_and_say_gatys_has_none(
     adain = json.loads(
         (methods_results / "methods/runs/adain/losses.jsonl").read_text().splitlines()[-1]
     )
-    assert xy(total.get_lines()[2])[1][-1] == pytest.approx(adain["total"])
+    assert xy(total.get_lines()[3])[1][-1] == pytest.approx(adain["total"])
     assert [a.get_title() for a in per_method] == [f"{m}: loss terms" for m in METHODS[2:]]
-    assert legend_texts(per_method[2]) == {"content", "style", "identity1", "identity2"}
+    assert legend_texts(per_method[3]) == {"content", "style", "identity1", "identity2"}
     assert legend_texts(per_method[0]) == {
         "content",
         "style",
@@ -208,7 +209,7 @@ def test_network_table_lists_each_johnson_network_with_its_checkpoint(
     rows = [[str(c) for c in r] for r in table.rows]
     summary = json.loads((methods_results / "methods" / "summary.json").read_text())
     runs = [(m, r) for m, info in summary["methods"].items() for r in info["runs"]]
-    assert len(runs) == 4  # johnson x 2 styles, adain, stytr
+    assert len(runs) == 5  # johnson x 2 styles, cin, adain, stytr
     for method, run in runs:
         sha = hashlib.sha256((methods_results / "methods" / run["model"]).read_bytes()).hexdigest()
         row = next(r for r in rows if r[3] == f"{run['model']} sha256 {sha[:12]}")
@@ -295,13 +296,13 @@ def test_a_missing_or_corrupt_losses_jsonl_is_a_note(
     assert [p.name for p in section.plots][-1] == "methods-curves"
     total = next(f for f in rendered if f.axes and f.axes[0].get_title().startswith("total loss"))
     labels = [line.get_label() for line in total.axes[0].get_lines()]
-    assert labels == [f"johnson ({second})", "stytr"]
+    assert labels == [f"johnson ({second})", "cin", "stytr"]
     # every losses.jsonl gone: no curves, a note each, and the page still builds
     for path in runs.rglob("losses.jsonl"):
         path.unlink()
     (section,) = methods_sections(results)
     assert "methods-curves" not in [p.name for p in section.plots]
-    assert section.note.count("is missing.") == 4
+    assert section.note.count("is missing.") == 5
     build_report(results, tmp_path / "reports", reconstruction_steps=0)
     assert "is missing." in (tmp_path / "reports" / "index.html").read_text()
 

@@ -81,7 +81,7 @@ def rows(path: Path) -> list[dict[str, str]]:
         ),
         ({"objectives": [{"metric": "identity1"}]}, "objectives[0].metric", "known:"),
         ({"pairs": {"count": 2}}, "pairs.count", "valid keys: content, styles"),
-        ({"method": "gan"}, "method", "gatys, adain, johnson, stytr"),
+        ({"method": "gan"}, "method", "gatys, adain, cin, johnson, stytr"),
     ],
 )
 def test_training_spec_errors_are_one_line_naming_the_trainconfig_key(tmp_path, change, key, fix):

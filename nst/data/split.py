@@ -144,8 +144,9 @@ def split_data(data: str | Path, seed: int = SPLIT_SEED) -> DataSplit:
 @dataclass(frozen=True)
 class Selection:
     """What one caller evaluates and trains on: `contents` x `styles` of one part (test for
-    the methods comparison, validation for studies), the training photos and the
-    arbitrary-style methods' training styles as folders of links."""
+    the methods comparison, validation for studies), the training photos, the
+    arbitrary-style methods' training styles and the evaluated styles (a style bank's, cin's,
+    training styles) as folders of links."""
 
     part: str
     contents: list[Path]
@@ -153,6 +154,7 @@ class Selection:
     train: Path  # folder of links to the training photos
     train_styles: Path  # folder of links to the training styles
     facts: dict[str, Any]  # for summary.json and the report
+    bank: Path  # folder of links to `styles`, in their order
 
 
 def select(
@@ -177,7 +179,8 @@ def select(
         "styles": [p.name for p in chosen[1]],
         **split.facts(),
     }
-    return Selection(part, chosen[0], chosen[1], train, train_styles, facts)
+    bank = link_folder(root / "split" / "bank", chosen[1])
+    return Selection(part, chosen[0], chosen[1], train, train_styles, facts, bank)
 
 
 def _key(seed: int, kind: str, sha: str) -> str:

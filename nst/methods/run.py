@@ -28,7 +28,7 @@ import time
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from nst import __version__
 from nst.data.split import Selection, select
@@ -69,6 +69,13 @@ def _stylizers(
     if not m.trained:
         return {"*": Stylizer.from_config(plan.optimisation_config(m), m.name, m.method)}, []
     records = train_method(plan, m, split, runs, log, allow_train=allow_train, hooks=hooks)
+    if m.entry.style_bank:  # one network, each evaluated style its bank's entry (split.bank)
+        model = runs.parent / records[0]["model"]
+        banks = {}
+        for i, s in enumerate(split.styles):
+            banks[s.name] = Stylizer.from_checkpoint(model, m.name, device=plan.device)
+            cast(Any, banks[s.name].model).select(i)
+        return banks, records
     out = {
         r["style"]: Stylizer.from_checkpoint(runs.parent / r["model"], m.name, device=plan.device)
         for r in records

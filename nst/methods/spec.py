@@ -150,8 +150,9 @@ class Plan:
 
     def train_config(self, m: MethodPlan, data: Path, style: Path) -> TrainConfig:
         """A per-style network: `style` is the style image; one taking the style as an input
-        (adain, stytr): the folder of training styles."""
-        where = {"styles": str(style)} if m.entry.takes_style else {"style": str(style)}
+        (adain, stytr): the folder of training styles; a style bank (cin): its styles' folder."""
+        folder = m.entry.takes_style or m.entry.style_bank
+        where = {"styles": str(style)} if folder else {"style": str(style)}
         return TrainConfig.from_dict(
             {
                 **m.config,

@@ -40,9 +40,12 @@ def run_targets(
     plan: Plan, m: MethodPlan, split: Selection, runs: Path
 ) -> list[tuple[str, Path, Path]]:
     """(style key, run folder, style image or styles folder) of each network `m` needs; the
-    key is the evaluation style's file name (johnson) or "*" (one network for every style)."""
+    key is the evaluation style's file name (johnson) or "*" (one network for every style:
+    adain and stytr trained on the training styles, cin on its bank of the evaluated ones)."""
     if m.entry.takes_style:
         return [("*", runs / m.name, split.train_styles)]
+    if m.entry.style_bank:
+        return [("*", runs / m.name, split.bank)]
     return [(s.name, runs / m.name / s.stem, s) for s in split.styles]
 
 
@@ -133,7 +136,8 @@ def train_method(
     summary.json, paths relative to <out>/methods/. Johnson's folders of styles no longer
     evaluated are removed."""
     targets = run_targets(plan, m, split, runs)
-    if not m.entry.takes_style and (runs / m.name).is_dir() and allow_train:
+    per_style = not (m.entry.takes_style or m.entry.style_bank)
+    if per_style and (runs / m.name).is_dir() and allow_train:
         keep = {run for _, run, _ in targets}
         for old in (runs / m.name).iterdir():
             if old.is_dir() and old not in keep:

@@ -82,12 +82,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     requested = requested_values(args)
     if not args.resume:
         config = TrainConfig.from_dict(requested)
-        if config.takes_style and not styles_named(args):
+        if (config.takes_style or config.entry.style_bank) and not styles_named(args):
             # TrainConfig's default folder is for programs that name theirs; a user who named
             # none would train, for hours, on whatever data/style holds
             raise NstError(
                 f"--method {config.method} trains on a folder of style images: pass --styles "
-                "DIR (e.g. data/style, written by nst fetch)"
+                "DIR (e.g. data/style, written by nst fetch; cin: the styles of its bank)"
             )
         return config
     path = Path(args.out) / checkpoint.CHECKPOINT

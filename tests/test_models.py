@@ -58,7 +58,9 @@ def test_network_uses_nearest_upsampling_and_instance_norm(net: torch.nn.Module)
 def test_registry_lists_builds_and_rejects_unknown_names_and_options() -> None:
     assert list_models() == ["adain", "cin", "johnson", "stytr"]  # the trained methods
     assert model_options("johnson") == {"width": 32, "output": "sigmoid"}
-    with pytest.raises(NstError, match="unknown model 'nope'; registered: adain, cin, johnson, stytr"):
+    with pytest.raises(
+        NstError, match="unknown model 'nope'; registered: adain, cin, johnson, stytr"
+    ):
         get_model("nope")
     with pytest.raises(NstError, match="no option.*depth; valid: width"):
         get_model("johnson", depth=3)

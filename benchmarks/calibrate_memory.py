@@ -104,9 +104,10 @@ def one_run(kind: str, mp: float, tile: int) -> float:
                 "--encoder-weights",
                 "random",
             ]
-    elif kind.startswith("strotss:"):
+    elif kind.startswith(("strotss:", "transfer:")):
+        command, backbone = kind.split(":")
         argv = [
-            "strotss",
+            command,
             "--content",
             str(photo),
             "--style",
@@ -114,44 +115,23 @@ def one_run(kind: str, mp: float, tile: int) -> float:
             "--out",
             str(tmp / "out.png"),
             "--backbone",
-            kind.split(":")[1],
+            backbone,
             "--weights",
             "random",
             "--size",
             str(h * 4 // 3),
-            "--scales",
-            "1",
             "--steps",
             "2",
             "--device",
             "cpu",
             "--no-track",
         ]
-    elif kind.startswith("transfer:"):
-        argv = [
-            "transfer",
-            "--content",
-            str(photo),
-            "--style",
-            str(style),
-            "--out",
-            str(tmp / "out.png"),
-            "--backbone",
-            kind.split(":")[1],
-            "--weights",
-            "random",
-            "--size",
-            str(h * 4 // 3),
-            "--style-scale",
-            str(256 / (h * 4 // 3)),
-            "--steps",
-            "2",
-            "--optimizer",
-            "adam",
-            "--device",
-            "cpu",
-            "--no-track",
-        ]
+        # strotss: its finest scale alone; transfer: a 256 px style, Adam
+        argv += (
+            ["--scales", "1"]
+            if command == "strotss"
+            else ["--style-scale", str(256 / (h * 4 // 3)), "--optimizer", "adam"]
+        )
     else:
         from nst.models import get_model
         from nst.train.checkpoint import save_model

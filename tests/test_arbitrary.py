@@ -423,7 +423,7 @@ def test_nst_train_and_apply_take_any_style_image(
 def test_method_specific_options_are_validated_per_method() -> None:
     for values, words in (
         ({"method": "adain", "lora_rank": 4}, "lora_rank is an option of --method stytr"),
-        ({"method": "stytr", "width": 8}, "width is an option of --method johnson"),
+        ({"method": "stytr", "width": 8}, "width is an option of --method cin or johnson"),
         ({"method": "johnson", "encoder": "vgg19"}, "encoder is an option of --method adain"),
         (
             {"method": "stytr", "encoder": "vgg19"},

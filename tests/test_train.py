@@ -176,7 +176,10 @@ def test_trained_network_moves_a_held_out_photo_towards_the_style(
     tmp_path: Path, sample_data: Path
 ) -> None:
     """Held-out in two ways: a photo outside the training folder, judged by the Gram distance
-    in EfficientNet-Lite2 (nst.metrics.features), not the Lite0 the loss used."""
+    in EfficientNet-Lite2 (nst.metrics.features), not the Lite0 the loss used. The budget has
+    a margin on every CPU met so far: 100 steps at beta 1e5 passed on an Intel Xeon but moved
+    the distance only to 0.92 of the photo's on an AMD EPYC (another trajectory from other
+    float rounding); 200 steps at 3e5 reach 0.66 there."""
     from nst.images import load_image
     from nst.metrics.features import HeldOutNetwork
     from nst.models import load_model
@@ -190,9 +193,9 @@ def test_trained_network_moves_a_held_out_photo_towards_the_style(
         data=str(data),
         style=str(sample_data / STYLE),
         size=64,
-        steps=100,
+        steps=200,
         lr=5e-3,
-        beta=1e5,
+        beta=3e5,
         checkpoint_every=0,
         log_every=10,
     )

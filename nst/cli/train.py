@@ -87,7 +87,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             # none would train, for hours, on whatever data/style holds
             raise NstError(
                 f"--method {config.method} trains on a folder of style images: pass --styles "
-                "DIR (e.g. data/style, written by nst fetch; cin: the styles of its bank)"
+                "DIR (e.g. data/style, written by nst fetch)"
             )
         return config
     path = Path(args.out) / checkpoint.CHECKPOINT

@@ -43,6 +43,11 @@ are multiples of P run as they are (the ViT interpolates its position embeddings
 dynamic_img_size), other sides are reflect-padded at the bottom/right to the next multiple and
 the output cropped back to H x W. The style image may have another size than the content.
 
+Large images: `stylize_tiles` runs the content in tiles (nst.models.tiling) with the style
+memory computed once, CAPE's pooled map from a view of the whole content, and each tile's ViT
+position embeddings and CAPE sampled at its place in the whole image; the content encoder's
+self-attention then spans a tile and its halo, not the image (the one approximation).
+
 Training needs the two identity images as well (nst.train.arbitrary): forward(c, s,
 extras=True) runs the pairs (c, s), (c, c), (s, s) as one batch of 3N.
 

@@ -11,11 +11,13 @@ Units of work, from the spec (nst.methods.spec.load_plan(..., "full")):
 
 Costs are measured now, float32, random weights (speed does not depend on them): 2 steps
 after 1 warm-up of each (a step of batch 1 for the trained methods). The speed-up of an
-H100/H200-class GPU in bf16 over this 2-core CPU in float32 is not measured here: GPU_SPEEDUP
-is derived from Johnson et al. 2016 (40k steps of batch 4 in "roughly 4 hours" on a GTX Titan X:
-11 images/s, where this CPU trains the same network at 0.16 images/s, README "Feed-forward
-networks": about 70x) and a Titan X -> H200 factor of 10-20 for convolution networks in bf16;
-the hours are printed at 1000x with the range 500x-2000x.
+H200-class GPU in bf16 over this 2-core CPU in float32 is not measured here: GPU_SPEEDUP is the
+ratio of effective rates, ~300 TFLOPS (30 % of the H200's 989 dense bf16 TFLOPS, usual for
+these convolution networks) over ~0.3 TFLOPS (what 2 AVX-512 cores sustain in float32: johnson
+at 256 px here, ~180 GFLOP per training image in 0.6 s); the hours are printed at 1000x with
+the range 500x-2000x. A cross-check: Johnson et al. 2016 trained 40k steps of batch 4 in
+"roughly 4 hours" on a GTX Titan X (11 images/s, 6.6 fp32 TFLOPS); 1000x this CPU is ~150x
+that, the ratio of the two chips' peak rates.
 
     python -m benchmarks.budget [--spec experiments/methods.yaml] [--profile full]
 """
@@ -23,8 +25,10 @@ the hours are printed at 1000x with the range 500x-2000x.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -61,16 +65,19 @@ def optimisation_cost(method: str, config: dict[str, Any], size: int) -> float:
 
 def training_cost(method: str, config: dict[str, Any], size: int) -> float:
     """Seconds of one training image (a step of batch 1) at `size` px crops."""
+    from nst.images import save_image
     from nst.models import get_model
     from nst.train.config import TrainConfig
     from nst.train.losses import LOSSES
 
+    folder = Path(tempfile.mkdtemp(prefix="budget_"))  # two styles: a bank's, cin
+    for name in ("a.png", "b.png"):
+        save_image(torch.rand(1, 3, size, size), folder / name)
     cfg = TrainConfig.from_dict(
         {**config, "method": method, "size": size, "batch_size": 1, "device": "cpu"}
-        | {"weights": "random"}
+        | {"weights": "random", "styles": str(folder)}
     )
-    options = cfg.build_options | ({"styles": ["a", "b"]} if cfg.entry.style_bank else {})
-    net = get_model(method, **options)
+    net = get_model(method, **cfg.build_options)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     content = torch.rand(1, 3, size, size)

@@ -7,7 +7,7 @@ would not fit.
 `per_mp` is the network's cost per megapixel of a pass (its activations, and their gradients
 for image optimisation), `base` what the process holds before (the interpreter, torch, the
 network). A tiled run keeps the whole image: while the passes run, the decoded photo and its
-float tensor (INPUT, 15 bytes per pixel); at the end the input, the output, the blending
+float tensor and the blend's sums (INPUT, 31 bytes per pixel); at the end the input, the output, the blending
 weights and the 8-bit image being written (BUFFERS, kind apply:buffers). Each line is
 measured, not guessed: `python -m benchmarks.calibrate_memory` runs the commands at two sizes,
 each in its own process (peak resident memory, ru_maxrss), fits the line and writes
@@ -58,9 +58,11 @@ UNITS = {
 }
 
 
-#: MiB per megapixel a tiled run holds while its passes run: Pillow's RGB (3 bytes per pixel)
-#: and the float32 tensor (12)
-INPUT = 15 * 1e6 / 2**20
+#: MiB per megapixel a tiled run holds while its passes run: Pillow's RGB (3 bytes per pixel),
+#: the float32 tensor (12), and the blend's weighted sum and summed weights (16,
+#: nst.models.tiles.blend; left out before, a 24 MP adain run in 1536 px tiles predicted at
+#: 3.75 GiB peaked at 4.25)
+INPUT = 31 * 1e6 / 2**20
 
 
 @dataclass(frozen=True)

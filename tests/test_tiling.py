@@ -114,7 +114,7 @@ def test_tiled_equals_untiled_when_the_image_is_its_own_reference(method: str) -
 def test_no_seam_where_tiles_meet(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reference smaller than the image (the large-image path: statistics of the
     downscaled view): the result is as smooth where tiles meet as elsewhere."""
-    monkeypatch.setattr("nst.models.tiling.REFERENCE", 0)
+    monkeypatch.setattr("nst.models.tiles.REFERENCE", 0)
     _, run = runner(method)
     image = photo(96, 160)
     tiled = run(image, tile=64, overlap=16, halo=32)

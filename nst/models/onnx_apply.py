@@ -37,7 +37,7 @@ from nst import NstError
 from nst.imagefiles import image_size as read_size
 from nst.imagefiles import open_rgb, resize_long_side, save_picture
 from nst.models.external import fixed_size, from_graph, to_graph
-from nst.models.tiles import HALO, OVERLAP, REFERENCE, blend, crop
+from nst.models.tiles import HALO, OVERLAP, blend, crop, reference_size
 
 MIN_SIDE = 8
 
@@ -116,14 +116,10 @@ def split_normalisation(path: Path) -> tuple[Any, Any, list[str]] | None:
 
 
 def reference_view(img: Image.Image, tile: int) -> Image.Image:
-    """nst.models.tiling.reference_view's view of a picture: itself up to REFERENCE pixels
-    (or a tile's), else resized to about that many (Pillow's bilinear, antialiased)."""
-    pixels = max(REFERENCE, tile**2)
-    if img.width * img.height <= pixels:
-        return img
-    scale = (pixels / (img.width * img.height)) ** 0.5
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    return img.resize(size, Image.Resampling.BILINEAR)
+    """nst.models.tiling.reference_view's view of a picture (nst.models.tiles.reference_size),
+    resized by Pillow's bilinear, antialiased."""
+    h, w = reference_size((img.height, img.width), tile)
+    return img if (w, h) == img.size else img.resize((w, h), Image.Resampling.BILINEAR)
 
 
 def as_array(img: Image.Image, what: str) -> np.ndarray:

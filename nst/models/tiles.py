@@ -51,6 +51,18 @@ def feather(length: int, overlap: int, first: bool, last: bool) -> np.ndarray:
     return w
 
 
+def reference_size(hw: Sequence[int], tile: int) -> tuple[int, int]:
+    """The size (h, w) of the view whose statistics stand for an image of size `hw` run in
+    tiles of `tile` (nst.models.tiling): the image's own up to REFERENCE pixels (or a tile's),
+    else the aspect kept at about that many."""
+    h, w = hw
+    pixels = max(REFERENCE, tile**2)
+    if h * w <= pixels:
+        return h, w
+    scale = (pixels / (h * w)) ** 0.5
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def check_tile(tile: int, overlap: int) -> None:
     if overlap < 0 or tile <= 2 * overlap:
         raise NstError(

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nst.models.tiles import REFERENCE, blend, check_tile
+from nst.models.tiles import blend, check_tile, reference_size
 
 
 def stylize_tiled(
@@ -42,15 +42,11 @@ def stylize_tiled(
 
 
 def reference_view(image: torch.Tensor, tile: int) -> torch.Tensor:
-    """The view whose statistics stand for the whole image's when it runs in tiles of `tile`:
-    `image` itself when it has at most REFERENCE pixels (or a tile's), else resized (aspect
-    kept) to about that many."""
-    pixels = max(REFERENCE, tile**2)
-    h, w = image.shape[-2:]
-    if h * w <= pixels:
+    """The view whose statistics stand for the whole image's when it runs in tiles of `tile`
+    (nst.models.tiles.reference_size): `image` itself, or resized (bilinear, antialiased)."""
+    size = reference_size(image.shape[-2:], tile)
+    if size == tuple(image.shape[-2:]):
         return image
-    scale = (pixels / (h * w)) ** 0.5
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
     return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 

@@ -1,6 +1,7 @@
 """The CUDA paths (marked `gpu`: skipped cleanly where torch sees no CUDA device, as on CI and
 the 2-core development machines): every method's output on the GPU equals its CPU output
-within a stated tolerance, and a tiled run equals an untiled one there too.
+within a stated tolerance, and a tiled run equals an untiled one there too; and (slow, on the
+CPU) benchmarks/gpu_check.py's script runs end to end.
 
 Tolerances: float32 on both sides, but cuDNN may pick TF32 convolutions on Ampere and later
 (torch's default for convolutions), whose 10-bit mantissa gives differences of about 1e-3 on
@@ -22,10 +23,8 @@ from nst.models.apply import apply_network
 from nst.models.pairs import stylize_pairs
 from nst.optimize import stylize
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-]
+#: a test that needs a CUDA device (with pytest.mark.gpu)
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 TOLERANCE = 5e-3
 #: small networks of each trained method (the smoke profile's sizes)
@@ -45,6 +44,8 @@ def stylise(net: torch.nn.Module, device: str, tile: int = 0) -> torch.Tensor:
     return apply_network(net, [content], tile=tile, overlap=16)[0]
 
 
+@pytest.mark.gpu
+@cuda
 @pytest.mark.parametrize("method", list_models())
 def test_each_network_gives_its_cpu_output_on_the_gpu(method: str) -> None:
     torch.manual_seed(0)
@@ -58,6 +59,8 @@ def test_each_network_gives_its_cpu_output_on_the_gpu(method: str) -> None:
     assert float((tiled - gpu).abs().mean()) < TOLERANCE, method
 
 
+@pytest.mark.gpu
+@cuda
 def test_image_optimisation_gives_its_cpu_result_on_the_gpu() -> None:
     """A few Adam steps of gatys on random VGG19: the same image on both devices (the
     optimisation can amplify a rounding difference, so the bound is the mean difference)."""
@@ -76,3 +79,25 @@ def test_image_optimisation_gives_its_cpu_result_on_the_gpu() -> None:
     }
     diff = (images["cuda"].image.cpu() - images["cpu"].image).abs()
     assert float(diff.mean()) < TOLERANCE
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_gpu_check_script_runs_end_to_end_on_the_cpu() -> None:
+    """benchmarks/gpu_check.py --quick on the CPU: the script itself works (every section
+    prints), so a lent GPU's minutes go to measuring, not to fixing it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu_check", "--device", "cpu", "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=580,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for line in ("gatys 64 px", "bf16/fp32 time", "train 2 steps", "apply johnson", "ddp johnson"):
+        assert line in done.stdout, line

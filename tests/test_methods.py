@@ -458,6 +458,12 @@ def test_a_comparison_file_names_its_folder_experiment_and_report_section(
     (section,) = methods_sections(out)
     assert section.title == "Methods compared: style_losses"
     assert section.tables[0].headers == ["metric", *losses]
+    # its figures are its own: beside results/methods/'s section, no name (an HTML id, a file
+    # under reports/assets/) is shared, so neither overwrites the other's
+    assert [p.name for p in section.plots] == [
+        "methods-style_losses-grid",
+        "methods-style_losses-tradeoff",
+    ]
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("style_losses")
     names = {r.info.run_name for r in client.search_runs([exp.experiment_id])}

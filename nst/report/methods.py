@@ -10,6 +10,7 @@ a missing or partial results/methods/ or losses.jsonl is a one-line note.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,13 @@ def methods_sections(results_dir: str | Path, found: MethodsResults | None = Non
             note = one.error.replace(str(one.root), f"results/{name}/") + "."
             sections.append(Section(title, note=note))
         else:
-            sections.append(methods_section(one, title))
+            sections.append(methods_section(one, title, name))
     return sections
 
 
-def methods_section(found: MethodsResults, title: str = TITLE) -> Section:
+def methods_section(found: MethodsResults, title: str = TITLE, name: str = "methods") -> Section:
+    """The section of comparison `name` (results/<name>/); its figures are named after it
+    (methods-grid; methods-style_losses-grid), unique on the page and in its assets."""
     summary, rows = found.summary, found.rows
     methods = [m for m in found.methods if m in set(rows["method"])]
     curves, problems, untrained = training_curves(found)
@@ -74,6 +77,11 @@ def methods_section(found: MethodsResults, title: str = TITLE) -> Section:
     plot = curves_plot(curves, untrained)
     if plot is not None:
         section.plots.append(plot)
+    if name != "methods":
+        section.plots = [
+            replace(p, name=p.name.replace("methods-", f"methods-{name}-", 1))
+            for p in section.plots
+        ]
     budget = budget_table(found)
     section.tables += [
         _metric_table(found, methods),
@@ -103,7 +111,7 @@ def methods_section(found: MethodsResults, title: str = TITLE) -> Section:
             "The protocol: every method on the same content x style pairs of the test split "
             f"({split.get('rule', '')}, seed {split.get('seed', '–')}); the networks train on the "
             "train and validation photos (adain, stytr: styles), never a test one; johnson trains "
-            "one network per test style.",
+            "one network per test style, cin one network for the test styles.",
         )
     )
     section.code = [

@@ -17,6 +17,7 @@ MODULES = [
     "bench_tracking",
     "bench_study",
     "bench_train",
+    "bench_runtime",
 ]
 
 if __name__ == "__main__":

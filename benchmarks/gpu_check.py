@@ -5,7 +5,10 @@ and measured in one short script, every figure a ratio against its baseline besi
                 setup excluded: the time of 1 + N steps minus that of 1)
     train       each trained method's images/s and peak memory (the CUDA peak allocated on
                 a GPU: nst.runtime.peak_memory_mb) over --train-steps steps of batch 4 at
-                --train-size px, float32 against bfloat16
+                --train-size px, float32 against bfloat16 and float16 (with its GradScaler)
+    options     johnson's steady images/s (benchmarks.bench_runtime: runs of N and 3N steps,
+                N = a quarter of --train-steps) compiled, with 4 DataLoader workers, and in
+                deterministic mode, each against eager fp32 loading in the loop
     apply       johnson (width 32) at --apply-sizes px: ms per image and peak memory
     ddp         `torchrun --nproc-per-node 1 -m nst train` (NCCL on CUDA, gloo on the CPU):
                 its images/s against the same training in one plain process
@@ -30,6 +33,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.bench_runtime import steady
 from benchmarks.common import cpu_line
 
 BACKBONES = ("vgg19", "vgg16", "efficientnet_lite0", "deit_small")
@@ -101,6 +105,18 @@ def train_config(method: str, data: Path, styles: Path, args: argparse.Namespace
     if "encoder_weights" in entry.fields:
         values["encoder_weights"] = "random"
     return TrainConfig.from_dict(values)
+
+
+#: johnson's runtime options measured against eager fp32 (nst.train.loop)
+OPTIONS: dict[str, dict[str, Any]] = {
+    "compiled": {"compile": True},
+    "4 DataLoader workers": {"workers": 4},
+    "deterministic": {"deterministic": True},
+}
+
+
+def config_of(config: Any, steps: int) -> Any:
+    return config.replace(steps=steps, log_every=steps)
 
 
 def train_run(config: Any, out: Path) -> tuple[float, float]:
@@ -179,10 +195,22 @@ def main(argv: list[str] | None = None) -> None:
         config = train_config(method, data, styles, args)
         fp32 = train_run(config, tmp / f"{method}-fp32")
         bf16 = train_run(config.replace(dtype="bfloat16"), tmp / f"{method}-bf16")
+        fp16 = train_run(config.replace(dtype="float16"), tmp / f"{method}-fp16")
         rows[method] = {"fp32": fp32, "bf16": bf16}
         print(
             f"  {method:8s} fp32 {fp32[0]:8.1f} img/s {fp32[1]:8.0f} MiB   bf16 {bf16[0]:8.1f} "
-            f"img/s {bf16[1]:8.0f} MiB   bf16/fp32 speed {bf16[0] / fp32[0]:.2f}",
+            f"img/s {bf16[1]:8.0f} MiB   fp16 {fp16[0]:8.1f} img/s {fp16[1]:8.0f} MiB   "
+            f"bf16/fp32 speed {bf16[0] / fp32[0]:.2f}  fp16/fp32 {fp16[0] / fp32[0]:.2f}",
+            flush=True,
+        )
+    quarter = config_of(train_config("johnson", data, styles, args), max(1, args.train_steps // 4))
+    print(f"options, johnson: img/s of steps {quarter.steps + 1}-{3 * quarter.steps}")
+    base, _ = steady(quarter, tmp / "eager")
+    print(f"  eager fp32, loading in the loop {base:8.1f} img/s  (baseline)", flush=True)
+    for name, change in OPTIONS.items():
+        rate, first = steady(quarter.replace(**change), tmp / name)
+        print(
+            f"  {name:31s} {rate:8.1f} img/s  {rate / base:.2f}x  (to step N {first:.1f} s)",
             flush=True,
         )
     print("apply johnson (width 32), one image: ms, peak MiB")

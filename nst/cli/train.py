@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         "world_size": result.world_size,
         "weights": result.weights.identity,
         "bf16": result.bf16 or None,
+        "nondeterministic_ops": result.nondeterministic if result.config.deterministic else None,
     }
     if args.json:
         print(json.dumps(info, indent=2))

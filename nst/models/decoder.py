@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from nst import NstError
+from nst.models.padding import ReflectionPad2d
 
 #: VGG19's convolutions as (stride, output channels), in forward order (module docstring)
 VGG19_CONVS = (
@@ -66,7 +67,7 @@ class OutputLayer(nn.Module):
 
 
 def conv3x3(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3))
+    return nn.Sequential(ReflectionPad2d(1), nn.Conv2d(cin, cout, 3))
 
 
 def mirror_plan(stride: int) -> list[tuple[int, int]]:

@@ -121,6 +121,8 @@ def load_model(
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The network inside a DistributedDataParallel wrapper (itself otherwise)."""
+    """The network inside torch.compile's and DistributedDataParallel's wrappers (itself
+    otherwise)."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile's OptimizedModule
     inner = getattr(model, "module", None)
     return inner if isinstance(inner, nn.Module) else model

@@ -38,6 +38,7 @@ from torch import nn
 
 from nst.images import pad_to_multiple
 from nst.models.decoder import OutputLayer
+from nst.models.padding import ReflectionPad2d
 from nst.models.registry import register
 
 #: the smallest padded side: the 9x9 convolution's reflection padding (4) must be shorter
@@ -57,7 +58,7 @@ class ConvLayer(nn.Sequential):
     """Reflection padding by k // 2, then a k x k convolution (spatial size / stride)."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
-        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride))
+        super().__init__(ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride))
 
 
 def conv_norm_relu(

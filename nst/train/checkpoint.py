@@ -9,6 +9,7 @@ On top of nst.models.io's format (format, meta, model) a training checkpoint hol
     train.data        the content stream's position {epoch, index} (nst.train.data: the crops
                       are a function of the position, so it is the stream's whole RNG state)
     train.style_data  the style stream's position (arbitrary-style methods only)
+    train.scaler      the fp16 gradient scaler's state (scale, growth tracker; dtype float16)
     meta.config       the TrainConfig, so that a resumed run continues with the same one
 
 Every value is a tensor, number, string, list or dict, so the file loads with
@@ -27,9 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from nst import NstError
 from nst.imagefiles import atomic_write
 from nst.models.io import FORMAT, CheckpointError, check_compatible, read_checkpoint, unwrap
-from nst.train.config import TrainConfig
+from nst.optimizers import lr_factor
+from nst.train.config import RESUMABLE_KEYS, TrainConfig
 from nst.train.data import Position
 
 CHECKPOINT = "checkpoint.pt"  # the latest training checkpoint in a run's folder
@@ -93,6 +96,7 @@ def save_training(
     position: Position,
     extra: dict[str, Any] | None = None,
     style_position: Position | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Path:
     """Write the training checkpoint (module docstring) atomically to `path`."""
     data = {
@@ -106,6 +110,7 @@ def save_training(
             "rng": rng_state(),
             "data": position.to_dict(),
             **({"style_data": style_position.to_dict()} if style_position else {}),
+            **({"scaler": scaler.state_dict()} if scaler and scaler.is_enabled() else {}),
         },
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,6 +169,7 @@ def restore(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[int, Position]:
     """Load the state of `data` into the objects and the global RNGs: (step, data position)."""
     train = data["train"]
@@ -172,9 +178,44 @@ def restore(
         optimizer.load_state_dict(train["optimizer"])
         scheduler.load_state_dict(train["scheduler"])
         set_rng_state(train["rng"])
+        if scaler is not None and scaler.is_enabled():
+            scaler.load_state_dict(train["scaler"])
         return int(train["step"]), Position.from_dict(train["data"])
     except (KeyError, RuntimeError, ValueError, TypeError) as err:
         reason = (str(err).splitlines() or [type(err).__name__])[0]
         raise CheckpointError(
             f"checkpoint {path}: cannot restore training state ({reason})"
         ) from None
+
+
+def check_out(path: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint's mapping when resuming (its config must match `config` but for the
+    RESUMABLE_KEYS), None for a new run; a new run never overwrites a checkpoint."""
+    if resume:
+        if not path.exists():
+            raise NstError(f"--resume: no checkpoint at {path}; start without --resume")
+        data = read_training(path, config)
+        saved = saved_config(data, path)
+        frozen = {k: v for k, v in saved.to_dict().items() if k not in RESUMABLE_KEYS}
+        now = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_KEYS}
+        if frozen != now:
+            diff = sorted(k for k in frozen if frozen[k] != now[k])
+            raise NstError(
+                f"--resume: the config differs from the checkpoint's in {', '.join(diff)}"
+            )
+        if saved.lr_schedule == "cosine" and saved.steps != config.steps:
+            step = int(data["train"]["step"])
+            raise NstError(
+                f"--resume with steps {config.steps} (the checkpoint's run has {saved.steps}) under "
+                f"lr_schedule cosine would make the lr jump at step {step} from "
+                f"{lr_factor(saved, step) * saved.lr:.3g} to "
+                f"{lr_factor(config, step) * config.lr:.3g}: "
+                f"keep --steps {saved.steps}, or train with lr_schedule constant or inverse"
+            )
+        return data
+    if path.exists():
+        raise NstError(
+            f"{path} exists: pass --resume to continue that run, or choose another --out "
+            "(a checkpoint is never overwritten by a new run)"
+        )
+    return None

@@ -65,7 +65,15 @@ from nst.parts import (
 )
 
 #: keys a resumed run may change; any other difference from the checkpoint's config is refused
-RESUMABLE_KEYS = ("steps", "checkpoint_every", "sample_every", "log_every", "device")
+RESUMABLE_KEYS = (
+    "steps",
+    "checkpoint_every",
+    "sample_every",
+    "log_every",
+    "device",
+    "compile",
+    "workers",
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,10 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
     beta: float = field_(-1.0, "style weight; negative: the method's default")
     lr: float = field_(1.0e-3, "learning rate of the network's weights")
     device: str = field_("auto", "cpu | cuda | cuda:N | auto (cuda when available)")
+    # fp16 trains (a gradient scaler keeps its gradients in range); an optimised image has none
+    dtype: Literal["float32", "bfloat16", "float16"] = field_(  # type: ignore[assignment]
+        "float32", "float32; bfloat16 or float16 autocast (float16 with a gradient scaler)"
+    )
     # the training run
     batch_size: int = field_(4, "images per step and process (global batch: x world size)")
     size: int = field_(256, "side of the square training crops (content and style), pixels")
@@ -112,6 +124,11 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
     style_size: int = field_(0, "johnson: long side of the style image; 0: size")
     steps: int = field_(40000, "training steps (Johnson et al.: 40k of batch 4)")
     channels_last: bool = field_(False, "channels-last memory format (faster convs on GPUs)")
+    compile: bool = field_(False, "torch.compile the network (first steps compile it)")
+    workers: int = field_(0, "DataLoader processes loading batches ahead; 0: in the loop")
+    deterministic: bool = field_(
+        False, "deterministic algorithms, no cuDNN autotuning: the same bytes twice on a GPU"
+    )
     checkpoint_every: int = field_(1000, "steps between checkpoints (and always at the end)")
     sample_every: int = field_(500, "stylise the validation photos every N steps; 0: off")
     log_every: int = field_(10, "steps between loss-curve rows")
@@ -132,6 +149,7 @@ class TrainConfig(RuntimePart, OptimizerPart, LossPart, MethodPart):
         "decoder_width": Range(0, strict=True),
         **dict.fromkeys(("identity1", "identity2", "lora_alpha"), Range(0)),
         **dict.fromkeys(("resize", "style_size", "checkpoint_every", "sample_every"), Range(0)),
+        "workers": Range(0),
         "val_images": Range(0),
     }
 

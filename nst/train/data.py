@@ -22,6 +22,14 @@ and the per-item mean losses (averaged by DistributedDataParallel) are those of 
 The same class streams the style images of arbitrary-style training (`what="style"`, with
 its own seed: nst.train.arbitrary).
 
+Loading ahead (`workers` > 0). A torch DataLoader's worker processes compute the batches
+ahead, in pinned memory when the run is on CUDA (so the copy to the device overlaps the
+step): batch k after the stream's position is a function of the position and k alone, so the
+workers deliver the same tensors, in the same order, as the training process would compute
+itself, and the stream's position (what a checkpoint saves) advances as the loop consumes them.
+The DataLoader's own seed comes from a generator of its own, so the global RNGs, saved with
+checkpoints, draw the same numbers with or without workers.
+
 Unreadable files. Files Pillow cannot identify are dropped when the folder is scanned; a file
 that fails to decode later is replaced by the next readable photo of the same permutation
 (positions i + 1, i + 2, ...), without advancing the stream. Whether a file decodes does not
@@ -31,8 +39,11 @@ skipped file is counted (`skipped`) and reported with one warning each.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import itertools
 import warnings
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,13 +174,24 @@ class ContentStream:
             index += 1
         return out
 
+    def advanced(self, start: Position, count: int) -> Position:
+        """The position after the `count` items from `start`: the last one's index + 1 (an
+        index of N is the next epoch's start, as `positions` reads it)."""
+        if count == 0:
+            return start
+        n = len(self.paths)
+        last = start.epoch * n + start.index + count - 1
+        return Position(last // n, last % n + 1)
+
+    def batch_at(self, start: Position) -> torch.Tensor:
+        """This rank's B x 3 x size x size crops of the global batch that begins at `start`."""
+        span = self.positions(start, self.batch_size * self.world_size)
+        return torch.stack([self.item(p) for p in span[self.rank :: self.world_size]])
+
     def next_batch(self) -> torch.Tensor:
         """This rank's B x 3 x size x size crops of the next global batch; advances the position."""
-        span = self.positions(self.position, self.batch_size * self.world_size)
-        mine = span[self.rank :: self.world_size]
-        batch = torch.stack([self.item(p) for p in mine])
-        last = span[-1]
-        self.position = Position(last.epoch, last.index + 1)
+        batch = self.batch_at(self.position)
+        self.position = self.advanced(self.position, self.batch_size * self.world_size)
         return batch
 
     def item(self, pos: Position) -> torch.Tensor:
@@ -210,3 +232,43 @@ class ContentStream:
             x, y = (w - self.size) // 2, (h - self.size) // 2
             out.append(to_tensor(img.crop((x, y, x + self.size, y + self.size)))[0])
         return torch.stack(out) if out else torch.zeros(0, 3, self.size, self.size)
+
+
+class AheadBatches(torch.utils.data.Dataset[tuple[torch.Tensor, list[Path]]]):
+    """Batch k after `start` of a copy of the stream, with the files its copy skipped (run in a
+    DataLoader worker: the training process merges them into the stream's `skipped`)."""
+
+    def __init__(self, stream: ContentStream, start: Position):
+        self.stream, self.start = stream, start
+        self.span = stream.batch_size * stream.world_size
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, list[Path]]:
+        before = len(self.stream.skipped)
+        batch = self.stream.batch_at(self.stream.advanced(self.start, k * self.span))
+        return batch, self.stream.skipped[before:]
+
+
+def batches(stream: ContentStream, workers: int, pin: bool) -> Generator[torch.Tensor, None, None]:
+    """The stream's batches from its position on, endlessly; the position advances as each
+    batch is taken. workers > 0: computed ahead by that many DataLoader processes, pinned when
+    `pin` (module docstring); 0: in this process, when taken."""
+    if not workers:
+        while True:
+            yield stream.next_batch()
+    quiet = copy.copy(stream)  # the workers' copy: the training process warns
+    quiet.warn, quiet.skipped, quiet._bad = False, list(stream.skipped), set(stream._bad)
+    span = stream.batch_size * stream.world_size
+    loader = torch.utils.data.DataLoader(
+        AheadBatches(quiet, stream.position),
+        batch_size=None,
+        sampler=itertools.count(),  # type: ignore[arg-type]
+        num_workers=workers,
+        pin_memory=pin,
+        generator=torch.Generator().manual_seed(stream.seed),
+    )
+    for batch, skipped in loader:
+        for path in skipped:
+            if path not in stream.skipped:
+                stream._skip(path, f"{path}: it does not decode")
+        stream.position = stream.advanced(stream.position, span)
+        yield batch

@@ -1,8 +1,9 @@
 """The one training loop of every feed-forward method: `train(config, out) -> TrainResult`.
 
 Per step: this rank's share of the global batch (nst.train.data) -> the method's loss
-(nst.train.losses: it runs the network, under bf16 autocast and channels_last when
-configured) -> backward (DistributedDataParallel averages the gradients) -> optimiser and
+(nst.train.losses: it runs the network, under bf16 or fp16 autocast and channels_last when
+configured) -> backward (DistributedDataParallel averages the gradients; under fp16 of the
+loss scaled by a GradScaler, which skips a step whose gradients overflowed) -> optimiser and
 lr-schedule step. Methods that take the style as an input (their registry entry says so:
 adain, stytr) also take the next style batch from a second stream (nst.train.arbitrary);
 nothing here names a method. Only parameters that require grad (decoders, LoRA) are
@@ -14,7 +15,12 @@ Determinism: the network is initialised under torch.manual_seed(seed) (python `r
 numpy seeded alike); nothing else in the loop draws random numbers except the stream, whose
 crops are a function of its position. A checkpoint saves every RNG state and the position, so
 a resumed run computes the same float operations in the same order as an uninterrupted one
-and ends bit-identical on CPU.
+and ends bit-identical on CPU. On CUDA the same holds in deterministic mode
+(config.deterministic: nst.runtime.deterministic), except in ops that have no deterministic
+CUDA kernel, which the run names (TrainResult.nondeterministic, the MLflow tag
+nst.nondeterministic_ops). DataLoader workers (config.workers) deliver the same batches
+(nst.train.data), and torch.compile (config.compile) the same function, compiled: its kernels
+may round differently from eager ones.
 
 Non-finite losses. The losses stay on the device and are checked every `log_every` steps and
 before every checkpoint (a per-step check would synchronise the device each step); the first
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import sys
 import time
+import typing
 import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -42,19 +49,27 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from torch import nn
 
 from nst import NstError
 from nst.backbones.base import Backbone, WeightsInfo
 from nst.images import load_image
 from nst.models import get_model
 from nst.models.io import unwrap
-from nst.optimizers import lr_factor, make_optimizer, make_schedule
+from nst.optimizers import make_optimizer, make_schedule
 from nst.provenance import bf16_support
-from nst.runtime import peak_memory_mb, resolve_device, seed_everything
+from nst.runtime import (
+    autocast,
+    deterministic,
+    noting_nondeterminism,
+    peak_memory_mb,
+    resolve_device,
+    seed_everything,
+)
 from nst.train import arbitrary, distributed
 from nst.train import checkpoint as ckpt
-from nst.train.config import RESUMABLE_KEYS, TrainConfig
-from nst.train.data import ContentStream
+from nst.train.config import TrainConfig
+from nst.train.data import ContentStream, batches
 from nst.train.losses import LOSSES
 from nst.train.losslog import LOSS_LOG, append, drain, trim
 from nst.train.validate import Validate, run_validation, sample, stylize_row
@@ -90,6 +105,8 @@ class TrainResult:
     #: the final network's stylisation of the validation photos, side by side (eval mode,
     #: rank 0; None elsewhere or without photos): what the samples show, at the end
     validation: torch.Tensor | None = None
+    #: deterministic mode: the ops that ran without a deterministic kernel (empty on CPU)
+    nondeterministic: list[str] = field(default_factory=list)
 
 
 def train(
@@ -113,7 +130,7 @@ def train(
     path = out / ckpt.CHECKPOINT
     world = distributed.world_from_env()
     device = distributed.device_for(world, resolve_device(config.device))
-    saved = _check_out(path, config, resume)
+    saved = ckpt.check_out(path, config, resume)
     styles = None
     if config.takes_style:
         styles = arbitrary.style_stream(config, world.rank, world.world_size, world.is_main)
@@ -141,54 +158,24 @@ def train(
             "expect it to be slower than float32",
             stacklevel=2,
         )
-    distributed.start(world, device)
-    try:
-        return _run(
-            config,
-            out,
-            saved,
-            world,
-            device,
-            style,
-            (stream, styles),
-            bf16,
-            hooks,
-            progress,
-            (validate, frozenset(validate_at)),
-        )
-    finally:
-        distributed.stop(world)
-
-
-def _check_out(path: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
-    if resume:
-        if not path.exists():
-            raise NstError(f"--resume: no checkpoint at {path}; start without --resume")
-        data = ckpt.read_training(path, config)
-        saved = ckpt.saved_config(data, path)
-        frozen = {k: v for k, v in saved.to_dict().items() if k not in RESUMABLE_KEYS}
-        now = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_KEYS}
-        if frozen != now:
-            diff = sorted(k for k in frozen if frozen[k] != now[k])
-            raise NstError(
-                f"--resume: the config differs from the checkpoint's in {', '.join(diff)}"
+    with deterministic(config.deterministic):
+        distributed.start(world, device)
+        try:
+            return _run(
+                config,
+                out,
+                saved,
+                world,
+                device,
+                style,
+                (stream, styles),
+                bf16,
+                hooks,
+                progress,
+                (validate, frozenset(validate_at)),
             )
-        if saved.lr_schedule == "cosine" and saved.steps != config.steps:
-            step = int(data["train"]["step"])
-            raise NstError(
-                f"--resume with steps {config.steps} (the checkpoint's run has {saved.steps}) under "
-                f"lr_schedule cosine would make the lr jump at step {step} from "
-                f"{lr_factor(saved, step) * saved.lr:.3g} to "
-                f"{lr_factor(config, step) * config.lr:.3g}: "
-                f"keep --steps {saved.steps}, or train with lr_schedule constant or inverse"
-            )
-        return data
-    if path.exists():
-        raise NstError(
-            f"{path} exists: pass --resume to continue that run, or choose another --out "
-            "(a checkpoint is never overwritten by a new run)"
-        )
-    return None
+        finally:
+            distributed.stop(world)
 
 
 def _run(
@@ -214,11 +201,14 @@ def _run(
     optimizer = make_optimizer(config, params)
     scheduler = make_schedule(config, optimizer)
     assert scheduler is not None  # training has no L-BFGS
+    # fp16's narrow range: the loss is scaled up for backward and the gradients down before
+    # the step, which is skipped when they overflowed (off: every call passes through)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.dtype == "float16")
     start = 0
     path = out / ckpt.CHECKPOINT
     if saved is not None:
         start, stream.position = ckpt.restore(
-            saved, path, model=net, optimizer=optimizer, scheduler=scheduler
+            saved, path, model=net, optimizer=optimizer, scheduler=scheduler, scaler=scaler
         )
         if styles is not None:
             styles.position = ckpt.style_position(saved)
@@ -232,6 +222,8 @@ def _run(
     backbone, terms = objective.backbone, objective.terms
     _optimizer_to(optimizer, device)
     model = distributed.wrap(net, world, device)
+    if config.compile:  # DDP first, so its gradient hooks run around the compiled graph
+        model = typing.cast(nn.Module, torch.compile(model))
     val = stream.validation(config.val_images).to(device)
     val_style = style.to(device).expand(len(val), -1, -1, -1) if styles is not None else None
     extra: dict[str, Any] = {
@@ -270,20 +262,34 @@ def _run(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     step = start
+    pin = device.type == "cuda"
+    contents = batches(stream, config.workers, pin)
+    style_batches = batches(styles, config.workers, pin) if styles is not None else None
+    nondeterministic: list[str] = []
     try:
         while step < config.steps:
-            batch = stream.next_batch().to(device, non_blocking=True)
+            batch = next(contents).to(device, non_blocking=True)
             batch = batch.contiguous(memory_format=memory)
             sbatch = None
-            if styles is not None:
-                sbatch = styles.next_batch().to(device, non_blocking=True)
+            if style_batches is not None:
+                sbatch = next(style_batches).to(device, non_blocking=True)
                 sbatch = sbatch.contiguous(memory_format=memory)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
-                _, losses = objective(model, batch, sbatch)
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            optimizer.step()
-            scheduler.step()
+            # every step runs the same ops: the first one names those without a deterministic
+            # kernel
+            with noting_nondeterminism(nondeterministic, config.deterministic and step == start):
+                with autocast(device, config.dtype):
+                    _, losses = objective(model, batch, sbatch)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(losses["total"]).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            with warnings.catch_warnings():
+                # a step the fp16 scaler skipped (its gradients overflowed) still counts in the
+                # schedule: the schedule follows loop steps, as resuming expects
+                warnings.filterwarnings(
+                    "ignore", "Detected call of `lr_scheduler.step", UserWarning
+                )
+                scheduler.step()
             step += 1
             values = torch.stack([losses[t].detach().float() for t in terms])
             pending.append((step, distributed.mean_over_ranks(values, world)))
@@ -304,7 +310,7 @@ def _run(
                         bar.update(step - bar.n)
                         bar.set_postfix(loss=f"{rows[-1]['total']:.4g}", img_s=f"{rate:.1f}")
             if world.is_main and config.sample_every and step % config.sample_every == 0:
-                sample(unwrap(model), (val, val_style), step, out, hooks, bool(bf16), device)
+                sample(unwrap(model), (val, val_style), step, out, hooks, config.dtype, device)
             if at_checkpoint and world.is_main:
                 ckpt.save_training(
                     path,
@@ -316,6 +322,7 @@ def _run(
                     position=stream.position,
                     extra=extra,
                     style_position=styles.position if styles else None,
+                    scaler=scaler,
                 )
                 if hooks:
                     hooks.on_checkpoint(step, path)
@@ -323,6 +330,9 @@ def _run(
                 assert validate is not None
                 run_validation(validate, step, unwrap(model), device, objective)
     finally:
+        contents.close()  # stops the DataLoader workers
+        if style_batches is not None:
+            style_batches.close()
         if bar is not None:
             bar.close()
     loop_s = time.perf_counter() - loop_t0
@@ -330,7 +340,7 @@ def _run(
     final_row = None
     if world.is_main:
         ckpt.save_model(model_path, model, config, step, extra)
-        final_row = stylize_row(unwrap(model), (val, val_style), bool(bf16), device)
+        final_row = stylize_row(unwrap(model), (val, val_style), config.dtype, device)
     distributed.barrier(world)
     done = step - start
     result = TrainResult(
@@ -350,6 +360,7 @@ def _run(
         history=history,
         parameters=counts,
         validation=None if final_row is None else final_row.cpu(),
+        nondeterministic=nondeterministic,
     )
     if world.is_main and hooks:
         hooks.on_end(result)

@@ -105,6 +105,8 @@ class MlflowHooks:
         t.log_metrics(metrics, step=result.steps)
         if result.bf16:
             t.set_tags({"nst.bf16": result.bf16})
+        if result.config.deterministic:  # where the bytes can still differ between runs
+            t.set_tags({"nst.nondeterministic_ops": ",".join(result.nondeterministic) or "none"})
         if result.validation is not None:
             t.log_image(result.validation, VALIDATION)
         if not self.artifacts:

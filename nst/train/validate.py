@@ -29,6 +29,7 @@ from torch import nn
 
 from nst.images import save_image
 from nst.models.registry import model_inputs
+from nst.runtime import autocast
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def evaluating(net: nn.Module) -> Iterator[None]:
 def stylize_row(
     net: nn.Module,
     vals: tuple[torch.Tensor, torch.Tensor | None],
-    bf16: bool,
+    dtype: str,
     device: torch.device,
 ) -> torch.Tensor | None:
     """The validation photos stylised by `net` in eval mode (no dropout, the output layer's
@@ -92,7 +93,7 @@ def stylize_row(
     val, val_style = vals
     if not len(val):
         return None
-    with evaluating(net), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    with evaluating(net), autocast(device, dtype):
         styled = (net(val) if val_style is None else net(val, val_style)).float()
     return torch.cat(list(styled), dim=-1).unsqueeze(0)
 
@@ -103,11 +104,11 @@ def sample(
     step: int,
     out: Path,
     hooks: Any,
-    bf16: bool,
+    dtype: str,
     device: torch.device,
 ) -> None:
     """stylize_row as samples/step_NNNNNN.png, given to the hooks' on_sample."""
-    row = stylize_row(net, vals, bf16, device)
+    row = stylize_row(net, vals, dtype, device)
     if row is None:
         return
     save_image(row, out / "samples" / f"step_{step:06d}.png")

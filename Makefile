@@ -7,8 +7,9 @@ STAMP := $(VENV)/.setup-stamp
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help setup lock repro test test-all lint bench ui mlflow-server
+.PHONY: help setup lock repro test test-all lint bench ui mlflow-server docs docs-serve figure
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -45,6 +46,15 @@ ui: setup ## browse runs in the MLflow UI on 127.0.0.1:5000
 
 mlflow-server: setup ## MLflow server on 127.0.0.1:5001, PostgreSQL store (db mlflow), for many workers
 	@BIN=$(BIN) bash scripts/mlflow_server.sh
+
+docs: setup ## build the documentation site into site/ (MkDocs, strict: a warning fails it)
+	$(BIN)/mkdocs build --strict
+
+figure: setup ## draw docs/assets/methods-grid.png (the README's figure) from the methods comparison
+	@bash scripts/figure.sh
+
+docs-serve: setup ## serve the documentation on 127.0.0.1:8000, rebuilt on every edit
+	$(BIN)/mkdocs serve -a 127.0.0.1:8000
 
 .PHONY: exps
 # scripts/exps.py: one table per study in 100 columns; `dvc exp show` with every study's columns

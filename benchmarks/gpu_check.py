@@ -5,7 +5,8 @@ and measured in one short script, every figure a ratio against its baseline besi
                 setup excluded: the time of 1 + N steps minus that of 1)
     train       each trained method's images/s and peak memory (the CUDA peak allocated on
                 a GPU: nst.runtime.peak_memory_mb) over --train-steps steps of batch 4 at
-                --train-size px, float32 against bfloat16 and float16 (with its GradScaler)
+                --train-size px, float32 against bfloat16 and (on CUDA) float16 with its
+                GradScaler
     options     johnson's steady images/s (benchmarks.bench_runtime: runs of N and 3N steps,
                 N = a quarter of --train-steps) compiled, with 4 DataLoader workers, and in
                 deterministic mode, each against eager fp32 loading in the loop
@@ -33,7 +34,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.bench_runtime import steady
+from benchmarks.bench_runtime import config, photos, steady
 from benchmarks.common import cpu_line
 
 BACKBONES = ("vgg19", "vgg16", "efficientnet_lite0", "deit_small")
@@ -72,39 +73,16 @@ def gatys_step(backbone: str, dtype: str, size: int, steps: int, device: str) ->
     return (run(1 + steps) - run(1)) / steps
 
 
-def photos(folder: Path, n: int, side: int) -> Path:
-    from nst.images import save_image
-
-    for i in range(n):
-        save_image(torch.rand(1, 3, side, side), folder / f"p{i}.png")
-    return folder
-
-
 def train_config(method: str, data: Path, styles: Path, args: argparse.Namespace) -> Any:
-    from nst.models.registry import get_method
-    from nst.train.config import TrainConfig
-
-    values: dict[str, Any] = {
-        "method": method,
-        "data": str(data),
-        "size": args.train_size,
-        "batch_size": 4,
-        "steps": args.train_steps,
-        "device": args.device,
-        "weights": "random",
-        "checkpoint_every": 0,
-        "sample_every": 0,
-        "val_images": 0,
-        "log_every": args.train_steps,
-    }
-    entry = get_method(method)
-    if entry.takes_style or entry.style_bank:
-        values["styles"] = str(styles)
-    else:
-        values["style"] = str(styles / "p0.png")
-    if "encoder_weights" in entry.fields:
-        values["encoder_weights"] = "random"
-    return TrainConfig.from_dict(values)
+    return config(
+        method,
+        data,
+        styles,
+        size=args.train_size,
+        batch_size=4,
+        steps=args.train_steps,
+        device=args.device,
+    )
 
 
 #: johnson's runtime options measured against eager fp32 (nst.train.loop)
@@ -113,10 +91,6 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "4 DataLoader workers": {"workers": 4},
     "deterministic": {"deterministic": True},
 }
-
-
-def config_of(config: Any, steps: int) -> Any:
-    return config.replace(steps=steps, log_every=steps)
 
 
 def train_run(config: Any, out: Path) -> tuple[float, float]:
@@ -180,10 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     print(device_line(device), flush=True)
     print(f"gatys {args.size} px, Adam, s/step ({args.steps} steps, setup excluded)")
     for backbone in BACKBONES:
-        fp32 = gatys_step(backbone, "float32", args.size, args.steps, args.device)
-        bf16 = gatys_step(backbone, "bfloat16", args.size, args.steps, args.device)
+        s32 = gatys_step(backbone, "float32", args.size, args.steps, args.device)
+        s16 = gatys_step(backbone, "bfloat16", args.size, args.steps, args.device)
         print(
-            f"  {backbone:20s} fp32 {fp32:8.4f}  bf16 {bf16:8.4f}  bf16/fp32 time {bf16 / fp32:.2f}",
+            f"  {backbone:20s} fp32 {s32:8.4f}  bf16 {s16:8.4f}  bf16/fp32 time {s16 / s32:.2f}",
             flush=True,
         )
     tmp = Path(tempfile.mkdtemp(prefix="gpu_check_"))
@@ -192,18 +166,24 @@ def main(argv: list[str] | None = None) -> None:
     print(f"train {args.train_steps} steps of batch 4 at {args.train_size} px: img/s, peak MiB")
     rows: dict[str, Any] = {}
     for method in list_models():
-        config = train_config(method, data, styles, args)
-        fp32 = train_run(config, tmp / f"{method}-fp32")
-        bf16 = train_run(config.replace(dtype="bfloat16"), tmp / f"{method}-bf16")
-        fp16 = train_run(config.replace(dtype="float16"), tmp / f"{method}-fp16")
+        cfg = train_config(method, data, styles, args)
+        fp32 = train_run(cfg, tmp / f"{method}-fp32")
+        bf16 = train_run(cfg.replace(dtype="bfloat16"), tmp / f"{method}-bf16")
+        half = "fp16 (CUDA only: emulated on most CPUs, tens of times slower)"
+        if device.type == "cuda":
+            fp16 = train_run(cfg.replace(dtype="float16"), tmp / f"{method}-fp16")
+            half = (
+                f"fp16 {fp16[0]:8.1f} img/s {fp16[1]:8.0f} MiB   fp16/fp32 {fp16[0] / fp32[0]:.2f}"
+            )
         rows[method] = {"fp32": fp32, "bf16": bf16}
         print(
             f"  {method:8s} fp32 {fp32[0]:8.1f} img/s {fp32[1]:8.0f} MiB   bf16 {bf16[0]:8.1f} "
-            f"img/s {bf16[1]:8.0f} MiB   fp16 {fp16[0]:8.1f} img/s {fp16[1]:8.0f} MiB   "
-            f"bf16/fp32 speed {bf16[0] / fp32[0]:.2f}  fp16/fp32 {fp16[0] / fp32[0]:.2f}",
+            f"img/s {bf16[1]:8.0f} MiB   bf16/fp32 speed {bf16[0] / fp32[0]:.2f}   {half}",
             flush=True,
         )
-    quarter = config_of(train_config("johnson", data, styles, args), max(1, args.train_steps // 4))
+    quarter = train_config("johnson", data, styles, args).replace(
+        steps=max(1, args.train_steps // 4)
+    )
     print(f"options, johnson: img/s of steps {quarter.steps + 1}-{3 * quarter.steps}")
     base, _ = steady(quarter, tmp / "eager")
     print(f"  eager fp32, loading in the loop {base:8.1f} img/s  (baseline)", flush=True)
@@ -217,8 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     for size in (int(s) for s in args.apply_sizes.split(",")):
         ms, mib = apply_run(size, device)
         print(f"  {size:5d} px  {ms:9.1f} ms  {mib:8.0f} MiB", flush=True)
-    config = train_config("johnson", data, styles, args)
-    ddp = ddp_run(config, tmp / "ddp")
+    ddp = ddp_run(train_config("johnson", data, styles, args), tmp / "ddp")
     plain = rows["johnson"]["fp32"][0]
     backend = "nccl" if device.type == "cuda" else "gloo"
     print(

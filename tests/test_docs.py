@@ -208,6 +208,23 @@ def test_every_key_of_the_experiment_files_is_documented(path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "config",
+    ["nst.config:TransferConfig", "nst.config:StrotssConfig", "nst.train.config:TrainConfig"],
+    ids=str,
+)
+def test_every_config_field_is_documented(config: str) -> None:
+    """Every field of a config is an option of its command and a key of its files."""
+    import dataclasses
+    import importlib
+
+    module, name = config.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    code = "\n".join(code_text(p.read_text()) for p in doc_pages())
+    missing = sorted(f.name for f in dataclasses.fields(cls) if not mentions(f.name, code))
+    assert missing == [], f"fields of {name} never written as code in the docs: {missing}"
+
+
 def test_the_checks_themselves_catch_what_they_are_for() -> None:
     # keys at every level, inside lists too
     assert keys_of({"a": {"b": [{"c": 1}, 2]}, "d": None}) == {"a", "b", "c", "d"}

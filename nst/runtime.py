@@ -8,7 +8,9 @@ diverged run raises.
                     only (autocast with a gradient scaler: nst.train.loop)
     autocast        the autocast context of a config's dtype (off for float32)
     deterministic   torch's deterministic algorithms, cuDNN without autotuning, a fixed cuBLAS
-                    workspace: on for a run whose bytes must repeat, the previous mode after
+                    workspace, for a run whose bytes must repeat (the previous mode after it)
+    noting_nondeterminism
+                    the ops that ran without a deterministic kernel in deterministic mode
     seed_everything torch, python `random` and numpy seeded alike
     peak_memory_mb  on CUDA the peak allocated since the last reset of the peak statistics; on
                     the CPU the process's peak resident set so far (ru_maxrss: it never goes

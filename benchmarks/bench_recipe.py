@@ -1,5 +1,5 @@
 """The default recipe (what `nst transfer` runs with no option) against the tutorial-style
-baseline (Adam lr 0.02, 300 steps, the README's baseline recipe) on the same backbone and pairs:
+baseline (Adam lr 0.02, 300 steps, docs/benchmarks.md's baseline recipe) on the same backbone and pairs:
 seconds per image and the held-out metrics side by side.
 
     python -m benchmarks.bench_recipe                  # the auto backbone, shared pairs

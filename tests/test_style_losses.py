@@ -128,8 +128,8 @@ def small_config(**changes: object) -> TransferConfig:
 
 
 #: relaxed EMD is max(forward, backward): near a tie of the two sides a gradient step on the
-#: larger raises the other, and alone it stalls in pixel space (measured: README "### STROTSS
-#: and the style-losses comparison"); STROTSS adds the terms that make it work
+#: larger raises the other, and alone it stalls in pixel space (measured: docs/methods.md
+#: "The style-losses comparison"); STROTSS adds the terms that make it work
 MINIMISED = ("gram", "moments", "sliced_wasserstein")
 
 

@@ -245,6 +245,6 @@ def test_a_24_megapixel_photo_in_tiles_stays_under_4_gb(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     peak_kib = int(done.stdout.split("PEAK")[-1])
-    print(f"{method}: peak {peak_kib / 2**20:.2f} GiB")  # the figure the README quotes
+    print(f"{method}: peak {peak_kib / 2**20:.2f} GiB")  # the figure docs/training.md quotes
     assert peak_kib < 4 * 2**20, f"peak {peak_kib / 2**20:.2f} GiB"
     assert (tmp_path / "out" / "big.png").is_file()

@@ -66,7 +66,7 @@ LAYER_PRESETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 #: module -> the TransferConfig fields a run on its backbones starts from (nst.config
 #: TransferConfig.recipe); fields a family leaves out are the dataclass defaults.
-#: EfficientNet-Lite (README "Default recipes"): what experiments/recipe.yaml found on the
+#: EfficientNet-Lite (docs/transfer.md "Default recipes"): what experiments/recipe.yaml found on the
 #: pretrained Lite0 (a grid of optimiser x steps x style ratio, judged by the held-out Lite2):
 #: L-BFGS at lr 1 from the photo left a lower held-out style distance than Adam at every step
 #: budget, 100 steps the lowest (0.588-0.594; 50 steps 0.595, 300 steps 0.63); the style ratio

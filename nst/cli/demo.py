@@ -1,5 +1,5 @@
 """`nst demo --out PATH`: stylise a pair that needs no download (scikit-image's astronaut and
-brick texture). What `make repro` runs before data is fetched."""
+brick texture): a first stylisation on a fresh clone, before any data is fetched."""
 
 from __future__ import annotations
 

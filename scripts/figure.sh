@@ -14,7 +14,9 @@ mkdir -p "$tmp/results"
 ln -s "$PWD/results/methods" "$tmp/results/methods" # the comparison alone: no study sections
 .venv/bin/nst report --results "$tmp/results" --out "$tmp/report" --reconstruction-steps 0 >/dev/null
 mkdir -p docs/assets
-cp "$tmp/report/assets/index-methods-grid.png" docs/assets/methods-grid.png.tmp
+# a 256-colour palette: a third of the RGB file's size (git keeps every version of it)
+.venv/bin/python -c 'import sys; from PIL import Image; Image.open(sys.argv[1]).convert("RGB").quantize(256).save(sys.argv[2], "PNG", optimize=True)' \
+  "$tmp/report/assets/index-methods-grid.png" docs/assets/methods-grid.png.tmp
 mv docs/assets/methods-grid.png.tmp docs/assets/methods-grid.png
 echo "figure: wrote docs/assets/methods-grid.png from results/methods ($(.venv/bin/python -c \
   'import yaml; print(yaml.safe_load(open("params.yaml"))["profile"])') profile)"
